@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "app version @VERSION@ running on $(uname -s)"

@@ -1,0 +1,1 @@
+"""Build engine: pure-Python logic, free of textual and podman imports."""

@@ -1,0 +1,256 @@
+"""Turn Buildah 1.28's text output (``buildah bud --layers``, not a terminal) into typed events.
+
+Pure: no I/O, no UI, no podman. Feed it one line at a time with the time the line arrived; every
+line becomes a ``LogLine`` first, then whatever typed events it means.
+
+Conventions worth knowing:
+
+* Layer ids (``CacheHit.layer_id``, ``StepDone.layer_id``) are always Buildah's short 11-hex id,
+  the form ``--> abc`` prints, so both events of one cached step carry the same id.
+* Buildah prints the last step's ``--> id`` after ``COMMIT``, so that step's ``StepDone`` comes
+  after ``Committed``. A step Buildah never prints ``-->`` for (a ``FROM``) is closed with
+  ``layer_id=""`` by the next step, by ``Successfully tagged``/the image id, or by ``finish``.
+* ``level=error`` lines are not failures by themselves (Buildah logs some and goes on); the last
+  one is the message of the ``Failed`` that ``finish`` makes for a non-zero exit with no ``Error:``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from tui.engine.events import (
+    BlobCopied,
+    CacheHit,
+    Committed,
+    ConfigCopied,
+    Event,
+    Failed,
+    ImageBuilt,
+    LogLine,
+    ManifestWritten,
+    PullStarted,
+    Pushed,
+    PushStarted,
+    StepDone,
+    StepStarted,
+    Tagged,
+)
+from tui.engine.events import Warning as BuildWarning  # not the builtin
+
+Phase = Literal["pull", "push"]
+
+SHORT_ID_LEN = 11  # what Buildah prints in `--> abc`
+_STEP_RE = re.compile(r"(?:\[(\d+)/(\d+)\] )?STEP (\d+)/(\d+): (.*)")
+_COMMIT_RE = re.compile(r"(?:\[\d+/\d+\] )?COMMIT(?: (.*))?")
+# Only a hex id counts: a RUN step may well print "--> installing..." itself.
+_ARROW_RE = re.compile(r"--> (Using cache )?([0-9a-f]{6,64})\s*")
+_HEX64_RE = re.compile(r"[0-9a-f]{64}")
+_LOGRUS_RE = re.compile(r'level=(\w+) msg=("(?:[^"\\]|\\.)*"|\S*)')
+_TTY_LOG_RE = re.compile(r"(WARN|ERRO|FATA)\[\d+\] ?(.*)")
+_STEP_ERR_RE = re.compile(r'(.*?)": (.*)', re.DOTALL)
+_EXIT_RE = re.compile(r"exit status (\d+)\s*$")
+_ESCAPE_RE = re.compile(r"\\(.)")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+_BUILDING = 'Error: building at STEP "'
+# First characters of every line we interpret: the rest (RUN output) costs one set lookup.
+_FIRST_CHARS = frozenset("[SC-ETWtlb")
+
+
+def _unquote(value: str) -> str:
+    """Undo logrus' Go-style quoting of ``msg="..."``."""
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return _ESCAPE_RE.sub(lambda m: _ESCAPES.get(m[1], m[1]), value[1:-1])
+    return value
+
+
+def _exit_status(text: str) -> int | None:
+    match = _EXIT_RE.search(text)
+    return int(match[1]) if match else None
+
+
+@dataclass
+class _Step:
+    """The open step: started, neither done nor failed yet."""
+
+    stage: int
+    step: int
+    instruction: str
+    start: float
+    cached: bool = False
+
+
+class BuildahOutputParser:
+    """Stateful line parser; read ``steps_total``, ``cache_hits``, ``image_id``, ``failed`` and
+    ``pushed`` at any time."""
+
+    def __init__(self) -> None:
+        self.steps_total: int = 0  # STEP lines seen, all stages
+        self.cache_hits: int = 0
+        self.image_id: str = ""  # full 64-hex id once Buildah printed it
+        self.failed: Failed | None = None
+        self.pushed: list[Pushed] = []
+        self._step: _Step | None = None
+        self._committing = False  # COMMIT seen: the next `--> id` belongs to the open last step
+        self._phase: Phase = "pull"
+        self._blobs: set[str] = set()  # reported in this pull/push: redraws repeat a blob
+        self._last_error = ""
+
+    def feed(self, line: str, now: float) -> list[Event]:
+        """Parse one raw line (without its newline) that arrived at ``now``."""
+        out: list[Event] = [LogLine(line=line, time=now)]
+        if len(line) == 64 and _HEX64_RE.fullmatch(line):
+            # The image id comes last; while a step runs, a 64-hex line is just its output.
+            if self._step is None or self._committing:
+                out += self._close(now, "")
+                self.image_id = line
+                out.append(ImageBuilt(image_id=line, time=now))
+            return out
+        if not line or line[0] not in _FIRST_CHARS:
+            return out
+        if line.startswith("--> "):
+            out += self._arrow(line, now)
+        elif line.startswith(("STEP ", "[", "COMMIT")):
+            out += self._step_or_commit(line, now)
+        elif line.startswith("Error: "):
+            out += self._error(line, now)
+        elif line.startswith("Successfully tagged "):
+            out += self._close(now, "")
+            out.append(Tagged(image=line[20:].strip(), time=now))
+        elif line.startswith("Copying blob "):
+            parts = line[13:].split(None, 1)
+            if parts and parts[0] not in self._blobs:
+                self._blobs.add(parts[0])
+                skipped = len(parts) > 1 and "skipped" in parts[1]
+                out.append(BlobCopied(digest=parts[0], phase=self._phase, skipped=skipped,
+                                      time=now))
+        elif line.startswith("Copying config "):
+            words = line[15:].split(None, 1)
+            digest = words[0] if words else ""
+            out.append(ConfigCopied(digest=digest, phase=self._phase, time=now))
+        elif line.startswith("Writing manifest"):
+            out.append(ManifestWritten(phase=self._phase, time=now))
+        elif line.startswith("Trying to pull "):
+            self._blobs.clear()
+            out.append(PullStarted(ref=line[15:].strip().removesuffix("..."), time=now))
+        elif line.startswith("buildcage: "):
+            out += self._protocol(line[11:].split(), now)
+        elif line.startswith(("time=", "level=")):
+            out += self._logrus(_LOGRUS_RE.search(line), now)
+        elif line.startswith(("WARN[", "ERRO[", "FATA[")):
+            match = _TTY_LOG_RE.match(line)
+            if match:
+                level = "warning" if match[1] == "WARN" else "error"
+                out += self._log(level, match[2], now)
+        return out
+
+    def finish(self, exit_code: int, now: float) -> list[Event]:
+        """The process ended: close the open step, or report the failure nobody printed."""
+        if exit_code == 0:
+            return self._close(now, "")
+        step = self._step.instruction if self._step else ""
+        self._step = None  # a failed build's open step did not finish
+        if self.failed is not None:
+            return []
+        message = self._last_error or f"exit status {exit_code}"
+        code = _exit_status(self._last_error)
+        return self._fail(message, step, exit_code if code is None else code, now)
+
+    def _close(self, now: float, layer_id: str) -> list[Event]:
+        step, self._step, self._committing = self._step, None, False
+        if step is None:
+            return []
+        duration = max(0.0, now - step.start)
+        return [StepDone(stage=step.stage, step=step.step, layer_id=layer_id,
+                         duration_s=duration, cached=step.cached, time=now)]
+
+    def _step_or_commit(self, line: str, now: float) -> list[Event]:
+        match = _STEP_RE.fullmatch(line)
+        if match is None:
+            commit = _COMMIT_RE.fullmatch(line)
+            if commit is None:
+                return []
+            self._committing = True  # keep the last step open for the `--> id` that follows
+            return [Committed(image=(commit[1] or "").strip(), time=now)]
+        out = self._close(now, "")
+        stage, stages = int(match[1] or 1), int(match[2] or 1)
+        step, steps, instruction = int(match[3]), int(match[4]), match[5]
+        self.steps_total += 1
+        self._step = _Step(stage, step, instruction, now)
+        out.append(StepStarted(stage=stage, stages=stages, step=step, steps=steps,
+                               instruction=instruction, time=now))
+        return out
+
+    def _arrow(self, line: str, now: float) -> list[Event]:
+        match = _ARROW_RE.fullmatch(line)
+        if match is None or self._step is None:
+            return []
+        layer_id = match[2][:SHORT_ID_LEN]
+        if match[1] is None:
+            return self._close(now, layer_id)
+        if self._step.cached:
+            return []
+        self._step.cached = True
+        self.cache_hits += 1
+        return [CacheHit(stage=self._step.stage, step=self._step.step, layer_id=layer_id,
+                         time=now)]
+
+    def _error(self, line: str, now: float) -> list[Event]:
+        step = self._step.instruction if self._step else ""
+        message = line[7:]
+        if line.startswith(_BUILDING):
+            body = line[len(_BUILDING):]
+            # The instruction may itself hold `": `; trust the open step's text when it matches.
+            if step and body.startswith(step + '": '):
+                message = body[len(step) + 3:]
+            elif match := _STEP_ERR_RE.fullmatch(body):
+                step, message = match[1].strip(), match[2]
+        self._step, self._committing = None, False  # a failed step gets no StepDone
+        return self._fail(message, step, _exit_status(message), now)
+
+    def _fail(self, message: str, step: str, exit_code: int | None, now: float) -> list[Event]:
+        if self.failed is not None:  # keep the first: later errors are consequences
+            return []
+        self.failed = Failed(message=message, step=step, exit_code=exit_code, time=now)
+        return [self.failed]
+
+    def _protocol(self, words: list[str], now: float) -> list[Event]:
+        """Lines our builder script prints around the push."""
+        if len(words) == 2 and words[0] == "push":
+            self._phase = "push"
+            self._blobs.clear()
+            return [PushStarted(ref=words[1], time=now)]
+        if len(words) == 3 and words[0] == "pushed":
+            pushed = Pushed(ref=words[1], digest=words[2], time=now)
+            self.pushed.append(pushed)
+            self._phase = "pull"
+            return [pushed]
+        return []
+
+    def _logrus(self, match: re.Match[str] | None, now: float) -> list[Event]:
+        return self._log(match[1], _unquote(match[2]), now) if match else []
+
+    def _log(self, level: str, message: str, now: float) -> list[Event]:
+        if level in ("warning", "warn"):
+            return [BuildWarning(message=message, time=now)]
+        if level in ("error", "fatal", "panic"):
+            self._last_error = message
+        return []
+
+
+def parse_lines(
+    lines: Iterable[str], exit_code: int = 0, start: float = 0.0, step_s: float = 0.0
+) -> list[Event]:
+    """Parse a whole log (for tests and replay): line i arrives at ``start + i * step_s``.
+
+    A trailing newline on a line is dropped, so a file object can be passed as it is.
+    """
+    parser = BuildahOutputParser()
+    events: list[Event] = []
+    count = 0
+    for count, line in enumerate(lines, 1):
+        events += parser.feed(line.removesuffix("\n"), start + (count - 1) * step_s)
+    events += parser.finish(exit_code, start + count * step_s)
+    return events

@@ -1,0 +1,219 @@
+"""Typed build events: Buildah's text is parsed once into these, and every consumer
+(the TUI, the CLI's ``--json`` lines, history, benchmarks) reads the same objects.
+
+Events are frozen dataclasses so they can be recorded, replayed and compared. Each one has a
+``time`` (seconds since the epoch, taken when the line arrived) and a stable ``event`` name used in
+their JSON form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time as _time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+Status = Literal["succeeded", "failed", "canceled"]
+
+
+def _now() -> float:
+    return _time.time()
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event."""
+
+    name: ClassVar[str] = "event"
+    time: float = field(default_factory=_now, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"event": self.name}
+        data.update(dataclasses.asdict(self))
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=False)
+
+
+@dataclass(frozen=True)
+class BuildStarted(Event):
+    """The builder container was created and started."""
+
+    name: ClassVar[str] = "build_started"
+    build_id: str
+    profile: str
+    context: str
+    tag: str
+    container_id: str = ""
+
+
+@dataclass(frozen=True)
+class StepStarted(Event):
+    """``[stage/stages] STEP step/steps: INSTRUCTION``; stage numbers are 1-based."""
+
+    name: ClassVar[str] = "step_started"
+    stage: int
+    stages: int
+    step: int
+    steps: int
+    instruction: str
+
+
+@dataclass(frozen=True)
+class CacheHit(Event):
+    """``--> Using cache LAYER``: the current step was served from the layer cache."""
+
+    name: ClassVar[str] = "cache_hit"
+    stage: int
+    step: int
+    layer_id: str
+
+
+@dataclass(frozen=True)
+class StepDone(Event):
+    """A step finished; ``layer_id`` is the short id Buildah printed (``--> abc123``), if any."""
+
+    name: ClassVar[str] = "step_done"
+    stage: int
+    step: int
+    layer_id: str
+    duration_s: float
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class PullStarted(Event):
+    """``Trying to pull REF...``"""
+
+    name: ClassVar[str] = "pull_started"
+    ref: str
+
+
+@dataclass(frozen=True)
+class BlobCopied(Event):
+    """``Copying blob DIGEST done`` (or ``skipped: already exists``), during a pull or a push."""
+
+    name: ClassVar[str] = "blob_copied"
+    digest: str
+    phase: Literal["pull", "push"]
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class ConfigCopied(Event):
+    """``Copying config DIGEST``"""
+
+    name: ClassVar[str] = "config_copied"
+    digest: str
+    phase: Literal["pull", "push"]
+
+
+@dataclass(frozen=True)
+class ManifestWritten(Event):
+    """``Writing manifest to image destination``: a pull or push is complete."""
+
+    name: ClassVar[str] = "manifest_written"
+    phase: Literal["pull", "push"]
+
+
+@dataclass(frozen=True)
+class Committed(Event):
+    """``COMMIT [NAME]``: the final image of the build is being written."""
+
+    name: ClassVar[str] = "commit"
+    image: str
+
+
+@dataclass(frozen=True)
+class Tagged(Event):
+    """``Successfully tagged NAME``"""
+
+    name: ClassVar[str] = "tagged"
+    image: str
+
+
+@dataclass(frozen=True)
+class ImageBuilt(Event):
+    """The full 64-hex image id Buildah prints last."""
+
+    name: ClassVar[str] = "image_built"
+    image_id: str
+
+
+@dataclass(frozen=True)
+class Warning(Event):  # noqa: A001 - the event is a Buildah warning, named as Buildah names it
+    """``level=warning msg=...`` or ``WARN[0000] ...``"""
+
+    name: ClassVar[str] = "warning"
+    message: str
+
+
+@dataclass(frozen=True)
+class PushStarted(Event):
+    """The push of the built image to ``ref`` began."""
+
+    name: ClassVar[str] = "push_started"
+    ref: str
+
+
+@dataclass(frozen=True)
+class Pushed(Event):
+    """The image is in the registry (or OCI layout) under ``ref`` with manifest ``digest``."""
+
+    name: ClassVar[str] = "pushed"
+    ref: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    """The build failed. ``step`` names the failing instruction when Buildah said which."""
+
+    name: ClassVar[str] = "failed"
+    message: str
+    step: str = ""
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class LogLine(Event):
+    """One line of raw output, in order; every line is also one of these."""
+
+    name: ClassVar[str] = "log"
+    line: str
+
+
+@dataclass(frozen=True)
+class Done(Event):
+    """The last event of every build."""
+
+    name: ClassVar[str] = "done"
+    status: Status
+    image_id: str = ""
+    duration_s: float = 0.0
+    steps_total: int = 0
+    cache_hits: int = 0
+    pushed: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.name: cls
+    for cls in (
+        BuildStarted, StepStarted, CacheHit, StepDone, PullStarted, BlobCopied, ConfigCopied,
+        ManifestWritten, Committed, Tagged, ImageBuilt, Warning, PushStarted, Pushed, Failed,
+        LogLine, Done,
+    )
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from its JSON form (used to replay recorded builds)."""
+    fields = dict(data)
+    cls = EVENT_TYPES[fields.pop("event")]
+    return cls(**fields)
+
+
+def event_from_json(line: str) -> Event:
+    return event_from_dict(json.loads(line))

@@ -1,0 +1,129 @@
+"""Turning what a user asked for into a checked BuildPlan, with a clear message for bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from pathlib import Path
+
+from tui.engine.config import Config, data_dir, registries_conf
+from tui.engine.containerfile import find_containerfile
+from tui.engine.plan import BuildPlan
+from tui.engine.profiles import ProfileSet
+from tui.engine.registry import BadReference, parse_push_target, parse_reference
+
+
+class PlanError(ValueError):
+    """The request cannot become a build; the message tells the user what to change."""
+
+
+def new_build_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def project_name(context: Path) -> str:
+    """Directory name plus a short hash of its path: two `app/` folders are two projects."""
+    base = re.sub(r"[^a-z0-9_.-]+", "-", context.name.lower()).strip("-.") or "context"
+    return f"{base}-{hashlib.sha256(str(context).encode()).hexdigest()[:6]}"
+
+
+def default_tag(context: Path) -> str:
+    base = re.sub(r"[^a-z0-9_.-]+", "-", context.name.lower()).strip("-.") or "image"
+    return f"localhost/buildcage/{base}:latest"
+
+
+def selinux_enabled() -> bool:
+    return Path("/sys/fs/selinux/enforce").exists()
+
+
+def find_authfile() -> Path | None:
+    """The user's containers auth file, where podman and buildah look for it."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    candidates = [
+        os.environ.get("REGISTRY_AUTH_FILE", ""),
+        f"{runtime}/containers/auth.json" if runtime else "",
+        f"/run/containers/{os.getuid()}/auth.json",
+        str(Path.home() / ".config/containers/auth.json"),
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def parse_build_args(pairs: list[str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise PlanError(f"build argument {pair!r} must look like NAME=VALUE")
+        out.append((key, value))
+    return tuple(out)
+
+
+def make_plan(
+    context: str | Path,
+    *,
+    config: Config,
+    profile: str | None = None,
+    containerfile: str | Path | None = None,
+    tag: str | None = None,
+    push: str = "",
+    build_args: tuple[tuple[str, str], ...] = (),
+    target_stage: str = "",
+    no_cache: bool = False,
+    project: str | None = None,
+    confirmed: bool = False,
+    build_id: str | None = None,
+) -> BuildPlan:
+    """Check every input and build the plan; raises PlanError with a message for people."""
+    ctx = Path(context).expanduser().resolve()
+    if not ctx.exists():
+        raise PlanError(f"build context {str(context)!r} does not exist")
+    if not ctx.is_dir():
+        raise PlanError(f"build context {str(context)!r} is not a directory")
+    if containerfile:
+        cf = Path(containerfile).expanduser()
+        cf = (cf if cf.is_absolute() else (Path.cwd() / cf)).resolve()
+        if not cf.is_file():
+            raise PlanError(f"Containerfile {str(containerfile)!r} does not exist")
+    else:
+        found = find_containerfile(ctx)
+        if found is None:
+            raise PlanError(f"no Containerfile or Dockerfile in {ctx}; pass one with -f")
+        cf = found.resolve()
+    try:
+        profiles = ProfileSet.from_config(config.profiles)
+        chosen = profiles.get(profile or config.default_profile)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from exc
+    if chosen.requires_confirmation and not confirmed:
+        raise PlanError(
+            f"profile {chosen.name!r} lets the build write into the host's image store "
+            "(it can plant images the host will run); confirm it explicitly"
+        )
+    final_tag = tag or default_tag(ctx)
+    try:
+        ref = parse_reference(final_tag)
+        parse_push_target(push)
+    except BadReference as exc:
+        raise PlanError(str(exc)) from exc
+    return BuildPlan(
+        build_id=build_id or new_build_id(),
+        context=ctx,
+        containerfile=cf,
+        profile=chosen,
+        project=project or project_name(ctx),
+        tag=str(ref),
+        builder_image=config.builder_image,
+        data_dir=data_dir(),
+        build_args=build_args,
+        target_stage=target_stage,
+        push=push.strip(),
+        no_cache=no_cache,
+        authfile=find_authfile(),
+        selinux_enabled=selinux_enabled(),
+        registries_conf=registries_conf(config),
+    )
