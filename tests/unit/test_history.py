@@ -41,7 +41,7 @@ def test_round_trip_with_steps(tmp_path: Path) -> None:
         steps_total=3,
         cache_hits=1,
         image_id="sha256:abc",
-        pushed=True,
+        pushed="127.0.0.1:5000/demo/app:1@sha256:" + "ab" * 32,
         build_args={"VERSION": "1.2", "EMPTY": ""},
         stage_target="runtime",
         no_cache=False,

@@ -16,6 +16,7 @@ Conventions worth knowing:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from tui.engine.events import (
     Event,
     Failed,
     ImageBuilt,
+    ImageInfo,
     LogLine,
     ManifestWritten,
     PullStarted,
@@ -92,6 +94,7 @@ class BuildahOutputParser:
         self.image_id: str = ""  # full 64-hex id once Buildah printed it
         self.failed: Failed | None = None
         self.pushed: list[Pushed] = []
+        self.image_info: ImageInfo | None = None
         self._step: _Step | None = None
         self._committing = False  # COMMIT seen: the next `--> id` belongs to the open last step
         self._phase: Phase = "pull"
@@ -135,6 +138,8 @@ class BuildahOutputParser:
         elif line.startswith("Trying to pull "):
             self._blobs.clear()
             out.append(PullStarted(ref=line[15:].strip().removesuffix("..."), time=now))
+        elif line.startswith("buildcage: manifest "):
+            out += self._manifest(line[20:], now)
         elif line.startswith("buildcage: "):
             out += self._protocol(line[11:].split(), now)
         elif line.startswith(("time=", "level=")):
@@ -228,6 +233,16 @@ class BuildahOutputParser:
             self._phase = "pull"
             return [pushed]
         return []
+
+    def _manifest(self, text: str, now: float) -> list[Event]:
+        """``buildcage: manifest JSON``: the built image's manifest, for its layer sizes."""
+        try:
+            layers = json.loads(text).get("layers") or []
+            sizes = tuple(int(layer.get("size", 0)) for layer in layers)
+        except (ValueError, AttributeError, TypeError):
+            return []
+        self.image_info = ImageInfo(layers=sizes, time=now)
+        return [self.image_info]
 
     def _logrus(self, match: re.Match[str] | None, now: float) -> list[Event]:
         return self._log(match[1], _unquote(match[2]), now) if match else []

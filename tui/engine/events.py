@@ -143,6 +143,23 @@ class ImageBuilt(Event):
 
 
 @dataclass(frozen=True)
+class ImageInfo(Event):
+    """The built image's layers (sizes in bytes, from its manifest), printed by our builder script
+    as ``buildcage: manifest JSON``."""
+
+    name: ClassVar[str] = "image_info"
+    layers: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        # JSON gives a list back; keep the event hashable and equal to the original.
+        object.__setattr__(self, "layers", tuple(self.layers))
+
+    @property
+    def size(self) -> int:
+        return sum(self.layers)
+
+
+@dataclass(frozen=True)
 class Warning(Event):  # noqa: A001 - the event is a Buildah warning, named as Buildah names it
     """``level=warning msg=...`` or ``WARN[0000] ...``"""
 
@@ -202,8 +219,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
     for cls in (
         BuildStarted, StepStarted, CacheHit, StepDone, PullStarted, BlobCopied, ConfigCopied,
-        ManifestWritten, Committed, Tagged, ImageBuilt, Warning, PushStarted, Pushed, Failed,
-        LogLine, Done,
+        ManifestWritten, Committed, Tagged, ImageBuilt, ImageInfo, Warning, PushStarted, Pushed,
+        Failed, LogLine, Done,
     )
 }
 

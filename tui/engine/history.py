@@ -21,7 +21,7 @@ CREATE TABLE builds (
     started_at REAL NOT NULL, profile TEXT NOT NULL, context TEXT NOT NULL,
     containerfile TEXT NOT NULL, tag TEXT NOT NULL, target TEXT NOT NULL,
     status TEXT NOT NULL, duration_s REAL NOT NULL, steps_total INTEGER NOT NULL,
-    cache_hits INTEGER NOT NULL, image_id TEXT NOT NULL, pushed INTEGER NOT NULL,
+    cache_hits INTEGER NOT NULL, image_id TEXT NOT NULL, pushed TEXT NOT NULL,
     build_args TEXT NOT NULL, stage_target TEXT NOT NULL, no_cache INTEGER NOT NULL,
     warm INTEGER NOT NULL
 );
@@ -67,7 +67,8 @@ class BuildRecord:
     steps_total: int = 0
     cache_hits: int = 0
     image_id: str = ""
-    pushed: bool = False
+    pushed: str = ""
+    """``REF@DIGEST`` when the build pushed, else ""."""
     build_args: dict[str, str] = field(default_factory=dict)
     stage_target: str = ""
     no_cache: bool = False
@@ -77,7 +78,7 @@ class BuildRecord:
 
 # Scalar columns of ``builds``, in dataclass order; ``id`` is the key and steps have a table.
 _COLUMNS = tuple(f.name for f in fields(BuildRecord) if f.name not in ("id", "steps"))
-_BOOLS = ("pushed", "no_cache", "warm")
+_BOOLS = ("no_cache", "warm")
 
 
 def _row_values(record: BuildRecord) -> tuple[Any, ...]:

@@ -190,20 +190,23 @@ class BuildPlan:
         return str(target), argv + [self.tag, dest]
 
     def command(self) -> list[str]:
-        """The builder's command. With a push, a short script: our ``buildcage:`` lines mark the
-        push for the parser, since Buildah prints no digest of its own."""
-        bud = self.bud_argv()
+        """The builder's command: a short script around ``buildah bud``. Its ``buildcage:`` lines
+        tell the parser the image's layer sizes and the pushed digest, which Buildah never prints.
+        ``sh -e`` stops at the first failure and exits with its status."""
+        manifest = ["buildah", "inspect", "--type", "image", "--format", "{{.Manifest}}", self.tag]
+        script = [
+            shlex.join(self.bud_argv()),
+            f"echo \"buildcage: manifest $({shlex.join(manifest)} | tr -d '\\n')\"",
+        ]
         push = self.push_argv()
-        if push is None:
-            return bud
-        ref, argv = push
-        script = "; ".join([
-            shlex.join(bud),
-            f"echo {shlex.quote('buildcage: push ' + ref)}",
-            shlex.join(argv),
-            f'echo "buildcage: pushed {ref} $(cat /tmp/buildcage-digest)"',
-        ])
-        return ["sh", "-ec", script]
+        if push is not None:
+            ref, argv = push
+            script += [
+                f"echo {shlex.quote('buildcage: push ' + ref)}",
+                shlex.join(argv),
+                f'echo "buildcage: pushed {ref} $(cat /tmp/buildcage-digest)"',
+            ]
+        return ["sh", "-ec", "; ".join(script)]
 
     def environment(self) -> dict[str, str]:
         return {"BUILDAH_ISOLATION": "chroot"}

@@ -11,10 +11,21 @@ from typing import Any
 from tui.engine.plan import BuildPlan, Mount
 
 
-def _userns(mode: str) -> dict[str, str]:
-    # podman-py passes the mode through as nsmode; "auto:size=N" must be split for the API.
-    nsmode, _, value = mode.partition(":")
-    return {"nsmode": nsmode, "value": value} if value else {"nsmode": nsmode}
+def _userns(mode: str) -> dict[str, Any]:
+    """podman-py arguments for a user namespace mode like ``auto:size=65536``.
+
+    podman 4.3's API ignores ``userns={"nsmode": "auto"}`` alone (the container runs in the host
+    namespace); the automatic range must be asked for through ``idmappings``.
+    """
+    nsmode, _, options = mode.partition(":")
+    if nsmode != "auto":
+        return {"userns_mode": nsmode}
+    opts: dict[str, Any] = {}
+    for option in filter(None, options.split(",")):
+        key, _, value = option.partition("=")
+        if key == "size":
+            opts["Size"] = int(value)
+    return {"userns_mode": "auto", "idmappings": {"AutoUserNs": True, "AutoUserNsOpts": opts}}
 
 
 def create_kwargs(plan: BuildPlan) -> dict[str, Any]:
@@ -44,7 +55,7 @@ def create_kwargs(plan: BuildPlan) -> dict[str, Any]:
         ],
     }
     if plan.profile.userns != "host":
-        kwargs["userns_mode"] = _userns(plan.profile.userns)
+        kwargs.update(_userns(plan.profile.userns))
     if plan.security_options():
         kwargs["security_opt"] = plan.security_options()
     if plan.profile.cap_add:
