@@ -162,7 +162,9 @@ class BuildPlan:
         return mounts
 
     def bud_argv(self) -> list[str]:
-        argv = ["buildah", "bud", "--layers", "--force-rm"]
+        # --pull=missing: without it this Buildah re-pulls a base image the read-only host store
+        # already holds whenever the registry answers, which defeats the host-ro layout.
+        argv = ["buildah", "bud", "--layers", "--force-rm", "--pull=missing"]
         if self.no_cache:
             argv.append("--no-cache")
         argv += ["-f", self._containerfile_in_builder(), "-t", self.tag]
