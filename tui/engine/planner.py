@@ -102,7 +102,8 @@ def make_plan(
     if chosen.requires_confirmation and not confirmed:
         raise PlanError(
             f"profile {chosen.name!r} lets the build write into the host's image store "
-            "(it can plant images the host will run); confirm it explicitly"
+            "(it can plant images the host will run); confirm it explicitly "
+            "(CLI: --allow-host-rw, TUI: answer the confirmation)"
         )
     final_tag = tag or default_tag(ctx)
     try:

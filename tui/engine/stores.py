@@ -31,14 +31,19 @@ class HostState:
     """References of the pinned images, for the user."""
 
 
-def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True) -> HostState:
-    state = HostState()
+def write_plan_files(plan: BuildPlan) -> None:
+    """The host files and directories the plan's renderings refer to."""
     for path, text in plan.files().items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
     if plan.store_dir is not None:
         plan.store_dir.mkdir(parents=True, exist_ok=True)
+
+
+def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True) -> HostState:
+    state = HostState()
+    write_plan_files(plan)
     if plan.profile.store == "fresh":
         client.volumes.create(plan.store_volume, labels=plan.labels())
         state.volume = plan.store_volume

@@ -1,0 +1,181 @@
+"""Command line: `buildcage [DIR]` starts the TUI (its picker in DIR); build, plan, profiles,
+doctor and history are headless and use the same engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from tui.cli_output import HumanPrinter, JsonPrinter
+from tui.engine.config import ConfigError, load_config
+from tui.engine.podman_api import PodmanUnavailable
+from tui.engine.profiles import ProfileError
+
+EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED = 1, 2, 130
+
+
+def _plan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("context", help="build context directory")
+    p.add_argument("-f", "--file", help="Containerfile (default: CONTEXT/Containerfile)")
+    p.add_argument("--profile", help="isolation profile (default: host-ro)")
+    p.add_argument("--tag", help="image name (default: localhost/buildcage/<context>:latest)")
+    p.add_argument("--push", default="", help="push target: HOST[:PORT]/REPO:TAG or oci:/DIR[:TAG]")
+    p.add_argument("--build-arg", action="append", default=[], metavar="K=V")
+    p.add_argument("--target", default="", help="stage to build")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--project", help="project name for per-project stores")
+    p.add_argument("--allow-host-rw", action="store_true",
+                   help="confirm a profile that can write the host's image store (host-rw)")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="buildcage", description=__doc__)
+    sub = top.add_subparsers(dest="verb")
+    build = sub.add_parser("build", help="build headless, printing progress or JSON events")
+    _plan_options(build)
+    build.add_argument("--json", action="store_true", help="one JSON object per event")
+    build.add_argument("--quiet", action="store_true", help="no Buildah output lines")
+    plan = sub.add_parser("plan", help="print the build as podman run, Kubernetes or JSON")
+    _plan_options(plan)
+    plan.add_argument("--format", choices=["podman", "kube", "json"], default="podman")
+    profiles = sub.add_parser("profiles", help="profiles with facts checked on real containers")
+    profiles.add_argument("--json", action="store_true")
+    sub.add_parser("doctor", help="check this machine, with fixes")
+    history = sub.add_parser("history", help="recent builds")
+    history.add_argument("--json", action="store_true")
+    history.add_argument("-n", type=int, default=20)
+    return top
+
+
+def _make_plan(engine, args: argparse.Namespace):
+    from tui.engine.planner import parse_build_args
+
+    return engine.plan(
+        args.context, profile=args.profile, containerfile=args.file, tag=args.tag,
+        push=args.push, build_args=parse_build_args(args.build_arg), target_stage=args.target,
+        no_cache=args.no_cache, project=args.project, confirmed=args.allow_host_rw,
+    )
+
+
+def cmd_build(engine, args: argparse.Namespace) -> int:
+    printer = JsonPrinter() if args.json else HumanPrinter(quiet=args.quiet)
+    plan = _make_plan(engine, args)
+    runner = engine.runner(plan, printer)
+    # Ctrl-C or SIGTERM cancels: the runner removes the container, store and pins.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: threading.Thread(target=runner.cancel).start())
+    done = runner.run()
+    if done.status == "canceled":
+        return EXIT_CANCELED
+    return 0 if done.status == "succeeded" else EXIT_FAILED
+
+
+def cmd_plan(engine, args: argparse.Namespace) -> int:
+    from tui.engine.renderings import create_kwargs, kube_manifest, podman_run
+    from tui.engine.stores import write_plan_files
+
+    plan = _make_plan(engine, args)
+    write_plan_files(plan)  # the printed command refers to these files: make it runnable as is
+    if args.format == "podman":
+        print(podman_run(plan))
+    elif args.format == "kube":
+        print(kube_manifest(plan), end="")
+    else:
+        print(json.dumps({"build_id": plan.build_id, "profile": plan.profile.name,
+                          "context": str(plan.context), "tag": plan.tag, "push": plan.push,
+                          "create_kwargs": create_kwargs(plan)}, indent=2, default=str))
+    return 0
+
+
+def cmd_profiles(engine, args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    with tempfile.TemporaryDirectory(prefix="buildcage-probe-") as ctx:
+        (Path(ctx) / "Containerfile").write_text("FROM scratch\n")
+        rows = []
+        for profile in engine.profiles.profiles:
+            plan = engine.plan(ctx, profile=profile.name, confirmed=True, project="probe")
+            summary = engine.summary(plan)
+            rows.append(summary)
+    if args.json:
+        print(json.dumps([{"name": s.profile.name, "summary": s.profile.summary,
+                           "security": asdict(s.security), "speed": asdict(s.speed),
+                           "median_s": s.median_s, "facts": s.facts.to_dict()} for s in rows],
+                         indent=2))
+        return 0
+    for s in rows:
+        f = s.facts
+        print(f"{s.profile.name:10} security {'●' * s.security.score:<5} "
+              f"speed {'●' * s.speed.score:<5} {s.profile.summary}")
+        print(f"{'':10} host store: {f.host_store}; user namespace: {f.userns}; "
+              f"SELinux: {f.selinux}; caps: {len(f.effective_caps)}; "
+              f"engine sockets: {', '.join(f.engine_sockets) or 'none'}")
+        for reason in s.security.reasons + s.speed.reasons:
+            print(f"{'':10} - {reason}")
+    return 0
+
+
+def cmd_doctor(engine, args: argparse.Namespace) -> int:
+    from tui.engine.doctor import run_checks
+
+    checks = run_checks(engine.config)
+    for c in checks:
+        print(f"{'ok' if c.ok else 'FAIL':4}  {c.name:16} {c.detail}")
+        if not c.ok:
+            print(f"{'':22}fix: {c.fix}")
+    return 0 if all(c.ok for c in checks) else EXIT_FAILED
+
+
+def cmd_history(engine, args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    records = engine.history.recent(args.n)
+    if args.json:
+        print(json.dumps([asdict(r) for r in records], indent=2))
+        return 0
+    import datetime
+
+    for r in records:
+        when = datetime.datetime.fromtimestamp(r.started_at).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{r.id:4} {when} {r.profile:9} {r.status:9} {r.duration_s:7.1f}s "
+              f"{r.cache_hits:2}/{r.steps_total:<2} cached  {r.context}")
+    return 0
+
+
+VERBS = ("build", "plan", "profiles", "doctor", "history")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    start_dir = None
+    if argv and argv[0] not in VERBS and not argv[0].startswith("-"):
+        start_dir, argv = argv[0], argv[1:]  # `buildcage DIR`: the TUI, starting in DIR
+    args = parser().parse_args(argv)
+    json_errors = getattr(args, "json", False) and args.verb == "build"
+    try:
+        from tui.engine.session import Engine
+
+        engine = Engine(load_config())
+        if args.verb is None:
+            from tui.app import run_app
+
+            return run_app(engine, start_dir)
+        handler = {"build": cmd_build, "plan": cmd_plan, "profiles": cmd_profiles,
+                   "doctor": cmd_doctor, "history": cmd_history}[args.verb]
+        return handler(engine, args)
+    except (ValueError, ConfigError, ProfileError, PodmanUnavailable) as exc:
+        # PlanError, BadReference and friends: a message for people, not a traceback.
+        if json_errors:
+            JsonPrinter().error(str(exc))
+        else:
+            print(f"buildcage: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

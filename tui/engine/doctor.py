@@ -1,0 +1,112 @@
+"""Environment checks, each with the fix a user can apply when it fails."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tui.engine.config import LOCAL_REGISTRY, Config, data_dir
+from tui.engine.podman_api import PodmanUnavailable, connect, socket_path
+from tui.engine.profiles import HOST_STORE
+from tui.engine.registry import check_reachable
+
+PROVISION = "provision/provision.sh"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _socket(config: Config) -> Check:
+    path = socket_path(config.podman_url)
+    try:
+        client = connect(config.podman_url)
+        client.close()
+    except PodmanUnavailable as exc:
+        return Check("socket", False, str(exc).split(". Start")[0],
+                     f"podman system service --time=0 unix://{path} &  (or {PROVISION})")
+    return Check("socket", True, f"podman API answers at {config.podman_url}")
+
+
+def _podman(config: Config) -> list[Check]:
+    try:
+        client = connect(config.podman_url)
+    except PodmanUnavailable:
+        fix = "start the podman service first (see the socket check)"
+        return [Check(n, False, "not checked: podman does not answer", fix)
+                for n in ("podman version", "runtime", "builder image", "storage")]
+    with client:
+        info = client.info()
+        host, store = info.get("host", {}), info.get("store", {})
+        version = info.get("version", {}).get("Version", "?")
+        major = int(version.split(".")[0]) if version[0].isdigit() else 0
+        runtime = host.get("ociRuntime", {}).get("name", "?")
+        driver = store.get("graphDriverName", "?")
+        graph = store.get("graphRoot", "?")
+        has_builder = client.images.exists(config.builder_image)
+    return [
+        Check("podman version", major >= 4, f"podman {version}",
+              "install podman 4 or newer: apt-get install podman"),
+        Check("runtime", runtime == "runc", f"OCI runtime {runtime}",
+              f"set [engine] runtime = \"runc\" in containers.conf (crun refuses hybrid "
+              f"cgroups here); {PROVISION} writes it"),
+        Check("builder image", has_builder, config.builder_image,
+              f"build it: {PROVISION} (offline from Debian packages when no registry answers)"),
+        Check("storage", driver == "overlay" and graph == HOST_STORE,
+              f"host store {graph} ({driver})",
+              f"buildcage's host profiles expect the rootful overlay store at {HOST_STORE}"),
+    ]
+
+
+def _fuse() -> Check:
+    try:
+        mode = os.stat("/dev/fuse").st_mode
+    except OSError:
+        return Check("/dev/fuse", False, "missing", "modprobe fuse (the builder needs /dev/fuse)")
+    if not stat.S_ISCHR(mode):
+        return Check("/dev/fuse", False, "not a character device", "modprobe fuse")
+    world = mode & 0o006 == 0o006
+    return Check("/dev/fuse", world, f"mode {stat.S_IMODE(mode):o}",
+                 "chmod 0666 /dev/fuse (user-namespaced builders open it as a mapped user)")
+
+
+def _registry(config: Config) -> Check:
+    ok, message = check_reachable(LOCAL_REGISTRY, config.tls_verify_for(LOCAL_REGISTRY))
+    return Check("registry", ok, message, f"start the local registry: {PROVISION}")
+
+
+def _userns() -> Check:
+    try:
+        ok = all("containers:" in Path(f).read_text() for f in ("/etc/subuid", "/etc/subgid"))
+    except OSError:
+        ok = False
+    return Check("user namespaces", ok, "subordinate ids for 'containers'" if ok else "no ranges",
+                 "echo containers:200000:1000000 >> /etc/subuid /etc/subgid (isolated profile)")
+
+
+def _data_dir() -> Check:
+    path = data_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return Check("data dir", False, f"{path}: {exc.strerror}", f"make {path} writable")
+    return Check("data dir", True, str(path))
+
+
+def run_checks(config: Config) -> list[Check]:
+    checks: list[Check] = [_socket(config)]
+    checks += _podman(config)
+    simple: list[Callable[[], Check]] = [_fuse, _userns, _data_dir]
+    checks += [c() for c in simple]
+    checks.append(_registry(config))
+    return checks
