@@ -23,6 +23,7 @@ AUTHFILE = "/run/buildcage/auth.json"
 OCI_OUTPUT = "/output"
 STORAGE_CONF = "/etc/containers/storage.conf"
 REGISTRIES_CONF = "/etc/containers/registries.conf.d/99-buildcage.conf"
+MOUNT_RECORD = "overlay/.has-mount-program"
 
 MountKind = Literal["bind", "volume", "device"]
 
@@ -95,6 +96,10 @@ class BuildPlan:
         return self.conf_dir / f"storage-{_digest(self.storage_conf())}.conf"
 
     @property
+    def mount_record_path(self) -> Path:
+        return self.conf_dir / f"has-mount-program-{self.build_id}"
+
+    @property
     def registries_conf_path(self) -> Path:
         return self.conf_dir / "registries.conf"
 
@@ -142,6 +147,11 @@ class BuildPlan:
                                 f"store of project {self.project}"))
         else:
             mounts.append(Mount(HOST_STORE, HOST_STORE, "bind", False, "host store, read-write"))
+            # containers/storage records its mount program in the store; the builder's
+            # fuse-overlayfs would overwrite the host's record and break the host's own
+            # user-namespaced containers. The builder gets a private copy of that one file.
+            mounts.append(Mount(str(self.mount_record_path), f"{HOST_STORE}/{MOUNT_RECORD}",
+                                "bind", False, "builder's own overlay record"))
         if self.profile.host_store_ro:
             mounts.append(Mount(HOST_STORE, SHARED_STORE, purpose="host store, read-only"))
         for i, extra in enumerate(self.profile.extra_stores, start=1):
@@ -227,8 +237,11 @@ class BuildPlan:
 
     def files(self) -> dict[Path, str]:
         """Host files the renderings refer to; written before the builder is created."""
-        return {self.storage_conf_path: self.storage_conf(),
-                self.registries_conf_path: self.registries_conf}
+        files = {self.storage_conf_path: self.storage_conf(),
+                 self.registries_conf_path: self.registries_conf}
+        if self.profile.store == "host":
+            files[self.mount_record_path] = "true" if self.profile.mount_program else "false"
+        return files
 
 
 def mcs_level(project: str) -> str:

@@ -128,8 +128,11 @@ def kube_pod(plan: BuildPlan) -> dict[str, Any]:
         elif opt.startswith("label=level:"):
             security["seLinuxOptions"] = {"level": opt.removeprefix("label=level:")}
     annotations = {f"buildcage/{k.split('.', 1)[1]}": v for k, v in plan.labels().items()}
+    spec_extra: dict[str, Any] = {}
     if plan.profile.userns != "host":
-        annotations["io.podman.annotations.userns"] = plan.profile.userns
+        # Kubernetes' own switch for a user namespace. podman 4.3's kube play fails such a pod
+        # with host networking (sysfs); better a loud failure than a silently weaker builder.
+        spec_extra["hostUsers"] = False
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -138,6 +141,7 @@ def kube_pod(plan: BuildPlan) -> dict[str, Any]:
         "spec": {
             "restartPolicy": "Never",
             "hostNetwork": True,
+            **spec_extra,
             "containers": [{
                 "name": "builder",
                 "image": plan.builder_image,

@@ -1,83 +1,29 @@
 """Running a BuildPlan in a builder container through podman-py, as a stream of typed events.
 
-Following a container's logs loses the tail on this podman (a follow stream can end before the
-container does), so after the container exits the runner reads the logs again from the last
-second it saw and keeps only the lines it has not delivered: every line arrives, once, in order.
+The output is read as it comes (see tui.engine.logs for why not through ``follow``) and parsed
+once into events; every line arrives, once, in order, the last ones included.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from collections.abc import Callable
+from pathlib import Path
 
 from podman import PodmanClient
-from podman.errors import ImageNotFound
+from podman.errors import ImageNotFound, NotFound
 
 from tui.engine.buildah_output import BuildahOutputParser
 from tui.engine.events import BuildStarted, Done, Event, Failed
 from tui.engine.facts import SecurityFacts, facts_from_inspect
+from tui.engine.logs import ApiLogPoller, LogFileTail
 from tui.engine.plan import BuildPlan
 from tui.engine.renderings import create_kwargs
 from tui.engine.stores import prepare, release
 
 EventSink = Callable[[Event], None]
-
-
-class LogCursor:
-    """Remembers how far the log was read: the last timestamp and how many lines carried it."""
-
-    def __init__(self) -> None:
-        self.stamp = ""
-        self.count = 0
-        self._epoch_cache: tuple[str, float] = ("", 0.0)
-
-    def epoch(self, stamp: str) -> float:
-        if stamp != self._epoch_cache[0]:
-            self._epoch_cache = (stamp, datetime.fromisoformat(stamp).timestamp())
-        return self._epoch_cache[1]
-
-    def advance(self, stamp: str) -> None:
-        if stamp == self.stamp:
-            self.count += 1
-        else:
-            self.stamp, self.count = stamp, 1
-
-    def since(self) -> int:
-        """A ``since`` for re-reading: a second early, as podman compares whole seconds."""
-        return int(self.epoch(self.stamp)) - 1 if self.stamp else 0
-
-    def unseen(self, stamped: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
-        """Drops lines already delivered from a re-read that started at ``since()``."""
-        if not self.stamp:
-            yield from stamped
-            return
-        last = self.epoch(self.stamp)
-        skip_same = self.count
-        for stamp, line in stamped:
-            if stamp == self.stamp and skip_same:
-                skip_same -= 1
-                continue
-            if stamp != self.stamp and self.epoch(stamp) < last:
-                continue
-            yield stamp, line
-
-
-def stamped_lines(frames: Iterable[bytes]) -> Iterator[tuple[str, str]]:
-    """Splits podman's timestamped log frames into (timestamp, line); joins partial frames."""
-    pending = b""
-    for frame in frames:
-        pending += frame
-        if not pending.endswith(b"\n"):
-            continue
-        for raw in pending.split(b"\n")[:-1]:
-            stamp, _, text = raw.decode("utf-8", "replace").partition(" ")
-            yield stamp, text
-        pending = b""
-    if pending:
-        stamp, _, text = pending.decode("utf-8", "replace").partition(" ")
-        yield stamp, text
 
 
 class BuildRunner:
@@ -88,7 +34,10 @@ class BuildRunner:
         self.plan = plan
         self.on_event = on_event
         self.parser = BuildahOutputParser()
-        self.cursor = LogCursor()
+        self.poll_interval = 0.05
+        """Seconds between reads of new output while the builder runs."""
+        self.use_log_file = True
+        """Read the k8s-file log directly when podman is local (exact and cheap)."""
         self._canceled = threading.Event()
         self._container = None
         self._lock = threading.Lock()
@@ -156,21 +105,34 @@ class BuildRunner:
         self._emit(BuildStarted(build_id=self.plan.build_id, profile=self.plan.profile.name,
                                 context=str(self.plan.context), tag=self.plan.tag,
                                 container_id=container.id))
-        self._deliver(container.logs(stream=True, follow=True, timestamps=True), self.cursor)
-        result = container.wait()
-        exit_code = int(result if isinstance(result, int) else result.get("StatusCode", -1))
-        # The follow stream may have ended early: read again from where it stopped.
-        tail = container.logs(stream=False, timestamps=True, since=self.cursor.since())
-        self._deliver(tail, None)
-        return exit_code
+        source = self._log_source(container)
+        exit_codes: list[int] = []
+        waiter = threading.Thread(target=lambda: exit_codes.append(self._wait(container)),
+                                  daemon=True)
+        waiter.start()
+        while waiter.is_alive():
+            lines = source.read_new()
+            self._deliver(lines)
+            if not lines:
+                waiter.join(self.poll_interval)
+        self._deliver(source.finish())
+        return exit_codes[0] if exit_codes else -1
 
-    def _deliver(self, frames: Iterable[bytes], cursor: LogCursor | None) -> None:
-        stamped = stamped_lines(frames)
-        if cursor is None:
-            stamped = self.cursor.unseen(stamped)
-        for stamp, line in stamped:
-            if cursor is not None:
-                cursor.advance(stamp)
+    @staticmethod
+    def _wait(container) -> int:
+        result = container.wait()
+        return int(result if isinstance(result, int) else result.get("StatusCode", -1))
+
+    def _log_source(self, container) -> LogFileTail | ApiLogPoller:
+        container.reload()
+        log = container.attrs.get("HostConfig", {}).get("LogConfig", {})
+        path = Path(log.get("Path") or "/nonexistent")
+        if self.use_log_file and log.get("Type") == "k8s-file" and os.access(path, os.R_OK):
+            return LogFileTail(path)
+        return ApiLogPoller(container)
+
+    def _deliver(self, lines: list[str]) -> None:
+        for line in lines:
             for event in self.parser.feed(line, time.time()):
                 self._emit(event)
 
@@ -182,13 +144,28 @@ class BuildRunner:
         with self._lock:
             container, self._container = self._container, None
         if container is not None:
-            try:
-                container.remove(force=True)
-            except Exception as exc:
-                left.append(f"container {self.plan.container_name} ({exc})")
+            problem = remove_container(container)
+            if problem:
+                left.append(f"container {self.plan.container_name} ({problem})")
         if state is not None:
             left += release(self.client, state)
         return left
+
+
+def remove_container(container, attempts: int = 20) -> str:
+    """Removes a container; returns "" or why it could not. Right after the builder exits,
+    podman may still be unmounting its /dev/shm ("device or resource busy"): retry briefly."""
+    problem = ""
+    for _ in range(attempts):
+        try:
+            container.remove(force=True)
+            return ""
+        except NotFound:
+            return ""
+        except Exception as exc:
+            problem = str(exc)
+            time.sleep(0.25)
+    return problem
 
 
 def probe_facts(client: PodmanClient, plan: BuildPlan) -> SecurityFacts:
@@ -204,7 +181,7 @@ def probe_facts(client: PodmanClient, plan: BuildPlan) -> SecurityFacts:
         return facts_from_inspect(container.attrs)
     finally:
         if container is not None:
-            container.remove(force=True)
+            remove_container(container)
         release(client, state)
 
 

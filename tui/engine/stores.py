@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from podman import PodmanClient
 from podman.errors import APIError, NotFound
@@ -29,6 +30,8 @@ class HostState:
     """Container ids of the pins."""
     pinned_images: list[str] = field(default_factory=list)
     """References of the pinned images, for the user."""
+    files: list[Path] = field(default_factory=list)
+    """Per-build files to delete afterwards."""
 
 
 def write_plan_files(plan: BuildPlan) -> None:
@@ -44,6 +47,8 @@ def write_plan_files(plan: BuildPlan) -> None:
 def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True) -> HostState:
     state = HostState()
     write_plan_files(plan)
+    if plan.profile.store == "host":
+        state.files.append(plan.mount_record_path)
     if plan.profile.store == "fresh":
         client.volumes.create(plan.store_volume, labels=plan.labels())
         state.volume = plan.store_volume
@@ -86,6 +91,9 @@ def release(client: PodmanClient, state: HostState) -> list[str]:
         except Exception as exc:  # podman down: say what is left behind
             left.append(f"pin container {pin_id[:12]} ({exc})")
     state.pins.clear()
+    for path in state.files:
+        path.unlink(missing_ok=True)
+    state.files.clear()
     if state.volume:
         try:
             client.volumes.get(state.volume).remove(force=True)

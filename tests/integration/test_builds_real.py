@@ -1,0 +1,110 @@
+"""Real builds through the engine: every profile pushes, failures are named, no line is lost,
+cancelling leaves nothing behind, and shared images are pinned while a build reads them."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import pytest
+from podman_helpers import EXAMPLES, ROOT, Recorder, build, registry_digest
+
+from tui.engine.events import Failed, ImageInfo, LogLine, Pushed, PushStarted, StepStarted
+from tui.engine.stores import PIN_LABEL, leftovers
+
+CONTEXTS = ROOT / "tests" / "data" / "contexts"
+
+
+@pytest.mark.parametrize("name", ["host-ro", "isolated", "project", "host-rw"])
+def test_every_profile_builds_hello_and_pushes(engine, run_id, name):
+    repo, tag = f"it/hello-{name}", run_id
+    rec = build(engine, EXAMPLES / "hello", profile=name, confirmed=True,
+                push=f"127.0.0.1:5000/{repo}:{tag}")
+    assert rec.done.status == "succeeded", [e for e in rec.of(Failed)]
+    pushed = rec.of(Pushed)
+    assert len(pushed) == 1 and len(rec.of(PushStarted)) == 1
+    assert pushed[0].digest == registry_digest(repo, tag)
+    assert rec.done.pushed == f"127.0.0.1:5000/{repo}:{tag}@{pushed[0].digest}"
+    info = rec.of(ImageInfo)
+    assert len(info) == 1 and len(info[0].layers) == 3  # base + COPY + RUN
+    assert leftovers(engine.client(), rec.events[0].build_id) == []
+
+
+def test_broken_fails_naming_the_step(engine):
+    rec = build(engine, EXAMPLES / "broken", profile="host-ro")
+    assert rec.done.status == "failed"
+    failed = rec.of(Failed)
+    assert len(failed) == 1
+    assert failed[0].step == 'RUN echo "about to fail" && exit 3'
+    assert failed[0].exit_code == 3
+    assert leftovers(engine.client(), rec.events[0].build_id) == []
+
+
+def test_a_million_lines_all_arrive_in_order(engine):
+    rec = Recorder()
+    numbers: list[int] = []
+
+    def keep(event):
+        if isinstance(event, LogLine):
+            if event.line.isdigit():
+                numbers.append(int(event.line))
+        else:
+            rec(event)
+
+    plan = engine.plan(CONTEXTS / "million", profile="host-ro", no_cache=True)
+    engine.runner(plan, keep).run()
+    assert rec.done.status == "succeeded"
+    assert len(numbers) == 1_000_000
+    assert numbers == list(range(1, 1_000_001))
+
+
+def _start_slow(engine, **options):
+    rec = Recorder()
+    plan = engine.plan(CONTEXTS / "slow", no_cache=True, **options)
+    runner = engine.runner(plan, rec)
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    deadline = time.time() + 60
+    while not any(isinstance(e, LogLine) and e.line == "started" for e in list(rec.events)):
+        assert time.time() < deadline, "the slow build never started its RUN"
+        time.sleep(0.1)
+    return plan, runner, rec, thread
+
+
+@pytest.mark.parametrize("name", ["isolated", "host-ro"])
+def test_cancel_leaves_no_container_store_or_pin(engine, name):
+    plan, runner, rec, thread = _start_slow(engine, profile=name)
+    runner.cancel()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert rec.done.status == "canceled"
+    client = engine.client()
+    assert leftovers(client, plan.build_id) == []
+    assert client.containers.list(all=True, filters={"label": f"{PIN_LABEL}={plan.build_id}"}) == []
+    assert not client.volumes.exists(plan.store_volume)
+    assert rec.of(Failed) == []
+
+
+def test_host_ro_pins_the_shared_base_image_while_building(engine, run_id):
+    # A base image of its own, so that a failed pin could only ever delete this one.
+    base = f"localhost/buildcage-it/pinned:{run_id}"
+    subprocess.run(["podman", "build", "-q", "-t", base, "-"], check=True, text=True,
+                   input=f"FROM 127.0.0.1:5000/buildcage/busybox:latest\nLABEL run={run_id}\n",
+                   stdout=subprocess.DEVNULL)
+    image_id = subprocess.run(["podman", "image", "inspect", "-f", "{{.Id}}", base], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    try:
+        plan, runner, rec, thread = _start_slow(engine, profile="host-ro",
+                                                build_args=(("BASE", base),))
+        removal = subprocess.run(["podman", "rmi", image_id], capture_output=True, text=True)
+        runner.cancel()
+        thread.join(30)
+        assert removal.returncode != 0, "the base image could be removed mid-build"
+        assert "container" in removal.stderr.lower()
+        assert rec.done.status == "canceled"
+        assert engine.client().containers.list(
+            all=True, filters={"label": f"{PIN_LABEL}={plan.build_id}"}) == []
+        assert [e.instruction for e in rec.of(StepStarted)][0] == f"FROM {base}"
+    finally:
+        subprocess.run(["podman", "rmi", "-f", base], capture_output=True)
