@@ -1,0 +1,121 @@
+"""The headless CLI against real podman: JSON events, cache hits, and the plan's renderings
+(the pasted `podman run` line and the Kubernetes manifest) building the same image."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from podman_helpers import EXAMPLES, ROOT
+
+
+@pytest.fixture(autouse=True)
+def _real_host(provisioned, data_home):
+    """Provisioned host; stores and history in this session's data directory (via XDG)."""
+
+
+def cli(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "tui", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, check=check, timeout=600)
+
+
+def events(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_build_json_streams_events_then_reports_cache_hits(run_id):
+    args = ["build", str(EXAMPLES / "multistage"), "--profile", "host-ro", "--json",
+            "--project", f"json-{run_id}"]
+    cold = cli(*args)
+    assert cold.returncode == 0, cold.stderr
+    cold_events = events(cold.stdout)
+    assert all("event" in e and "time" in e for e in cold_events)
+    kinds = [e["event"] for e in cold_events]
+    assert kinds[0] == "build_started" and kinds[-1] == "done"
+    # Step events arrive as the build runs, interleaved with its output, not in a block at the end.
+    assert kinds.index("step_started") < kinds.index("image_built")
+    done = cold_events[-1]
+    assert set(done) >= {"status", "image_id", "duration_s", "steps_total", "cache_hits", "pushed"}
+    assert done["status"] == "succeeded" and done["steps_total"] == 12
+
+    warm = events(cli(*args, check=True).stdout)
+    steps = [e for e in warm if e["event"] == "step_started"]
+    cacheable = [s for s in steps if not s["instruction"].startswith("FROM")]
+    hits = {(e["stage"], e["step"]) for e in warm if e["event"] == "cache_hit"}
+    assert hits == {(s["stage"], s["step"]) for s in cacheable}
+    assert warm[-1]["cache_hits"] == len(cacheable) == 10
+
+
+def test_broken_exits_nonzero_naming_the_step():
+    out = cli("build", str(EXAMPLES / "broken"), "--json")
+    assert out.returncode == 1
+    failed = [e for e in events(out.stdout) if e["event"] == "failed"]
+    assert [f["step"] for f in failed] == ['RUN echo "about to fail" && exit 3']
+    assert events(out.stdout)[-1]["status"] == "failed"
+
+
+def test_bad_input_is_a_clear_message():
+    missing = cli("build", "no/such/dir")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    bad_tag = cli("build", str(EXAMPLES / "hello"), "--tag", "Bad:tag")
+    assert "lowercase" in bad_tag.stderr
+    host_rw = cli("build", str(EXAMPLES / "hello"), "--profile", "host-rw")
+    assert host_rw.returncode == 2 and "--allow-host-rw" in host_rw.stderr
+    unknown = cli("build", str(EXAMPLES / "hello"), "--profile", "nope")
+    assert "no profile named 'nope'" in unknown.stderr
+
+
+def test_pasted_podman_run_builds_the_same_image(run_id):
+    project = ["--profile", "project", "--project", f"paste-{run_id}"]
+    built = events(cli("build", str(EXAMPLES / "hello"), "--json", *project, check=True).stdout)
+    image_id = built[-1]["image_id"]
+    command = cli("plan", str(EXAMPLES / "hello"), "--format", "podman", *project, check=True)
+    pasted = subprocess.run(["bash", "-c", command.stdout], capture_output=True, text=True,
+                            timeout=300)
+    assert pasted.returncode == 0, pasted.stderr
+    assert image_id in pasted.stdout.splitlines()
+
+
+def test_kube_manifest_plays_with_podman(run_id, tmp_path):
+    project = ["--profile", "project", "--project", f"kube-{run_id}"]
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(cli("plan", str(EXAMPLES / "hello"), "--format", "kube", *project,
+                            check=True).stdout)
+    name = next(line.split('"')[1] for line in manifest.read_text().splitlines()
+                if line.strip().startswith("name: \"buildcage-"))
+    subprocess.run(["podman", "kube", "play", str(manifest)], check=True, capture_output=True)
+    try:
+        deadline = time.time() + 120
+        state = ""
+        while time.time() < deadline:
+            state = subprocess.run(["podman", "inspect", "-f", "{{.State.Status}}",
+                                    f"{name}-builder"], capture_output=True, text=True).stdout
+            if state.strip() == "exited":
+                break
+            time.sleep(0.5)
+        logs = subprocess.run(["podman", "logs", f"{name}-builder"], capture_output=True,
+                              text=True).stdout
+        assert "Successfully tagged localhost/buildcage/hello:latest" in logs
+    finally:
+        subprocess.run(["podman", "kube", "down", str(manifest)], capture_output=True)
+
+
+def test_profiles_json_has_facts_for_every_profile():
+    out = cli("profiles", "--json", check=True)
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    assert set(rows) >= {"host-ro", "isolated", "project", "host-rw"}
+    assert rows["host-rw"]["facts"]["host_store"] == "read-write"
+    assert rows["host-ro"]["facts"]["host_store"] == "read-only"
+    assert rows["isolated"]["security"]["score"] > rows["host-rw"]["security"]["score"]
+    assert all(r["facts"]["engine_sockets"] == [] for r in rows.values())
+
+
+def test_doctor_passes_on_a_provisioned_machine():
+    out = cli("doctor")
+    assert out.returncode == 0, out.stdout
+    assert "FAIL" not in out.stdout

@@ -1,0 +1,34 @@
+"""The core never imports Textual: the engine and the headless CLI load without it."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import tui.engine
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_engine_and_cli_never_import_textual():
+    modules = [f"tui.engine.{m.name}" for m in pkgutil.iter_modules(tui.engine.__path__)]
+    modules += ["tui.cli", "tui.cli_output"]
+    assert len(modules) > 15
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_engine_sources_do_not_mention_textual():
+    for path in (ROOT / "tui" / "engine").glob("*.py"):
+        text = path.read_text()
+        assert "import textual" not in text and "from textual" not in text, path
