@@ -38,9 +38,12 @@ def security_rating(facts: SecurityFacts) -> Rating:
     if facts.selinux == "disabled":
         score -= 1
         reasons.append("SELinux separation disabled")
-    if "SYS_ADMIN" in facts.effective_caps and facts.userns.startswith("host"):
-        score -= 2
-        reasons.append("CAP_SYS_ADMIN on the host")
+    if "SYS_ADMIN" in facts.effective_caps:
+        if facts.userns.startswith("host"):
+            score -= 2
+            reasons.append("CAP_SYS_ADMIN on the host")
+        else:
+            reasons.append("CAP_SYS_ADMIN inside its own user namespace only")
     return Rating(max(1, min(5, score)), tuple(reasons))
 
 
