@@ -119,3 +119,31 @@ def test_doctor_passes_on_a_provisioned_machine():
     out = cli("doctor")
     assert out.returncode == 0, out.stdout
     assert "FAIL" not in out.stdout
+
+
+def test_ctrl_c_cancels_and_leaves_nothing_behind(run_id):
+    import signal
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    context = ROOT / "tests" / "data" / "contexts" / "slow"
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "build", str(context), "--json",
+                             "--no-cache", "--profile", "isolated"],
+                            stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    seen = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(json.loads(line))
+        if seen[-1].get("line") == "started":
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=60)
+    seen += events(rest)
+    assert proc.returncode == 130
+    assert seen[-1]["event"] == "done" and seen[-1]["status"] == "canceled"
+    build_id = seen[0]["build_id"]
+    names = subprocess.run(["podman", "ps", "-a", "--filter", f"label=buildcage.build={build_id}",
+                            "--format", "{{.Names}}"], capture_output=True, text=True).stdout
+    volumes = subprocess.run(["podman", "volume", "ls", "--format", "{{.Name}}"],
+                             capture_output=True, text=True).stdout
+    assert names.strip() == ""
+    assert f"buildcage-store-{build_id}" not in volumes

@@ -1,0 +1,96 @@
+"""Record the event streams the UI tests and screenshots replay, from real Buildah logs.
+
+Run ``python3 tests/data/events/make_streams.py`` after changing the parser or a log; it rewrites
+the ``*.jsonl`` files next to it (one ``Event.to_json()`` a line). The logs carry no timestamps,
+so line ``i`` is stamped ``START + i * step_s`` with a per-stream ``step_s`` chosen to give
+plausible durations (a cold pull-and-push build slower than a warm one); everything else is what
+``tui.engine.buildah_output.parse_lines`` makes of the real text.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tui.engine.buildah_output import parse_lines  # noqa: E402
+from tui.engine.events import (  # noqa: E402
+    BuildStarted,
+    CacheHit,
+    Done,
+    Event,
+    Failed,
+    ImageBuilt,
+    Pushed,
+    StepStarted,
+)
+
+START = 1_764_400_000.0
+"""A fixed epoch (2025-11-29) so the streams, and screenshots made from them, never change."""
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    log: str
+    """Path under tests/data."""
+    profile: str
+    context: str
+    step_s: float
+    exit_code: int = 0
+    tag: str = "localhost/buildcage/hello:latest"
+
+
+STREAMS = (
+    Stream("warm-push", "captured/host-ro-hello-manifest-push.log", "host-ro", "examples/hello",
+           0.1),
+    Stream("cold-pull-push", "captured/isolated-hello-pull-push.log", "isolated",
+           "examples/hello", 0.35),
+    Stream("multistage-target", "buildah/target.log", "host-ro", "examples/multistage", 0.3,
+           tag="localhost/corpus-target:latest"),
+    Stream("failed-multistage", "buildah/verify-cleanup.log", "host-ro", "examples/broken", 0.3,
+           exit_code=1, tag="localhost/buildcage/broken:latest"),
+    Stream("failed-exit42", "buildah/exit42.log", "host-ro", "examples/broken", 0.5, exit_code=1,
+           tag="localhost/buildcage/broken:latest"),
+)
+
+
+def record(stream: Stream) -> list[Event]:
+    """BuildStarted, the parsed events of the log, then the Done the runner would send."""
+    lines = (ROOT / "tests" / "data" / stream.log).read_text().splitlines()
+    body = parse_lines(lines, stream.exit_code, start=START + 0.5, step_s=stream.step_s)
+    started = BuildStarted(build_id=f"replay-{stream.name}", profile=stream.profile,
+                           context=stream.context, tag=stream.tag, time=START)
+    failed = any(isinstance(e, Failed) for e in body) or stream.exit_code != 0
+    image = [e.image_id for e in body if isinstance(e, ImageBuilt)]
+    pushed = [f"{e.ref}@{e.digest}" for e in body if isinstance(e, Pushed)]
+    end = START + 0.5 + len(lines) * stream.step_s + 0.2
+    done = Done(
+        status="failed" if failed else "succeeded",
+        image_id="" if failed or not image else image[-1],
+        duration_s=round(end - START, 3),
+        steps_total=sum(isinstance(e, StepStarted) for e in body),
+        cache_hits=sum(isinstance(e, CacheHit) for e in body),
+        pushed=pushed[-1] if pushed else "",
+        time=end,
+    )
+    return [started, *body, done]
+
+
+def render(stream: Stream) -> str:
+    return "".join(event.to_json() + "\n" for event in record(stream))
+
+
+def main() -> None:
+    for stream in STREAMS:
+        path = HERE / f"{stream.name}.jsonl"
+        path.write_text(render(stream))
+        print(f"wrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

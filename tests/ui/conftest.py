@@ -1,0 +1,33 @@
+"""Fixtures for the UI tests: a real History in tmp_path, the ReplayEngine, UTC time."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from ui_helpers import fake_reach
+
+from tui.engine.history import History
+from tui.testing import ReplayEngine
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch):
+    """History shows local times; UTC keeps snapshots the same on every machine."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    fake_reach.calls.clear()  # type: ignore[attr-defined]
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def history(tmp_path) -> History:
+    with History(tmp_path / "history.sqlite3") as opened:
+        yield opened
+
+
+@pytest.fixture
+def engine(history: History) -> ReplayEngine:
+    return ReplayEngine(history)

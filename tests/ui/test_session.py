@@ -1,0 +1,196 @@
+"""The session screen: context picker, Containerfile fields, push target, summary card, plan view
+and the host-rw confirmation."""
+
+from __future__ import annotations
+
+from textual.widgets import Input, Label, Select, TextArea
+from ui_helpers import EXAMPLES, fake_reach, make_app, pick_context, wait_for
+
+from tui.engine.planner import PlanError
+from tui.screens.build import BuildScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.plan_view import PlanViewScreen
+from tui.screens.session import SessionScreen
+from tui.widgets.context_tree import ContextTree
+from tui.widgets.summary_card import LOADING, SummaryCard
+
+
+async def test_picking_multistage_fills_stages_args_and_preview(engine) -> None:
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        tree = app.screen.query_one(ContextTree)
+        await wait_for(pilot, lambda: len(tree.root.children) == 3, what="tree loaded")
+        # examples/ holds broken, hello, multistage (sorted); the root line is first.
+        await pilot.press("down", "down", "down", "enter")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.context == (EXAMPLES / "multistage").resolve())
+        assert "examples/multistage" in str(screen.query_one("#context-label", Label).render())
+        assert screen.query_one("#containerfile", Input).value == "Containerfile"
+        args = screen.query_one("#build-args", Input).value
+        assert "BASE=127.0.0.1:5000/buildcage/busybox:latest" in args
+        assert "VERSION=1.0" in args
+        stage = screen.query_one("#stage", Select)
+        assert [value for _, value in stage._options if value is not Select.NULL] == ["build"]
+        assert screen.query_one("#preview", TextArea).text.startswith("# Two stages")
+        request = screen.request()
+        assert request.build_args == (("BASE", "127.0.0.1:5000/buildcage/busybox:latest"),
+                                      ("VERSION", "1.0"))
+
+
+async def test_tree_marks_directories_with_a_containerfile(engine, tmp_path) -> None:
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "notes.txt").write_text("files are not contexts")
+    app = make_app(engine, start=tmp_path)
+    async with app.run_test() as pilot:
+        tree = app.screen.query_one(ContextTree)
+        await wait_for(pilot, lambda: len(tree.root.children) == 2, what="tree loaded")
+        names = {str(node.label): tree.is_buildable(node.data.path) for node in tree.root.children}
+        assert names == {"app": True, "plain": False}
+        assert "◆" in tree.render_label(tree.root.children[0], tree.rich_style, tree.rich_style).plain
+
+
+async def test_bad_reference_shows_the_parser_message(engine) -> None:
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await pick_context(pilot, "hello")
+        push = app.screen.query_one("#push", Input)
+        push.focus()
+        await pilot.press(*"MyRepo:bad tag")
+        status = app.screen.query_one("#push-status", Label)
+        await wait_for(pilot, lambda: "invalid characters" in str(status.render()))
+        assert "tag 'bad tag'" in str(status.render())
+        assert push.has_class("-invalid")
+        await pilot.press("f5")
+        await pilot.pause()
+        assert isinstance(app.screen, SessionScreen)
+        assert engine.runners == []
+
+
+async def test_valid_reference_is_checked_for_reachability(engine) -> None:
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await pick_context(pilot, "hello")
+        app.screen.query_one("#push", Input).value = "127.0.0.1:5000/demo/hello:x"
+        status = app.screen.query_one("#push-status", Label)
+        await wait_for(pilot, lambda: "answered" in str(status.render()), what="reachability")
+        # The local registry is plain HTTP in the default config: no TLS verification.
+        assert fake_reach.calls == [("127.0.0.1:5000", False)]
+        assert status.has_class("-ok")
+
+
+async def test_registry_select_fills_the_push_reference(engine) -> None:
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await pick_context(pilot, "multistage")
+        app.screen.query_one("#registry", Select).value = "127.0.0.1:5000"
+        push = app.screen.query_one("#push", Input)
+        await wait_for(pilot, lambda: push.value != "")
+        assert push.value == "127.0.0.1:5000/buildcage/multistage:latest"
+
+
+async def test_summary_card_shows_facts_from_the_recorded_inspect(engine) -> None:
+    app = make_app(engine)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pick_context(pilot, "hello")
+        card = app.screen.query_one(SummaryCard)
+        summary = card.summary
+        assert summary is not None and summary.profile.name == "host-ro"
+        assert summary.facts.host_store == "read-only"
+        assert "CHOWN" in summary.facts.effective_caps
+        text = card.render().plain
+        assert "Security ●●●○○ 3/5" in text
+        assert "engine socket  none" in text
+        assert "ro /var/lib/containers/storage → /var/lib/shared" in text
+        assert "no finished build of this context" in text
+        # Another profile, other facts: isolated has a fresh volume store and no host store.
+        app.screen.query_one("#profile", Select).value = "isolated"
+        await wait_for(pilot, lambda: card.summary is not None
+                       and card.summary.profile.name == "isolated")
+        assert card.summary.facts.host_store == "none"
+        assert "rw volume buildcage-store-f244d64c1c2d → /var/lib/containers" in card.render().plain
+
+
+async def test_summary_card_says_it_is_checking(history) -> None:
+    from tui.testing import ReplayEngine
+
+    engine = ReplayEngine(history, summary_delay=1.0)
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        app.screen.select_context(EXAMPLES / "hello")
+        card = app.screen.query_one(SummaryCard)
+        await pilot.pause()
+        assert LOADING in card.render().plain
+        await wait_for(pilot, lambda: card.summary is not None)
+
+
+async def test_summary_errors_are_shown_in_the_card(history) -> None:
+    from tui.testing import ReplayEngine
+
+    for error in (RuntimeError("podman API service does not answer at unix:///x"),
+                  PlanError("Containerfile 'x' does not exist")):
+        engine = ReplayEngine(history, summary_error=error)
+        app = make_app(engine)
+        async with app.run_test() as pilot:
+            await pick_context(pilot, "hello")
+            card = app.screen.query_one(SummaryCard)
+            assert card.error
+            assert str(error) in card.render().plain
+            assert app.is_running
+
+
+async def test_plan_view_shows_podman_run_and_kube_and_copies(engine) -> None:
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pick_context(pilot, "hello")
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlanViewScreen))
+        podman = app.screen.query_one("#podman-text", TextArea).text
+        assert podman.startswith("podman run")
+        assert "/context:ro" in podman
+        await pilot.press("k")
+        await pilot.press("c")
+        kube = app.screen.query_one("#kube-text", TextArea).text
+        assert '"Pod"' in kube
+        assert app.clipboard == kube
+        await pilot.press("escape")
+        assert isinstance(app.screen, SessionScreen)
+
+
+async def _choose_host_rw_and_build(pilot) -> None:
+    await pick_context(pilot, "hello")
+    pilot.app.screen.query_one("#profile", Select).value = "host-rw"
+    await pilot.pause()
+    await pilot.press("f5")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), what="dialog")
+
+
+async def test_host_rw_asks_and_no_starts_nothing(engine) -> None:
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await _choose_host_rw_and_build(pilot)
+        assert "host-rw" in str(app.screen.query_one("#question", Label).render())
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, SessionScreen)
+        assert engine.runners == []
+
+
+async def test_host_rw_yes_builds_with_host_rw(engine) -> None:
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await _choose_host_rw_and_build(pilot)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen))
+        await wait_for(pilot, lambda: app.screen.finished)
+        assert engine.runners[0].plan.profile.name == "host-rw"
+
+
+async def test_build_without_a_context_says_so(engine, tmp_path) -> None:
+    app = make_app(engine, start=tmp_path)
+    async with app.run_test() as pilot:
+        await pilot.press("f5")
+        await pilot.pause()
+        assert isinstance(app.screen, SessionScreen)
+        assert any("pick a context" in n.message for n in app._notifications)

@@ -1,0 +1,40 @@
+"""The CLI's two printers over the same events."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from tui.cli_output import HumanPrinter, JsonPrinter
+from tui.engine.events import CacheHit, Done, Failed, LogLine, StepDone, StepStarted
+
+
+def test_json_printer_writes_one_object_per_event_and_errors_end_with_done():
+    out = io.StringIO()
+    printer = JsonPrinter(out)
+    printer(StepStarted(stage=1, stages=2, step=3, steps=6, instruction="RUN x", time=1.0))
+    printer(LogLine(line="hello", time=2.0))
+    printer.error("build context 'x' does not exist")
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["event"] for r in rows] == ["step_started", "log", "error", "done"]
+    assert all("time" in r for r in rows)
+    assert rows[0] == {"event": "step_started", "time": 1.0, "stage": 1, "stages": 2, "step": 3,
+                       "steps": 6, "instruction": "RUN x"}
+    assert rows[-1]["status"] == "failed"
+
+
+def test_human_printer_reads_events_for_people():
+    printer = HumanPrinter(io.StringIO())
+    assert printer.render(StepStarted(stage=2, stages=2, step=4, steps=6,
+                                      instruction="COPY --from=build /a /b")) \
+        == "==> [2/2] step 4/6: COPY --from=build /a /b"
+    assert printer.render(CacheHit(stage=1, step=2, layer_id="abc")) == "    cache hit abc"
+    assert printer.render(StepDone(stage=1, step=2, layer_id="abc", duration_s=1.25)) \
+        == "    done abc (1.2s)"
+    assert printer.render(Failed(message="exit status 3", step="RUN false")) \
+        == "FAILED at 'RUN false': exit status 3"
+    done = Done(status="succeeded", image_id="f" * 64, duration_s=3.0, steps_total=4,
+                cache_hits=3, pushed="r/x:1@sha256:1")
+    assert printer.render(done) == ("buildcage: succeeded in 3.0s, 3/4 steps cached, image "
+                                    "ffffffffffff, pushed r/x:1@sha256:1")
+    assert HumanPrinter(io.StringIO(), quiet=True).render(LogLine(line="x")) is None
