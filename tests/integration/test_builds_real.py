@@ -3,6 +3,7 @@ cancelling leaves nothing behind, and shared images are pinned while a build rea
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -108,3 +109,13 @@ def test_host_ro_pins_the_shared_base_image_while_building(engine, run_id):
         assert [e.instruction for e in rec.of(StepStarted)][0] == f"FROM {base}"
     finally:
         subprocess.run(["podman", "rmi", "-f", base], capture_output=True)
+
+
+def test_push_to_an_oci_layout_directory(engine, tmp_path):
+    out = tmp_path / "layouts" / "hello"
+    rec = build(engine, EXAMPLES / "hello", profile="host-ro", push=f"oci:{out}:v1")
+    assert rec.done.status == "succeeded", rec.of(Failed)
+    index = json.loads((out / "index.json").read_text())
+    tags = [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]]
+    assert "v1" in tags
+    assert rec.of(Pushed)[0].digest == index["manifests"][tags.index("v1")]["digest"]

@@ -17,6 +17,7 @@ from podman.errors import APIError, NotFound
 
 from tui.engine.containerfile import parse_containerfile
 from tui.engine.plan import BuildPlan
+from tui.engine.registry import OciTarget
 
 PIN_LABEL = "buildcage.pin"
 
@@ -42,6 +43,9 @@ def write_plan_files(plan: BuildPlan) -> None:
             path.write_text(text)
     if plan.store_dir is not None:
         plan.store_dir.mkdir(parents=True, exist_ok=True)
+    target = plan.push_target()
+    if isinstance(target, OciTarget):
+        Path(target.path).mkdir(parents=True, exist_ok=True)
 
 
 def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True) -> HostState:
