@@ -63,8 +63,11 @@ def _make_plan(engine, args: argparse.Namespace):
 
 
 def cmd_build(engine, args: argparse.Namespace) -> int:
+    from tui.engine.planner import check_push_target
+
     printer = JsonPrinter() if args.json else HumanPrinter(quiet=args.quiet)
     plan = _make_plan(engine, args)
+    check_push_target(plan, engine.config)
     runner = engine.runner(plan, printer)
     # Ctrl-C or SIGTERM cancels: the runner removes the container, store and pins.
     for sig in (signal.SIGINT, signal.SIGTERM):
