@@ -147,3 +147,11 @@ def test_ctrl_c_cancels_and_leaves_nothing_behind(run_id):
                              capture_output=True, text=True).stdout
     assert names.strip() == ""
     assert f"buildcage-store-{build_id}" not in volumes
+
+
+def test_unreachable_registry_is_refused_before_building():
+    out = cli("build", str(EXAMPLES / "hello"), "--push", "127.0.0.1:5999/x/y:1", "--json")
+    assert out.returncode == 2
+    rows = events(out.stdout)
+    assert [r["event"] for r in rows] == ["error", "done"]
+    assert "cannot reach 127.0.0.1:5999" in rows[0]["message"]
