@@ -1,0 +1,46 @@
+"""Bad input through the CLI gives a clear message and exit code 2, with no podman needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tui", *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                          timeout=60)
+
+
+def test_podman_down_says_how_to_start_it(tmp_path):
+    out = run("build", "examples/hello", BUILDCAGE_PODMAN_URL=f"unix://{tmp_path}/none.sock",
+              XDG_DATA_HOME=str(tmp_path))
+    assert out.returncode == 2
+    assert "podman API service does not answer" in out.stderr
+    assert "podman system service --time=0" in out.stderr
+
+
+def test_json_mode_errors_are_events(tmp_path):
+    out = run("build", "no/such/context", "--json", XDG_DATA_HOME=str(tmp_path))
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert out.returncode == 2
+    assert rows[0]["event"] == "error" and "does not exist" in rows[0]["message"]
+    assert rows[-1] == {**rows[-1], "event": "done", "status": "failed"}
+
+
+def test_broken_config_file_names_the_line(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('default_profile = "host-ro"\nbuilder_image = = 3\n')
+    out = run("plan", "examples/hello", BUILDCAGE_CONFIG=str(config), XDG_DATA_HOME=str(tmp_path))
+    assert out.returncode == 2
+    assert str(config) in out.stderr and "line 2" in out.stderr
+
+
+def test_bad_build_arg(tmp_path):
+    out = run("plan", "examples/hello", "--build-arg", "NOEQUALS", XDG_DATA_HOME=str(tmp_path))
+    assert out.returncode == 2 and "NAME=VALUE" in out.stderr
