@@ -48,7 +48,8 @@ async def test_tree_marks_directories_with_a_containerfile(engine, tmp_path) -> 
         await wait_for(pilot, lambda: len(tree.root.children) == 2, what="tree loaded")
         names = {str(node.label): tree.is_buildable(node.data.path) for node in tree.root.children}
         assert names == {"app": True, "plain": False}
-        assert "◆" in tree.render_label(tree.root.children[0], tree.rich_style, tree.rich_style).plain
+        style = tree.rich_style
+        assert "◆" in tree.render_label(tree.root.children[0], style, style).plain
 
 
 async def test_bad_reference_shows_the_parser_message(engine) -> None:
@@ -102,14 +103,16 @@ async def test_summary_card_shows_facts_from_the_recorded_inspect(engine) -> Non
         text = card.render().plain
         assert "Security ●●●○○ 3/5" in text
         assert "engine socket  none" in text
-        assert "ro /var/lib/containers/storage → /var/lib/shared" in text
+        assert "ro /var/lib/shared ← /var/lib/containers/storage" in text
         assert "no finished build of this context" in text
         # Another profile, other facts: isolated has a fresh volume store and no host store.
         app.screen.query_one("#profile", Select).value = "isolated"
         await wait_for(pilot, lambda: card.summary is not None
                        and card.summary.profile.name == "isolated")
         assert card.summary.facts.host_store == "none"
-        assert "rw volume buildcage-store-f244d64c1c2d → /var/lib/containers" in card.render().plain
+        text = card.render().plain
+        assert "rw /var/lib/containers ← volume buildcage-store-0123456789ab" in text
+        assert "user ns        0:200000:65536" in text
 
 
 async def test_summary_card_says_it_is_checking(history) -> None:
@@ -194,3 +197,42 @@ async def test_build_without_a_context_says_so(engine, tmp_path) -> None:
         await pilot.pause()
         assert isinstance(app.screen, SessionScreen)
         assert any("pick a context" in n.message for n in app._notifications)
+
+
+async def test_bad_build_args_stop_the_build_with_a_message(engine) -> None:
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await pick_context(pilot, "multistage")
+        args = app.screen.query_one("#build-args", Input)
+        args.value = "VERSION=2.0 not-an-arg"
+        await pilot.pause()
+        assert args.has_class("-invalid")
+        await pilot.press("f5")
+        await pilot.pause()
+        assert isinstance(app.screen, SessionScreen) and engine.runners == []
+        assert any("must look like NAME=VALUE" in n.message for n in app._notifications)
+
+
+async def test_build_passes_the_form_to_the_plan(history) -> None:
+    from tui.testing import ReplayEngine
+
+    engine = ReplayEngine(history, stream="multistage-target")
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pick_context(pilot, "multistage")
+        screen = app.screen
+        screen.query_one("#build-args", Input).value = "VERSION=2.0"
+        screen.query_one("#stage", Select).value = "build"
+        screen.query_one("#push", Input).value = "127.0.0.1:5000/demo/multi:2"
+        await pilot.pause()
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen))
+        await wait_for(pilot, lambda: app.screen.finished)
+        plan = engine.runners[0].plan
+        assert plan.build_args == (("VERSION", "2.0"),)
+        assert plan.target_stage == "build"
+        assert plan.push == "127.0.0.1:5000/demo/multi:2"
+        assert plan.containerfile == (EXAMPLES / "multistage" / "Containerfile").resolve()
+        # The multi-stage stream: three stages, the first step of stage 1 from cache.
+        assert app.screen.header_text().startswith("Built")
+        assert app.screen.query_one("#steps").status_of("1:2") == "cached"

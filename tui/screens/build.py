@@ -1,0 +1,192 @@
+"""The live build: header with timer and counts, step table, pulls/pushes, the log, and the
+result or failure at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Header, ProgressBar, Static
+
+from tui.engine.events import Done, Failed, LogLine
+from tui.engine.plan import BuildPlan
+from tui.screens.batching import BuildEvents, EventBatcher
+from tui.screens.build_state import BuildState
+from tui.screens.common import Services
+from tui.styles_path import css_path
+from tui.widgets.blob_progress import BlobProgress
+from tui.widgets.log_view import LogView
+from tui.widgets.result_panel import FailurePanel, ResultPanel
+from tui.widgets.step_table import StepTable
+
+TICK_S = 0.1
+VERBS = {"succeeded": "Built", "failed": "Failed", "canceled": "Canceled"}
+
+
+class BuildScreen(Screen[None]):
+    CSS_PATH = css_path("build.tcss")
+    BINDINGS = [
+        Binding("c", "cancel", "Cancel"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, services: Services, plan: BuildPlan) -> None:
+        super().__init__()
+        self.services = services
+        self.plan = plan
+        self.state = BuildState()
+        """Everything known about the build so far, folded from its events."""
+        self.batcher = EventBatcher(self.post_message)
+        """The runner's on_event: events cross from its thread in batches."""
+        self.canceling = False
+        """Cancel was asked for (or the screen is going away); the Done will say canceled."""
+        self._runner: Any = None
+        """BuildRunner, set by the worker thread once podman answered."""
+        self._started = services.clock()
+        self._ticker: Timer | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state.done is not None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="build-top"):
+            yield Static(self.header_text(), id="build-header", classes="-running")
+            yield ProgressBar(total=1, show_eta=False, id="progress")
+        yield StepTable(id="steps")
+        with Horizontal(id="live"):
+            yield LogView(id="log")
+            yield BlobProgress(id="blobs")
+        with VerticalScroll(id="end"):
+            yield FailurePanel(id="failure")
+            yield ResultPanel(id="result")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"{self.plan.context.name} · {self.plan.profile.name}"
+        self.query_one(BlobProgress).display = False
+        self.query_one("#end").display = False
+        self._ticker = self.set_interval(TICK_S, self._tick)
+        self._run()
+
+    @work(thread=True, exclusive=True, group="build")
+    def _run(self) -> None:
+        try:
+            runner = self.services.engine.runner(self.plan, self.batcher)
+            self._runner = runner
+            if self.canceling:
+                runner.cancel()
+            runner.run()
+        except Exception as exc:  # noqa: BLE001 - podman down, image missing...: shown, not raised
+            self.batcher(Failed(message=f"the build could not run: {exc}"))
+            self.batcher(Done(status="failed"))
+        finally:
+            self.batcher.flush()
+
+    def _tick(self) -> None:
+        self.batcher.flush()
+        if not self.finished:
+            self.query_one("#build-header", Static).update(self.header_text())
+
+    # -- events ---------------------------------------------------------------------------------
+    def on_build_events(self, message: BuildEvents) -> None:
+        if self.finished:
+            return  # the final state stays as it is
+        lines: list[str] = []
+        changed: set[str] = set()
+        apply = self.state.apply
+        for event in message.events:
+            if type(event) is LogLine:
+                lines.append(event.line)
+                continue
+            changed |= apply(event)
+            if isinstance(event, Done):
+                break
+        self.query_one(LogView).write_batch(lines)
+        table = self.query_one(StepTable)
+        table.sync(row for key, row in self.state.rows.items() if key in changed)
+        if self.state.transfers:
+            self.query_one(BlobProgress).show(self.state.transfers)
+        self._show_progress()
+        if self.finished:
+            self._finish()
+
+    def _show_progress(self) -> None:
+        state = self.state
+        bar = self.query_one(ProgressBar)
+        total = max(1, state.steps_known)
+        done = state.done is not None and state.done.status == "succeeded"
+        bar.update(total=total, progress=total if done else state.steps_finished)
+        self.query_one("#build-header", Static).update(self.header_text())
+
+    def header_text(self) -> str:
+        state = self.state
+        if state.done is not None:
+            verb, elapsed = VERBS[state.done.status], state.done.duration_s
+        else:
+            verb = "Canceling" if self.canceling else "Building"
+            elapsed = self.services.clock() - self._started
+        if state.steps_known:
+            more = "" if state.all_stages_seen else "+"
+            steps = f"({state.steps_finished}/{state.steps_known}{more} steps)"
+        else:
+            steps = "(starting)"
+        return (f"{verb} {elapsed:.1f}s {steps} · {state.cache_hits} cached"
+                f" · {self.plan.profile.name}")
+
+    def _finish(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+        done = self.state.done
+        assert done is not None
+        self.query_one("#build-header", Static).set_classes(f"-{done.status}")
+        self.refresh_bindings()
+        self.query_one("#end").display = True
+        if done.status == "failed":
+            self.query_one(ResultPanel).display = False
+            self.query_one(FailurePanel).show(self.state, self.query_one(LogView).tail(15))
+        else:
+            self.query_one(FailurePanel).display = False
+            self.query_one(ResultPanel).show(self.state)
+        # The end panel took room from the log: keep its last lines in view.
+        log = self.query_one(LogView)
+        self.call_after_refresh(log.scroll_end, animate=False)
+
+    # -- actions --------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer offers Cancel only while running; Back is greyed out until the end."""
+        if action == "cancel":
+            return not self.finished
+        if action == "back":
+            return True if self.finished else None
+        return True
+
+    def action_cancel(self) -> None:
+        if self.finished or self.canceling:
+            return
+        self.canceling = True
+        self.query_one("#build-header", Static).update(self.header_text())
+        runner = self._runner
+        if runner is not None:
+            # Stopping a real container blocks: do it off the UI thread.
+            self.run_worker(runner.cancel, thread=True, group="cancel")
+
+    def action_back(self) -> None:
+        if not self.finished:
+            self.notify("the build is still running; c cancels it", severity="warning")
+            return
+        self.dismiss()
+
+    def on_unmount(self) -> None:
+        # Leaving (or quitting) mid-build must not leave the builder container running. The
+        # flag covers a runner the worker has not made yet; it checks it once it has.
+        if not self.finished:
+            self.canceling = True
+            if self._runner is not None:
+                self._runner.cancel()

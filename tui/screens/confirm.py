@@ -1,0 +1,42 @@
+"""A yes/no question in a modal dialog; dismisses with True only on an explicit yes."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from tui.styles_path import css_path
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    CSS_PATH = css_path("confirm.tcss")
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, question: str, detail: str = "") -> None:
+        super().__init__()
+        self.question, self.detail = question, detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.question, id="question")
+            if self.detail:
+                yield Static(self.detail, id="detail")
+            with Horizontal(id="buttons"):
+                # "No" first and focused: the safe answer is the easy one.
+                yield Button("No", variant="primary", id="no")
+                yield Button("Yes, run it", variant="error", id="yes")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

@@ -1,0 +1,48 @@
+"""Keys and a word on the profiles."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+from tui.styles_path import css_path
+
+HELP = """\
+# buildcage
+
+Builds run with Buildah inside an unprivileged podman container; the profile decides what that
+container can see of the host.
+
+| Where | Key | Does |
+|---|---|---|
+| everywhere | `F1` `?` | this help |
+| | `Ctrl+T` | light / dark theme |
+| | `Ctrl+P` | command palette (screens, theme) |
+| | `Ctrl+Q` | quit |
+| session | `F5` | build with these settings |
+| | `F2` | podman run / Kubernetes manifest of the plan |
+| | `F3` `F4` | history · compare profiles |
+| build | `c` | cancel the build |
+| | `Esc` | back (once the build ended) |
+| history | `r` | rebuild the selected build |
+| compare | `F5` | run each chosen profile cold, then warm |
+
+**Profiles.** `host-ro` reads host images without a pull, writes only its own store ·
+`isolated` starts from an empty store each time, in its own user namespace · `project` keeps
+one store per project · `host-rw` writes the host's store (asks first).
+
+The security card's facts are read from a real builder container, created and removed again.
+A build is *warm* when at least one step came from the cache.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    CSS_PATH = css_path("help.tcss")
+    BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-dialog"):
+            yield Markdown(HELP)

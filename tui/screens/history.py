@@ -1,0 +1,138 @@
+"""Past builds from the history database; ``r`` runs one again with the same settings."""
+
+from __future__ import annotations
+
+import time
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from tui.engine.history import BuildRecord
+from tui.screens.common import BuildRequest, Services, confirm_then
+from tui.styles_path import css_path
+
+ICONS = {"succeeded": "✓", "failed": "✗", "canceled": "■"}
+LIMIT = 200
+
+
+def when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def describe(record: BuildRecord, context: str) -> str:
+    """The detail pane under the table."""
+    lines = [f"{record.tag or 'untagged'} · {context}",
+             f"{record.status} in {record.duration_s:.1f}s · {record.cache_hits}/"
+             f"{record.steps_total} steps from cache" + (" · no cache" if record.no_cache else "")]
+    if record.image_id:
+        lines.append(f"image   {record.image_id[:12]}")
+    if record.pushed:
+        lines.append(f"pushed  {record.pushed}")
+    if record.build_args:
+        lines.append("args    " + " ".join(f"{k}={v}" for k, v in record.build_args.items()))
+    if record.stage_target:
+        lines.append(f"stage   {record.stage_target}")
+    if record.no_cache:
+        lines.append("no cache")
+    for step in record.steps:
+        mark = "● cached" if step.cached else f"{step.duration_s:6.1f}s"
+        where = f"{step.stage}.{step.step}"
+        lines.append(f"  step {where:<5} {mark:>8}  {step.instruction}")
+    return "\n".join(lines)
+
+
+class HistoryScreen(Screen[None]):
+    CSS_PATH = css_path("history.tcss")
+    BINDINGS = [
+        Binding("r", "rebuild", "Rebuild"),
+        Binding("escape", "app.pop_screen", "Back"),
+    ]
+
+    class Loaded(Message):
+        """Records read by the worker, newest first, or why they could not be read."""
+
+        def __init__(self, records: list[BuildRecord], error: str = "") -> None:
+            super().__init__()
+            self.records, self.error = records, error
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+        self.records: list[BuildRecord] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(cursor_type="row", zebra_stripes=True, id="history")
+        with VerticalScroll(id="history-detail"):
+            yield Static("loading history…", id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "history"
+        table = self.query_one(DataTable)
+        for key, label in (("time", "Time"), ("profile", "Profile"), ("status", "Status"),
+                           ("duration", "Duration"), ("cache", "Cache"), ("context", "Context")):
+            table.add_column(label, key=key)
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        if self.records:  # back from a rebuild: it is in history now
+            self.load()
+
+    @work(thread=True, exclusive=True, group="history")
+    def load(self) -> None:
+        try:
+            self.post_message(self.Loaded(self.services.engine.history.recent(LIMIT)))
+        except Exception as exc:  # noqa: BLE001 - an unreadable database is shown, not raised
+            self.post_message(self.Loaded([], f"cannot read history: {exc}"))
+
+    def on_history_screen_loaded(self, message: Loaded) -> None:
+        self.records = message.records
+        table = self.query_one(DataTable)
+        table.clear()
+        for index, record in enumerate(self.records):
+            warm = "warm" if record.warm else "cold"
+            table.add_row(
+                when(record.started_at), record.profile,
+                f"{ICONS.get(record.status, '?')} {record.status}",
+                f"{record.duration_s:.1f}s",
+                f"{record.cache_hits}/{record.steps_total} {warm}",
+                self.services.show_path(record.context),
+                key=str(index),
+            )
+        detail = self.query_one("#detail", Static)
+        if message.error:
+            detail.update(message.error)
+        elif not self.records:
+            detail.update("no builds yet: F5 on the session screen starts one")
+        else:
+            detail.update(self._describe(self.records[0]))
+        table.focus()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None and self.records:
+            record = self.records[int(event.row_key.value)]
+            self.query_one("#detail", Static).update(self._describe(record))
+
+    def _describe(self, record: BuildRecord) -> str:
+        return describe(record, self.services.show_path(record.context))
+
+    def selected(self) -> BuildRecord | None:
+        table = self.query_one(DataTable)
+        if not self.records or table.cursor_row < 0:
+            return None
+        return self.records[min(table.cursor_row, len(self.records) - 1)]
+
+    def action_rebuild(self) -> None:
+        record = self.selected()
+        if record is None:
+            self.notify("no build selected", severity="warning")
+            return
+        request = BuildRequest.from_record(record)
+        confirm_then(self, self.services.engine, [request.profile],
+                     lambda confirmed: self.app.start_build(request, confirmed))  # type: ignore[attr-defined]

@@ -1,0 +1,195 @@
+"""Replaying recorded builds: an Engine that needs no podman, for UI tests and screenshots.
+
+``ReplayEngine`` has the surface of ``tui.engine.session.Engine`` (it is one, with ``summary`` and
+``runner`` replaced): summaries come from recorded ``podman inspect`` JSON read through the real
+``facts_from_inspect``/``summarize``, builds replay recorded event streams
+(``tests/data/events/*.jsonl``) and are recorded into the real history like the engine does.
+Needs a source checkout (the recordings live under ``tests/data``); never imports pytest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from tui.engine.config import Config
+from tui.engine.events import (
+    BuildStarted,
+    CacheHit,
+    Done,
+    Event,
+    Failed,
+    StepDone,
+    StepStarted,
+    event_from_json,
+)
+from tui.engine.facts import facts_from_inspect
+from tui.engine.history import BuildRecord, History, StepRecord
+from tui.engine.plan import BuildPlan
+from tui.engine.session import Engine, EventSink, StepLog
+from tui.engine.summary import ProfileSummary, summarize
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+EVENTS = DATA / "events"
+INSPECT = DATA / "inspect"
+
+StreamSource = str | Callable[[BuildPlan], Iterable[Event]]
+
+
+def load_stream(name: str) -> list[Event]:
+    """Events of ``tests/data/events/NAME.jsonl`` (or of a path to any .jsonl file)."""
+    path = Path(name) if name.endswith(".jsonl") else EVENTS / f"{name}.jsonl"
+    with path.open(encoding="utf-8") as lines:
+        return [event_from_json(line) for line in lines if line.strip()]
+
+
+class ReplayRunner:
+    """Plays events to ``sink`` like BuildRunner: ``run()`` blocks, ``cancel()`` from any thread.
+
+    ``pause_after=N`` stops after N events until ``cancel()`` (a build frozen mid-way, for
+    screenshots and cancel tests). ``scale`` multiplies durations (for distinct profiles).
+    """
+
+    def __init__(self, events: Iterable[Event], sink: EventSink, plan: BuildPlan, *,
+                 delay: float = 0.0, pause_after: int | None = None, scale: float = 1.0) -> None:
+        self.plan = plan
+        self._events = events
+        self._sink = sink
+        self._delay = delay
+        self._pause_after = pause_after
+        self._scale = scale
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _adapt(self, event: Event) -> Event:
+        """The stream was recorded for another plan: give it this plan's names and pace."""
+        if isinstance(event, BuildStarted):
+            return dataclasses.replace(event, build_id=self.plan.build_id, tag=self.plan.tag,
+                                       profile=self.plan.profile.name,
+                                       context=str(self.plan.context))
+        if self._scale != 1.0 and isinstance(event, StepDone | Done):
+            return dataclasses.replace(event, duration_s=round(event.duration_s * self._scale, 3))
+        return event
+
+    def run(self) -> Done:
+        first: float | None = None
+        last, steps, hits, failed = 0.0, 0, 0, False
+        for index, raw in enumerate(self._events):
+            if index == self._pause_after:
+                self._cancel.wait()
+            # wait() rather than sleep(): a cancel ends the delay at once.
+            if self._cancel.is_set() or (self._delay and self._cancel.wait(self._delay)):
+                break
+            event = self._adapt(raw)
+            first = event.time if first is None else first
+            last = event.time
+            steps += isinstance(event, StepStarted)
+            hits += isinstance(event, CacheHit)
+            failed = failed or isinstance(event, Failed)
+            self._sink(event)
+            if isinstance(event, Done):
+                return event
+        status = "canceled" if self._cancel.is_set() else ("failed" if failed else "succeeded")
+        done = Done(status=status, duration_s=round((last - (first or last)) * self._scale, 3),
+                    steps_total=steps, cache_hits=hits, time=last)
+        self._sink(done)
+        return done
+
+
+class ReplayEngine(Engine):
+    """An Engine whose containers are recordings. ``stream`` picks what a build replays: a
+    stream name, a function of the plan, or None for warm/cold by the plan (``no_cache`` or a
+    profile without cache replays the cold pull-and-push build, others the warm one)."""
+
+    def __init__(self, history: History, *, config: Config | None = None,
+                 stream: StreamSource | None = None, delay: float = 0.0,
+                 pause_after: int | None = None, scale: dict[str, float] | None = None,
+                 summary_error: Exception | None = None, summary_delay: float = 0.0,
+                 inspect_dir: Path = INSPECT) -> None:
+        super().__init__(config=config or Config(), history=history)
+        self.stream = stream
+        self.delay = delay
+        self.pause_after = pause_after
+        self.scale = scale or {}
+        self.summary_error = summary_error
+        self.summary_delay = summary_delay
+        self.inspect_dir = inspect_dir
+        self.runners: list[ReplayRunner] = []
+        """Every runner handed out, in order (tests look at their plans)."""
+
+    def client(self):  # noqa: ANN201 - same loose typing as Engine.client
+        raise RuntimeError("the replay engine has no podman connection")
+
+    def summary(self, plan: BuildPlan) -> ProfileSummary:
+        if self.summary_delay:
+            time.sleep(self.summary_delay)
+        if self.summary_error is not None:
+            raise self.summary_error
+        path = self.inspect_dir / f"{plan.profile.name}.json"
+        if not path.is_file():  # a user profile: show the facts of the default layout
+            path = self.inspect_dir / "host-ro.json"
+        facts = facts_from_inspect(json.loads(path.read_text(encoding="utf-8")))
+        median = self.history.median_duration(plan.profile.name, str(plan.context))
+        return summarize(plan.profile, facts, median)
+
+    def events_for(self, plan: BuildPlan) -> Iterable[Event]:
+        if callable(self.stream):
+            return self.stream(plan)
+        if self.stream is not None:
+            return load_stream(self.stream)
+        cold = plan.no_cache or not plan.profile.keeps_cache
+        return load_stream("cold-pull-push" if cold else "warm-push")
+
+    def runner(self, plan: BuildPlan, on_event: EventSink) -> ReplayRunner:
+        steps = StepLog()
+
+        def sink(event: Event) -> None:
+            steps.feed(event)
+            on_event(event)
+            if isinstance(event, Done):
+                self.record(plan, event, steps)
+
+        runner = ReplayRunner(self.events_for(plan), sink, plan, delay=self.delay,
+                              pause_after=self.pause_after,
+                              scale=self.scale.get(plan.profile.name, 1.0))
+        self.runners.append(runner)
+        return runner
+
+
+class FrozenClock:
+    """A clock for the build timer that only moves when told (screenshots never change)."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def add_demo_history(history: History, examples: Path) -> None:
+    """Five builds at fixed times (2025-11-29 from 07:06 UTC), the newest of examples/hello."""
+    steps = [StepRecord(1, 1, "FROM 127.0.0.1:5000/buildcage/busybox:latest", 0.1, False),
+             StepRecord(1, 2, "COPY greeting.txt /greeting.txt", 0.2, True),
+             StepRecord(1, 3, 'RUN echo "built by buildcage" > /built-by', 0.2, True),
+             StepRecord(1, 4, 'CMD ["cat", "/greeting.txt"]', 0.3, True)]
+    pushed = ("127.0.0.1:5000/demo/hello:x@sha256:"
+              "7fe85a8e3cb772c67bbc69c61b69410306d2f09cdae45de16fec1349fbd1c3bd")
+    rows = [("isolated", "/srv/src/hello", "succeeded", 9.4, 0, 4, ""),
+            ("host-ro", "/srv/src/hello", "succeeded", 3.0, 3, 4, pushed),
+            ("host-ro", "/srv/src/broken", "failed", 5.2, 0, 7, ""),
+            ("project", "/srv/src/multistage", "canceled", 1.4, 1, 3, ""),
+            ("host-ro", str(examples / "hello"), "succeeded", 2.8, 3, 4, "")]
+    for i, (profile, context, status, duration, hits, total, ref) in enumerate(rows):
+        history.add(BuildRecord(
+            started_at=1_764_400_000.0 + i * 600, profile=profile, context=context,
+            containerfile=f"{context}/Containerfile", tag="localhost/buildcage/hello:latest",
+            target=ref.split("@")[0], status=status, duration_s=duration, steps_total=total,
+            cache_hits=hits, pushed=ref, steps=steps if hits == 3 else [],
+            image_id="ab9d8035ec09" * 5 + "1e0c" if status == "succeeded" else "",
+        ))

@@ -1,0 +1,32 @@
+"""The live build log: a Textual ``Log`` bounded to the last lines, written a batch at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.widgets import Log
+
+MAX_LINES = 5000
+
+
+class LogView(Log):
+    """Keeps at most ``MAX_LINES`` lines. Lines arrive in batches (one message per ~50 ms from the
+    build worker, as toolong does), so a build printing a million lines costs the UI one write
+    per batch, and only the batch's tail is written when it is longer than the log can hold."""
+
+    def __init__(self, *, max_lines: int = MAX_LINES, **kwargs: object) -> None:
+        super().__init__(max_lines=max_lines, highlight=False, **kwargs)  # type: ignore[arg-type]
+        self.total_lines = 0
+        """Lines received, including the ones no longer kept."""
+
+    def write_batch(self, lines: Sequence[str]) -> None:
+        if not lines:
+            return
+        self.total_lines += len(lines)
+        keep = self.max_lines or len(lines)
+        self.write_lines(lines[-keep:] if len(lines) > keep else lines)
+
+    def tail(self, count: int) -> list[str]:
+        """The last ``count`` lines still held (what the failure panel shows)."""
+        lines = [line for line in self.lines[-count - 1:] if line != ""] if self.lines else []
+        return lines[-count:]

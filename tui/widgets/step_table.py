@@ -1,0 +1,98 @@
+"""The build's steps as a table: stage, step, status, time, layer and instruction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual.events import Key
+from textual.widgets import DataTable
+
+from tui.screens.build_state import StepRow
+
+ICONS = {
+    "queued": "·", "running": "▶", "cached": "●", "done": "✓",
+    "failed": "✗", "canceled": "■", "skipped": "-",
+}
+COLUMNS = (("stage", "Stage"), ("step", "Step"), ("status", "Status"), ("time", "Time"),
+           ("layer", "Layer"), ("instruction", "Instruction"))
+MAX_INSTRUCTION = 120
+"""Long RUN lines are cut: the log has them whole."""
+
+
+class StepTable(DataTable[str | Text]):
+    """Rows keyed ``stage:step``; ``sync`` adds new rows and rewrites changed ones.
+
+    The instruction comes last so that stage, status and time stay in view on a narrow
+    terminal. Status colours come from component classes (styled in build.tcss), re-read when
+    the theme changes.
+    """
+
+    COMPONENT_CLASSES = {f"step-table--{status}" for status in ICONS}
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        self._steps: dict[str, StepRow] = {}
+        """The rows as last drawn, to restyle them after a theme change."""
+        self.follow = True
+        """Keep the cursor on the step in progress, until the user moves it."""
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    def _status(self, row: StepRow) -> Text:
+        style = self.get_component_rich_style(f"step-table--{row.status}", partial=True)
+        return Text(f"{ICONS[row.status]} {row.status}", style=style)
+
+    def _cells(self, row: StepRow) -> dict[str, str | Text]:
+        duration = "" if row.duration_s is None else f"{row.duration_s:.1f}s"
+        instruction = row.instruction
+        if len(instruction) > MAX_INSTRUCTION:
+            instruction = instruction[: MAX_INSTRUCTION - 1] + "…"
+        return {
+            "stage": f"{row.stage}/{row.stages}",
+            "step": f"{row.step}/{row.steps}",
+            "status": self._status(row),
+            "time": duration,
+            "layer": row.layer_id,
+            "instruction": instruction,
+        }
+
+    def sync(self, rows: Iterable[StepRow]) -> None:
+        """Add or update these rows (the state's changed ones)."""
+        for row in rows:
+            self._steps[row.key] = row
+            cells = self._cells(row)
+            if row.key not in self.rows:
+                self.add_row(*(cells[key] for key, _ in COLUMNS), key=row.key)
+                continue
+            for key, value in cells.items():
+                self.update_cell(row.key, key, value, update_width=key != "instruction")
+        if self.follow:
+            live = [r for r in self._steps.values() if r.status in ("running", "failed")]
+            if live:
+                self.move_cursor(row=self.get_row_index(live[-1].key), animate=False)
+
+    def on_key(self, event: Key) -> None:
+        if event.key in ("up", "down", "pageup", "pagedown", "home", "end"):
+            self.follow = False
+
+    def on_click(self) -> None:
+        self.follow = False
+
+    def status_of(self, key: str) -> str:
+        """The plain status word of row ``key`` (for tests and the failure panel)."""
+        return self._steps[key].status
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        if self.is_mounted and self._steps:
+            # After a theme change the component styles are recomputed after this call:
+            # restyle once they are.
+            self.call_after_refresh(self._restyle)
+
+    def _restyle(self) -> None:
+        for key, row in self._steps.items():
+            if key in self.rows:
+                self.update_cell(key, "status", self._status(row))

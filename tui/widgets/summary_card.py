@@ -1,0 +1,116 @@
+"""The profile's security-versus-speed card: ratings with reasons and the facts behind them.
+
+Facts are read from a real builder container (created, never started) by a worker; the card
+only shows what it is given: nothing yet, "checking…", an error, or a ProfileSummary.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from tui.engine.facts import MountFact, SecurityFacts
+from tui.engine.summary import ProfileSummary, Rating
+
+LOADING = "checking on a real container…"
+
+
+def dots(score: int) -> str:
+    return "●" * score + "○" * (5 - score)
+
+
+def mount_line(mount: MountFact) -> str:
+    mode = "ro" if mount.read_only else "rw"
+    source = mount.source
+    if mount.kind == "volume" and source.endswith("/_data"):
+        source = "volume " + PurePosixPath(source).parent.name
+    # The target first: it is short and says what the builder sees; the host path may wrap.
+    return f"{mode} {mount.target} ← {source}"
+
+
+def fact_rows(facts: SecurityFacts) -> list[tuple[str, str]]:
+    caps = " ".join(facts.effective_caps) or "none"
+    dropped = f" (dropped {' '.join(facts.cap_drop)})" if facts.cap_drop else ""
+    limits = " ".join([f"pids={facts.pids_limit}", *facts.ulimits])
+    rows = [
+        ("privileged", "yes" if facts.privileged else "no"),
+        ("capabilities", f"{len(facts.effective_caps)}: {caps}{dropped}"),
+        ("SELinux", facts.selinux),
+        ("seccomp", facts.seccomp),
+        ("user ns", facts.userns),
+        ("host store", facts.host_store),
+        ("engine socket", ", ".join(facts.engine_sockets) or "none"),
+        ("network", facts.network or "default"),
+        ("devices", ", ".join(facts.devices) or "none"),
+        ("limits", limits),
+    ]
+    mounts = [mount_line(m) for m in facts.mounts] or ["none"]
+    rows += [("mounts" if i == 0 else "", line) for i, line in enumerate(mounts)]
+    return rows
+
+
+class SummaryCard(Widget, can_focus=True):
+    """Focusable so a keyboard user can scroll to it and read it; it takes no keys itself."""
+
+    COMPONENT_CLASSES = {
+        "summary-card--title", "summary-card--label", "summary-card--muted",
+        "summary-card--good", "summary-card--mid", "summary-card--bad", "summary-card--error",
+    }
+
+    summary: reactive[ProfileSummary | None] = reactive(None, layout=True)
+    message: reactive[str] = reactive("pick a context directory (◆ has a Containerfile)",
+                                      layout=True)
+    """Shown instead of a summary: a hint, the loading text or an error."""
+    error: reactive[bool] = reactive(False)
+
+    def show_loading(self, profile: str) -> None:
+        self.summary, self.error, self.message = None, False, f"{profile}: {LOADING}"
+
+    def show_error(self, message: str) -> None:
+        self.summary, self.error, self.message = None, True, message
+
+    def show_hint(self, message: str) -> None:
+        self.summary, self.error, self.message = None, False, message
+
+    def show_summary(self, summary: ProfileSummary) -> None:
+        self.error, self.summary = False, summary
+
+    def _style(self, name: str):  # noqa: ANN202 - a rich Style
+        return self.get_component_rich_style(f"summary-card--{name}")
+
+    def _rating(self, text: Text, label: str, rating: Rating) -> None:
+        grade = "good" if rating.score >= 4 else "mid" if rating.score == 3 else "bad"
+        text.append(f"\n{label:<9}", self._style("label"))
+        text.append(dots(rating.score), self._style(grade))
+        text.append(f" {rating.score}/5")
+        for reason in rating.reasons:
+            text.append(f"\n  · {reason}")
+
+    def render(self) -> Text:
+        summary = self.summary
+        if summary is None:
+            return Text(self.message, style=self._style("error" if self.error else "muted"))
+        profile = summary.profile
+        text = Text()
+        text.append(profile.name, self._style("title"))
+        text.append(f" · {profile.summary}", self._style("muted"))
+        if profile.requires_confirmation:
+            text.append("\n⚠ asks for confirmation before it runs", self._style("bad"))
+        self._rating(text, "Security", summary.security)
+        self._rating(text, "Speed", summary.speed)
+        text.append("\nFacts, read from a real builder container:", self._style("label"))
+        for label, value in fact_rows(summary.facts):
+            text.append(f"\n  {label:<15}", self._style("muted"))
+            text.append(value)
+        text.append(f"\n{'Median':<9}", self._style("label"))
+        if summary.median_s is None:
+            text.append("no finished build of this context with this profile yet",
+                        self._style("muted"))
+        else:
+            text.append(f"{summary.median_s:.1f}s (recent builds of this context)")
+        text.append("\nF2 shows the podman run command and the Kubernetes manifest",
+                    self._style("muted"))
+        return text
