@@ -9,8 +9,13 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip > /dev/null
-  .venv/bin/python -m pip install -q -e '.[test]'
+  # pip's build chatter goes to a log; shown only when the install fails.
+  log=.venv/install.log
+  if ! { .venv/bin/python -m pip install -q --upgrade pip && \
+         .venv/bin/python -m pip install -q -e '.[test]'; } > "$log" 2>&1; then
+    cat "$log" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
   echo "venv       installed buildcage into .venv"
 else
