@@ -30,7 +30,7 @@ from tui.engine.events import (
 from tui.engine.facts import facts_from_inspect
 from tui.engine.history import BuildRecord, History, StepRecord
 from tui.engine.plan import BuildPlan
-from tui.engine.session import Engine, EventSink, StepLog
+from tui.engine.session import Engine, EventSink
 from tui.engine.summary import ProfileSummary, summarize
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
@@ -147,16 +147,8 @@ class ReplayEngine(Engine):
         return load_stream("cold-pull-push" if cold else "warm-push")
 
     def runner(self, plan: BuildPlan, on_event: EventSink) -> ReplayRunner:
-        steps = StepLog()
-
-        def sink(event: Event) -> None:
-            steps.feed(event)
-            on_event(event)
-            if isinstance(event, Done):
-                self.record(plan, event, steps)
-
-        runner = ReplayRunner(self.events_for(plan), sink, plan, delay=self.delay,
-                              pause_after=self.pause_after,
+        runner = ReplayRunner(self.events_for(plan), self.recording(plan, on_event), plan,
+                              delay=self.delay, pause_after=self.pause_after,
                               scale=self.scale.get(plan.profile.name, 1.0))
         self.runners.append(runner)
         return runner

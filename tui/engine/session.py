@@ -77,6 +77,10 @@ class Engine:
         Every finished build is recorded in history."""
         from tui.engine.runner import BuildRunner
 
+        return BuildRunner(self.client(), plan, self.recording(plan, on_event))
+
+    def recording(self, plan: BuildPlan, on_event: EventSink) -> EventSink:
+        """Passes events on and records the build in history when its Done arrives."""
         steps = StepLog()
 
         def sink(event: Event) -> None:
@@ -85,7 +89,7 @@ class Engine:
             if isinstance(event, Done):
                 self.record(plan, event, steps)
 
-        return BuildRunner(self.client(), plan, sink)
+        return sink
 
     def record(self, plan: BuildPlan, done: Done, steps: StepLog) -> int:
         return self.history.add(BuildRecord(
