@@ -146,3 +146,17 @@ def test_missing_context_and_containerfile(tmp_path):
         make_plan(tmp_path / "missing", config=Config())
     with pytest.raises(PlanError, match="no Containerfile or Dockerfile"):
         make_plan(tmp_path, config=Config())
+
+
+def test_credentials_come_from_the_auth_file_mounted_read_only(tmp_path, monkeypatch):
+    auth = tmp_path / "auth.json"
+    auth.write_text('{"auths": {"127.0.0.1:5000": {"auth": "c2VjcmV0OnNlY3JldA=="}}}')
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth))
+    plan = plan_for("host-ro", push="127.0.0.1:5000/demo/hello:1")
+    mount = [m for m in plan.mounts() if m.source == str(auth)]
+    assert mount and mount[0].read_only and mount[0].target == "/run/buildcage/auth.json"
+    script = plan.command()[2]
+    assert script.count("--authfile /run/buildcage/auth.json") == 2  # bud pulls, push pushes
+    rendered = podman_run(plan)
+    assert "c2VjcmV0" not in rendered and "c2VjcmV0" not in str(create_kwargs(plan))
+    assert "REGISTRY_AUTH_FILE" not in rendered
