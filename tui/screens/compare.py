@@ -114,8 +114,11 @@ class CompareScreen(Screen[None]):
                     post(self.Progress(f"{profile}: {done.status}",
                                        Bar(profile, "failed", done.duration_s, done.status)))
                     break
-                kind = "warm" if done.cache_hits else "cold"
-                note = "" if no_cache or done.cache_hits else "(no cache kept)"
+                # Warm means the store kept the first run's layers; a fresh store is cold again
+                # even when a later stage reuses a layer of an earlier one in the same build.
+                kept = not no_cache and plan.profile.keeps_cache
+                kind = "warm" if kept else "cold"
+                note = "" if no_cache or kept else "(no cache kept)"
                 post(self.Progress(f"{profile}: {done.duration_s:.1f}s",
                                    Bar(profile, kind, done.duration_s, note)))
         post(self.Progress("done · F5 runs the comparison again", final=True))
