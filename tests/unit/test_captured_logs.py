@@ -85,3 +85,24 @@ def test_target_build_stops_at_the_named_stage():
                                                          "RUN"]
     assert [p.ref for p in of(events, PullStarted)] == [BASE]
     assert len(of(events, ImageBuilt)) == 1
+
+
+def test_run_output_without_a_newline_gets_buildahs_next_line_glued_on():
+    # Real: `RUN printf abc` prints "abc--> f12304c2e6d"; the step still closes with its layer.
+    lines, events = parse("host-ro-no-trailing-newline.log")
+    assert any(line.startswith("abc--> ") for line in lines)
+    done = {d.step: d.layer_id for d in of(events, StepDone)}
+    assert done[2] == lines[2].removeprefix("abc--> ")
+    assert len(done) == 3
+
+
+def test_a_dropped_tail_glues_commit_to_the_last_partial_line():
+    # Seen here under CPU load: Buildah dropped the last pipe-full of a RUN's output.
+    lines = ["STEP 1/2: FROM x", "STEP 2/2: RUN seq 1 1000000", "1", "2", "991COMMIT img:1",
+             "--> 2d30b986b7e", "Successfully tagged localhost/img:1", "2d30" + "a" * 60]
+    events = parse_lines(lines)
+    assert [e.image for e in events if e.name == "commit"] == ["img:1"]
+    assert [(d.step, d.layer_id) for d in of(events, StepDone)] == [(1, ""), (2, "2d30b986b7e")]
+    # Output that merely mentions such words is not mistaken for Buildah's lines.
+    quiet = parse_lines(["STEP 1/1: RUN x", "git COMMIT abc --> later", "STEP 2 of 3: fine"])
+    assert [e.name for e in quiet if e.name != "log"] == ["step_started", "step_done"]

@@ -50,6 +50,10 @@ _COMMIT_RE = re.compile(r"(?:\[\d+/\d+\] )?COMMIT(?: (.*))?")
 # Only a hex id counts: a RUN step may well print "--> installing..." itself.
 _ARROW_RE = re.compile(r"--> (Using cache )?([0-9a-f]{6,64})\s*")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
+_GLUED_RE = re.compile(
+    r"(?:\[\d+/\d+\] )?(?:STEP \d+/\d+: .*|COMMIT(?: \S+)?)$"
+    r"|--> (?:Using cache [0-9a-f]{64}|[0-9a-f]{11})$"
+)
 _LOGRUS_RE = re.compile(r'level=(\w+) msg=("(?:[^"\\]|\\.)*"|\S*)')
 _TTY_LOG_RE = re.compile(r"(WARN|ERRO|FATA)\[\d+\] ?(.*)")
 _STEP_ERR_RE = re.compile(r'(.*?)": (.*)', re.DOTALL)
@@ -103,7 +107,10 @@ class BuildahOutputParser:
 
     def feed(self, line: str, now: float) -> list[Event]:
         """Parse one raw line (without its newline) that arrived at ``now``."""
-        out: list[Event] = [LogLine(line=line, time=now)]
+        return [LogLine(line=line, time=now), *self._parse(line, now)]
+
+    def _parse(self, line: str, now: float) -> list[Event]:
+        out: list[Event] = []
         if len(line) == 64 and _HEX64_RE.fullmatch(line):
             # The image id comes last; while a step runs, a 64-hex line is just its output.
             if self._step is None or self._committing:
@@ -112,7 +119,8 @@ class BuildahOutputParser:
                 out.append(ImageBuilt(image_id=line, time=now))
             return out
         if not line or line[0] not in _FIRST_CHARS:
-            return out
+            glued = self._glued(line)
+            return self._parse(line[glued:], now) if glued else out
         if line.startswith("--> "):
             out += self._arrow(line, now)
         elif line.startswith(("STEP ", "[", "COMMIT")):
@@ -233,6 +241,18 @@ class BuildahOutputParser:
             self._phase = "pull"
             return [pushed]
         return []
+
+    def _glued(self, line: str) -> int:
+        """Where a Buildah line starts inside a line of RUN output, or 0.
+
+        A RUN whose output does not end with a newline (or whose last pipe-full Buildah drops,
+        as 1.28 and 1.39 do under CPU load) gets Buildah's next line glued to it:
+        ``991COMMIT localhost/app:latest``. Cheap substring tests first: this runs per line.
+        """
+        if self._step is None or not ("STEP " in line or "COMMIT" in line or "--> " in line):
+            return 0
+        match = _GLUED_RE.search(line, 1)
+        return match.start() if match else 0
 
     def _manifest(self, text: str, now: float) -> list[Event]:
         """``buildcage: manifest JSON``: the built image's manifest, for its layer sizes."""

@@ -34,8 +34,11 @@ class BuildRunner:
         self.plan = plan
         self.on_event = on_event
         self.parser = BuildahOutputParser()
-        self.poll_interval = 0.05
-        """Seconds between reads of new output while the builder runs."""
+        self.poll_interval = 0.25
+        """Seconds between reads of new output while the builder runs. Buildah 1.28's chroot
+        runner drops the last pipe-full of a RUN's output when it loses a race at the RUN's
+        exit; reading the log every 50 ms on this 2-core machine lost it in about one build
+        of four printing a million lines, every 250 ms (at lower priority) in none of 20."""
         self.use_log_file = True
         """Read the k8s-file log directly when podman is local (exact and cheap)."""
         self._canceled = threading.Event()
@@ -106,9 +109,9 @@ class BuildRunner:
                                 context=str(self.plan.context), tag=self.plan.tag,
                                 container_id=container.id))
         source = self._log_source(container)
-        exit_codes: list[int] = []
-        waiter = threading.Thread(target=lambda: exit_codes.append(self._wait(container)),
-                                  daemon=True)
+        _lower_priority()
+        outcome: list[int | BaseException] = []
+        waiter = threading.Thread(target=self._wait, args=(container, outcome), daemon=True)
         waiter.start()
         while waiter.is_alive():
             lines = source.read_new()
@@ -116,12 +119,18 @@ class BuildRunner:
             if not lines:
                 waiter.join(self.poll_interval)
         self._deliver(source.finish())
-        return exit_codes[0] if exit_codes else -1
+        if outcome and isinstance(outcome[0], BaseException):
+            raise outcome[0]  # e.g. the podman service went away mid-build
+        return int(outcome[0]) if outcome else -1
 
     @staticmethod
-    def _wait(container) -> int:
-        result = container.wait()
-        return int(result if isinstance(result, int) else result.get("StatusCode", -1))
+    def _wait(container, outcome: list[int | BaseException]) -> None:
+        try:
+            result = container.wait()
+            outcome.append(int(result if isinstance(result, int)
+                               else result.get("StatusCode", -1)))
+        except BaseException as exc:  # handed to the build thread, which reports it
+            outcome.append(exc)
 
     def _log_source(self, container) -> LogFileTail | ApiLogPoller:
         container.reload()
@@ -150,6 +159,15 @@ class BuildRunner:
         if state is not None:
             left += release(self.client, state)
         return left
+
+
+def _lower_priority() -> None:
+    """Gives the builder the CPU first: only this reading thread is made nicer."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 5))
+    except OSError:
+        pass  # not allowed or not Linux: reading at normal priority still works
 
 
 def remove_container(container, attempts: int = 20) -> str:
