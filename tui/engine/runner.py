@@ -6,6 +6,7 @@ once into events; every line arrives, once, in order, the last ones included.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import time
@@ -17,11 +18,12 @@ from podman.errors import ImageNotFound, NotFound
 
 from tui.engine.buildah_output import BuildahOutputParser
 from tui.engine.events import BuildStarted, Done, Event, Failed
+from tui.engine.events import Warning as BuildWarning
 from tui.engine.facts import SecurityFacts, facts_from_inspect
 from tui.engine.logs import ApiLogPoller, LogFileTail
 from tui.engine.plan import BuildPlan
 from tui.engine.renderings import create_kwargs
-from tui.engine.stores import prepare, release
+from tui.engine.stores import prepare, release, store_root, stray_working_containers
 
 EventSink = Callable[[Event], None]
 
@@ -38,19 +40,21 @@ class BuildRunner:
         """Seconds between reads of new output while the builder runs (when none was new)."""
         self.use_log_file = True
         """Read the k8s-file log directly when podman is local (exact and cheap)."""
+        self.stop_timeout = 15.0
+        """Seconds Buildah gets to clean up after SIGTERM before the builder is killed."""
+        self._container_started = 0.0
         self._canceled = threading.Event()
         self._container = None
         self._lock = threading.Lock()
 
     def cancel(self) -> None:
+        """Asks the build to stop; returns at once (the stop itself runs on its own thread)."""
         self._canceled.set()
         with self._lock:
             container = self._container
         if container is not None:
-            try:
-                container.kill()
-            except Exception:  # already gone or exiting: run() cleans up either way
-                pass
+            threading.Thread(target=stop_gracefully, args=(container, self.stop_timeout),
+                             daemon=True).start()
 
     @property
     def canceled(self) -> bool:
@@ -61,7 +65,9 @@ class BuildRunner:
         state = None
         error: Failed | None = None
         exit_code = -1
+        store_lock = None
         try:
+            store_lock = self._lock_store()
             state = prepare(self.client, self.plan)
             if not self.canceled:
                 exit_code = self._run_container()
@@ -71,7 +77,11 @@ class BuildRunner:
         except Exception as exc:  # podman gone mid-build, API errors: report, then clean up
             error = Failed(message=f"{type(exc).__name__}: {exc}")
         finally:
-            left = self._cleanup(state)
+            # Sweep before clean-up: the sweeper needs the per-build files still in place.
+            left = self._sweep() if exit_code != 0 and self._container_started else []
+            left += self._cleanup(state)
+            if store_lock is not None:
+                store_lock.close()  # releases the flock
         if error is not None and not self.canceled:
             self._emit(error)
         elif not self.canceled:
@@ -96,6 +106,7 @@ class BuildRunner:
         return done
 
     def _run_container(self) -> int:
+        self._container_started = time.time()
         container = self.client.containers.create(**create_kwargs(self.plan))
         with self._lock:
             self._container = container
@@ -139,7 +150,51 @@ class BuildRunner:
     def _deliver(self, lines: list[str]) -> None:
         for line in lines:
             for event in self.parser.feed(line, time.time()):
+                if isinstance(event, Failed) and self.canceled:
+                    continue  # Buildah reporting the stop we asked for: the build was canceled
                 self._emit(event)
+
+    def _lock_store(self):
+        """One build at a time per persistent buildcage store: the sweep after a cancel must
+        not take another build's working container for a stray one."""
+        if self.plan.store_dir is None:
+            return None
+        self.plan.store_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(self.plan.store_dir / ".buildcage.lock", "w")  # noqa: SIM115 - held open
+        told = False
+        while not self.canceled:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return lock
+            except BlockingIOError:
+                if not told:
+                    self._emit(BuildWarning(message=f"waiting for another build using the "
+                                                    f"store of project {self.plan.project}"))
+                    told = True
+                time.sleep(0.2)
+        return lock
+
+    def _sweep(self) -> list[str]:
+        """Removes working containers a stopped Buildah left in a persistent store, with a
+        short-lived builder on the same mounts running ``buildah rm``."""
+        root = store_root(self.plan)
+        ids = stray_working_containers(root, self._container_started - 1) if root else []
+        if not ids:
+            return []
+        kwargs = create_kwargs(self.plan)
+        kwargs.update(command=["buildah", "rm", *ids], name=f"{self.plan.container_name}-sweep")
+        try:
+            sweeper = self.client.containers.create(**kwargs)
+            try:
+                sweeper.start()
+                sweeper.wait()
+            finally:
+                remove_container(sweeper)
+        except Exception as exc:  # podman gone: say what is left in the store
+            return [f"{len(ids)} Buildah working containers in {root} ({exc})"]
+        left = stray_working_containers(root, self._container_started - 1)
+        return [f"Buildah working containers {', '.join(i[:12] for i in left)} in {root}"] \
+            if left else []
 
     def _emit(self, event: Event) -> None:
         self.on_event(event)
@@ -155,6 +210,43 @@ class BuildRunner:
         if state is not None:
             left += release(self.client, state)
         return left
+
+
+# Waits up to 5 s for Buildah to exist (a cancel can come before the script started it),
+# then sends SIGTERM once to the main Buildah only (the child of the builder's shell, PID 1):
+# its re-executed helpers, killed too, fail the step before Buildah can clean up.
+_TERM_BUILDAH = (
+    "for i in $(seq 50); do for d in /proc/[0-9]*; do "
+    'read -r pid comm state ppid rest < "$d/stat" 2>/dev/null || continue; '
+    '[ "$comm" = "(buildah)" ] && [ "$ppid" = 1 ] && { kill -TERM "$pid"; exit 0; }; '
+    "done; sleep 0.1; done"
+)
+
+
+def stop_gracefully(container, timeout: float) -> None:
+    """SIGTERM to Buildah, then wait, then kill.
+
+    A killed Buildah leaves its working containers in the store it was using (the host's own
+    store under host-rw, a project's store otherwise); on SIGTERM it fails the step and, with
+    --force-rm, removes them itself.
+    """
+    try:
+        container.exec_run(["sh", "-c", _TERM_BUILDAH])
+    except Exception:  # not running (yet, or any more): the kill below or run() handles it
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            container.reload()
+        except Exception:
+            return  # removed already
+        if container.attrs.get("State", {}).get("Status") != "running":
+            return
+        time.sleep(0.2)
+    try:
+        container.kill()
+    except Exception:  # exited between the check and the kill
+        pass
 
 
 def remove_container(container, attempts: int = 20) -> str:

@@ -9,7 +9,9 @@ removed by ``release``, whatever way the build ended.
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from podman import PodmanClient
@@ -17,6 +19,7 @@ from podman.errors import APIError, NotFound
 
 from tui.engine.containerfile import parse_containerfile
 from tui.engine.plan import BuildPlan
+from tui.engine.profiles import HOST_STORE
 from tui.engine.registry import OciTarget
 
 PIN_LABEL = "buildcage.pin"
@@ -116,3 +119,43 @@ def leftovers(client: PodmanClient, build_id: str | None = None) -> list[str]:
     with contextlib.suppress(APIError):
         names += [v.name for v in client.volumes.list(filters={"label": key})]
     return names
+
+
+def store_root(plan: BuildPlan) -> Path | None:
+    """The c/storage root the builder writes to, when it lives on this host's disk."""
+    if plan.profile.store == "host":
+        return Path(HOST_STORE)
+    if plan.store_dir is not None:
+        return plan.store_dir / "storage"
+    return None  # a fresh volume: removed whole
+
+
+def stray_working_containers(root: Path, since: float) -> list[str]:
+    """Buildah working containers created in the store at or after ``since`` (epoch seconds).
+
+    A Buildah stopped at the wrong moment (early in a step) leaves its working container behind
+    even on SIGTERM; these are found by name and time in the store's own container list.
+    """
+    path = root / "overlay-containers" / "containers.json"
+    try:
+        records = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    found = []
+    for record in records:
+        names = record.get("names") or []
+        created = _epoch(record.get("created", ""))
+        if created >= since and any("-working-container" in n for n in names):
+            found.append(record["id"])
+    return found
+
+
+def _epoch(stamp: str) -> float:
+    # c/storage writes RFC 3339 with nanoseconds; Python 3.11 parses up to microseconds.
+    head, dot, rest = stamp.rstrip("Z").partition(".")
+    try:
+        when = datetime.fromisoformat(head).replace(tzinfo=UTC)
+    except ValueError:
+        return 0.0
+    fraction = float("0." + "".join(c for c in rest if c.isdigit())[:6]) if dot else 0.0
+    return when.timestamp() + fraction

@@ -1,0 +1,108 @@
+"""Reliability: cancels at random moments (while stores are prepared, the container created,
+Buildah pulling or running) leave no container, volume, pin or per-build file behind."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import threading
+import time
+
+from podman_helpers import ROOT, Recorder
+
+from tui.engine.stores import PIN_LABEL, leftovers
+
+SLOW = ROOT / "tests" / "data" / "contexts" / "slow"
+
+
+def store_containers(plan) -> set[str]:
+    """Buildah working containers in the store the plan's builder writes to."""
+    if plan.profile.store == "host":
+        argv = ["buildah", "containers", "-q"]
+    else:
+        argv = ["podman", "run", "--rm", "--device=/dev/fuse",
+                f"--volume={plan.store_dir}:/var/lib/containers",
+                f"--volume={plan.storage_conf_path}:/etc/containers/storage.conf:ro",
+                plan.builder_image, "buildah", "containers", "-q"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_twenty_random_cancels_leave_nothing_behind(engine, data_home):
+    rng = random.Random(20261129)
+    client = engine.client()
+    statuses = []
+    persistent = {}
+    for i in range(20):
+        profile = ("isolated", "host-ro", "project", "host-rw")[i % 4]
+        plan = engine.plan(SLOW, profile=profile, no_cache=True, confirmed=True)
+        rec = Recorder()
+        runner = engine.runner(plan, rec)
+        thread = threading.Thread(target=runner.run)
+        thread.start()
+        time.sleep(rng.uniform(0.0, 2.5))
+        runner.cancel()
+        thread.join(60)
+        assert not thread.is_alive(), f"cancel {i} ({profile}) did not end the build"
+        statuses.append(rec.done.status)
+        assert rec.done.status == "canceled", (i, profile, rec.events[-3:])
+        assert leftovers(client, plan.build_id) == [], (i, profile)
+        assert client.containers.list(
+            all=True, filters={"label": f"{PIN_LABEL}={plan.build_id}"}) == []
+        assert not client.volumes.exists(plan.store_volume)
+        assert not plan.mount_record_path.exists()
+        if plan.profile.store != "fresh":
+            persistent[profile] = plan
+    assert statuses == ["canceled"] * 20
+    for plan in persistent.values():
+        assert store_containers(plan) == set(), plan.profile.name
+
+
+def test_canceling_host_rw_leaves_no_buildah_container_in_the_host_store(engine):
+    def working_containers() -> set[str]:
+        out = subprocess.run(["buildah", "containers", "-q"], capture_output=True, text=True)
+        return set(out.stdout.split())
+
+    before = working_containers()
+    plan = engine.plan(SLOW, profile="host-rw", no_cache=True, confirmed=True)
+    rec = Recorder()
+    runner = engine.runner(plan, rec)
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    deadline = time.time() + 60
+    while not any(getattr(e, "line", "") == "started" for e in list(rec.events)):
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert len(working_containers() - before) == 1  # Buildah's, while the RUN runs
+    runner.cancel()
+    thread.join(60)
+    assert rec.done.status == "canceled"
+    assert working_containers() == before
+
+
+def test_two_builds_of_one_project_take_turns(engine, run_id):
+    """The second build waits for the first (and says so) instead of sharing the store."""
+    from tui.engine.events import Warning as BuildWarning
+
+    first, second = Recorder(), Recorder()
+    plan_a = engine.plan(SLOW, profile="project", no_cache=True, project=f"turns-{run_id}")
+    plan_b = engine.plan(ROOT / "examples" / "hello", profile="project", project=f"turns-{run_id}")
+    runner_a, runner_b = engine.runner(plan_a, first), engine.runner(plan_b, second)
+    thread_a = threading.Thread(target=runner_a.run)
+    thread_a.start()
+    deadline = time.time() + 60
+    while not any(getattr(e, "line", "") == "started" for e in list(first.events)):
+        assert time.time() < deadline
+        time.sleep(0.1)
+    thread_b = threading.Thread(target=runner_b.run)
+    thread_b.start()
+    while not second.events:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert isinstance(second.events[0], BuildWarning)
+    assert "waiting for another build" in second.events[0].message
+    runner_a.cancel()
+    thread_a.join(60)
+    thread_b.join(120)
+    assert first.done.status == "canceled"
+    assert second.done.status == "succeeded"
