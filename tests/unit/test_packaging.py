@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,8 +12,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_wheel_contains_the_styles_and_the_console_script(tmp_path):
+    # Built from a copy: setuptools writes build/ and *.egg-info into the source tree.
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    for name in ("tui", "styles"):
+        shutil.copytree(ROOT / name, source / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(tmp_path), str(ROOT)], check=True,
+                    "--no-build-isolation", "-w", str(tmp_path), str(source)], check=True,
                    capture_output=True, cwd=tmp_path)
     wheel = next(tmp_path.glob("buildcage-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
