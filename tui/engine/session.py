@@ -66,7 +66,7 @@ class Engine:
 
     def summary(self, plan: BuildPlan) -> ProfileSummary:
         """Creates the builder container (never started), reads its facts, removes it."""
-        from tui.engine.runner import probe_facts
+        from tui.engine.probe import probe_facts
 
         facts = probe_facts(self.client(), plan)
         median = self.history.median_duration(plan.profile.name, str(plan.context))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tui.engine.containers import remove_container
 from tui.engine.renderings import create_kwargs
-from tui.engine.runner import remove_container
 from tui.engine.session import Engine
 from tui.engine.stores import prepare, release
 

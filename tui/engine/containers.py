@@ -1,0 +1,59 @@
+"""Stopping and removing builder containers, the careful way (see each function for why)."""
+
+from __future__ import annotations
+
+import time
+
+from podman.errors import NotFound
+
+# Waits up to 5 s for Buildah to exist (a cancel can come before the script started it),
+# then sends SIGTERM once to the main Buildah only (the child of the builder's shell, PID 1):
+# its re-executed helpers, killed too, fail the step before Buildah can clean up.
+_TERM_BUILDAH = (
+    "for i in $(seq 50); do for d in /proc/[0-9]*; do "
+    'read -r pid comm state ppid rest < "$d/stat" 2>/dev/null || continue; '
+    '[ "$comm" = "(buildah)" ] && [ "$ppid" = 1 ] && { kill -TERM "$pid"; exit 0; }; '
+    "done; sleep 0.1; done"
+)
+
+
+def stop_gracefully(container, timeout: float) -> None:
+    """SIGTERM to Buildah, then wait, then kill.
+
+    A killed Buildah leaves its working containers in the store it was using (the host's own
+    store under host-rw, a project's store otherwise); on SIGTERM it fails the step and, with
+    --force-rm, removes them itself.
+    """
+    try:
+        container.exec_run(["sh", "-c", _TERM_BUILDAH])
+    except Exception:  # not running (yet, or any more): the kill below or run() handles it
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            container.reload()
+        except Exception:
+            return  # removed already
+        if container.attrs.get("State", {}).get("Status") != "running":
+            return
+        time.sleep(0.2)
+    try:
+        container.kill()
+    except Exception:  # exited between the check and the kill
+        pass
+
+
+def remove_container(container, attempts: int = 20) -> str:
+    """Removes a container; returns "" or why it could not. Right after the builder exits,
+    podman may still be unmounting its /dev/shm ("device or resource busy"): retry briefly."""
+    problem = ""
+    for _ in range(attempts):
+        try:
+            container.remove(force=True)
+            return ""
+        except NotFound:
+            return ""
+        except Exception as exc:
+            problem = str(exc)
+            time.sleep(0.25)
+    return problem

@@ -1,0 +1,31 @@
+"""The facts behind a profile's summary, read from a builder container created for them."""
+
+from __future__ import annotations
+
+from podman import PodmanClient
+
+from tui.engine.containers import remove_container
+from tui.engine.facts import SecurityFacts, facts_from_inspect
+from tui.engine.plan import BuildPlan
+from tui.engine.renderings import create_kwargs
+from tui.engine.stores import prepare, release
+
+
+def probe_facts(client: PodmanClient, plan: BuildPlan) -> SecurityFacts:
+    """Creates the builder container exactly as a build would (never started), reads its
+    inspect data, and removes it and anything prepared for it."""
+    state = prepare(client, plan, pin=False)
+    container = None
+    try:
+        kwargs = create_kwargs(plan)
+        kwargs["name"] = f"{plan.container_name}-probe"
+        container = client.containers.create(**kwargs)
+        container.reload()
+        return facts_from_inspect(container.attrs)
+    finally:
+        if container is not None:
+            remove_container(container)
+        release(client, state)
+
+
+
