@@ -236,3 +236,17 @@ async def test_build_passes_the_form_to_the_plan(history) -> None:
         # The multi-stage stream: three stages, the first step of stage 1 from cache.
         assert app.screen.header_text().startswith("Built")
         assert app.screen.query_one("#steps").status_of("1:2") == "cached"
+
+
+async def test_no_push_warns_that_a_fresh_store_takes_the_image_with_it(engine) -> None:
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await pick_context(pilot, "hello")
+        status = app.screen.query_one("#push-status", Label)
+        assert "stays in the builder's store" in str(status.render())
+        app.screen.query_one("#profile", Select).value = "isolated"
+        await wait_for(pilot, lambda: "deleted with the fresh store" in str(status.render()),
+                       what="the isolated warning")
+        assert status.has_class("-warn")
+        app.screen.query_one("#profile", Select).value = "project"
+        await wait_for(pilot, lambda: "stays in the builder's store" in str(status.render()))

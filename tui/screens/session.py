@@ -130,6 +130,10 @@ class SessionScreen(Screen[None]):
 
     @on(Select.Changed, "#profile")
     def schedule_summary(self) -> None:
+        name = str(self.query_one("#profile", Select).value)
+        if name in self.engine.profiles.names():
+            kept = self.engine.profiles.get(name).keeps_cache
+            self.query_one(PushTargetField).set_store_kept(kept)
         if self.context is None:
             return
         self._serial += 1

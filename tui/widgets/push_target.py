@@ -18,6 +18,7 @@ from tui.engine.registry import BadReference, ImageRef, OciTarget, parse_push_ta
 
 Reach = Callable[[str, bool], tuple[bool, str]]
 NO_PUSH = "no push: the image stays in the builder's store"
+NO_PUSH_FRESH = "no push: the image is deleted with the fresh store — push it to keep it"
 DEBOUNCE_S = 0.5
 
 
@@ -49,6 +50,8 @@ class PushTargetField(Vertical):
         self.repository = "buildcage/image"
         self.problem = ""
         """Why the typed target is invalid ("" when it is valid)."""
+        self.store_kept = True
+        """Whether the chosen profile keeps its store (a fresh store goes, image and all)."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="form-row"):
@@ -61,6 +64,15 @@ class PushTargetField(Vertical):
                         validators=[PushTargetValidator()], validate_on=["changed", "submitted"],
                         id="push")
         yield Label(NO_PUSH, id="push-status", classes="-muted")
+
+    def _no_push_text(self) -> str:
+        return NO_PUSH if self.store_kept else NO_PUSH_FRESH
+
+    def set_store_kept(self, kept: bool) -> None:
+        """Called when the profile changes: says what "no push" means for it."""
+        self.store_kept = kept
+        if not self.value.strip() or self.value.strip().lower() == "none":
+            self._status(self._no_push_text(), "muted" if kept else "warn")
 
     @property
     def value(self) -> str:
@@ -96,7 +108,7 @@ class PushTargetField(Vertical):
             return
         target = parse_push_target(event.value)
         if target is None:
-            self._status(NO_PUSH, "muted")
+            self._status(self._no_push_text(), "muted" if self.store_kept else "warn")
         elif isinstance(target, OciTarget):
             self._status(f"OCI layout in {target.path} (tag {target.tag})", "muted")
         elif isinstance(target, ImageRef):
