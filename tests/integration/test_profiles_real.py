@@ -9,6 +9,7 @@ import pytest
 from podman_helpers import EXAMPLES, build
 
 from tui.engine.events import PullStarted, StepDone
+from tui.engine.events import Warning as BuildWarning
 from tui.engine.planner import selinux_enabled
 from tui.engine.renderings import create_kwargs
 from tui.engine.stores import leftovers, prepare, release
@@ -76,6 +77,7 @@ def test_isolated_pulls_and_leaves_no_store_behind(engine):
     rec = build(engine, EXAMPLES / "hello", profile="isolated")
     assert rec.done.status == "succeeded"
     assert [p.ref for p in rec.of(PullStarted)] == ["127.0.0.1:5000/buildcage/busybox:latest"]
+    assert any("deleted with the fresh store" in w.message for w in rec.of(BuildWarning))
     build_id = rec.events[0].build_id
     client = engine.client()
     assert leftovers(client, build_id) == []

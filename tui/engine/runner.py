@@ -116,6 +116,9 @@ class BuildRunner:
         self._emit(BuildStarted(build_id=self.plan.build_id, profile=self.plan.profile.name,
                                 context=str(self.plan.context), tag=self.plan.tag,
                                 container_id=container.id))
+        if self.plan.profile.store == "fresh" and not self.plan.push:
+            self._emit(BuildWarning(message="no push target: the image is deleted with the "
+                                            "fresh store when the build ends"))
         source = self._log_source(container)
         outcome: list[int | BaseException] = []
         waiter = threading.Thread(target=self._wait, args=(container, outcome), daemon=True)
