@@ -106,3 +106,70 @@ def test_two_builds_of_one_project_take_turns(engine, run_id):
     thread_b.join(120)
     assert first.done.status == "canceled"
     assert second.done.status == "succeeded"
+
+
+def test_registry_dying_mid_build_loses_nothing(provisioned, data_home, tmp_path, run_id):
+    """The push fails with a clear message; the built layers stay in the project's store, so
+    the same build after the registry is back is all cache hits and pushes."""
+    import socket
+
+    from tui.engine.config import Config, RegistryConfig
+    from tui.engine.events import Failed, ImageBuilt
+    from tui.engine.history import History
+    from tui.engine.session import Engine
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    host = f"127.0.0.1:{port}"
+    config_file = tmp_path / "registry.yml"
+    config_file.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+                           f"    rootdirectory: {tmp_path / 'data'}\nhttp:\n  addr: {host}\n")
+
+    def start_registry() -> subprocess.Popen:
+        proc = subprocess.Popen(["docker-registry", "serve", str(config_file)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return proc
+            time.sleep(0.1)
+        proc.kill()
+        raise AssertionError("test registry did not start")
+
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Containerfile").write_text(
+        "FROM 127.0.0.1:5000/buildcage/busybox:latest\n"
+        "RUN echo started && sleep 3 && echo built > /built\n")
+    config = Config()
+    config.registries[host] = RegistryConfig(host, tls_verify=False)
+    engine = Engine(config, History(data_home / "history-registry.sqlite3"))
+    options = dict(profile="project", project=f"reg-{run_id}", push=f"{host}/it/app:1")
+
+    registry = start_registry()
+    try:
+        first = Recorder()
+        runner = engine.runner(engine.plan(context, **options), first)
+        thread = threading.Thread(target=runner.run)
+        thread.start()
+        deadline = time.time() + 60
+        while not any(getattr(e, "line", "") == "started" for e in list(first.events)):
+            assert time.time() < deadline
+            time.sleep(0.1)
+        registry.kill()
+        registry.wait()
+        thread.join(120)
+        assert first.done.status == "failed"
+        assert first.of(ImageBuilt), "the image was built before the push failed"
+        failed = first.of(Failed)
+        assert len(failed) == 1 and host in failed[0].message, failed
+        registry = start_registry()
+        second = Recorder()
+        engine.runner(engine.plan(context, **options), second).run()
+        assert second.done.status == "succeeded"
+        assert second.done.cache_hits == 1  # the RUN layer survived the failed push
+        assert second.done.pushed.startswith(f"{host}/it/app:1@sha256:")
+    finally:
+        registry.kill()
