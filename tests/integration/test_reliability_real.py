@@ -173,3 +173,37 @@ def test_registry_dying_mid_build_loses_nothing(provisioned, data_home, tmp_path
         assert second.done.pushed.startswith(f"{host}/it/app:1@sha256:")
     finally:
         registry.kill()
+
+
+def test_podman_service_going_away_mid_build_loses_nothing(engine, tmp_path):
+    """The builder runs on without the API service; the runner keeps reading its output, waits
+    for the service, and finishes the build when it is back (here after a few seconds)."""
+    from tui.engine.events import Warning as BuildWarning
+
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Containerfile").write_text(
+        "FROM 127.0.0.1:5000/buildcage/busybox:latest\n"
+        "RUN echo started && sleep 6 && echo finished\n")
+    plan = engine.plan(context, profile="project", no_cache=True)
+    rec = Recorder()
+    thread = threading.Thread(target=engine.runner(plan, rec).run)
+    thread.start()
+    try:
+        deadline = time.time() + 60
+        while not any(getattr(e, "line", "") == "started" for e in list(rec.events)):
+            assert time.time() < deadline
+            time.sleep(0.1)
+        subprocess.run(["pkill", "-f", "podman system service"], check=True)
+        time.sleep(3)
+    finally:
+        subprocess.run(["bash", str(ROOT / "provision" / "provision.sh")], check=True,
+                       stdout=subprocess.DEVNULL)
+    thread.join(120)
+    assert rec.done.status == "succeeded", rec.events[-4:]
+    lines = [e.line for e in rec.events if hasattr(e, "line")]
+    assert "finished" in lines  # output written while the service was away
+    warnings = [w.message for w in rec.of(BuildWarning)]
+    assert any("lost the podman service" in w for w in warnings)
+    assert any("answers again" in w for w in warnings)
+    assert leftovers(engine.client(), plan.build_id) == []

@@ -28,6 +28,16 @@ from tui.engine.stores import prepare, release, store_root, stray_working_contai
 EventSink = Callable[[Event], None]
 
 
+def service_gone(exc: BaseException) -> bool:
+    """Whether an API error means nobody answers on the socket (not that podman said no)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (ConnectionError, OSError)) or "operation failed" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class BuildRunner:
     """Runs one plan. ``run()`` blocks and returns the Done event; ``cancel()`` is thread-safe."""
 
@@ -40,6 +50,8 @@ class BuildRunner:
         """Seconds between reads of new output while the builder runs (when none was new)."""
         self.use_log_file = True
         """Read the k8s-file log directly when podman is local (exact and cheap)."""
+        self.service_grace = 300.0
+        """Seconds to wait for a podman service that went away mid-build to come back."""
         self.stop_timeout = 15.0
         """Seconds Buildah gets to clean up after SIGTERM before the builder is killed."""
         self._container_started = 0.0
@@ -121,26 +133,58 @@ class BuildRunner:
                                             "fresh store when the build ends"))
         source = self._log_source(container)
         outcome: list[int | BaseException] = []
-        waiter = threading.Thread(target=self._wait, args=(container, outcome), daemon=True)
+        notes: list[str] = []
+        waiter = threading.Thread(target=self._wait, args=(container, outcome, notes),
+                                  daemon=True)
         waiter.start()
         while waiter.is_alive():
-            lines = source.read_new()
+            lines = self._read(source)
             self._deliver(lines)
+            while notes:  # said by the waiter, emitted here to keep the events in order
+                self._emit(BuildWarning(message=notes.pop(0)))
             if not lines:
                 waiter.join(self.poll_interval)
         self._deliver(source.finish())
+        for note in notes:
+            self._emit(BuildWarning(message=note))
         if outcome and isinstance(outcome[0], BaseException):
-            raise outcome[0]  # e.g. the podman service went away mid-build
+            raise outcome[0]  # the podman service stayed away, or another API error
         return int(outcome[0]) if outcome else -1
 
     @staticmethod
-    def _wait(container, outcome: list[int | BaseException]) -> None:
+    def _read(source: LogFileTail | ApiLogPoller) -> list[str]:
         try:
-            result = container.wait()
+            return source.read_new()
+        except Exception as exc:
+            if service_gone(exc):
+                return []  # the API poller while the service is away: the waiter decides
+            raise
+
+    def _wait(self, container, outcome: list[int | BaseException], notes: list[str]) -> None:
+        """Waits for the builder to exit. The builder runs on without the API service
+        (conmon keeps its output), so a lost service is waited for, not a failed build."""
+        lost_at: float | None = None
+        while True:
+            try:
+                result = container.wait()
+            except Exception as exc:
+                if not service_gone(exc):
+                    outcome.append(exc)
+                    return
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                    notes.append(f"lost the podman service; the build goes on in its container, "
+                                 f"waiting up to {self.service_grace:.0f}s for the service")
+                elif time.monotonic() - lost_at > self.service_grace:
+                    outcome.append(exc)
+                    return
+                time.sleep(1.0)
+                continue
+            if lost_at is not None:
+                notes.append("the podman service answers again")
             outcome.append(int(result if isinstance(result, int)
                                else result.get("StatusCode", -1)))
-        except BaseException as exc:  # handed to the build thread, which reports it
-            outcome.append(exc)
+            return
 
     def _log_source(self, container) -> LogFileTail | ApiLogPoller:
         container.reload()
