@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     _plan_options(build)
     build.add_argument("--json", action="store_true", help="one JSON object per event")
     build.add_argument("--quiet", action="store_true", help="no Buildah output lines")
+    build.add_argument("--on", choices=["local", "kube"], default="local",
+                       help="run as a plain container (local) or as the plan's Kubernetes Pod, "
+                            "played with podman kube play (kube)")
     plan = sub.add_parser("plan", help="print the build as podman run, Kubernetes or JSON")
     _plan_options(plan)
     plan.add_argument("--format", choices=["podman", "kube", "json"], default="podman")
@@ -68,7 +71,7 @@ def cmd_build(engine, args: argparse.Namespace) -> int:
     printer = JsonPrinter() if args.json else HumanPrinter(quiet=args.quiet)
     plan = _make_plan(engine, args)
     check_push_target(plan, engine.config)
-    runner = engine.runner(plan, printer)
+    runner = engine.runner(plan, printer, on=args.on)
     # Ctrl-C or SIGTERM cancels: the runner removes the container, store and pins.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: threading.Thread(target=runner.cancel).start())

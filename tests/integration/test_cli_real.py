@@ -155,3 +155,30 @@ def test_unreachable_registry_is_refused_before_building():
     rows = events(out.stdout)
     assert [r["event"] for r in rows] == ["error", "done"]
     assert "cannot reach 127.0.0.1:5999" in rows[0]["message"]
+
+
+def test_the_same_plan_runs_as_a_kubernetes_pod(run_id):
+    """`--on kube` plays the plan's Pod manifest; the events are the same as a local build's."""
+    args = ["build", str(EXAMPLES / "hello"), "--profile", "project", "--json",
+            "--project", f"kube-run-{run_id}", "--push", f"127.0.0.1:5000/it/kube-hello:{run_id}"]
+    out = cli(*args, "--on", "kube")
+    assert out.returncode == 0, out.stderr + out.stdout[-2000:]
+    rows = events(out.stdout)
+    kinds = [r["event"] for r in rows]
+    for kind in ("build_started", "step_started", "step_done", "image_built", "pushed", "done"):
+        assert kind in kinds
+    assert rows[-1]["status"] == "succeeded" and rows[-1]["steps_total"] == 4
+    pods = subprocess.run(["podman", "pod", "ps", "-q", "--filter",
+                           f"name={rows[0]['build_id']}"], capture_output=True, text=True)
+    assert pods.stdout.strip() == ""
+
+
+def test_a_pod_podman_cannot_start_is_a_clear_failure_and_leaves_no_pod():
+    # podman 4.3 cannot start a user-namespaced Pod on the host network (see README).
+    out = cli("build", str(EXAMPLES / "hello"), "--profile", "isolated", "--json", "--on", "kube")
+    rows = events(out.stdout)
+    assert out.returncode == 1
+    failed = [r for r in rows if r["event"] == "failed"]
+    assert failed and "podman kube play refused the Pod" in failed[0]["message"]
+    pods = subprocess.run(["podman", "pod", "ps", "-q"], capture_output=True, text=True)
+    assert pods.stdout.strip() == ""

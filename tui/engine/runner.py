@@ -99,6 +99,11 @@ class BuildRunner:
         elif not self.canceled:
             for event in self.parser.finish(exit_code, time.time()):
                 self._emit(event)
+        if (error is None and exit_code == 0 and not self.canceled and not self.parser.image_id
+                and self.parser.failed is None):
+            # Never "succeeded" without an image: a builder that did not run exits 0 too.
+            error = Failed(message="the builder exited without building an image")
+            self._emit(error)
         if left:
             self._emit(Failed(message="could not remove: " + "; ".join(left)))
         if self.canceled:
@@ -117,14 +122,25 @@ class BuildRunner:
         self._emit(done)
         return done
 
-    def _run_container(self) -> int:
-        self._container_started = time.time()
+    def _start_builder(self):
+        """Creates and starts the builder container; None when canceled in between."""
         container = self.client.containers.create(**create_kwargs(self.plan))
         with self._lock:
             self._container = container
         if self.canceled:
-            return -1
+            return None
         container.start()
+        return container
+
+    def _remove_builder(self, container) -> str:
+        """Removes the builder; returns "" or why it could not."""
+        return remove_container(container)
+
+    def _run_container(self) -> int:
+        self._container_started = time.time()
+        container = self._start_builder()
+        if container is None:
+            return -1
         self._emit(BuildStarted(build_id=self.plan.build_id, profile=self.plan.profile.name,
                                 context=str(self.plan.context), tag=self.plan.tag,
                                 container_id=container.id))
@@ -251,7 +267,7 @@ class BuildRunner:
         with self._lock:
             container, self._container = self._container, None
         if container is not None:
-            problem = remove_container(container)
+            problem = self._remove_builder(container)
             if problem:
                 left.append(f"container {self.plan.container_name} ({problem})")
         if state is not None:

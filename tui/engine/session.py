@@ -72,11 +72,16 @@ class Engine:
         median = self.history.median_duration(plan.profile.name, str(plan.context))
         return summarize(plan.profile, facts, median)
 
-    def runner(self, plan: BuildPlan, on_event: EventSink):
+    def runner(self, plan: BuildPlan, on_event: EventSink, on: str = "local"):
         """A BuildRunner: call ``run()`` (blocking, returns Done) and ``cancel()`` from any thread.
-        Every finished build is recorded in history."""
+        ``on="kube"`` runs the plan's Pod manifest instead of a plain container. Every finished
+        build is recorded in history."""
         from tui.engine.runner import BuildRunner
 
+        if on == "kube":
+            from tui.engine.kube_runner import KubeRunner
+
+            return KubeRunner(self.client(), plan, self.recording(plan, on_event))
         return BuildRunner(self.client(), plan, self.recording(plan, on_event))
 
     def recording(self, plan: BuildPlan, on_event: EventSink) -> EventSink:
