@@ -59,7 +59,7 @@ class BuildcageApp(App[None]):
         except PlanError as exc:
             self.notify(str(exc), title="Cannot build", severity="error")
             return
-        self.push_screen(BuildScreen(self.services, plan))
+        self.push_screen(BuildScreen(self.services, plan, on=request.on))
 
     def open_compare(self, request: BuildRequest) -> None:
         from tui.screens.compare import CompareScreen

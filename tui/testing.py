@@ -122,6 +122,8 @@ class ReplayEngine(Engine):
         self.inspect_dir = inspect_dir
         self.runners: list[ReplayRunner] = []
         """Every runner handed out, in order (tests look at their plans)."""
+        self.last_on = ""
+        """Where the last build was asked to run ("local" or "kube")."""
 
     def client(self):  # noqa: ANN201 - same loose typing as Engine.client
         raise RuntimeError("the replay engine has no podman connection")
@@ -146,7 +148,8 @@ class ReplayEngine(Engine):
         cold = plan.no_cache or not plan.profile.keeps_cache
         return load_stream("cold-pull-push" if cold else "warm-push")
 
-    def runner(self, plan: BuildPlan, on_event: EventSink) -> ReplayRunner:
+    def runner(self, plan: BuildPlan, on_event: EventSink, on: str = "local") -> ReplayRunner:
+        self.last_on = on
         runner = ReplayRunner(self.events_for(plan), self.recording(plan, on_event), plan,
                               delay=self.delay, pause_after=self.pause_after,
                               scale=self.scale.get(plan.profile.name, 1.0))

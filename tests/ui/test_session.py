@@ -250,3 +250,15 @@ async def test_no_push_warns_that_a_fresh_store_takes_the_image_with_it(engine) 
         assert status.has_class("-warn")
         app.screen.query_one("#profile", Select).value = "project"
         await wait_for(pilot, lambda: "stays in the builder's store" in str(status.render()))
+
+
+async def test_the_pod_box_runs_the_plan_as_a_kubernetes_pod(engine) -> None:
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await pick_context(pilot, "hello")
+        app.screen.query_one("#on-kube").value = True
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen), what="build screen")
+        await wait_for(pilot, lambda: app.screen.finished, what="the replayed build")
+        assert engine.last_on == "kube"
+        assert "Kubernetes Pod" in app.screen.sub_title

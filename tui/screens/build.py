@@ -35,10 +35,12 @@ class BuildScreen(Screen[None]):
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, services: Services, plan: BuildPlan) -> None:
+    def __init__(self, services: Services, plan: BuildPlan, on: str = "local") -> None:
         super().__init__()
         self.services = services
         self.plan = plan
+        self.on = on
+        """"local" or "kube": the plan as a builder container or as its Kubernetes Pod."""
         self.state = BuildState()
         """Everything known about the build so far, folded from its events."""
         self.batcher = EventBatcher(self.post_message)
@@ -69,7 +71,8 @@ class BuildScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"{self.plan.context.name} · {self.plan.profile.name}"
+        where = " · Kubernetes Pod" if self.on == "kube" else ""
+        self.sub_title = f"{self.plan.context.name} · {self.plan.profile.name}{where}"
         self.query_one(BlobProgress).display = False
         self.query_one("#end").display = False
         self._ticker = self.set_interval(TICK_S, self._tick)
@@ -78,7 +81,7 @@ class BuildScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="build")
     def _run(self) -> None:
         try:
-            runner = self.services.engine.runner(self.plan, self.batcher)
+            runner = self.services.engine.runner(self.plan, self.batcher, on=self.on)
             self._runner = runner
             if self.canceling:
                 runner.cancel()

@@ -53,6 +53,8 @@ class BuildRequest:
     target_stage: str = ""
     no_cache: bool = False
     tag: str = ""
+    on: str = "local"
+    """Where it runs: "local" (a builder container) or "kube" (the plan's Pod, kube play)."""
 
     @classmethod
     def from_record(cls, record: BuildRecord) -> BuildRequest:

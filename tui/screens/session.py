@@ -77,6 +77,7 @@ class SessionScreen(Screen[None]):
                                       self.engine.config.tls_verify_for, id="push-field")
                 with Horizontal(classes="form-row", id="actions"):
                     yield Checkbox("no cache", id="no-cache", compact=True)
+                    yield Checkbox("as a Kubernetes Pod", id="on-kube", compact=True)
                     yield Button("Build ▶ F5", variant="primary", compact=True, id="build")
                 yield SummaryCard(id="summary")
         yield Footer()
@@ -126,7 +127,8 @@ class SessionScreen(Screen[None]):
             raise PlanError(f"push target: {field.problem}")
         return replace(base, push=field.value, build_args=fields.build_args(),
                        target_stage=fields.target_stage,
-                       no_cache=self.query_one("#no-cache", Checkbox).value)
+                       no_cache=self.query_one("#no-cache", Checkbox).value,
+                       on="kube" if self.query_one("#on-kube", Checkbox).value else "local")
 
     @on(Select.Changed, "#profile")
     def schedule_summary(self) -> None:
