@@ -16,6 +16,17 @@ BASE_REMOTE=$REGISTRY/buildcage/busybox:latest
 
 say() { printf '%-10s %s\n' "$1" "$2"; }
 
+# Long-running services start from / with a clean environment: they outlive the shell that
+# started them, and conmon fails ("Failed to get working directory") once the directory they
+# were started in is deleted, e.g. a CI checkout or a test's temporary directory.
+daemon() {
+  local log=$1; shift
+  ( cd / || exit 1
+    exec setsid env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+      HOME=/root LANG=C.UTF-8 nohup "$@" > "$log" 2>&1 < /dev/null
+  ) &
+}
+
 # 1. Packages -----------------------------------------------------------------------------------
 packages=(podman runc fuse-overlayfs buildah skopeo docker-registry debootstrap busybox-static
           netavark containernetworking-plugins uidmap curl tmux)
@@ -75,8 +86,7 @@ if ping_podman; then
   say podman "ok service answers on $SOCKET"
 else
   mkdir -p "$(dirname "$SOCKET")" "$STATE"
-  setsid nohup podman system service --time=0 "unix://$SOCKET" \
-    > /var/log/buildcage-podman-service.log 2>&1 < /dev/null &
+  daemon /var/log/buildcage-podman-service.log podman system service --time=0 "unix://$SOCKET"
   for _ in $(seq 50); do ping_podman && break; sleep 0.2; done
   ping_podman || { echo "podman service did not start: see /var/log/buildcage-podman-service.log" >&2; exit 1; }
   say podman "started service on $SOCKET"
@@ -99,8 +109,7 @@ if ping_registry; then
   say registry "ok answers on $REGISTRY"
 else
   mkdir -p "$STATE/registry"
-  setsid nohup docker-registry serve "$STATE/registry.yml" \
-    > /var/log/buildcage-registry.log 2>&1 < /dev/null &
+  daemon /var/log/buildcage-registry.log docker-registry serve "$STATE/registry.yml"
   for _ in $(seq 50); do ping_registry && break; sleep 0.2; done
   ping_registry || { echo "registry did not start: see /var/log/buildcage-registry.log" >&2; exit 1; }
   say registry "started on $REGISTRY (data in $STATE/registry)"
