@@ -182,3 +182,30 @@ def test_a_pod_podman_cannot_start_is_a_clear_failure_and_leaves_no_pod():
     assert failed and "podman kube play refused the Pod" in failed[0]["message"]
     pods = subprocess.run(["podman", "pod", "ps", "-q"], capture_output=True, text=True)
     assert pods.stdout.strip() == ""
+
+
+def test_doctor_sees_a_service_that_answers_but_cannot_start_containers(tmp_path):
+    """A podman service started from a directory that is then deleted answers pings but fails
+    every container start; doctor must say so (a second service, on its own socket)."""
+    workdir = tmp_path / "gone"
+    workdir.mkdir()
+    socket_path = tmp_path / "broken.sock"
+    service = subprocess.Popen(["podman", "system", "service", "--time=0",
+                                f"unix://{socket_path}"], cwd=workdir,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while not socket_path.exists():
+            assert time.time() < deadline, "second podman service did not start"
+            time.sleep(0.1)
+        workdir.rmdir()
+        env = {**os.environ, "PYTHONPATH": str(ROOT),
+               "BUILDCAGE_PODMAN_URL": f"unix://{socket_path}"}
+        out = subprocess.run([sys.executable, "-m", "tui", "doctor"], capture_output=True,
+                             text=True, env=env, cwd=ROOT, timeout=120)
+        assert out.returncode == 1
+        line = next(line for line in out.stdout.splitlines() if "container start" in line)
+        assert line.startswith("FAIL")
+    finally:
+        service.terminate()
+        service.wait(10)

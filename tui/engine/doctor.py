@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tui.engine.config import LOCAL_REGISTRY, Config, data_dir
+from tui.engine.containers import remove_container
 from tui.engine.podman_api import PodmanUnavailable, connect, socket_path
 from tui.engine.profiles import HOST_STORE
 from tui.engine.registry import check_reachable
@@ -42,7 +43,8 @@ def _podman(config: Config) -> list[Check]:
     except PodmanUnavailable:
         fix = "start the podman service first (see the socket check)"
         return [Check(n, False, "not checked: podman does not answer", fix)
-                for n in ("podman version", "runtime", "builder image", "storage")]
+                for n in ("podman version", "runtime", "builder image", "container start",
+                          "storage")]
     with client:
         info = client.info()
         host, store = info.get("host", {}), info.get("store", {})
@@ -52,6 +54,7 @@ def _podman(config: Config) -> list[Check]:
         driver = store.get("graphDriverName", "?")
         graph = store.get("graphRoot", "?")
         has_builder = client.images.exists(config.builder_image)
+        starts = _container_starts(client, config.builder_image if has_builder else "")
     return [
         Check("podman version", major >= 4, f"podman {version}",
               "install podman 4 or newer: apt-get install podman"),
@@ -60,10 +63,32 @@ def _podman(config: Config) -> list[Check]:
               f"cgroups here); {PROVISION} writes it"),
         Check("builder image", has_builder, config.builder_image,
               f"build it: {PROVISION} (offline from Debian packages when no registry answers)"),
+        Check("container start", starts == "", starts or "the service starts a container",
+              "restart the service from / : pkill -f 'podman system service'; "
+              f"{PROVISION}"),
         Check("storage", driver == "overlay" and graph == HOST_STORE,
               f"host store {graph} ({driver})",
               f"buildcage's host profiles expect the rootful overlay store at {HOST_STORE}"),
     ]
+
+
+def _container_starts(client, image: str) -> str:
+    """"" when the service really starts a container, else why not. A service that answers
+    pings can still fail every start (seen here: started from a since-deleted directory)."""
+    if not image:
+        return "not checked: no builder image"
+    container = None
+    try:
+        container = client.containers.create(image=image, command=["true"], network_mode="none",
+                                              labels={"buildcage.doctor": "1"})
+        container.start()
+        code = container.wait()
+        return "" if code in (0, {"StatusCode": 0}) else f"a test container exited {code}"
+    except Exception as exc:  # the point of the check is to say what failed
+        return f"a test container failed: {exc}"
+    finally:
+        if container is not None:
+            remove_container(container)
 
 
 def _fuse() -> Check:
