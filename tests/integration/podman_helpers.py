@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.request
 from pathlib import Path
 
 from tui.engine.events import Done, Event
+from tui.engine.plan import BuildPlan
 from tui.engine.session import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +34,29 @@ class Recorder:
         last = self.events[-1]
         assert isinstance(last, Done), last
         return last
+
+
+class Background:
+    """A build running on its own thread, with its recorder, for cancel and outage tests."""
+
+    def __init__(self, engine: Engine, plan: BuildPlan) -> None:
+        self.plan = plan
+        self.rec = Recorder()
+        self.runner = engine.runner(plan, self.rec)
+        self.thread = threading.Thread(target=self.runner.run)
+        self.thread.start()
+
+    def wait_for_line(self, text: str = "started", timeout: float = 60.0) -> None:
+        """Until the build printed ``text`` (the test contexts' RUNs print "started")."""
+        deadline = time.time() + timeout
+        while not any(getattr(e, "line", None) == text for e in list(self.rec.events)):
+            assert time.time() < deadline, f"the build never printed {text!r}"
+            time.sleep(0.1)
+
+    def join(self, timeout: float = 60.0) -> Done:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the build did not end"
+        return self.rec.done
 
 
 def build(engine: Engine, context: Path | str, **options) -> Recorder:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-import time
 
 import pytest
-from podman_helpers import EXAMPLES, ROOT, Recorder, build, registry_digest
+from podman_helpers import EXAMPLES, ROOT, Background, Recorder, build, registry_digest
 
 from tui.engine.events import (
     Committed,
@@ -107,26 +105,18 @@ def test_a_million_line_build_arrives_in_order(engine):
     assert rec.of(ImageBuilt)[0].image_id == rec.done.image_id
 
 
-def _start_slow(engine, **options):
-    rec = Recorder()
-    plan = engine.plan(CONTEXTS / "slow", no_cache=True, **options)
-    runner = engine.runner(plan, rec)
-    thread = threading.Thread(target=runner.run)
-    thread.start()
-    deadline = time.time() + 60
-    while not any(isinstance(e, LogLine) and e.line == "started" for e in list(rec.events)):
-        assert time.time() < deadline, "the slow build never started its RUN"
-        time.sleep(0.1)
-    return plan, runner, rec, thread
+def _start_slow(engine, **options) -> Background:
+    running = Background(engine, engine.plan(CONTEXTS / "slow", no_cache=True, **options))
+    running.wait_for_line("started")
+    return running
 
 
 @pytest.mark.parametrize("name", ["isolated", "host-ro"])
 def test_cancel_leaves_no_container_store_or_pin(engine, name):
-    plan, runner, rec, thread = _start_slow(engine, profile=name)
-    runner.cancel()
-    thread.join(30)
-    assert not thread.is_alive()
-    assert rec.done.status == "canceled"
+    running = _start_slow(engine, profile=name)
+    plan, rec = running.plan, running.rec
+    running.runner.cancel()
+    assert running.join(30).status == "canceled"
     client = engine.client()
     assert leftovers(client, plan.build_id) == []
     assert client.containers.list(all=True, filters={"label": f"{PIN_LABEL}={plan.build_id}"}) == []
@@ -143,11 +133,11 @@ def test_host_ro_pins_the_shared_base_image_while_building(engine, run_id):
     image_id = subprocess.run(["podman", "image", "inspect", "-f", "{{.Id}}", base], check=True,
                               capture_output=True, text=True).stdout.strip()
     try:
-        plan, runner, rec, thread = _start_slow(engine, profile="host-ro",
-                                                build_args=(("BASE", base),))
+        running = _start_slow(engine, profile="host-ro", build_args=(("BASE", base),))
+        plan, rec = running.plan, running.rec
         removal = subprocess.run(["podman", "rmi", image_id], capture_output=True, text=True)
-        runner.cancel()
-        thread.join(30)
+        running.runner.cancel()
+        running.join(30)
         assert removal.returncode != 0, "the base image could be removed mid-build"
         assert "container" in removal.stderr.lower()
         assert rec.done.status == "canceled"

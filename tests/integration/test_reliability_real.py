@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import random
 import subprocess
-import threading
 import time
 
-from podman_helpers import ROOT, Recorder
+from podman_helpers import ROOT, Background, build
 
 from tui.engine.stores import PIN_LABEL, leftovers
 
@@ -36,14 +35,11 @@ def test_twenty_random_cancels_leave_nothing_behind(engine, data_home):
     for i in range(20):
         profile = ("isolated", "host-ro", "project", "host-rw")[i % 4]
         plan = engine.plan(SLOW, profile=profile, no_cache=True, confirmed=True)
-        rec = Recorder()
-        runner = engine.runner(plan, rec)
-        thread = threading.Thread(target=runner.run)
-        thread.start()
+        running = Background(engine, plan)
+        rec = running.rec
         time.sleep(rng.uniform(0.0, 2.5))
-        runner.cancel()
-        thread.join(60)
-        assert not thread.is_alive(), f"cancel {i} ({profile}) did not end the build"
+        running.runner.cancel()
+        running.join()
         statuses.append(rec.done.status)
         assert rec.done.status == "canceled", (i, profile, rec.events[-3:])
         assert leftovers(client, plan.build_id) == [], (i, profile)
@@ -64,19 +60,12 @@ def test_canceling_host_rw_leaves_no_buildah_container_in_the_host_store(engine)
         return set(out.stdout.split())
 
     before = working_containers()
-    plan = engine.plan(SLOW, profile="host-rw", no_cache=True, confirmed=True)
-    rec = Recorder()
-    runner = engine.runner(plan, rec)
-    thread = threading.Thread(target=runner.run)
-    thread.start()
-    deadline = time.time() + 60
-    while not any(getattr(e, "line", "") == "started" for e in list(rec.events)):
-        assert time.time() < deadline
-        time.sleep(0.1)
+    running = Background(engine, engine.plan(SLOW, profile="host-rw", no_cache=True,
+                                           confirmed=True))
+    running.wait_for_line("started")
     assert len(working_containers() - before) == 1  # Buildah's, while the RUN runs
-    runner.cancel()
-    thread.join(60)
-    assert rec.done.status == "canceled"
+    running.runner.cancel()
+    assert running.join().status == "canceled"
     assert working_containers() == before
 
 
@@ -84,28 +73,21 @@ def test_two_builds_of_one_project_take_turns(engine, run_id):
     """The second build waits for the first (and says so) instead of sharing the store."""
     from tui.engine.events import Warning as BuildWarning
 
-    first, second = Recorder(), Recorder()
-    plan_a = engine.plan(SLOW, profile="project", no_cache=True, project=f"turns-{run_id}")
-    plan_b = engine.plan(ROOT / "examples" / "hello", profile="project", project=f"turns-{run_id}")
-    runner_a, runner_b = engine.runner(plan_a, first), engine.runner(plan_b, second)
-    thread_a = threading.Thread(target=runner_a.run)
-    thread_a.start()
+    project = f"turns-{run_id}"
+    first = Background(engine, engine.plan(SLOW, profile="project", no_cache=True,
+                                           project=project))
+    first.wait_for_line("started")
+    second = Background(engine, engine.plan(ROOT / "examples" / "hello", profile="project",
+                                            project=project))
     deadline = time.time() + 60
-    while not any(getattr(e, "line", "") == "started" for e in list(first.events)):
+    while not second.rec.events:
         assert time.time() < deadline
         time.sleep(0.1)
-    thread_b = threading.Thread(target=runner_b.run)
-    thread_b.start()
-    while not second.events:
-        assert time.time() < deadline
-        time.sleep(0.1)
-    assert isinstance(second.events[0], BuildWarning)
-    assert "waiting for another build" in second.events[0].message
-    runner_a.cancel()
-    thread_a.join(60)
-    thread_b.join(120)
-    assert first.done.status == "canceled"
-    assert second.done.status == "succeeded"
+    assert isinstance(second.rec.events[0], BuildWarning)
+    assert "waiting for another build" in second.rec.events[0].message
+    first.runner.cancel()
+    assert first.join().status == "canceled"
+    assert second.join(120).status == "succeeded"
 
 
 def test_registry_dying_mid_build_loses_nothing(provisioned, data_home, tmp_path, run_id):
@@ -150,24 +132,17 @@ def test_registry_dying_mid_build_loses_nothing(provisioned, data_home, tmp_path
 
     registry = start_registry()
     try:
-        first = Recorder()
-        runner = engine.runner(engine.plan(context, **options), first)
-        thread = threading.Thread(target=runner.run)
-        thread.start()
-        deadline = time.time() + 60
-        while not any(getattr(e, "line", "") == "started" for e in list(first.events)):
-            assert time.time() < deadline
-            time.sleep(0.1)
+        interrupted = Background(engine, engine.plan(context, **options))
+        interrupted.wait_for_line("started")
         registry.kill()
         registry.wait()
-        thread.join(120)
-        assert first.done.status == "failed"
+        assert interrupted.join(120).status == "failed"
+        first = interrupted.rec
         assert first.of(ImageBuilt), "the image was built before the push failed"
         failed = first.of(Failed)
         assert len(failed) == 1 and host in failed[0].message, failed
         registry = start_registry()
-        second = Recorder()
-        engine.runner(engine.plan(context, **options), second).run()
+        second = build(engine, context, **options)
         assert second.done.status == "succeeded"
         assert second.done.cache_hits == 1  # the RUN layer survived the failed push
         assert second.done.pushed.startswith(f"{host}/it/app:1@sha256:")
@@ -186,20 +161,16 @@ def test_podman_service_going_away_mid_build_loses_nothing(engine, tmp_path):
         "FROM 127.0.0.1:5000/buildcage/busybox:latest\n"
         "RUN echo started && sleep 6 && echo finished\n")
     plan = engine.plan(context, profile="project", no_cache=True)
-    rec = Recorder()
-    thread = threading.Thread(target=engine.runner(plan, rec).run)
-    thread.start()
+    running = Background(engine, plan)
+    rec = running.rec
     try:
-        deadline = time.time() + 60
-        while not any(getattr(e, "line", "") == "started" for e in list(rec.events)):
-            assert time.time() < deadline
-            time.sleep(0.1)
+        running.wait_for_line("started")
         subprocess.run(["pkill", "-f", "podman system service"], check=True)
         time.sleep(3)
     finally:
         subprocess.run(["bash", str(ROOT / "provision" / "provision.sh")], check=True,
                        stdout=subprocess.DEVNULL)
-    thread.join(120)
+    running.join(120)
     assert rec.done.status == "succeeded", rec.events[-4:]
     lines = [e.line for e in rec.events if hasattr(e, "line")]
     assert "finished" in lines  # output written while the service was away
