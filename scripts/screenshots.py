@@ -25,65 +25,25 @@ from textual.pilot import Pilot  # noqa: E402
 
 from tui.app import BuildcageApp  # noqa: E402
 from tui.engine.history import History  # noqa: E402
-from tui.screens.build import BuildScreen  # noqa: E402
-from tui.screens.compare import CompareScreen  # noqa: E402
-from tui.screens.history import HistoryScreen  # noqa: E402
-from tui.screens.session import SessionScreen  # noqa: E402
+from tui.scenes import (  # noqa: E402
+    EXAMPLES,
+    WARM_PAUSE,
+    build_until,
+    comparison_done,
+    history_shown,
+    session_ready,
+)
 from tui.testing import FrozenClock, ReplayEngine, add_demo_history  # noqa: E402
-from tui.widgets.context_tree import ContextTree  # noqa: E402
-from tui.widgets.summary_card import SummaryCard  # noqa: E402
 
-EXAMPLES = ROOT / "examples"
 SIZE = (120, 36)
-WARM_PAUSE = 18  # warm-push.jsonl up to step 4 starting: two steps cached, one running
 Scene = Callable[[Pilot], Awaitable[None]]
-
-
-async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the app did not reach the state to photograph")
-        await pilot.pause(0.02)
-
-
-async def session(pilot: Pilot, context: str = "multistage") -> None:
-    screen = pilot.app.screen
-    assert isinstance(screen, SessionScreen)
-    tree = screen.query_one(ContextTree)
-    await until(pilot, lambda: len(tree.root.children) >= 3)
-    screen.select_context(EXAMPLES / context)
-    card = screen.query_one(SummaryCard)
-    await until(pilot, lambda: card.summary is not None or card.error)
-    tree.move_cursor(next(n for n in tree.root.children if str(n.label) == context))
-    tree.focus()
 
 
 def build(context: str, finished: bool, clock: FrozenClock | None = None) -> Scene:
     async def scene(pilot: Pilot) -> None:
-        await session(pilot, context)
-        await pilot.press("f5")
-        await until(pilot, lambda: isinstance(pilot.app.screen, BuildScreen))
-        screen = pilot.app.screen
-        await until(pilot, lambda: screen.finished if finished else screen.state.running)
-        if clock is not None:
-            clock.now = 7.4
+        await build_until(pilot, lambda s: s.finished if finished else s.state.running, clock,
+                          context)
     return scene
-
-
-async def history(pilot: Pilot) -> None:
-    await pilot.press("f3")
-    await until(pilot, lambda: isinstance(pilot.app.screen, HistoryScreen)
-                and pilot.app.screen.records)
-
-
-async def compare(pilot: Pilot) -> None:
-    await session(pilot, "hello")
-    await pilot.press("f4")
-    await until(pilot, lambda: isinstance(pilot.app.screen, CompareScreen))
-    await pilot.press("f5")
-    screen = pilot.app.screen
-    await until(pilot, lambda: len(screen.bars) == 4 and not screen.running)
 
 
 async def shoot(name: str, out: Path, scene: Scene, data: Path, **engine_options: object) -> None:
@@ -107,14 +67,14 @@ async def main(out: Path) -> None:
     progress_clock = FrozenClock()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
-        await shoot("session", out, session, data)
+        await shoot("session", out, session_ready, data)
         await shoot("build-cache-hits", out, build("hello", False, progress_clock), data,
                     stream="warm-push", pause_after=WARM_PAUSE, clock=progress_clock)
         await shoot("build-failed", out, build("broken", True), data,
                     stream="failed-multistage")
         await shoot("build-result", out, build("hello", True), data, stream="warm-push")
-        await shoot("history", out, history, data)
-        await shoot("compare", out, compare, data)
+        await shoot("history", out, history_shown, data)
+        await shoot("compare", out, comparison_done, data)
 
 
 if __name__ == "__main__":

@@ -9,36 +9,19 @@ from __future__ import annotations
 
 import pytest
 from textual.pilot import Pilot
-from ui_helpers import WARM_PAUSE, FrozenClock, fixed_records, make_app, pick_context, wait_for
+from ui_helpers import fixed_records, make_app
 
 from tui.app import LIGHT
-from tui.screens.build import BuildScreen
-from tui.screens.compare import CompareScreen
-from tui.screens.history import HistoryScreen
-from tui.testing import ReplayEngine
-from tui.widgets.context_tree import ContextTree
+from tui.scenes import (
+    WARM_PAUSE,
+    build_until,
+    comparison_done,
+    history_shown,
+    session_ready,
+)
+from tui.testing import FrozenClock, ReplayEngine
 
 SMALL, LARGE = (80, 24), (160, 50)
-
-
-async def session_ready(pilot: Pilot, context: str = "multistage") -> None:
-    tree = pilot.app.screen.query_one(ContextTree)
-    await wait_for(pilot, lambda: len(tree.root.children) == 3, what="tree")
-    await pick_context(pilot, context)
-    tree.move_cursor(next(n for n in tree.root.children if str(n.label) == context))
-    tree.focus()
-    await pilot.pause()
-
-
-async def build_until(pilot: Pilot, predicate, clock: FrozenClock | None = None,
-                      context: str = "hello") -> None:
-    await session_ready(pilot, context)
-    await pilot.press("f5")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, BuildScreen))
-    await wait_for(pilot, lambda: predicate(pilot.app.screen), what="build state")
-    if clock is not None:
-        clock.now = 7.4  # the timer shows 7.4s whatever the machine's speed
-    await pilot.pause(0.25)
 
 
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "160x50"])
@@ -89,24 +72,14 @@ def test_history(snap_compare, engine, history) -> None:
     fixed_records(history)
 
     async def run(pilot: Pilot) -> None:
-        await pilot.press("f3")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HistoryScreen)
-                       and pilot.app.screen.records)
+        await history_shown(pilot)
         await pilot.press("down")
 
     assert snap_compare(make_app(engine), terminal_size=(120, 32), run_before=run)
 
 
 def test_compare(snap_compare, engine) -> None:
-    async def run(pilot: Pilot) -> None:
-        await session_ready(pilot, "hello")
-        await pilot.press("f4")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, CompareScreen))
-        await pilot.press("f5")
-        screen = pilot.app.screen
-        await wait_for(pilot, lambda: len(screen.bars) == 4 and not screen.running)
-
-    assert snap_compare(make_app(engine), terminal_size=(120, 32), run_before=run)
+    assert snap_compare(make_app(engine), terminal_size=(120, 32), run_before=comparison_done)
 
 
 def test_help(snap_compare, engine) -> None:
