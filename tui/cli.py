@@ -25,7 +25,12 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", help="isolation profile (default: host-ro)")
     p.add_argument("--tag", help="image name (default: localhost/buildcage/<context>:latest)")
     p.add_argument("--push", default="", help="push target: HOST[:PORT]/REPO:TAG or oci:/DIR[:TAG]")
-    p.add_argument("--build-arg", action="append", default=[], metavar="K=V")
+    p.add_argument("--build-arg", action="append", default=[], metavar="K=V",
+                   help="a build argument (recorded in the image's history: use --secret "
+                        "for secrets)")
+    p.add_argument("--secret", action="append", default=[], metavar="id=NAME,src=FILE",
+                   help="a file the build reads with RUN --mount=type=secret,id=NAME; never "
+                        "in the image, history, logs or a command line")
     p.add_argument("--target", default="", help="stage to build")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--project", help="project name for per-project stores")
@@ -56,11 +61,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _make_plan(engine, args: argparse.Namespace):
-    from tui.engine.planner import parse_build_args
+    from tui.engine.planner import parse_build_args, parse_secrets
 
     return engine.plan(
         args.context, profile=args.profile, containerfile=args.file, tag=args.tag,
-        push=args.push, build_args=parse_build_args(args.build_arg), target_stage=args.target,
+        push=args.push, build_args=parse_build_args(args.build_arg),
+        secrets=parse_secrets(args.secret), target_stage=args.target,
         no_cache=args.no_cache, project=args.project, confirmed=args.allow_host_rw,
     )
 
@@ -83,10 +89,12 @@ def cmd_build(engine, args: argparse.Namespace) -> int:
 
 def cmd_plan(engine, args: argparse.Namespace) -> int:
     from tui.engine.renderings import create_kwargs, kube_manifest, podman_run
-    from tui.engine.stores import write_plan_files
+    from tui.engine.stores import write_plan_files, write_secret_files
 
     plan = _make_plan(engine, args)
     write_plan_files(plan)  # the printed command refers to these files: make it runnable as is
+    if args.format == "podman":
+        write_secret_files(plan)  # private to the user; the printed script removes them
     if args.format == "podman":
         print(podman_run(plan))
     elif args.format == "kube":
