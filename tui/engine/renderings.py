@@ -105,16 +105,28 @@ def _volume_flag(m: Mount) -> str:
     return f"--volume={m.source}:{m.target}:{options}"
 
 
-def podman_run_argv(plan: BuildPlan, phase: Phase | PhaseName | None = None) -> list[str]:
+SHELL_UIDMAP, SHELL_GIDMAP = "$BUILDCAGE_UIDMAP", "$BUILDCAGE_GIDMAP"
+"""Shell variables the pasteable script sets to the first phase's user namespace mapping."""
+
+
+def podman_run_argv(plan: BuildPlan, phase: Phase | PhaseName | None = None,
+                    later_phase: bool = False) -> list[str]:
+    """``later_phase``: in a user-namespaced profile, a phase after the first takes the first
+    one's mapping (kept in shell variables), as the runner does; the first is kept (no --rm)
+    until the end so podman hands its range to nobody else meanwhile."""
     spec = _phase(plan, phase)
-    argv = ["podman", "run", "--rm", f"--name={spec.container_name}",
+    userns = plan.profile.userns != "host"
+    keep = userns and not later_phase
+    argv = ["podman", "run", *([] if keep else ["--rm"]), f"--name={spec.container_name}",
             f"--network={spec.network}",
             f"--pids-limit={plan.limits.pids}",
             f"--ulimit=nofile={plan.limits.nofile}:{plan.limits.nofile}",
             f"--ulimit=nproc={plan.limits.nproc}:{plan.limits.nproc}"]
     argv += [f"--label={k}={v}" for k, v in plan.labels().items()]
     argv.append(f"--label=buildcage.phase={spec.name}")
-    if plan.profile.userns != "host":
+    if userns and later_phase:
+        argv += [f"--uidmap={SHELL_UIDMAP}", f"--gidmap={SHELL_GIDMAP}"]
+    elif userns:
         argv.append(f"--userns={plan.profile.userns}")
     argv += [f"--security-opt={o}" for o in plan.security_options()]
     argv += [f"--cap-add={c}" for c in plan.profile.cap_add]
@@ -126,7 +138,14 @@ def podman_run_argv(plan: BuildPlan, phase: Phase | PhaseName | None = None) -> 
 
 def _run_lines(argv: list[str], image: str) -> str:
     head_end = argv.index(image)
-    lines = [shlex.join(argv[:2])] + [shlex.quote(a) for a in argv[2:head_end]]
+
+    def quote(arg: str) -> str:  # the mapping variables must expand
+        for var in (SHELL_UIDMAP, SHELL_GIDMAP):
+            if arg.endswith("=" + var):
+                return f'{arg.removesuffix(var)}"{var}"'
+        return shlex.quote(arg)
+
+    lines = [shlex.join(argv[:2])] + [quote(a) for a in argv[2:head_end]]
     lines.append(shlex.join(argv[head_end:]))
     return " \\\n  ".join(lines)
 
@@ -137,8 +156,8 @@ def podman_run(plan: BuildPlan) -> str:
     The secrets (build arguments, --secret files) are created from the files ``buildcage plan``
     wrote into its private per-build directory, and removed at the end like the runner does.
     """
-    out = ["set -e"]
-    cleanup = []
+    out = ["set -e", f"mkdir -p -m 700 {shlex.quote(str(plan.facts_dir))}"]
+    cleanup = [f"rm -rf {shlex.quote(str(plan.build_dir))}"]
     if plan.profile.store == "fresh":
         out.append(f"podman volume create {shlex.quote(plan.store_volume)} >/dev/null")
         cleanup.append(f"podman volume rm --force {shlex.quote(plan.store_volume)}")
@@ -148,14 +167,26 @@ def podman_run(plan: BuildPlan) -> str:
             out.append(f"podman secret create {shlex.quote(m.source)} {shlex.quote(str(src))}"
                        " >/dev/null")
             cleanup.append(f"podman secret rm {shlex.quote(m.source)} >/dev/null")
-    if any(m.kind == "secret" for m in plan.phase_mounts("build")):
-        cleanup.append(f"rm -rf {shlex.quote(str(plan.build_dir / 'secrets'))}")
-    if cleanup:
-        out.append("trap " + shlex.quote("; ".join(cleanup)) + " EXIT")
-    for spec in plan.phases():
+    phases = plan.phases()
+    userns = plan.profile.userns != "host"
+    if userns:
+        # Right after a container exits podman may still hold its /dev/shm: retry briefly.
+        cleanup.insert(0, f"for i in 1 2 3 4 5 6 7 8; do podman rm -f "
+                          f"{shlex.quote(phases[0].container_name)} >/dev/null 2>&1 && break; "
+                          "sleep 0.5; done")
+    out.append("trap " + shlex.quote("; ".join(["set +e", *cleanup])) + " EXIT")
+    for i, spec in enumerate(phases):
         out.append(f"# {spec.name}: network {spec.network}"
                    + ("" if spec.trusted else ", runs the Containerfile's steps"))
-        out.append(_run_lines(podman_run_argv(plan, spec), plan.builder_image))
+        out.append(_run_lines(podman_run_argv(plan, spec, later_phase=i > 0), plan.builder_image))
+        if userns and i == 0:
+            first = shlex.quote(spec.container_name)
+            out.append("BUILDCAGE_UIDMAP=$(podman inspect --format "
+                       f"'{{{{index .HostConfig.IDMappings.UIDMap 0}}}}' {first})")
+            out.append("BUILDCAGE_GIDMAP=$(podman inspect --format "
+                       f"'{{{{index .HostConfig.IDMappings.GIDMap 0}}}}' {first})")
+            out.append(f'chown "$(echo "$BUILDCAGE_UIDMAP" | cut -d: -f2)" '
+                       f"{shlex.quote(str(plan.facts_dir))}")
     return "\n".join(out)
 
 
