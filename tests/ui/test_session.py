@@ -150,7 +150,7 @@ async def test_plan_view_shows_podman_run_and_kube_and_copies(engine) -> None:
         await pilot.press("f2")
         await wait_for(pilot, lambda: isinstance(app.screen, PlanViewScreen))
         podman = app.screen.query_one("#podman-text", TextArea).text
-        assert podman.startswith("podman run")
+        assert podman.startswith("set -e") and "\npodman run" in podman
         assert "/context:ro" in podman
         await pilot.press("k")
         await pilot.press("c")
