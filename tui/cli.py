@@ -31,6 +31,9 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project", help="project name for per-project stores")
     p.add_argument("--allow-host-rw", action="store_true",
                    help="confirm a profile that can write the host's image store (host-rw)")
+    p.add_argument("--allow-unsafe-profile", action="store_true",
+                   help="confirm a user profile's other risks (extra capabilities, SELinux off, "
+                        "a store that exposes host directories or images)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,8 +64,14 @@ def _make_plan(engine, args: argparse.Namespace):
     return engine.plan(
         args.context, profile=args.profile, containerfile=args.file, tag=args.tag,
         push=args.push, build_args=parse_build_args(args.build_arg), target_stage=args.target,
-        no_cache=args.no_cache, project=args.project, confirmed=args.allow_host_rw,
+        no_cache=args.no_cache, project=args.project, confirmed=_confirmed(args),
     )
+
+
+def _confirmed(args: argparse.Namespace) -> frozenset[str]:
+    """The kinds of profile risk the command line confirms (tui.engine.profiles.CONFIRM_FLAGS)."""
+    return frozenset(kind for kind, given in (("host-rw", args.allow_host_rw),
+                                              ("unsafe", args.allow_unsafe_profile)) if given)
 
 
 def cmd_build(engine, args: argparse.Namespace) -> int:
@@ -101,6 +110,8 @@ def cmd_plan(engine, args: argparse.Namespace) -> int:
 def cmd_profiles(engine, args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    from tui.engine.facts import describe_network
+
     with tempfile.TemporaryDirectory(prefix="buildcage-probe-") as ctx:
         (Path(ctx) / "Containerfile").write_text("FROM scratch\n")
         rows = []
@@ -121,6 +132,7 @@ def cmd_profiles(engine, args: argparse.Namespace) -> int:
         print(f"{'':10} host store: {f.host_store}; user namespace: {f.userns}; "
               f"SELinux: {f.selinux}; caps: {len(f.effective_caps)}; "
               f"engine sockets: {', '.join(f.engine_sockets) or 'none'}")
+        print(f"{'':10} network: {describe_network(f.network)}")
         for reason in s.security.reasons + s.speed.reasons:
             print(f"{'':10} - {reason}")
     return 0
