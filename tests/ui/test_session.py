@@ -101,7 +101,10 @@ async def test_summary_card_shows_facts_from_the_recorded_inspect(engine) -> Non
         assert summary.facts.host_store == "read-only"
         assert "CHOWN" in summary.facts.effective_caps
         text = card.render().plain
-        assert "Security ●●●○○ 3/5" in text
+        # host store read-only, no user namespace, host network: three off (issue 7, item 6).
+        assert "Security ●●○○○ 2/5" in text
+        assert "host network: RUN steps can reach services on the host's loopback" in text
+        assert "network        host: RUN steps can reach services on the host's loopback" in text
         assert "engine socket  none" in text
         assert "ro /var/lib/shared ← /var/lib/containers/storage" in text
         assert "no finished build of this context" in text
