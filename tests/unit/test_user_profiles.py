@@ -248,6 +248,7 @@ CONFIRMED = [
     ('extra_stores = ["/etc"]', "its extra store /etc is the host directory /etc"),
     ('extra_stores = ["/home"]', "its extra store /home is the host directory /home"),
     ('extra_stores = ["/sys/fs"]', "its extra store /sys/fs is inside the host directory /sys"),
+    ('extra_stores = ["/etc/ssh"]', "its extra store /etc/ssh is inside the host directory /etc"),
     ('extra_stores = ["/dev"]', "its extra store /dev is the host directory /dev"),
     ("requires_confirmation = true", "its configuration asks for confirmation"),
 ]

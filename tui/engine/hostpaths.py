@@ -43,9 +43,10 @@ SENSITIVE_DIRS = ("/", "/etc", "/run", "/var/run", "/proc", "/sys", "/dev", "/ho
 """Host directories no image store should be: the system's configuration, runtime state,
 kernel interfaces, devices and people's files."""
 
-NOTHING_INSIDE_IS_SAFE = ("/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/containers",
-                          "/var/lib/docker")
-"""Directories every part of which is sensitive (a subdirectory of /etc or /home may be fine)."""
+NOTHING_INSIDE_IS_SAFE = ("/etc", "/root", "/boot", "/proc", "/sys", "/dev", "/run", "/var/run",
+                          "/var/lib/containers", "/var/lib/docker")
+"""Directories every part of which is sensitive (/etc/ssh holds host keys, ...); a directory
+under /home may be a person's team store."""
 
 WALK_LIMIT = 2000
 """At most this many directory entries are looked at under one mount (breadth first)."""
