@@ -164,13 +164,20 @@ REFUSED = [
      "SYS_MODULE and SYS_RAWIO, is a way out of the container"),
     ('cap_add = ["SYS_ADMIN"]',
      "profiles.fast.cap_add: SYS_ADMIN is refused without a private user namespace "
-     '(userns = "auto"): with it the builder\'s root can escape to the host'),
+     '(userns = "auto"): with it the builder\'s root, the host\'s root, reaches past the '
+     "container into the host"),
     ('cap_add = ["CAP_SYS_MODULE"]',
      "profiles.fast.cap_add: SYS_MODULE is refused without a private user namespace "
-     '(userns = "auto"): with it the builder\'s root can escape to the host'),
+     '(userns = "auto"): with it the builder\'s root, the host\'s root, reaches past the '
+     "container into the host"),
+    ('cap_add = ["NET_ADMIN"]',
+     "profiles.fast.cap_add: NET_ADMIN is refused without a private user namespace "
+     '(userns = "auto"): with it the builder\'s root, the host\'s root, reaches past the '
+     "container into the host"),
     ('cap_add = ["DAC_READ_SEARCH"]',
      "profiles.fast.cap_add: DAC_READ_SEARCH is refused without a private user namespace "
-     '(userns = "auto"): with it the builder\'s root can escape to the host'),
+     '(userns = "auto"): with it the builder\'s root, the host\'s root, reaches past the '
+     "container into the host"),
     ('store = "host"\nrequires_confirmation = false',
      "profiles.fast.requires_confirmation cannot be false: this profile lets the build write "
      "into the host's image store (it can plant images the host will run)"),
@@ -233,8 +240,10 @@ def risky(tmp_path: Path, body: str, name: str = "fast"):
 CONFIRMED = [
     ('base = "isolated"\ncap_add = ["SYS_ADMIN"]',
      "it adds capabilities beyond the builder's default set: SYS_ADMIN"),
-    ('cap_add = ["NET_ADMIN", "NET_RAW"]',
-     "it adds capabilities beyond the builder's default set: NET_ADMIN, NET_RAW"),
+    ('cap_add = ["NET_RAW", "SYS_NICE"]',
+     "it adds capabilities beyond the builder's default set: NET_RAW, SYS_NICE"),
+    ('base = "isolated"\ncap_add = ["NET_ADMIN"]',
+     "it adds capabilities beyond the builder's default set: NET_ADMIN"),
     ('selinux = "disable"', "it turns SELinux separation off"),
     ('extra_stores = ["/var/lib/containers/storage"]',
      "its extra store /var/lib/containers/storage is the host's image store: "

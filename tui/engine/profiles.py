@@ -116,10 +116,14 @@ DEFAULT_CAPS = frozenset({
 
 HOST_ESCAPE_CAPS = frozenset({
     "SYS_ADMIN", "SYS_MODULE", "SYS_RAWIO", "SYS_PTRACE", "DAC_READ_SEARCH", "SYS_BOOT",
-    "MAC_ADMIN", "MAC_OVERRIDE", "BPF",
+    "MAC_ADMIN", "MAC_OVERRIDE", "BPF", "PERFMON", "SYS_TIME", "AUDIT_CONTROL", "SYSLOG",
+    "NET_ADMIN",
 })
-"""Capabilities with a known way out of a container whose root is the host's root; refused
-unless the builder has its own user namespace (where they only cover what that namespace owns)."""
+"""Capabilities that, held by the host's root, reach past the container: a known way out
+(SYS_ADMIN, DAC_READ_SEARCH, SYS_PTRACE, ...), the host's kernel (SYS_MODULE, BPF, SYS_TIME,
+audit, syslog), or, with the host network the builder has, the host's network (NET_ADMIN).
+Refused unless the builder has its own user namespace, where they only cover what that
+namespace owns."""
 
 KEYS = ("base", "cap_add", "cap_drop", "extra_stores", "host_store_ro", "mount_program",
         "requires_confirmation", "selinux", "store", "summary", "userns")
@@ -234,7 +238,8 @@ def _check_refused(where: str, profile: Profile) -> None:
             if cap in HOST_ESCAPE_CAPS:
                 raise ProfileError(
                     f"{where}.cap_add: {cap} is refused without a private user namespace "
-                    '(userns = "auto"): with it the builder\'s root can escape to the host')
+                    '(userns = "auto"): with it the builder\'s root, the host\'s root, reaches '
+                    "past the container into the host")
     for path in profile.extra_stores:
         found = reach(path)
         if found.sockets:
