@@ -202,3 +202,16 @@ def test_host_store_through_an_extra_mount_is_rated(tmp_path: Path):
     assert result.score == 4
     assert ("reads the host's image store (read-only, through /var/lib/shared-1): "
             "it sees every host image") in result.reasons
+
+
+def test_a_socket_bound_right_now_is_known_wherever_it_is(tmp_path: Path):
+    from tui.engine.hostpaths import engine_socket_locations, listening_engine_sockets
+
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "docker.sock"))
+    server.listen(1)
+    try:
+        assert str(tmp_path / "docker.sock") in listening_engine_sockets()
+        assert str(tmp_path / "docker.sock") in engine_socket_locations()
+    finally:
+        server.close()

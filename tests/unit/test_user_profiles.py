@@ -354,3 +354,14 @@ def test_storage_conf_cannot_be_injected_even_by_a_profile_built_in_code() -> No
     parsed = tomllib.loads(plan.storage_conf())
     assert parsed["storage"]["graphroot"] == "/var/lib/containers/storage"
     assert parsed["storage"]["options"]["overlay"]["mount_program"] == evil.mount_program
+
+
+def test_no_profile_can_make_a_privileged_builder(tmp_path: Path) -> None:
+    from tui.engine.renderings import create_kwargs, podman_run
+
+    config = load(tmp_path, '[profiles.fast]\nbase = "isolated"\ncap_add = ["SYS_ADMIN"]\n'
+                            'selinux = "disable"\n')
+    for name in [p.name for p in BUILTIN_PROFILES] + ["fast"]:
+        plan = make_plan(HELLO, config=config, profile=name, confirmed=True)
+        assert "privileged" not in create_kwargs(plan)
+        assert "--privileged" not in podman_run(plan)
