@@ -104,8 +104,7 @@ def confirm_then(screen: Screen, engine: Engine, profiles: list[str],
     for name in risky:
         profile = engine.profiles.get(name)
         lines.append(f"{name}: {profile.summary}.")
-        lines += [f"It {risk.text.removeprefix('it ')}." if risk.text.startswith("it ")
-                  else f"{risk.text[0].upper()}{risk.text[1:]}." for risk in profile.risks()]
+        lines += [f"{risk.text[:1].upper()}{risk.text[1:]}." for risk in profile.risks()]
     detail = "\n".join(lines)
 
     def answered(yes: bool | None) -> None:
