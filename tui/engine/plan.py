@@ -8,6 +8,7 @@ command line) and ``kube_pod`` (a Kubernetes Pod) all derive from them, so they 
 from __future__ import annotations
 
 import hashlib
+import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,17 +142,20 @@ class BuildPlan:
         extra = range(1, len(self.profile.extra_stores) + 1)
         stores = [SHARED_STORE] + [f"{SHARED_STORE}-{i}" for i in extra]
         lines = [
-            "# Written by buildcage for profile " + self.profile.name,
+            "# Written by buildcage for profile "
+            + "".join(c for c in self.profile.name if c.isprintable()),
             "[storage]",
             'driver = "overlay"',
             'runroot = "/run/containers/storage"',
             'graphroot = "/var/lib/containers/storage"',
             "[storage.options]",
-            "additionalimagestores = [" + ", ".join(f'"{s}"' for s in stores) + "]",
+            # Every value through json.dumps: a JSON string is a valid TOML basic string, so
+            # no profile value can end the string and add keys (issue 7, item 6).
+            "additionalimagestores = [" + ", ".join(json.dumps(s) for s in stores) + "]",
             "[storage.options.overlay]",
         ]
         if self.profile.mount_program:
-            lines.append(f'mount_program = "{self.profile.mount_program}"')
+            lines.append(f"mount_program = {json.dumps(self.profile.mount_program)}")
             lines.append('mountopt = "nodev,fsync=0"')
         else:
             lines.append('mountopt = "nodev"')

@@ -11,7 +11,7 @@ from pathlib import Path
 from tui.engine.config import Config, data_dir, registries_conf
 from tui.engine.containerfile import find_containerfile
 from tui.engine.plan import BuildPlan
-from tui.engine.profiles import ProfileSet
+from tui.engine.profiles import ProfileSet, confirmation_message, confirmation_needed
 from tui.engine.registry import (
     BadReference,
     OciTarget,
@@ -118,7 +118,7 @@ def make_plan(
     target_stage: str = "",
     no_cache: bool = False,
     project: str | None = None,
-    confirmed: bool = False,
+    confirmed: bool | frozenset[str] = False,
     build_id: str | None = None,
 ) -> BuildPlan:
     """Check every input and build the plan; raises PlanError with a message for people."""
@@ -142,12 +142,9 @@ def make_plan(
         chosen = profiles.get(profile or config.default_profile)
     except ValueError as exc:
         raise PlanError(str(exc)) from exc
-    if chosen.requires_confirmation and not confirmed:
-        raise PlanError(
-            f"profile {chosen.name!r} lets the build write into the host's image store "
-            "(it can plant images the host will run); confirm it explicitly "
-            "(CLI: --allow-host-rw, TUI: answer the confirmation)"
-        )
+    unconfirmed = confirmation_needed(chosen, confirmed)
+    if unconfirmed:
+        raise PlanError(confirmation_message(chosen, unconfirmed))
     final_tag = tag or default_tag(ctx)
     try:
         ref = parse_reference(final_tag)
