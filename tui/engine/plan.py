@@ -70,6 +70,11 @@ class BuildPlan:
     limits: Limits = field(default_factory=Limits)
     registries_conf: str = ""
     """registries.conf drop-in text (insecure registries from the user's config)."""
+    owner: str = ""
+    """The process running the build (``HOST:PID:START:BOOT``, see tui.engine.orphans), set by
+    the runner: every container, pod and volume made for the build is labelled with it so that
+    what a dead process left can be told from what a running build uses. "" for plans that are
+    only shown (a pasted ``podman run`` belongs to no buildcage process)."""
 
     # -- what the container is ------------------------------------------------------------------
     @property
@@ -107,11 +112,18 @@ class BuildPlan:
         return parse_push_target(self.push)
 
     def labels(self) -> dict[str, str]:
-        return {
+        labels = {
             "buildcage.build": self.build_id,
             "buildcage.profile": self.profile.name,
             "buildcage.project": self.project,
         }
+        return labels | self.owner_labels()
+
+    def owner_labels(self) -> dict[str, str]:
+        """What tells whose a container, pod or volume is; also the Pod's own labels."""
+        if not self.owner:
+            return {}
+        return {"buildcage.build": self.build_id, "buildcage.owner": self.owner}
 
     def storage_conf(self) -> str:
         """The builder's storage.conf, from the profile (so profiles choose the overlay)."""

@@ -136,7 +136,8 @@ def kube_pod(plan: BuildPlan) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": plan.container_name, "labels": {"app": "buildcage"},
+        "metadata": {"name": plan.container_name,
+                     "labels": {"app": "buildcage", **plan.owner_labels()},
                      "annotations": annotations},
         "spec": {
             "restartPolicy": "Never",
