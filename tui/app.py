@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import termios
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import FrameType
+from typing import IO, Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.driver import Driver
+from textual.drivers.linux_driver import LinuxDriver
 from textual.screen import Screen
 
 from tui.engine.planner import PlanError
@@ -58,8 +63,14 @@ class BuildcageApp(App[None]):
 
         if self.interrupts is not None:
             loop = asyncio.get_running_loop()
+
+            def on_signal(signum: int, frame: FrameType | None) -> None:
+                if signum == signal.SIGHUP:
+                    detach_from_terminal()  # at once: the terminal is gone already
+                loop.call_soon_threadsafe(self.hang_up, signum)
+
             for sig in APP_SIGNALS:
-                loop.add_signal_handler(sig, self.hang_up, sig)
+                signal.signal(sig, on_signal)
             if self.interrupts.received is not None:  # came while the app was starting
                 self.hang_up(self.interrupts.received)
                 return
@@ -72,17 +83,17 @@ class BuildcageApp(App[None]):
         if self.hung_up is not None:
             return
         self.hung_up = signum
-        if signum == signal.SIGHUP:
-            detach_from_terminal()
         self.exit(return_code=130)
 
     def on_unmount(self) -> None:
         if self.interrupts is not None:
-            loop = asyncio.get_running_loop()
             for sig in APP_SIGNALS:
-                loop.remove_signal_handler(sig)
                 # Builds may still be cleaning up: another signal must not cut that short.
                 signal.signal(sig, self.interrupts.handle)
+
+    def get_driver_class(self) -> type[Driver]:
+        base = super().get_driver_class()
+        return _survives_hangup(base) if issubclass(base, LinuxDriver) else base
 
     # -- navigation used by the screens ---------------------------------------------------------
     def start_build(self, request: BuildRequest, confirmed: bool = False) -> None:
@@ -142,6 +153,47 @@ class BuildcageApp(App[None]):
         yield SystemCommand("Help", "Keys and profiles", self.action_help)
         yield SystemCommand("Toggle light/dark theme", "Switch between textual-dark and "
                             "textual-light", self.action_toggle_theme)
+
+
+class _DropsWritesAfterHangup:
+    """The terminal as the driver writes it: after a hang-up a write fails (EIO); Textual's
+    writer thread would die of it, and its full queue then block the app's shutdown for good
+    (seen here: the builds were cleaned up, the process never exited). Dropped instead."""
+
+    def __init__(self, file: IO[str]) -> None:
+        self._file = file
+
+    def write(self, text: str) -> int:
+        try:
+            return self._file.write(text)
+        except OSError:
+            return 0
+
+    def flush(self) -> None:
+        try:
+            self._file.flush()
+        except OSError:
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
+def _survives_hangup(base: type[LinuxDriver]) -> type[Driver]:
+    class HangupSafeDriver(base):  # type: ignore[valid-type, misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._file = _DropsWritesAfterHangup(self._file)
+
+        def _sigcont_application(self, *args: Any) -> None:
+            # A hang-up comes with SIGCONT: there is no terminal to resume into.
+            try:
+                termios.tcgetattr(self.fileno)
+            except termios.error:
+                return
+            super()._sigcont_application(*args)
+
+    return HangupSafeDriver
 
 
 def run_app(engine: Engine, start_dir: str | Path | None = None,
