@@ -3,17 +3,25 @@ screens do the work and the engine does the building."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import termios
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import FrameType
+from typing import IO, Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.driver import Driver
+from textual.drivers.linux_driver import LinuxDriver
 from textual.screen import Screen
 
 from tui.engine.planner import PlanError
 from tui.engine.registry import check_reachable
 from tui.engine.session import Engine
+from tui.interrupts import APP_SIGNALS, Interrupts, detach_from_terminal
 from tui.screens.common import BuildRequest, Reach, Services
 from tui.styles_path import css_path
 
@@ -21,7 +29,10 @@ DARK, LIGHT = "textual-dark", "textual-light"
 
 
 class BuildcageApp(App[None]):
-    """``BuildcageApp(engine, start_dir)``; ``clock`` and ``reach`` are for tests."""
+    """``BuildcageApp(engine, start_dir)``; ``clock`` and ``reach`` are for tests.
+
+    With ``interrupts`` (what ``main`` installed first thing), SIGHUP and SIGTERM end the app
+    the clean way: running builds are canceled and cleaned up before the process exits."""
 
     TITLE = "buildcage"
     CSS_PATH = css_path("app.tcss")
@@ -33,8 +44,11 @@ class BuildcageApp(App[None]):
 
     def __init__(self, engine: Engine, start_dir: str | Path | None = None, *,
                  clock: Callable[[], float] = time.monotonic,
-                 reach: Reach = check_reachable) -> None:
+                 reach: Reach = check_reachable, interrupts: Interrupts | None = None) -> None:
         super().__init__()
+        self.interrupts = interrupts
+        self.hung_up: int | None = None
+        """The signal that ended the app, if one did."""
         self.start_dir = Path(start_dir).expanduser() if start_dir is not None else Path.cwd()
         self.services = Services(engine=engine, clock=clock, reach=reach,
                                  start_dir=self.start_dir)
@@ -47,7 +61,39 @@ class BuildcageApp(App[None]):
     def on_mount(self) -> None:
         from tui.screens.session import SessionScreen
 
+        if self.interrupts is not None:
+            loop = asyncio.get_running_loop()
+
+            def on_signal(signum: int, frame: FrameType | None) -> None:
+                if signum == signal.SIGHUP:
+                    detach_from_terminal()  # at once: the terminal is gone already
+                loop.call_soon_threadsafe(self.hang_up, signum)
+
+            for sig in APP_SIGNALS:
+                signal.signal(sig, on_signal)
+            if self.interrupts.received is not None:  # came while the app was starting
+                self.hang_up(self.interrupts.received)
+                return
         self.push_screen(SessionScreen(self.services, self.start_dir))
+
+    def hang_up(self, signum: int) -> None:
+        """SIGHUP or SIGTERM: leave like quitting does. Each build screen cancels its build as
+        it goes away, and the process waits for the build threads, so builders, pins and
+        stores are removed before it exits."""
+        if self.hung_up is not None:
+            return
+        self.hung_up = signum
+        self.exit(return_code=130)
+
+    def on_unmount(self) -> None:
+        if self.interrupts is not None:
+            for sig in APP_SIGNALS:
+                # Builds may still be cleaning up: another signal must not cut that short.
+                signal.signal(sig, self.interrupts.handle)
+
+    def get_driver_class(self) -> type[Driver]:
+        base = super().get_driver_class()
+        return _survives_hangup(base) if issubclass(base, LinuxDriver) else base
 
     # -- navigation used by the screens ---------------------------------------------------------
     def start_build(self, request: BuildRequest, confirmed: bool = False) -> None:
@@ -109,8 +155,50 @@ class BuildcageApp(App[None]):
                             "textual-light", self.action_toggle_theme)
 
 
-def run_app(engine: Engine, start_dir: str | Path | None = None) -> int:
+class _DropsWritesAfterHangup:
+    """The terminal as the driver writes it: after a hang-up a write fails (EIO); Textual's
+    writer thread would die of it, and its full queue then block the app's shutdown for good
+    (seen here: the builds were cleaned up, the process never exited). Dropped instead."""
+
+    def __init__(self, file: IO[str]) -> None:
+        self._file = file
+
+    def write(self, text: str) -> int:
+        try:
+            return self._file.write(text)
+        except OSError:
+            return 0
+
+    def flush(self) -> None:
+        try:
+            self._file.flush()
+        except OSError:
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
+def _survives_hangup(base: type[LinuxDriver]) -> type[Driver]:
+    class HangupSafeDriver(base):  # type: ignore[valid-type, misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._file = _DropsWritesAfterHangup(self._file)
+
+        def _sigcont_application(self, *args: Any) -> None:
+            # A hang-up comes with SIGCONT: there is no terminal to resume into.
+            try:
+                termios.tcgetattr(self.fileno)
+            except termios.error:
+                return
+            super()._sigcont_application(*args)
+
+    return HangupSafeDriver
+
+
+def run_app(engine: Engine, start_dir: str | Path | None = None,
+            interrupts: Interrupts | None = None) -> int:
     """Run the TUI until the user quits (what ``buildcage [DIR]`` does); the exit status."""
-    app = BuildcageApp(engine, start_dir)
+    app = BuildcageApp(engine, start_dir, interrupts=interrupts or Interrupts())
     app.run()
     return app.return_code or 0

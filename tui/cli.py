@@ -1,20 +1,19 @@
 """Command line: `buildcage [DIR]` starts the TUI (its picker in DIR); build, plan, profiles,
-doctor and history are headless and use the same engine."""
+doctor, gc and history are headless and use the same engine."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 from tui.cli_output import HumanPrinter, JsonPrinter
 from tui.engine.config import ConfigError, load_config
 from tui.engine.podman_api import PodmanUnavailable
 from tui.engine.profiles import ProfileError
+from tui.interrupts import APP_SIGNALS, CANCEL_SIGNALS, Interrupts, interrupting
 
 EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED = 1, 2, 130
 
@@ -57,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
     profiles = sub.add_parser("profiles", help="profiles with facts checked on real containers")
     profiles.add_argument("--json", action="store_true")
     sub.add_parser("doctor", help="check this machine, with fixes")
+    gc = sub.add_parser("gc", help="remove containers, pods and volumes left by buildcage "
+                                   "processes that are gone (killed, terminal closed)")
+    gc.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     history = sub.add_parser("history", help="recent builds")
     history.add_argument("--json", action="store_true")
     history.add_argument("-n", type=int, default=20)
@@ -80,16 +82,21 @@ def _confirmed(args: argparse.Namespace) -> frozenset[str]:
                                               ("unsafe", args.allow_unsafe_profile)) if given)
 
 
-def cmd_build(engine, args: argparse.Namespace) -> int:
+def cmd_build(engine, args: argparse.Namespace, interrupts: Interrupts | None = None) -> int:
+    from tui.engine.events import Done
     from tui.engine.planner import check_push_target
 
+    # Ctrl-C, SIGTERM or SIGHUP cancels: the runner removes the container, store and pins.
+    # main installed the handlers already; a signal that came before the runner is kept.
+    interrupts = interrupts or Interrupts()
     printer = JsonPrinter() if args.json else HumanPrinter(quiet=args.quiet)
     plan = _make_plan(engine, args)
     check_push_target(plan, engine.config)
+    if interrupts.canceled:
+        printer(Done(status="canceled"))
+        return EXIT_CANCELED
     runner = engine.runner(plan, printer, on=args.on)
-    # Ctrl-C or SIGTERM cancels: the runner removes the container, store and pins.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: threading.Thread(target=runner.cancel).start())
+    interrupts.on_cancel(runner.cancel)
     done = runner.run()
     if done.status == "canceled":
         return EXIT_CANCELED
@@ -173,6 +180,23 @@ def cmd_doctor(engine, args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else EXIT_FAILED
 
 
+def cmd_gc(engine, args: argparse.Namespace) -> int:
+    from tui.engine.orphans import collect, find_orphans
+
+    client = engine.client()
+    orphans = find_orphans(client)
+    if not orphans:
+        print("nothing to remove: everything buildcage made belongs to a running process")
+        return 0
+    report = collect(client, orphans, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for line in report.removed:
+        print(f"{verb} {line}")
+    for line in report.left:
+        print(f"left {line}", file=sys.stderr)
+    return EXIT_FAILED if report.left else 0
+
+
 def cmd_history(engine, args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -189,7 +213,7 @@ def cmd_history(engine, args: argparse.Namespace) -> int:
     return 0
 
 
-VERBS = ("build", "plan", "profiles", "doctor", "history")
+VERBS = ("build", "plan", "profiles", "doctor", "gc", "history")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,6 +222,20 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] not in VERBS and not argv[0].startswith("-"):
         start_dir, argv = argv[0], argv[1:]  # `buildcage DIR`: the TUI, starting in DIR
     args = parser().parse_args(argv)
+    # First thing, before anything slow: a build (and the TUI) cancels and cleans up on Ctrl-C,
+    # SIGTERM and SIGHUP; the other verbs stop as on Ctrl-C, running their clean-ups.
+    interrupts = Interrupts()
+    if args.verb == "build":
+        guard = interrupts.installed(CANCEL_SIGNALS)
+    elif args.verb is None:
+        guard = interrupts.installed(APP_SIGNALS)
+    else:
+        guard = interrupting()
+    with guard:
+        return _run(args, start_dir, interrupts)
+
+
+def _run(args: argparse.Namespace, start_dir: str | None, interrupts: Interrupts) -> int:
     json_errors = getattr(args, "json", False) and args.verb == "build"
     try:
         from tui.engine.session import Engine
@@ -206,10 +244,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb is None:
             from tui.app import run_app
 
-            return run_app(engine, start_dir)
-        handler = {"build": cmd_build, "plan": cmd_plan, "profiles": cmd_profiles,
-                   "doctor": cmd_doctor, "history": cmd_history}[args.verb]
+            return run_app(engine, start_dir, interrupts)
+        if args.verb == "build":
+            return cmd_build(engine, args, interrupts)
+        handler = {"plan": cmd_plan, "profiles": cmd_profiles, "doctor": cmd_doctor,
+                   "gc": cmd_gc, "history": cmd_history}[args.verb]
         return handler(engine, args)
+    except KeyboardInterrupt:
+        return EXIT_CANCELED
     except (ValueError, ConfigError, ProfileError, PodmanUnavailable) as exc:
         # PlanError, BadReference and friends: a message for people, not a traceback.
         if json_errors:

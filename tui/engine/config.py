@@ -59,6 +59,32 @@ def data_dir() -> Path:
     return _xdg_dir("XDG_DATA_HOME", ".local/share")
 
 
+def private_dir(path: Path) -> Path:
+    """Creates ``path`` (and missing parents) and makes ``path`` itself 0700 whatever the umask,
+    tightening it when it exists already more open: it holds build history, generated
+    configuration and image stores that other users of the machine have no business reading."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o777 != 0o700:
+        path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Creates ``path`` (empty) 0600 if it is missing, and tightens it to 0600 if it exists."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    return path
+
+
+def ensure_data_dir() -> Path:
+    """``data_dir()``, created 0700 (and tightened if it is more open)."""
+    return private_dir(data_dir())
+
+
 def config_path() -> Path:
     """The file to read: ``$BUILDCAGE_CONFIG`` if set, else ``config_dir()/config.toml``."""
     override = os.environ.get("BUILDCAGE_CONFIG", "")

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tui.engine.config import LOCAL_REGISTRY, Config, data_dir
+from tui.engine.config import LOCAL_REGISTRY, Config, data_dir, ensure_data_dir
 from tui.engine.containers import remove_container
+from tui.engine.orphans import OWNER_LABEL, current_owner, find_orphans
 from tui.engine.podman_api import PodmanUnavailable, connect, socket_path
 from tui.engine.profiles import HOST_STORE
 from tui.engine.registry import check_reachable
@@ -44,7 +45,7 @@ def _podman(config: Config) -> list[Check]:
         fix = "start the podman service first (see the socket check)"
         return [Check(n, False, "not checked: podman does not answer", fix)
                 for n in ("podman version", "runtime", "builder image", "container start",
-                          "storage")]
+                          "storage", "orphans")]
     with client:
         info = client.info()
         host, store = info.get("host", {}), info.get("store", {})
@@ -55,6 +56,7 @@ def _podman(config: Config) -> list[Check]:
         graph = store.get("graphRoot", "?")
         has_builder = client.images.exists(config.builder_image)
         starts = _container_starts(client, config.builder_image if has_builder else "")
+        orphans = _orphans(client)
     return [
         Check("podman version", major >= 4, f"podman {version}",
               "install podman 4 or newer: apt-get install podman"),
@@ -69,7 +71,25 @@ def _podman(config: Config) -> list[Check]:
         Check("storage", driver == "overlay" and graph == HOST_STORE,
               f"host store {graph} ({driver})",
               f"buildcage's host profiles expect the rootful overlay store at {HOST_STORE}"),
+        orphans,
     ]
+
+
+def _orphans(client) -> Check:
+    """Containers, pods and volumes whose buildcage process is gone (killed, hung up): a
+    builder may still be running, holding a store."""
+    try:
+        orphans = find_orphans(client)
+    except Exception as exc:  # the point of the check is to say what failed
+        return Check("orphans", False, f"could not list buildcage's containers: {exc}",
+                     "see the checks above")
+    if not orphans:
+        return Check("orphans", True, "nothing left by buildcage processes that are gone")
+    things = [thing for orphan in orphans for thing in orphan.things()]
+    shown = ", ".join(things[:4]) + (f" and {len(things) - 4} more" if len(things) > 4 else "")
+    return Check("orphans", False,
+                 f"{len(things)} left by {len(orphans)} buildcage process(es) that are gone: "
+                 f"{shown}", "buildcage gc  (stops and removes them; --dry-run lists them)")
 
 
 def _container_starts(client, image: str) -> str:
@@ -79,8 +99,9 @@ def _container_starts(client, image: str) -> str:
         return "not checked: no builder image"
     container = None
     try:
-        container = client.containers.create(image=image, command=["true"], network_mode="none",
-                                              labels={"buildcage.doctor": "1"})
+        container = client.containers.create(
+            image=image, command=["true"], network_mode="none",
+            labels={"buildcage.doctor": "1", OWNER_LABEL: str(current_owner())})
         container.start()
         code = container.wait()
         return "" if code in (0, {"StatusCode": 0}) else f"a test container exited {code}"
@@ -120,12 +141,13 @@ def _userns() -> Check:
 def _data_dir() -> Check:
     path = data_dir()
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        ensure_data_dir()  # 0700, tightened if it was more open
         with tempfile.NamedTemporaryFile(dir=path):
             pass
+        mode = stat.S_IMODE(path.stat().st_mode)
     except OSError as exc:
         return Check("data dir", False, f"{path}: {exc.strerror}", f"make {path} writable")
-    return Check("data dir", True, str(path))
+    return Check("data dir", mode == 0o700, f"{path} (mode {mode:o})", f"chmod 700 {path}")
 
 
 def run_checks(config: Config) -> list[Check]:

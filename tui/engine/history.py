@@ -10,9 +10,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Self
 
-from tui.engine.config import data_dir
+from tui.engine.config import data_dir, ensure_data_dir, private_file
 
 SCHEMA_VERSION = 1
+_SIDE_FILES = ("-journal", "-wal", "-shm")
 STATUSES = ("succeeded", "failed", "canceled")
 
 _SCHEMA = """
@@ -103,7 +104,18 @@ class History:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if path is None:
+                ensure_data_dir()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # 0600 whatever the umask: SQLite gives its -journal/-wal/-shm files the database
+            # file's mode, so those follow; ones left more open by an older buildcage are
+            # tightened here.
+            private_file(self.path)
+            for suffix in _SIDE_FILES:
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    private_file(side)
             # The TUI records from a worker thread; the lock serialises all use.
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0)
             self._db.row_factory = sqlite3.Row

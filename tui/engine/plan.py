@@ -85,6 +85,11 @@ class BuildPlan:
     secrets: tuple[tuple[str, str], ...] = ()
     """``--secret id=NAME,src=FILE`` pairs: given to the build phase as podman secrets, to
     Buildah's ``--secret``; never in the image, history, a log or a command line."""
+    owner: str = ""
+    """The process running the build (``HOST:PID:START:BOOT``, see tui.engine.orphans), set by
+    the runner: every container, pod and volume made for the build is labelled with it so that
+    what a dead process left can be told from what a running build uses. "" for plans that are
+    only shown (a pasted ``podman run`` belongs to no buildcage process)."""
 
     # -- what the container is ------------------------------------------------------------------
     @property
@@ -131,11 +136,18 @@ class BuildPlan:
         return parse_push_target(self.push)
 
     def labels(self) -> dict[str, str]:
-        return {
+        labels = {
             "buildcage.build": self.build_id,
             "buildcage.profile": self.profile.name,
             "buildcage.project": self.project,
         }
+        return labels | self.owner_labels()
+
+    def owner_labels(self) -> dict[str, str]:
+        """What tells whose a container, pod or volume is; also the Pod's own labels."""
+        if not self.owner:
+            return {}
+        return {"buildcage.build": self.build_id, "buildcage.owner": self.owner}
 
     def storage_conf(self) -> str:
         """The builder's storage.conf, from the profile (so profiles choose the overlay)."""

@@ -6,6 +6,7 @@ from podman import PodmanClient
 
 from tui.engine.containers import remove_container
 from tui.engine.facts import SecurityFacts, facts_from_inspect
+from tui.engine.orphans import owned
 from tui.engine.plan import BuildPlan
 from tui.engine.renderings import create_kwargs
 from tui.engine.stores import prepare, release
@@ -14,6 +15,7 @@ from tui.engine.stores import prepare, release
 def probe_facts(client: PodmanClient, plan: BuildPlan) -> SecurityFacts:
     """Creates the builder container exactly as a build would (never started), reads its
     inspect data, and removes it and anything prepared for it."""
+    plan = owned(plan)  # labelled with this process: a probe killed half-way is an orphan
     state = prepare(client, plan, pin=False)
     container = None
     try:

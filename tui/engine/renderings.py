@@ -245,7 +245,8 @@ def kube_pod(plan: BuildPlan, phase: Phase | PhaseName | None = None) -> dict[st
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": spec.container_name,
-                     "labels": {"app": "buildcage", "buildcage-phase": spec.name},
+                     "labels": {"app": "buildcage", "buildcage-phase": spec.name,
+                                **plan.owner_labels()},
                      "annotations": annotations},
         "spec": {
             "restartPolicy": "Never",

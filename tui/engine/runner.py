@@ -30,6 +30,7 @@ from tui.engine.events import (
 from tui.engine.events import Warning as BuildWarning
 from tui.engine.image_facts import ImageFacts, read_facts
 from tui.engine.logs import ApiLogPoller, LogFileTail
+from tui.engine.orphans import builders_on_store, claim_store, collect_on_start, owned
 from tui.engine.plan import BuildPlan, Phase
 from tui.engine.planner import secret_looking_args
 from tui.engine.renderings import create_kwargs
@@ -60,7 +61,8 @@ class BuildRunner:
 
     def __init__(self, client: PodmanClient, plan: BuildPlan, on_event: EventSink) -> None:
         self.client = client
-        self.plan = plan
+        self.plan = owned(plan)
+        """The plan with this process as owner: all it makes is labelled so (see orphans)."""
         self.on_event = on_event
         self.parser = BuildahOutputParser()
         self.poll_interval = 0.1
@@ -102,6 +104,7 @@ class BuildRunner:
         exit_code = -1
         store_lock = None
         try:
+            collect_on_start(self.client, self._warn)  # what dead buildcage processes left
             store_lock = self._lock_store()
             state = prepare(self.client, self.plan)
             if not self.canceled:
@@ -316,6 +319,9 @@ class BuildRunner:
         while not self.canceled:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # A builder whose process died lost its flock but may still run: wait for it
+                # (or collect it, an orphan) before this build takes the store.
+                claim_store(self.client, self.plan, lambda: self.canceled, self._warn)
                 return lock
             except BlockingIOError:
                 if not told:
@@ -332,6 +338,10 @@ class BuildRunner:
         ids = stray_working_containers(root, self._container_started - 1) if root else []
         if not ids:
             return []
+        busy = builders_on_store(self.client, root, {self.plan.build_id}) if root else []
+        if busy:  # their working containers look the same as the strays: leave them all
+            return [f"{len(ids)} Buildah working containers in {root}: not swept while "
+                    f"{', '.join(c.name for c in busy)} runs on that store"]
         kwargs = create_kwargs(self.plan, "build", self._idmap)
         kwargs.update(command=["buildah", "rm", *ids], name=f"{self.plan.container_name}-sweep")
         try:
@@ -349,6 +359,9 @@ class BuildRunner:
 
     def _emit(self, event: Event) -> None:
         self.on_event(event)
+
+    def _warn(self, message: str) -> None:
+        self._emit(BuildWarning(message=message))
 
     def _cleanup(self, state) -> list[str]:
         left: list[str] = []

@@ -19,6 +19,7 @@ from pathlib import Path
 from podman import PodmanClient
 from podman.errors import APIError, NotFound
 
+from tui.engine.config import private_dir
 from tui.engine.containerfile import parse_containerfile
 from tui.engine.plan import BuildPlan
 from tui.engine.profiles import HOST_STORE
@@ -46,6 +47,7 @@ class HostState:
 
 def write_plan_files(plan: BuildPlan) -> None:
     """The host files and directories the plan's renderings refer to."""
+    private_dir(plan.data_dir)  # 0700: stores, generated configuration and history live here
     for path, text in plan.files().items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:

@@ -1,0 +1,288 @@
+"""Orphans against real podman: a `buildcage build` killed with SIGKILL leaves its builder running
+(its pins, its fresh store); `buildcage gc` or the next build removes them all. On SIGHUP the CLI
+cleans up itself. Nothing a live process owns is touched, whoever runs gc; doctor reports
+orphans. Orphans here are made by this test's own processes, or labelled with an owner that is
+provably dead (a child process this test started and reaped): never anyone else's."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from podman_helpers import ROOT, Background
+
+from tui.engine.orphans import OWNER_LABEL, Machine, current_owner
+from tui.engine.stores import PIN_LABEL
+
+SLOW = ROOT / "tests" / "data" / "contexts" / "slow"
+HELLO = ROOT / "examples" / "hello"
+BUILDCAGE = str(ROOT / ".venv" / "bin" / "buildcage")
+BUILDER_IMAGE = "localhost/buildcage/builder:latest"
+BUSYBOX = "localhost/buildcage/busybox:latest"
+
+
+@pytest.fixture(scope="session")
+def provisioned() -> None:
+    """This machine is provisioned by another run (shared podman): wait for it, never do it."""
+    deadline = time.time() + 600
+    while subprocess.run(["podman", "image", "exists", BUILDER_IMAGE]).returncode != 0:
+        assert time.time() < deadline, f"{BUILDER_IMAGE} never appeared"
+        time.sleep(5)
+
+
+@pytest.fixture(autouse=True)
+def _real_host(provisioned, data_home):
+    """Stores and history in this session's data directory (the CLI gets it through XDG)."""
+
+
+def podman(*args: str) -> str:
+    return subprocess.run(["podman", *args], capture_output=True, text=True).stdout.strip()
+
+
+def left_of(build_id: str) -> list[str]:
+    """Everything podman still has of one build: containers, pods and volumes."""
+    label = f"label=buildcage.build={build_id}"
+    names = podman("ps", "-a", "--filter", label, "--format", "{{.Names}}").split()
+    names += podman("volume", "ls", "--filter", label, "--format", "{{.Name}}").split()
+    names += podman("pod", "ps", "--filter", label, "--format", "{{.Name}}").split()
+    return names
+
+
+def state(name: str) -> str:
+    return podman("inspect", name, "--format", "{{.State.Status}}")
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BUILDCAGE, *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout)
+
+
+class CliBuild:
+    """`buildcage build --json` in its own process, read until its RUN step has started."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([BUILDCAGE, "build", *args, "--json", "--no-cache"],
+                                     stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.events: list[dict] = []
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.events.append(json.loads(line))
+            if self.events[-1].get("line") == "started":
+                break
+        else:
+            raise AssertionError(f"the build never started: {self.events[-5:]}")
+        self.build_id = next(e["build_id"] for e in self.events if e["event"] == "build_started")
+
+    def finish(self, timeout: float = 120) -> int:
+        rest, _ = self.proc.communicate(timeout=timeout)
+        self.events += [json.loads(line) for line in rest.splitlines()]
+        return self.proc.returncode
+
+
+def test_a_killed_build_keeps_running_until_gc_removes_builder_and_volume():
+    build = CliBuild(str(SLOW), "--profile", "isolated")
+    build.proc.kill()  # SIGKILL: no handler runs
+    build.proc.wait(10)
+    name, volume = f"buildcage-{build.build_id}", f"buildcage-store-{build.build_id}"
+    assert state(name) == "running"  # the orphan: its process is gone, its builder is not
+    assert volume in left_of(build.build_id)
+    owner = podman("inspect", name, "--format", f'{{{{index .Config.Labels "{OWNER_LABEL}"}}}}')
+    assert owner.split(":")[1] == str(build.proc.pid)
+
+    dry = cli("gc", "--dry-run")
+    assert dry.returncode == 0 and f"would remove container {name}" in dry.stdout
+    assert state(name) == "running"
+
+    out = cli("gc")
+    assert out.returncode == 0, out.stderr
+    assert f"removed container {name}" in out.stdout
+    assert f"removed volume {volume}" in out.stdout
+    assert f"process {build.proc.pid} on" in out.stdout
+    assert left_of(build.build_id) == []
+
+
+def test_a_killed_host_ro_build_is_collected_by_the_next_build_of_its_project(run_id):
+    """The killed build no longer holds its project store's lock, but its builder still writes
+    that store: the next build must not share the store with it (nor sweep its working
+    container); it removes the orphan first, the careful way, then builds."""
+    project = f"orphan-{run_id}"
+    build = CliBuild(str(SLOW), "--profile", "host-ro", "--project", project)
+    build.proc.kill()
+    build.proc.wait(10)
+    pins = podman("ps", "-a", "--filter", f"label={PIN_LABEL}={build.build_id}",
+                  "--format", "{{.Names}}").split()
+    assert pins and state(f"buildcage-{build.build_id}") == "running"
+
+    out = cli("build", str(HELLO), "--profile", "host-ro", "--project", project, "--json")
+    assert out.returncode == 0, out.stdout[-2000:]
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    warnings = [r["message"] for r in rows if r["event"] == "warning"]
+    assert any(f"container buildcage-{build.build_id}" in w and "which is gone" in w
+               for w in warnings), warnings
+    assert rows[-1]["status"] == "succeeded"
+    assert left_of(build.build_id) == []
+    store = Path(os.environ["XDG_DATA_HOME"]) / "buildcage" / "stores" / "host-ro" / project
+    records = json.loads((store / "storage" / "overlay-containers" / "containers.json")
+                        .read_text())
+    assert [r["names"] for r in records if "-working-container" in str(r["names"])] == []
+
+
+def test_sighup_cancels_and_cleans_up_without_gc():
+    build = CliBuild(str(SLOW), "--profile", "isolated")
+    build.proc.send_signal(signal.SIGHUP)
+    assert build.finish() == 130
+    assert build.events[-1]["event"] == "done" and build.events[-1]["status"] == "canceled"
+    assert left_of(build.build_id) == []
+
+
+def test_gc_from_another_process_leaves_a_live_build_alone(engine):
+    running = Background(engine, engine.plan(SLOW, profile="host-ro", no_cache=True))
+    try:
+        running.wait_for_line("started")
+        build_id = running.plan.build_id
+        before = sorted(left_of(build_id))
+        assert f"buildcage-{build_id}" in before and any("-pin-" in n for n in before)
+        out = cli("gc")
+        assert out.returncode == 0
+        assert build_id not in out.stdout
+        assert sorted(left_of(build_id)) == before
+        assert state(f"buildcage-{build_id}") == "running"
+    finally:
+        running.runner.cancel()
+    assert running.join().status == "canceled"
+    assert left_of(running.plan.build_id) == []
+
+
+@pytest.fixture
+def dead_owner() -> str:
+    """The owner value of a process that existed and is provably gone (reaped by us)."""
+    child = subprocess.Popen(["sleep", "60"])
+    owner = Machine.here().owner(child.pid)
+    child.kill()
+    child.wait()
+    return str(owner)
+
+
+@pytest.fixture
+def fake_orphan(run_id: str, dead_owner: str) -> Iterator[str]:
+    """A container and a volume of build it-RUN_ID whose owner is gone; removed afterwards
+    if the test did not."""
+    build = f"it-{run_id}"
+    label = [f"--label=buildcage.build={build}", f"--label={OWNER_LABEL}={dead_owner}"]
+    subprocess.run(["podman", "volume", "create", *label, f"buildcage-store-{build}"],
+                   check=True, capture_output=True)
+    subprocess.run(["podman", "create", "--name", f"buildcage-{build}", *label,
+                    "--network=none", BUSYBOX, "true"], check=True, capture_output=True)
+    yield build
+    subprocess.run(["podman", "rm", "-f", f"buildcage-{build}"], capture_output=True)
+    subprocess.run(["podman", "volume", "rm", "-f", f"buildcage-store-{build}"],
+                   capture_output=True)
+
+
+@pytest.fixture
+def live_thing(run_id: str) -> Iterator[str]:
+    """A container owned by this (living) test process."""
+    build = f"it-live-{run_id}"
+    subprocess.run(["podman", "create", "--name", f"buildcage-{build}",
+                    f"--label=buildcage.build={build}",
+                    f"--label={OWNER_LABEL}={current_owner()}", "--network=none", BUSYBOX,
+                    "true"], check=True, capture_output=True)
+    yield build
+    subprocess.run(["podman", "rm", "-f", f"buildcage-{build}"], capture_output=True)
+
+
+def test_doctor_reports_an_orphan_and_gc_removes_only_it(fake_orphan, live_thing):
+    out = cli("doctor")
+    line = next(row for row in out.stdout.splitlines() if " orphans " in f" {row} ")
+    assert line.startswith("FAIL"), out.stdout
+    assert f"buildcage-{fake_orphan}" in out.stdout and live_thing not in line
+    assert "fix: buildcage gc" in out.stdout
+    assert out.returncode == 1
+
+    removed = cli("gc")
+    assert removed.returncode == 0, removed.stderr
+    assert f"removed container buildcage-{fake_orphan}" in removed.stdout
+    assert f"removed volume buildcage-store-{fake_orphan}" in removed.stdout
+    assert left_of(fake_orphan) == []
+    assert left_of(live_thing) == [f"buildcage-{live_thing}"]  # its owner (this test) lives
+    after = cli("doctor")
+    line = next(row for row in after.stdout.splitlines() if " orphans " in f" {row} ")
+    assert fake_orphan not in line
+
+
+def test_a_build_waits_for_a_builder_still_running_on_its_store(engine, run_id):
+    """A builder whose owner cannot be checked (another host's) and that writes this project's
+    store holds the store as surely as the flock: the build waits for it."""
+    project = f"claim-{run_id}"
+    plan = engine.plan(HELLO, profile="project", project=project)
+    assert plan.store_dir is not None
+    plan.store_dir.mkdir(parents=True, exist_ok=True)
+    foreign = f"buildcage-foreign-{run_id}"
+    subprocess.run(["podman", "run", "-d", "--name", foreign, "--network=none",
+                    f"--label=buildcage.build=foreign-{run_id}",
+                    f"--label={OWNER_LABEL}=some-other-host:4242:1:feed",
+                    f"--volume={plan.store_dir}:/var/lib/containers", BUSYBOX, "sleep", "300"],
+                   check=True, capture_output=True)
+    try:
+        running = Background(engine, plan)
+        deadline = time.time() + 60
+        while not any("waiting for builder" in getattr(e, "message", "")
+                      for e in list(running.rec.events)):
+            assert time.time() < deadline, running.rec.events
+            time.sleep(0.2)
+        assert foreign in next(e.message for e in running.rec.events
+                               if "waiting for builder" in getattr(e, "message", ""))
+        assert not any(type(e).__name__ == "BuildStarted" for e in running.rec.events)
+    finally:
+        subprocess.run(["podman", "rm", "-f", "-t", "0", foreign], capture_output=True)
+    assert running.join(180).status == "succeeded"
+
+
+def test_closing_the_tuis_terminal_cancels_its_build_and_cleans_up(run_id):
+    """The TUI in tmux builds the slow context; the tmux session is killed (the terminal hangs
+    up: SIGHUP). The app cancels the build, removes builder and pins, and exits."""
+    session = f"buildcage-it-{run_id}"
+    # pytest sets COLUMNS and LINES, which Textual would take for the terminal's size.
+    command = (f"cd {ROOT} && exec env -u COLUMNS -u LINES "
+               f"XDG_DATA_HOME={os.environ['XDG_DATA_HOME']} {BUILDCAGE} {SLOW}")
+    pid = int(subprocess.run(["tmux", "new", "-d", "-s", session, "-x", "120", "-y", "36",
+                              "-P", "-F", "#{pane_pid}", command], capture_output=True,
+                             text=True, check=True).stdout)
+
+    def screen() -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                              capture_output=True, text=True).stdout
+
+    def owned_by_the_tui() -> list[tuple[str, str]]:
+        rows = podman("ps", "-a", "--filter", f"label={OWNER_LABEL}", "--format",
+                      f'{{{{.Names}}}} {{{{index .Labels "{OWNER_LABEL}"}}}} '
+                      '{{index .Labels "buildcage.build"}}').splitlines()
+        return [(row.split()[0], row.split()[2]) for row in rows
+                if row.split()[1].split(":")[1] == str(pid)]
+
+    try:
+        deadline = time.time() + 60
+        while "Build ▶ F5" not in screen():
+            assert time.time() < deadline, screen()
+            time.sleep(0.2)
+        subprocess.run(["tmux", "send-keys", "-t", session, "F5"], check=True)
+        while not any(line.strip() == "started" for line in screen().splitlines()):
+            assert time.time() < deadline + 60, screen()
+            time.sleep(0.2)
+        mine = owned_by_the_tui()
+        build_id = mine[0][1]
+        assert f"buildcage-{build_id}" in [name for name, _ in mine]
+        assert state(f"buildcage-{build_id}") == "running"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    deadline = time.time() + 60
+    while Path(f"/proc/{pid}").exists():
+        assert time.time() < deadline, "the TUI did not exit after its terminal closed"
+        time.sleep(0.2)
+    assert left_of(build_id) == []

@@ -1,0 +1,484 @@
+"""Owners and orphans without podman: owner labels, the liveness check (fake /proc), finding and
+collecting orphans on a fake podman that records what was done, in which order."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from podman.errors import NotFound
+
+from tui.engine.config import Config
+from tui.engine.orphans import (
+    OWNER_LABEL,
+    STORE_LOCK,
+    Machine,
+    Owner,
+    claim_store,
+    collect,
+    current_owner,
+    find_orphans,
+    owned,
+    process_start,
+    store_use,
+    sweeper_kwargs,
+)
+from tui.engine.planner import make_plan
+from tui.engine.renderings import create_kwargs, kube_pod, podman_run
+from tui.engine.stores import prepare
+
+ROOT = Path(__file__).resolve().parents[2]
+INSPECT = ROOT / "tests" / "data" / "inspect"
+HOST = "testhost"
+BOOT = "b00t"
+
+
+# -- a fake /proc ----------------------------------------------------------------------------------
+def stat_line(pid: int, start: int, comm: str = "python3") -> str:
+    # Fields 3..52 after "(comm)"; field 22 (index 19 of those) is the start time.
+    rest = ["S"] + ["0"] * 49
+    rest[19] = str(start)
+    return f"{pid} ({comm}) {' '.join(rest)}\n"
+
+
+def fake_proc(tmp_path: Path, processes: dict[int, int], boot: str = BOOT) -> Path:
+    proc = tmp_path / "proc"
+    for pid, start in processes.items():
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "stat").write_text(stat_line(pid, start))
+    (proc / "sys" / "kernel" / "random").mkdir(parents=True)
+    (proc / "sys" / "kernel" / "random" / "boot_id").write_text(boot + "\n")
+    return proc
+
+
+def test_process_start_is_field_22_even_after_a_command_with_spaces_and_parens(tmp_path):
+    proc = tmp_path / "proc"
+    (proc / "42").mkdir(parents=True)
+    (proc / "42" / "stat").write_text(stat_line(42, 987654, comm="a b) c (d"))
+    assert process_start(42, proc) == 987654
+    assert process_start(43, proc) is None
+
+
+def test_this_process_as_owner_matches_proc():
+    me = current_owner()
+    assert me.pid == os.getpid()
+    fields = Path(f"/proc/{os.getpid()}/stat").read_text().rpartition(")")[2].split()
+    assert me.start == int(fields[19])
+    assert Owner.parse(str(me)) == me
+    assert not Machine.here().gone(me)
+
+
+def test_owner_parse_rejects_junk():
+    assert Owner.parse("h:12:34") == Owner("h", 12, 34)
+    assert Owner.parse("h:12:34:b") == Owner("h", 12, 34, "b")
+    for junk in ("", "h", "h:12", "h:x:34", ":12:34", "h:0:34", "h:1:2:3:4"):
+        assert Owner.parse(junk) is None, junk
+
+
+def test_gone_means_provably_gone(tmp_path):
+    machine = Machine(HOST, BOOT, fake_proc(tmp_path, {100: 5000}))
+    assert not machine.gone(Owner(HOST, 100, 5000, BOOT))  # alive
+    assert machine.gone(Owner(HOST, 100, 5001, BOOT))  # the pid was reused by another process
+    assert machine.gone(Owner(HOST, 101, 5000, BOOT))  # no such process
+    assert machine.gone(Owner(HOST, 100, 5000, "earlier"))  # an earlier boot
+    assert not machine.gone(Owner("otherhost", 101, 1, BOOT))  # cannot be checked from here
+
+
+# -- labels ----------------------------------------------------------------------------------------
+def plan_for(tmp_path: Path, profile: str = "host-ro", project: str = "p"):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Containerfile").write_text("FROM 127.0.0.1:5000/buildcage/busybox:latest\nRUN true\n")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path / "data")
+    try:
+        return make_plan(ctx, config=Config(), profile=profile, project=project, confirmed=True)
+    finally:
+        del os.environ["XDG_DATA_HOME"]
+
+
+def test_a_plan_that_runs_labels_everything_with_its_owner(tmp_path):
+    plan = plan_for(tmp_path, "isolated")
+    assert OWNER_LABEL not in plan.labels()  # shown plans (a pasted podman run) have no owner
+    assert "owner" not in podman_run(plan)
+    assert kube_pod(plan)["metadata"]["labels"] == {"app": "buildcage",
+                                                    "buildcage-phase": "build"}
+    mine = owned(plan)
+    me = str(current_owner())
+    assert mine.labels()[OWNER_LABEL] == me
+    assert create_kwargs(mine)["labels"][OWNER_LABEL] == me
+    assert f"--label={OWNER_LABEL}={me}" in podman_run(mine)
+    # podman kube play gives the Pod's labels to the Pod and to its containers.
+    assert kube_pod(mine)["metadata"]["labels"] == {
+        "app": "buildcage", "buildcage-phase": "build", "buildcage.build": plan.build_id,
+        OWNER_LABEL: me}
+    assert owned(mine) is mine
+
+
+def test_the_fresh_store_volume_and_the_pins_carry_the_owner(tmp_path):
+    made: dict[str, dict[str, str]] = {}
+
+    class Volumes:
+        def create(self, name: str, labels: dict[str, str]) -> None:
+            made[name] = labels
+
+    class Image:
+        id = "f" * 64
+
+    class Images:
+        def get(self, ref: str) -> Image:
+            return Image()
+
+    class Containers:
+        def create(self, **kwargs: Any) -> Any:
+            made[kwargs["name"]] = kwargs["labels"]
+            return type("C", (), {"id": kwargs["name"]})()
+
+    client = type("Client", (), {"volumes": Volumes(), "images": Images(),
+                                 "containers": Containers()})()
+    me = str(current_owner())
+    fresh = owned(plan_for(tmp_path, "isolated"))
+    prepare(client, fresh)
+    assert made[fresh.store_volume][OWNER_LABEL] == me
+    pinned = owned(plan_for(tmp_path, "host-ro"))
+    prepare(client, pinned)
+    assert made[f"buildcage-pin-{pinned.build_id}-0"][OWNER_LABEL] == me
+
+
+# -- a fake podman ---------------------------------------------------------------------------------
+class World:
+    """The fake service's state and the log of what was done to it."""
+
+    def __init__(self) -> None:
+        self.containers: dict[str, FakeContainer] = {}
+        self.pods: dict[str, FakeThing] = {}
+        self.volumes: dict[str, FakeThing] = {}
+        self.log: list[tuple[str, str]] = []
+        self.created: list[dict[str, Any]] = []
+
+
+class FakeContainer:
+    def __init__(self, world: World, name: str, labels: dict[str, str], state: str = "exited",
+                 mounts: list[dict[str, Any]] | None = None, started: bool = True,
+                 created: str = "2026-11-29T09:00:00.123456789Z", command: list[str] | None = None,
+                 pod: str = "") -> None:
+        self.world, self.name, self.id = world, name, f"id-{name}"
+        self.labels, self.state, self.command = labels, state, command or []
+        self.inspect = {
+            "Id": self.id, "Name": name, "Created": created, "Image": "builder-id", "Pod": pod,
+            "Config": {"Labels": labels}, "Mounts": mounts or [],
+            "State": {"Status": state,
+                      "StartedAt": "2026-11-29T09:00:01Z" if started else "0001-01-01T00:00:00Z"},
+            "HostConfig": {"NetworkMode": "host", "Devices": [], "Ulimits": []},
+        }
+        self.attrs: dict[str, Any] = {"Id": self.id, "Names": [name], "Labels": labels,
+                                      "State": state}
+        world.containers[name] = self
+
+    def reload(self) -> None:
+        if self.name not in self.world.containers:
+            raise NotFound("no such container")
+        self.inspect["State"]["Status"] = self.state
+        self.attrs = json.loads(json.dumps(self.inspect))
+
+    def exec_run(self, argv: list[str]) -> None:
+        self.world.log.append(("term", self.name))
+        self.state = "exited"  # Buildah stopped on SIGTERM, the builder's shell with it
+
+    def kill(self) -> None:
+        self.world.log.append(("kill", self.name))
+        self.state = "exited"
+
+    def remove(self, force: bool = False) -> None:
+        if self.name not in self.world.containers:
+            raise NotFound("no such container")
+        self.world.log.append(("rm", self.name))
+        del self.world.containers[self.name]
+
+    def start(self) -> None:
+        self.world.log.append(("start", self.name))
+
+    def wait(self) -> int:
+        # A sweeper: "buildah rm IDS" removes those records from the store it mounts.
+        if self.command[:2] == ["buildah", "rm"]:
+            store = next(m["source"] for m in self.world.created[-1]["mounts"]
+                         if m["target"] == "/var/lib/containers")
+            path = Path(store) / "storage" / "overlay-containers" / "containers.json"
+            records = [r for r in json.loads(path.read_text()) if r["id"] not in self.command]
+            path.write_text(json.dumps(records))
+        return 0
+
+
+class FakeThing:
+    """A pod or a volume."""
+
+    def __init__(self, world: World, kind: str, name: str, labels: dict[str, str]) -> None:
+        self.world, self.kind, self.name, self.id = world, kind, name, f"id-{name}"
+        self.attrs = {"Name": name, "Labels": labels, "Id": self.id}
+        getattr(world, kind)[name] = self
+
+    def remove(self, force: bool = False) -> None:
+        self.world.log.append((f"rm-{self.kind}", self.name))
+        del getattr(self.world, self.kind)[self.name]
+
+
+def _matches(labels: dict[str, str], flt: dict[str, str] | None) -> bool:
+    if not flt or "label" not in flt:
+        return True
+    key, _, value = flt["label"].partition("=")
+    return key in labels and (not value or labels[key] == value)
+
+
+class FakeClient:
+    def __init__(self, world: World) -> None:
+        outer = self
+
+        class Containers:
+            def list(self, all: bool = False,  # noqa: A002 - podman-py's name
+                     filters: dict[str, str] | None = None) -> list:
+                out = []
+                for c in list(world.containers.values()):
+                    c.attrs["State"] = c.state
+                    if (all or c.state == "running") and _matches(c.labels, filters):
+                        if filters and filters.get("status") and c.state != filters["status"]:
+                            continue
+                        out.append(c)
+                return out
+
+            def create(self, **kwargs: Any) -> FakeContainer:
+                world.created.append(kwargs)
+                world.log.append(("create", kwargs["name"]))
+                return FakeContainer(world, kwargs["name"], kwargs["labels"],
+                                     state="created", command=kwargs["command"])
+
+        class Listing:
+            def __init__(self, kind: str) -> None:
+                self.kind = kind
+
+            def list(self, filters: dict[str, str] | None = None) -> list:
+                return [t for t in getattr(world, self.kind).values()
+                        if _matches(t.attrs["Labels"], filters)]
+
+            def get(self, key: str) -> FakeThing:
+                for thing in getattr(world, self.kind).values():
+                    if key in (thing.id, thing.name):
+                        return thing
+                raise NotFound(key)
+
+        self.containers = Containers()
+        self.pods = Listing("pods")
+        self.volumes = Listing("volumes")
+        del outer
+
+
+@pytest.fixture
+def machine(tmp_path: Path) -> Machine:
+    """pid 100 is alive (started at tick 5000); every other pid of this host is gone."""
+    return Machine(HOST, BOOT, fake_proc(tmp_path, {100: 5000}))
+
+
+LIVE = f"{HOST}:100:5000:{BOOT}"
+DEAD = f"{HOST}:200:7000:{BOOT}"
+REUSED = f"{HOST}:100:4999:{BOOT}"  # pid 100 once, before the process that has it now
+ELSEWHERE = f"otherhost:200:7000:{BOOT}"
+
+
+def labels(build: str, owner: str | None, **more: str) -> dict[str, str]:
+    out = {"buildcage.build": build, **more}
+    if owner is not None:
+        out[OWNER_LABEL] = owner
+    return out
+
+
+def project_store(tmp_path: Path, name: str, strays: dict[str, str]) -> Path:
+    """A per-project store whose c/storage lists working containers {id: created}."""
+    store = tmp_path / "stores" / name
+    records = [{"id": i, "names": [f"{i}-working-container"], "created": created}
+               for i, created in strays.items()]
+    path = store / "storage" / "overlay-containers" / "containers.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(records))
+    return store
+
+
+def store_mount(store: Path) -> dict[str, Any]:
+    return {"Type": "bind", "Source": str(store), "Destination": "/var/lib/containers",
+            "RW": True}
+
+
+def stray_ids(store: Path) -> set[str]:
+    path = store / "storage" / "overlay-containers" / "containers.json"
+    return {r["id"] for r in json.loads(path.read_text())}
+
+
+def test_find_orphans_takes_only_what_dead_processes_left(machine):
+    world = World()
+    FakeContainer(world, "buildcage-aaa", labels("aaa", DEAD), "running")
+    FakeContainer(world, "buildcage-pin-aaa-0", labels("aaa", DEAD), "created", started=False)
+    FakeThing(world, "volumes", "buildcage-store-aaa", labels("aaa", DEAD))
+    FakeContainer(world, "buildcage-bbb", labels("bbb", REUSED), "exited")
+    FakeThing(world, "pods", "buildcage-ccc", labels("ccc", DEAD))
+    # Not orphans: a live owner's build, another host's, and ones with no owner recorded.
+    FakeContainer(world, "buildcage-live", labels("live", LIVE), "running")
+    FakeThing(world, "volumes", "buildcage-store-live", labels("live", LIVE))
+    FakeContainer(world, "buildcage-far", labels("far", ELSEWHERE), "running")
+    FakeContainer(world, "buildcage-pasted", labels("pasted", None), "running")
+    FakeThing(world, "volumes", "buildcage-store-junk", labels("junk", "not-an-owner"))
+    found = {o.build_id: o for o in find_orphans(FakeClient(world), machine)}
+    assert set(found) == {"aaa", "bbb", "ccc"}
+    assert found["aaa"].things() == ["container buildcage-aaa", "container buildcage-pin-aaa-0",
+                                     "volume buildcage-store-aaa"]
+    assert found["bbb"].owner == Owner(HOST, 100, 4999, BOOT)
+    assert found["ccc"].things() == ["pod buildcage-ccc"]
+    assert found["aaa"].describe() == ("build aaa of buildcage process 200 on testhost, "
+                                       "which is gone")
+
+
+def test_collect_stops_the_builder_gently_sweeps_its_store_then_removes_the_rest(
+        machine, tmp_path):
+    # The builder was created at 09:00:00; Buildah left a working container at 09:00:05; one
+    # from 08:59 is older than the build and not its to remove.
+    store = project_store(tmp_path, "p", {"old": "2026-11-29T08:59:00Z",
+                                          "stray": "2026-11-29T09:00:05.5Z"})
+    world = World()
+    FakeContainer(world, "buildcage-aaa", labels("aaa", DEAD), "running",
+                  mounts=[store_mount(store)])
+    FakeContainer(world, "buildcage-pin-aaa-0", labels("aaa", DEAD), "created", started=False)
+    FakeThing(world, "volumes", "buildcage-store-aaa", labels("aaa", DEAD))
+    FakeContainer(world, "buildcage-live", labels("live", LIVE), "running")
+    client = FakeClient(world)
+    report = collect(client, find_orphans(client, machine), stop_timeout=1.0)
+    assert world.log == [
+        ("term", "buildcage-aaa"),  # SIGTERM to Buildah first: it cleans up itself
+        ("rm", "buildcage-aaa"),
+        ("create", "buildcage-aaa-gc-sweep"), ("start", "buildcage-aaa-gc-sweep"),
+        ("rm", "buildcage-aaa-gc-sweep"),
+        ("rm", "buildcage-pin-aaa-0"),
+        ("rm-volumes", "buildcage-store-aaa"),
+    ]
+    assert stray_ids(store) == {"old"}
+    sweeper = world.created[0]
+    assert sweeper["command"] == ["buildah", "rm", "stray"]
+    assert sweeper["labels"][OWNER_LABEL] == str(current_owner())  # the collector's own
+    assert set(world.containers) == {"buildcage-live"}
+    assert report.left == []
+    assert report.removed == [f"{t} (build aaa of buildcage process 200 on testhost, which is "
+                              "gone)"
+                              for t in ("container buildcage-aaa",
+                                        "container buildcage-pin-aaa-0",
+                                        "volume buildcage-store-aaa")]
+
+
+def test_dry_run_removes_nothing(machine):
+    world = World()
+    FakeContainer(world, "buildcage-aaa", labels("aaa", DEAD), "running")
+    client = FakeClient(world)
+    report = collect(client, find_orphans(client, machine), dry_run=True)
+    assert world.log == [] and set(world.containers) == {"buildcage-aaa"}
+    assert report.removed == ["container buildcage-aaa (build aaa of buildcage process 200 on "
+                              "testhost, which is gone)"]
+
+
+def test_an_orphan_whose_store_is_locked_by_a_build_is_left_for_later(machine, tmp_path):
+    store = project_store(tmp_path, "p", {"stray": "2026-11-29T09:00:05Z"})
+    world = World()
+    FakeContainer(world, "buildcage-aaa", labels("aaa", DEAD), "running",
+                  mounts=[store_mount(store)])
+    client = FakeClient(world)
+    with open(store / STORE_LOCK, "w") as lock:  # a running build of that project
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        report = collect(client, find_orphans(client, machine), stop_timeout=1.0)
+    assert world.log == [] and stray_ids(store) == {"stray"}
+    assert "in use by a build; left for later" in report.left[0]
+
+
+def test_the_store_is_not_swept_while_another_build_runs_on_it(machine, tmp_path):
+    store = project_store(tmp_path, "p", {"stray": "2026-11-29T09:00:05Z"})
+    world = World()
+    FakeContainer(world, "buildcage-aaa", labels("aaa", DEAD), "running",
+                  mounts=[store_mount(store)])
+    # Another builder on the same store (its owner on another host: it holds no flock here).
+    FakeContainer(world, "buildcage-far", labels("far", ELSEWHERE), "running",
+                  mounts=[store_mount(store)])
+    client = FakeClient(world)
+    report = collect(client, find_orphans(client, machine), stop_timeout=1.0)
+    assert ("rm", "buildcage-aaa") in world.log
+    assert not any(kind == "create" for kind, _ in world.log)
+    assert stray_ids(store) == {"stray"}
+    assert "not swept while buildcage-far runs on that store" in report.left[0]
+
+
+def test_claiming_a_store_collects_a_dead_processes_builder_under_the_held_lock(
+        machine, tmp_path):
+    plan = plan_for(tmp_path, "project", project="p")
+    store = plan.store_dir
+    assert store is not None
+    store.mkdir(parents=True)
+    world = World()
+    FakeContainer(world, "buildcage-aaa", labels("aaa", DEAD), "running",
+                  mounts=[store_mount(store)])
+    client = FakeClient(world)
+    said: list[str] = []
+    # The runner holds the store's flock while it claims the store: no deadlock on it.
+    with open(store / STORE_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        claim_store(client, plan, lambda: False, said.append, poll=0.01, machine=machine)
+    assert ("term", "buildcage-aaa") in world.log and "buildcage-aaa" not in world.containers
+    assert said == ["removed container buildcage-aaa: left on this store by build aaa of "
+                    "buildcage process 200 on testhost, which is gone"]
+
+
+def test_claiming_a_store_waits_for_a_builder_it_cannot_check(machine, tmp_path):
+    plan = plan_for(tmp_path, "project", project="p")
+    store = plan.store_dir
+    assert store is not None
+    world = World()
+    FakeContainer(world, "buildcage-far", labels("far", ELSEWHERE), "running",
+                  mounts=[store_mount(store)])
+    FakeContainer(world, "buildcage-other-store", labels("x", DEAD), "running",
+                  mounts=[store_mount(tmp_path / "elsewhere")])
+    polls: list[int] = []
+
+    def canceled() -> bool:
+        polls.append(1)
+        if len(polls) == 3:
+            del world.containers["buildcage-far"]  # that build ended
+        return len(polls) > 5
+
+    said: list[str] = []
+    claim_store(FakeClient(world), plan, canceled, said.append, poll=0.01, machine=machine)
+    assert len(polls) == 3  # waited twice, then the store was free
+    assert said == [f"waiting for builder buildcage-far (owner {ELSEWHERE}), which is using "
+                    f"the store of project p"]
+    assert "buildcage-other-store" in world.containers  # another store's: not this one's business
+
+
+# -- the sweeper is the builder's twin -------------------------------------------------------------
+def test_sweeper_has_the_builders_mounts_devices_and_limits():
+    attrs = json.loads((INSPECT / "host-ro.json").read_text())
+    use = store_use(attrs)
+    assert use is not None
+    assert use.root == Path("/root/.local/share/buildcage/stores/host-ro/inspect-sample/storage")
+    kwargs = sweeper_kwargs(attrs, ["x1"], {"k": "v"})
+    assert kwargs["command"] == ["buildah", "rm", "x1"]
+    assert kwargs["image"] == attrs["Image"]
+    assert {(m["source"], m["target"], m["read_only"]) for m in kwargs["mounts"]} == {
+        (m["Source"], m["Destination"], not m["RW"]) for m in attrs["Mounts"]}
+    assert kwargs["devices"] == ["/dev/fuse:/dev/fuse:rwm"]
+    assert {"Name": "nofile", "Soft": 1024, "Hard": 1024} in kwargs["ulimits"]
+    assert kwargs["pids_limit"] == 4096 and kwargs["network_mode"] == "host"
+    assert "userns_mode" not in kwargs
+
+
+def test_sweeper_maps_the_same_user_ids_as_its_builder():
+    attrs = json.loads((INSPECT / "isolated.json").read_text())
+    assert store_use(attrs) is None  # a fresh volume: removed whole, never swept
+    kwargs = sweeper_kwargs(attrs, ["x1"], {})
+    assert kwargs["userns_mode"] == "private"
+    assert kwargs["idmappings"]["UIDMap"] == [
+        {"container_id": 0, "host_id": 200000, "size": 65536}]
+    assert kwargs["volumes"] == {"buildcage-store-0123456789ab": {
+        "bind": "/var/lib/containers", "mode": "rw"}}

@@ -1,0 +1,545 @@
+"""Orphans: containers, pods and volumes a buildcage process made and left behind when it died.
+
+Every container, pod and volume a build makes is labelled ``buildcage.owner=HOST:PID:START:BOOT``
+(the process that runs the build: its host name, pid, start time in clock ticks after boot from
+``/proc/PID/stat`` field 22, and the boot id), through ``BuildPlan.labels()`` once the runner has
+``owned`` the plan. A pid alone is not enough: pids are reused, start times are not.
+
+An orphan is something so labelled whose owner is provably gone: same host, and the pid is not
+alive, or alive with another start time, or the machine booted since. Things of another host, or
+without an owner label (a pasted ``podman run``, an older buildcage), are never collected: a
+process that cannot be checked is taken for alive. That is also why collecting never touches a
+build that still runs: its owner is alive.
+
+Collecting an orphan is the careful cancel of the runner, after the fact: each running container
+gets SIGTERM to Buildah first (it removes its working containers itself), then the kill; then the
+persistent store it wrote is swept of working containers Buildah still left, under that store's
+lock and only while no other builder runs on it; then pins, pods and volumes go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from podman.errors import NotFound
+
+from tui.engine.containers import remove_container, stop_gracefully
+from tui.engine.plan import MOUNT_RECORD, BuildPlan
+from tui.engine.profiles import HOST_STORE
+from tui.engine.stores import store_root, stray_working_containers
+
+OWNER_LABEL = "buildcage.owner"
+BUILD_LABEL = "buildcage.build"
+STORE_LOCK = ".buildcage.lock"
+"""The lock file of a per-project store, in its directory (taken by the runner with flock)."""
+PROC = Path("/proc")
+_NEVER = "0001-01-01T00:00:00Z"
+
+
+# -- owners -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Owner:
+    """The process a container, pod or volume belongs to."""
+
+    host: str
+    pid: int
+    start: int
+    """Clock ticks after boot (``/proc/PID/stat`` field 22): tells a reused pid apart."""
+    boot: str = ""
+    """This boot's id (short): a process of an earlier boot is gone whatever its pid."""
+
+    def __str__(self) -> str:
+        parts = [self.host, str(self.pid), str(self.start)] + ([self.boot] if self.boot else [])
+        return ":".join(parts)
+
+    @classmethod
+    def parse(cls, text: str) -> Owner | None:
+        parts = text.split(":")
+        if len(parts) not in (3, 4) or not parts[0]:
+            return None
+        try:
+            pid, start = int(parts[1]), int(parts[2])
+        except ValueError:
+            return None
+        if pid <= 0:
+            return None
+        return cls(parts[0], pid, start, parts[3] if len(parts) == 4 else "")
+
+
+def process_start(pid: int, proc: Path = PROC) -> int | None:
+    """Start time of process ``pid`` (field 22 of ``/proc/PID/stat``), None if there is none."""
+    try:
+        text = (proc / str(pid) / "stat").read_text()
+    except (OSError, ValueError):
+        return None
+    # Field 2 is the command in parentheses and may itself hold spaces and ")": split after it.
+    rest = text.rpartition(")")[2].split()
+    try:
+        return int(rest[19])  # rest[0] is field 3
+    except (IndexError, ValueError):
+        return None
+
+
+def boot_id(proc: Path = PROC) -> str:
+    try:
+        text = (proc / "sys" / "kernel" / "random" / "boot_id").read_text()
+    except OSError:
+        return ""
+    return text.strip().replace("-", "")[:12]
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The machine owners are checked on: its host name, boot id and /proc (injectable)."""
+
+    host: str
+    boot: str
+    proc: Path = PROC
+
+    @classmethod
+    def here(cls, proc: Path = PROC) -> Machine:
+        # Owner labels are colon-separated; a host name never holds one, but be sure.
+        return cls(socket.gethostname().replace(":", "-") or "localhost", boot_id(proc), proc)
+
+    def owner(self, pid: int | None = None) -> Owner:
+        """The owner value of process ``pid`` (default: this process)."""
+        pid = os.getpid() if pid is None else pid
+        start = process_start(pid, self.proc)
+        if start is None:
+            raise LookupError(f"no process {pid} in {self.proc}")
+        return Owner(self.host, pid, start, self.boot)
+
+    def gone(self, owner: Owner) -> bool:
+        """True only when ``owner`` is provably not running: never for another host's."""
+        if owner.host != self.host:
+            return False
+        if owner.boot and self.boot and owner.boot != self.boot:
+            return True
+        return process_start(owner.pid, self.proc) != owner.start
+
+
+_owners: dict[int, Owner] = {}
+
+
+def current_owner() -> Owner:
+    """This process as an owner (computed once per process; a fork gets its own)."""
+    pid = os.getpid()
+    if pid not in _owners:
+        _owners[pid] = Machine.here().owner(pid)
+    return _owners[pid]
+
+
+def owned(plan: BuildPlan) -> BuildPlan:
+    """The plan with this process as its owner: everything made from it carries the label."""
+    return plan if plan.owner else replace(plan, owner=str(current_owner()))
+
+
+# -- finding ------------------------------------------------------------------------------------
+def _labels(obj: Any) -> dict[str, str]:
+    attrs = getattr(obj, "attrs", {}) or {}
+    labels = attrs.get("Labels")
+    if labels is None:
+        labels = (attrs.get("Config") or {}).get("Labels")
+    return dict(labels or {})
+
+
+def _state(container: Any) -> str:
+    state = (getattr(container, "attrs", {}) or {}).get("State")
+    if isinstance(state, dict):
+        return str(state.get("Status", ""))
+    return str(state or "")
+
+
+def _name(obj: Any) -> str:
+    attrs = getattr(obj, "attrs", {}) or {}
+    if attrs.get("Name"):
+        return str(attrs["Name"]).lstrip("/")
+    names = attrs.get("Names") or []
+    return str(names[0]).lstrip("/") if names else str(getattr(obj, "id", "?"))[:12]
+
+
+@dataclass
+class Orphan:
+    """What one dead process left of one build (or of one probe, doctor check, ...)."""
+
+    owner: Owner
+    build_id: str
+    containers: list[Any] = field(default_factory=list)
+    pods: list[Any] = field(default_factory=list)
+    volumes: list[Any] = field(default_factory=list)
+
+    def things(self) -> list[str]:
+        return ([f"container {_name(c)}" for c in self.containers]
+                + [f"pod {_name(p)}" for p in self.pods]
+                + [f"volume {_name(v)}" for v in self.volumes])
+
+    def describe(self) -> str:
+        what = f"build {self.build_id} of " if self.build_id else ""
+        return f"{what}buildcage process {self.owner.pid} on {self.owner.host}, which is gone"
+
+
+def find_orphans(client: Any, machine: Machine | None = None) -> list[Orphan]:
+    """Every orphan on the podman service: three labelled list calls and /proc reads."""
+    machine = machine or Machine.here()
+    found: dict[tuple[str, str], Orphan] = {}
+
+    def add(obj: Any, kind: str) -> None:
+        labels = _labels(obj)
+        owner = Owner.parse(labels.get(OWNER_LABEL, ""))
+        if owner is None or not machine.gone(owner):
+            return
+        build = labels.get(BUILD_LABEL, "")
+        orphan = found.setdefault((str(owner), build), Orphan(owner, build))
+        getattr(orphan, kind).append(obj)
+
+    for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
+        add(container, "containers")
+    with contextlib.suppress(Exception):  # a podman without pods: nothing to find there
+        for pod in client.pods.list(filters={"label": OWNER_LABEL}):
+            add(pod, "pods")
+    for volume in client.volumes.list(filters={"label": OWNER_LABEL}):
+        add(volume, "volumes")
+    return list(found.values())
+
+
+# -- stores -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StoreUse:
+    """The c/storage root a container writes, and the lock file of its store (if it has one)."""
+
+    root: Path
+    lock: Path | None
+
+
+def store_use(attrs: dict[str, Any]) -> StoreUse | None:
+    """The store a builder writes, from its inspect data (a fresh volume is not a store here:
+    it goes whole)."""
+    for mount in attrs.get("Mounts") or []:
+        if mount.get("Type") != "bind" or not mount.get("RW"):
+            continue
+        source, target = Path(mount.get("Source", "")), mount.get("Destination", "")
+        if target == "/var/lib/containers":
+            return StoreUse(source / "storage", source / STORE_LOCK)
+        if target == HOST_STORE:
+            return StoreUse(source, None)
+    return None
+
+
+def builders_on_store(client: Any, root: Path, exclude_builds: set[str]) -> list[Any]:
+    """Running buildcage containers (other builds') that write the store at ``root``."""
+    found = []
+    for container in client.containers.list(filters={"label": BUILD_LABEL, "status": "running"}):
+        if _labels(container).get(BUILD_LABEL) in exclude_builds:
+            continue
+        try:
+            container.reload()
+        except NotFound:
+            continue
+        use = store_use(container.attrs)
+        if use is not None and _same(use.root, root) and _state(container) in ("running",
+                                                                                "paused"):
+            found.append(container)
+    return found
+
+
+def _same(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+@contextlib.contextmanager
+def store_lock(path: Path | None, held: Path | None = None) -> Iterator[bool]:
+    """Tries the store's flock without waiting; yields whether the store is ours now."""
+    if path is None or (held is not None and _same(path, held)):
+        yield True
+        return
+    try:
+        handle = open(path, "a")  # noqa: SIM115 - closed below
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        handle.close()
+
+
+def _epoch(stamp: str) -> float:
+    if not stamp or stamp.startswith("0001-"):
+        return 0.0
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        head, _, _ = stamp.partition(".")
+        try:
+            return datetime.fromisoformat(head).timestamp()
+        except ValueError:
+            return 0.0
+
+
+def sweeper_kwargs(attrs: dict[str, Any], ids: list[str], labels: dict[str, str]) -> dict[str, Any]:
+    """A short-lived container with the mounts, devices and user namespace of the builder whose
+    inspect data is ``attrs``, running ``buildah rm`` on ``ids``."""
+    host = attrs.get("HostConfig") or {}
+    mounts = [m for m in attrs.get("Mounts") or [] if m.get("Type") == "bind"]
+    volumes = [m for m in attrs.get("Mounts") or [] if m.get("Type") == "volume"]
+    network = host.get("NetworkMode") or "none"
+    kwargs: dict[str, Any] = {
+        "image": attrs.get("Image") or attrs.get("ImageName"),
+        "command": ["buildah", "rm", *ids],
+        "name": f"{_name_of(attrs)}-gc-sweep",
+        "labels": labels,
+        "mounts": [{"type": "bind", "source": m["Source"], "target": m["Destination"],
+                    "read_only": not m.get("RW")} for m in mounts],
+        "volumes": {m["Name"]: {"bind": m["Destination"], "mode": "rw" if m.get("RW") else "ro"}
+                    for m in volumes},
+        "devices": [f"{d['PathOnHost']}:{d['PathInContainer']}:rwm"
+                    for d in host.get("Devices") or []],
+        # buildah rm needs no network; keep the builder's own only when it is host or none.
+        "network_mode": network if network in ("host", "none") else "none",
+        "ulimits": [{"Name": u["Name"].removeprefix("RLIMIT_").lower(), "Soft": u["Soft"],
+                     "Hard": u["Hard"]} for u in host.get("Ulimits") or []],
+    }
+    if host.get("PidsLimit"):
+        kwargs["pids_limit"] = host["PidsLimit"]
+    if host.get("SecurityOpt"):
+        kwargs["security_opt"] = list(host["SecurityOpt"])
+    maps = host.get("IDMappings") or {}
+    if maps.get("UidMap"):
+        # The store's files belong to the builder's mapped root: the sweeper maps the same ids.
+        def entries(lines: list[str]) -> list[dict[str, int]]:
+            out = []
+            for line in lines:
+                inside, outside, size = (int(x) for x in line.split(":"))
+                out.append({"container_id": inside, "host_id": outside, "size": size})
+            return out
+
+        kwargs["userns_mode"] = "private"
+        kwargs["idmappings"] = {"UIDMap": entries(maps["UidMap"]),
+                                "GIDMap": entries(maps.get("GidMap") or maps["UidMap"])}
+    return kwargs
+
+
+def _name_of(attrs: dict[str, Any]) -> str:
+    return str(attrs.get("Name") or "buildcage").lstrip("/")
+
+
+def sweep_store(client: Any, use: StoreUse, since: float, attrs: dict[str, Any],
+                builds: set[str]) -> str:
+    """Removes Buildah working containers created in the store at or after ``since``; returns
+    "" or what is left and why. Never while another build's builder runs on the store: its
+    working containers look the same."""
+    ids = stray_working_containers(use.root, since)
+    if not ids:
+        return ""
+    busy = builders_on_store(client, use.root, builds)
+    if busy:
+        return (f"{len(ids)} Buildah working containers in {use.root}: not swept while "
+                f"{', '.join(_name(c) for c in busy)} runs on that store")
+    labels = {**_labels_of(attrs), OWNER_LABEL: str(current_owner())}
+    try:
+        sweeper = client.containers.create(**sweeper_kwargs(attrs, ids, labels))
+        try:
+            sweeper.start()
+            sweeper.wait()
+        finally:
+            remove_container(sweeper)
+    except Exception as exc:  # podman gone, image gone: say what stays
+        return f"{len(ids)} Buildah working containers in {use.root} ({exc})"
+    left = stray_working_containers(use.root, since)
+    return f"Buildah working containers {', '.join(i[:12] for i in left)} in {use.root}" \
+        if left else ""
+
+
+def _labels_of(attrs: dict[str, Any]) -> dict[str, str]:
+    return dict((attrs.get("Config") or {}).get("Labels") or {})
+
+
+# -- collecting ---------------------------------------------------------------------------------
+@dataclass
+class Report:
+    removed: list[str] = field(default_factory=list)
+    """One line per thing removed (or, dry run, that would be): "container NAME (why)"."""
+    left: list[str] = field(default_factory=list)
+    """What could not be removed, and why."""
+
+
+def collect(client: Any, orphans: list[Orphan], *, dry_run: bool = False,
+            stop_timeout: float = 15.0, held: Path | None = None) -> Report:
+    """Removes the orphans, each the careful way (see the module's doc). ``held`` is the lock
+    file of a store the caller holds already (the runner claiming its store)."""
+    report = Report()
+    for orphan in orphans:
+        why = orphan.describe()
+        if dry_run:
+            report.removed += [f"{thing} ({why})" for thing in orphan.things()]
+            continue
+        _collect_one(client, orphan, why, report, stop_timeout, held)
+    return report
+
+
+def _inspect(container: Any) -> dict[str, Any] | None:
+    try:
+        container.reload()
+    except NotFound:
+        return None
+    except Exception:  # podman trouble: try with what the list said
+        return dict(container.attrs)
+    return dict(container.attrs)
+
+
+def _collect_one(client: Any, orphan: Orphan, why: str, report: Report, stop_timeout: float,
+                 held: Path | None) -> None:
+    inspected = [(c, _inspect(c)) for c in orphan.containers]
+    present = [(c, a) for c, a in inspected if a is not None]
+    uses: dict[StoreUse, list[dict[str, Any]]] = {}
+    for _, attrs in present:
+        use = store_use(attrs)
+        if use is not None:
+            uses.setdefault(use, []).append(attrs)
+    with contextlib.ExitStack() as stack:
+        for use in uses:
+            if not stack.enter_context(store_lock(use.lock, held)):
+                report.left.append(f"{', '.join(orphan.things())} ({why}): the store "
+                                   f"{use.root} is in use by a build; left for later")
+                return
+        # Running ones first, the careful way (Buildah cleans up on SIGTERM); then the sweep
+        # of what Buildah still left; then the rest (pins, probes, exited builders).
+        running = [c for c, _ in present if _state(c) in ("running", "paused", "stopping")]
+        for container in running:
+            stop_gracefully(container, stop_timeout)
+            _remove(container, why, report)
+        for use, attrs_list in uses.items():
+            started = [a for a in attrs_list if (a.get("State") or {}).get("StartedAt", _NEVER)
+                       != _NEVER]
+            if not started:
+                continue
+            since = min(_epoch(str(a.get("Created", ""))) for a in started) - 1
+            problem = sweep_store(client, use, since, started[0], {orphan.build_id})
+            if problem:
+                report.left.append(problem)
+        for container, attrs in present:
+            if container not in running:
+                _remove(container, why, report)
+            _remove_build_files(attrs)
+    for pod in orphan.pods + _pods_of(client, present, orphan.pods):
+        try:
+            pod.remove(force=True)
+            report.removed.append(f"pod {_name(pod)} ({why})")
+        except NotFound:
+            pass
+        except Exception as exc:
+            report.left.append(f"pod {_name(pod)} ({exc})")
+    for volume in orphan.volumes:
+        try:
+            volume.remove()  # not forced: never take a container of someone else with it
+            report.removed.append(f"volume {_name(volume)} ({why})")
+        except NotFound:
+            pass
+        except Exception as exc:
+            report.left.append(f"volume {_name(volume)} ({exc})")
+
+
+def _remove(container: Any, why: str, report: Report) -> None:
+    problem = remove_container(container)
+    if problem:
+        report.left.append(f"container {_name(container)} ({problem})")
+    else:
+        report.removed.append(f"container {_name(container)} ({why})")
+
+
+def _pods_of(client: Any, present: list[tuple[Any, dict[str, Any]]], listed: list[Any]) -> list:
+    """Pods of the orphan's containers that were not listed by label themselves."""
+    known = {getattr(p, "id", None) for p in listed} | {_name(p) for p in listed}
+    pods = []
+    for _, attrs in present:
+        pod_id = attrs.get("Pod") or ""
+        if pod_id and pod_id not in known:
+            known.add(pod_id)
+            with contextlib.suppress(Exception):
+                pods.append(client.pods.get(pod_id))
+    return pods
+
+
+def _remove_build_files(attrs: dict[str, Any]) -> None:
+    """Per-build host files a builder mounted (the host-rw overlay record), once swept."""
+    for mount in attrs.get("Mounts") or []:
+        source = Path(mount.get("Source", ""))
+        if (mount.get("Destination") == f"{HOST_STORE}/{MOUNT_RECORD}"
+                and source.name.startswith("has-mount-program-")):
+            source.unlink(missing_ok=True)
+
+
+# -- at the start of every build ----------------------------------------------------------------
+def collect_on_start(client: Any, warn: Callable[[str], None]) -> None:
+    """Collects every orphan (cheap when there is none); says what it removed. Never fails."""
+    try:
+        orphans = find_orphans(client)
+        if not orphans:
+            return
+        report = collect(client, orphans)
+    except Exception as exc:  # the build itself may still work: say it, go on
+        warn(f"could not look for builds left by buildcage processes that are gone: {exc}")
+        return
+    for orphan in orphans:
+        warn(f"removed {', '.join(orphan.things())}: left by {orphan.describe()}")
+    for line in report.left:
+        warn(f"could not remove {line}")
+
+
+def claim_store(client: Any, plan: BuildPlan, canceled: Callable[[], bool],
+                warn: Callable[[str], None], poll: float = 1.0,
+                machine: Machine | None = None) -> None:
+    """With the store's flock held: waits until no other build's builder runs on the plan's
+    store. A builder whose process died lost that process's flock but may still be running:
+    it is collected (it is an orphan); one whose owner cannot be checked is waited for."""
+    root = store_root(plan)
+    if root is None:
+        return
+    machine = machine or Machine.here()
+    held = plan.store_dir / STORE_LOCK if plan.store_dir is not None else None
+    told: set[str] = set()
+    while not canceled():
+        try:
+            busy = builders_on_store(client, root, {plan.build_id})
+        except Exception as exc:  # podman trouble: the build's own calls will say more
+            warn(f"could not check for other builders on the store: {exc}")
+            return
+        if not busy:
+            return
+        dead = set()
+        for container in busy:
+            labels = _labels(container)
+            owner = Owner.parse(labels.get(OWNER_LABEL, ""))
+            if owner is not None and machine.gone(owner):
+                dead.add(labels.get(BUILD_LABEL, ""))
+        if dead:
+            orphans = [o for o in find_orphans(client, machine) if o.build_id in dead]
+            report = collect(client, orphans, held=held)
+            for orphan in orphans:
+                warn(f"removed {', '.join(orphan.things())}: left on this store by "
+                     f"{orphan.describe()}")
+            for line in report.left:
+                warn(f"could not remove {line}")
+            if not report.left:
+                continue
+        for container in busy:
+            if _name(container) not in told:
+                told.add(_name(container))
+                owner = _labels(container).get(OWNER_LABEL) or "not recorded"
+                warn(f"waiting for builder {_name(container)} (owner {owner}), which is "
+                     f"using the store of project {plan.project}")
+        time.sleep(poll)
