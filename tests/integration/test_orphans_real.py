@@ -278,7 +278,7 @@ def test_closing_the_tuis_terminal_cancels_its_build_and_cleans_up(run_id):
         mine = owned_by_the_tui()
         build_id = mine[0][1]
         assert f"buildcage-{build_id}-build" in [name for name, _ in mine]
-        assert state(f"buildcage-{build_id}") == "running"
+        assert state(f"buildcage-{build_id}-build") == "running"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     deadline = time.time() + 60
