@@ -25,6 +25,7 @@ from tui.engine.events import (
     Failed,
     ImageBuilt,
     ImageInfo,
+    PhaseDone,
     PushStarted,
 )
 from tui.engine.events import Warning as BuildWarning
@@ -163,7 +164,11 @@ class BuildRunner:
                 push = self.plan.push_argv()
                 if push is not None:
                     self._emit(PushStarted(ref=push[0]))
+            began = time.monotonic()
             code = self._run_container(spec)
+            if not self.canceled:
+                self._emit(PhaseDone(phase=spec.name, exit_code=code,
+                                     duration_s=round(time.monotonic() - began, 3)))
             if code != 0:
                 return code
             if spec.name == "publish":
