@@ -197,3 +197,33 @@ def check_reachable(registry: str, tls_verify: bool, timeout: float = 2.0) -> tu
             return True, f"{registry} answered (registry API v2, login required)"
         return False, f"{registry} answered HTTP {status} on /v2/ (not a registry?)"
     return False, f"cannot reach {registry}: {error}"
+
+
+def anonymous_write_probe(registry: str, timeout: float = 2.0) -> str:
+    """Whether ``registry`` (plain HTTP, loopback: the one buildcage provisions) lets anybody
+    upload: starts a blob upload without credentials and cancels it if it was accepted.
+    Returns "closed", "open", or why it could not tell. Never raises."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    url = f"http://{registry}/v2/buildcage-doctor/probe/blobs/uploads/"
+    request = urllib.request.Request(url, method="POST", data=b"",
+                                     headers={"User-Agent": "buildcage"})
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            location = response.headers.get("Location", "")
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return "closed" if exc.code in (401, 403) else f"HTTP {exc.code}"
+    except Exception as exc:  # noqa: BLE001 - a probe reports, it never raises
+        return _describe(exc, timeout)
+    if status == 202:
+        if location:  # cancel the upload we just started
+            if location.startswith("/"):
+                location = f"http://{registry}{location}"
+            cancel = urllib.request.Request(location, method="DELETE")
+            try:
+                opener.open(cancel, timeout=timeout).close()
+            except Exception:  # noqa: BLE001, S110 - an abandoned upload expires by itself
+                pass
+        return "open"
+    return f"HTTP {status}"
