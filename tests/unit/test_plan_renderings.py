@@ -40,7 +40,7 @@ def mounts_from_argv(argv: list[str]) -> set[tuple[str, str, bool]]:
         for flag in ("--volume=", "--device="):
             if arg.startswith(flag):
                 source, target, mode = arg.removeprefix(flag).split(":")
-                out.add((source, target, mode == "ro"))
+                out.add((source, target, mode.split(",")[0] == "ro"))
     return out
 
 
@@ -144,8 +144,9 @@ def test_bad_input_raises_a_plan_error_with_a_message(options, message):
 def test_missing_context_and_containerfile(tmp_path):
     with pytest.raises(PlanError, match="does not exist"):
         make_plan(tmp_path / "missing", config=Config())
+    (tmp_path / "empty").mkdir()
     with pytest.raises(PlanError, match="no Containerfile or Dockerfile"):
-        make_plan(tmp_path, config=Config())
+        make_plan(tmp_path / "empty", config=Config())
 
 
 def test_credentials_come_from_the_auth_file_mounted_read_only(tmp_path, monkeypatch):

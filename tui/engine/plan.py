@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from tui.engine.paths import checked_store_dir
 from tui.engine.profiles import HOST_STORE, Profile
 from tui.engine.registry import ImageRef, OciTarget, parse_push_target
 
@@ -37,6 +38,11 @@ class Mount:
     kind: MountKind = "bind"
     read_only: bool = True
     purpose: str = ""
+    chown: bool = False
+    """podman's ``U``: the source is handed to the builder's (user-namespaced) root. Only ever
+    set on a snapshot buildcage made, never on a user's own directory."""
+    file: bool = False
+    """The source is a single file, not a directory."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,12 @@ class BuildPlan:
     limits: Limits = field(default_factory=Limits)
     registries_conf: str = ""
     """registries.conf drop-in text (insecure registries from the user's config)."""
+    context_snapshot: Path | None = None
+    """Per-build directory (``DATA/snapshots/BUILD_ID``, mode 0700) holding the copy of the
+    context the builder reads (``context/``) and, when the Containerfile lies outside the
+    context, a copy of that file alone (``containerfile/NAME``). ``stores.prepare`` makes it
+    (``tui.engine.context.make_snapshot``) and ``stores.release`` removes it. None: the builder
+    mounts the context itself (a printed plan, meant to be run later)."""
 
     # -- what the container is ------------------------------------------------------------------
     @property
@@ -82,10 +94,29 @@ class BuildPlan:
 
     @property
     def store_dir(self) -> Path | None:
-        """Host directory of a persistent per-project store, None for other kinds."""
+        """Host directory of a persistent per-project store, None for other kinds.
+
+        Checked on every use (raises ``paths.UnsafePath``): a real directory under
+        ``DATA/stores``, never a symlink planted there, whatever the project is called."""
         if self.profile.store != "project":
             return None
-        return self.data_dir / "stores" / self.profile.name / self.project
+        return checked_store_dir(self.data_dir, self.profile.name, self.project)
+
+    @property
+    def containerfile_outside_context(self) -> bool:
+        return not _inside(self.containerfile, self.context)
+
+    @property
+    def snapshot_context_dir(self) -> Path:
+        """Where the snapshot's copy of the context is (only with ``context_snapshot``)."""
+        assert self.context_snapshot is not None
+        return self.context_snapshot / "context"
+
+    @property
+    def snapshot_containerfile(self) -> Path:
+        """Where the snapshot's copy of an outside Containerfile is."""
+        assert self.context_snapshot is not None
+        return self.context_snapshot / "containerfile" / self.containerfile.name
 
     @property
     def conf_dir(self) -> Path:
@@ -135,9 +166,7 @@ class BuildPlan:
         return "\n".join(lines) + "\n"
 
     def mounts(self) -> list[Mount]:
-        mounts = [Mount(str(self.context), CONTEXT_DIR, purpose="build context")]
-        if not _inside(self.containerfile, self.context):
-            mounts.append(Mount(str(self.containerfile.parent), FILE_DIR, purpose="Containerfile"))
+        mounts = self._context_mounts()
         store = self.profile.store
         if store == "fresh":
             mounts.append(Mount(self.store_volume, "/var/lib/containers", "volume", False,
@@ -169,6 +198,25 @@ class BuildPlan:
             # (needed for the loopback registry); podman then needs the host's, read-only.
             mounts.append(Mount("/sys", "/sys", purpose="sysfs for a user namespace"))
         mounts.append(Mount("/dev/fuse", "/dev/fuse", "device", False, "fuse-overlayfs"))
+        return mounts
+
+    def _context_mounts(self) -> list[Mount]:
+        """The context (its snapshot when there is one) and a Containerfile kept outside it:
+        that one file, read-only, never its directory (``-f ~/Containerfile`` would otherwise
+        show the builder all of home)."""
+        file_target = f"{FILE_DIR}/{self.containerfile.name}"
+        if self.context_snapshot is None:
+            mounts = [Mount(str(self.context), CONTEXT_DIR, purpose="build context")]
+            if self.containerfile_outside_context:
+                mounts.append(Mount(str(self.containerfile), file_target, purpose="Containerfile",
+                                    file=True))
+            return mounts
+        chown = self.profile.userns != "host"
+        mounts = [Mount(str(self.snapshot_context_dir), CONTEXT_DIR, chown=chown,
+                        purpose="build context (snapshot)")]
+        if self.containerfile_outside_context:
+            mounts.append(Mount(str(self.snapshot_containerfile), file_target, chown=chown,
+                                purpose="Containerfile (snapshot)", file=True))
         return mounts
 
     def bud_argv(self) -> list[str]:
@@ -231,7 +279,7 @@ class BuildPlan:
         return []
 
     def _containerfile_in_builder(self) -> str:
-        if _inside(self.containerfile, self.context):
+        if not self.containerfile_outside_context:
             return f"{CONTEXT_DIR}/{self.containerfile.relative_to(self.context).as_posix()}"
         return f"{FILE_DIR}/{self.containerfile.name}"
 

@@ -14,7 +14,7 @@ from tui.engine.stores import prepare, release
 def probe_facts(client: PodmanClient, plan: BuildPlan) -> SecurityFacts:
     """Creates the builder container exactly as a build would (never started), reads its
     inspect data, and removes it and anything prepared for it."""
-    state = prepare(client, plan, pin=False)
+    state = prepare(client, plan, pin=False, copy_context=False)
     container = None
     try:
         kwargs = create_kwargs(plan)

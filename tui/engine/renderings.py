@@ -40,7 +40,8 @@ def create_kwargs(plan: BuildPlan) -> dict[str, Any]:
         "labels": plan.labels(),
         "environment": plan.environment(),
         "mounts": [
-            {"type": "bind", "source": m.source, "target": m.target, "read_only": m.read_only}
+            {"type": "bind", "source": m.source, "target": m.target, "read_only": m.read_only,
+             **({"chown": True} if m.chown else {})}  # podman-py sends chown as U
             for m in binds
         ],
         "volumes": {m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
@@ -68,7 +69,8 @@ def create_kwargs(plan: BuildPlan) -> dict[str, Any]:
 def _volume_flag(m: Mount) -> str:
     if m.kind == "device":
         return f"--device={m.source}:{m.target}:rwm"
-    return f"--volume={m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"
+    mode = ("ro" if m.read_only else "rw") + (",U" if m.chown else "")
+    return f"--volume={m.source}:{m.target}:{mode}"
 
 
 def podman_run_argv(plan: BuildPlan) -> list[str]:
@@ -110,8 +112,8 @@ def kube_pod(plan: BuildPlan) -> dict[str, Any]:
         if m.kind == "volume":
             volumes.append({"name": name, "emptyDir": {}})
         else:
-            kind = "CharDevice" if m.kind == "device" else ("Directory" if not m.source.endswith(
-                (".conf", ".json")) else "File")
+            kind = "CharDevice" if m.kind == "device" else ("Directory" if not m.file and not
+                m.source.endswith((".conf", ".json")) else "File")
             volumes.append({"name": name, "hostPath": {"path": m.source, "type": kind}})
         mounts.append({"name": name, "mountPath": m.target, "readOnly": m.read_only})
     security: dict[str, Any] = {"privileged": False, "allowPrivilegeEscalation": False}

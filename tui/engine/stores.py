@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,9 +19,10 @@ from podman import PodmanClient
 from podman.errors import APIError, NotFound
 
 from tui.engine.containerfile import parse_containerfile
+from tui.engine.context import make_snapshot, remove_snapshot
 from tui.engine.plan import BuildPlan
 from tui.engine.profiles import HOST_STORE
-from tui.engine.registry import OciTarget
+from tui.engine.registry import OCI_MARKER, BadReference, OciTarget, check_oci_contents
 
 PIN_LABEL = "buildcage.pin"
 
@@ -36,6 +38,8 @@ class HostState:
     """References of the pinned images, for the user."""
     files: list[Path] = field(default_factory=list)
     """Per-build files to delete afterwards."""
+    snapshot: Path | None = None
+    """The context snapshot directory, removed with everything in it."""
 
 
 def write_plan_files(plan: BuildPlan) -> None:
@@ -44,16 +48,40 @@ def write_plan_files(plan: BuildPlan) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
-    if plan.store_dir is not None:
-        plan.store_dir.mkdir(parents=True, exist_ok=True)
+    store_dir = plan.store_dir  # checked again: no symlink planted since the plan was made
+    if store_dir is not None:
+        store_dir.mkdir(parents=True, exist_ok=True)
     target = plan.push_target()
     if isinstance(target, OciTarget):
-        Path(target.path).mkdir(parents=True, exist_ok=True)
+        prepare_oci_dir(Path(target.path))
 
 
-def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True) -> HostState:
+def prepare_oci_dir(directory: Path) -> None:
+    """Creates (or re-checks) an ``oci:`` push directory and marks it as buildcage's, so a
+    later push accepts it. Raises BadReference if something else moved in since planning."""
+    check_oci_contents(directory)
+    if os.path.islink(directory):
+        raise BadReference(f"oci target {str(directory)!r} became a symlink after planning")
+    directory.mkdir(parents=True, exist_ok=True)
+    marker = directory / OCI_MARKER
+    if not marker.exists():
+        marker.write_text("An OCI image layout written by buildcage (buildcage build --push "
+                          "oci:...).\n")
+
+
+def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True,
+            copy_context: bool = True) -> HostState:
+    """Makes what the plan's builder needs: files, store directories, the context snapshot,
+    a fresh store volume, pins. ``copy_context=False`` (facts probes: the container is never
+    started) makes an empty snapshot directory instead of copying the context."""
     state = HostState()
     write_plan_files(plan)
+    if plan.context_snapshot is not None:
+        state.snapshot = plan.context_snapshot
+        if copy_context:
+            make_snapshot(plan)
+        else:
+            _empty_snapshot(plan)
     if plan.profile.store == "host":
         state.files.append(plan.mount_record_path)
     if plan.profile.store == "fresh":
@@ -101,6 +129,12 @@ def release(client: PodmanClient, state: HostState) -> list[str]:
     for path in state.files:
         path.unlink(missing_ok=True)
     state.files.clear()
+    if state.snapshot is not None:
+        try:
+            remove_snapshot(state.snapshot)
+        except OSError as exc:
+            left.append(f"context snapshot {state.snapshot} ({exc})")
+        state.snapshot = None
     if state.volume:
         try:
             client.volumes.get(state.volume).remove(force=True)
@@ -110,6 +144,16 @@ def release(client: PodmanClient, state: HostState) -> list[str]:
             left.append(f"volume {state.volume} ({exc})")
         state.volume = ""
     return left
+
+
+def _empty_snapshot(plan: BuildPlan) -> None:
+    """The snapshot's mount sources, empty: enough to create a builder for its facts."""
+    assert plan.context_snapshot is not None
+    plan.context_snapshot.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    plan.snapshot_context_dir.mkdir(mode=0o700, parents=True)
+    if plan.containerfile_outside_context:
+        plan.snapshot_containerfile.parent.mkdir(mode=0o700)
+        plan.snapshot_containerfile.touch(mode=0o600)
 
 
 def leftovers(client: PodmanClient, build_id: str | None = None) -> list[str]:

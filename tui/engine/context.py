@@ -1,0 +1,210 @@
+"""Context snapshots: the builder reads a private copy of the build context, never the original.
+
+Why a copy: a user-namespaced builder's root is an unprivileged host uid, so it cannot read a
+0700 context directory (every ``mktemp -d``) or a 0600 file; the copy belongs to buildcage and
+podman's ``U`` mount option hands it to the builder's root, whatever uid ``userns=auto`` picks,
+without touching the user's files. The build also sees one consistent state of the context
+while the user keeps editing.
+
+How it is copied (``copy_tree``): through directory file descriptors opened with
+``O_NOFOLLOW``, so nothing outside the context is ever read, even if a directory is swapped for a
+symlink mid-copy; symlinks are copied as symlinks (Buildah confines them to the context);
+regular files keep their mode and mtime (hard links become separate files); directories keep
+theirs; devices, FIFOs and sockets are left out (named in ``Snapshot.skipped``).
+
+Cost, measured on this machine (ext4, 2 cores; ``scripts``-free: see the README's "Private
+contexts"): 200 files / 30 MB in about 0.05 s, 2,000 files / 300 MB in about 0.5 s.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tui.engine.plan import BuildPlan
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_CHUNK = 1 << 30
+
+
+class SnapshotError(OSError):
+    """The context could not be copied; the message names the file."""
+
+
+@dataclass
+class Snapshot:
+    """What ``make_snapshot`` copied."""
+
+    path: Path
+    files: int = 0
+    bytes: int = 0
+    skipped: list[str] = field(default_factory=list)
+    """Context paths left out: devices, FIFOs, sockets."""
+    seconds: float = 0.0
+
+
+def make_snapshot(plan: BuildPlan) -> Snapshot | None:
+    """Copies the plan's context (and a Containerfile kept outside it) into the plan's
+    ``context_snapshot`` directory; None when the plan mounts the context itself.
+
+    The snapshot directory is made mode 0700 and owned by the caller: only the builder (through
+    its bind mount) and root see it. Raises SnapshotError; a half-made snapshot is removed.
+    """
+    root = plan.context_snapshot
+    if root is None:
+        return None
+    started = time.monotonic()
+    root.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(root.parent, 0o700)
+    root.mkdir(mode=0o700)
+    snap = Snapshot(root)
+    try:
+        copy_tree(plan.context, plan.snapshot_context_dir, snap)
+        if plan.containerfile_outside_context:
+            plan.snapshot_containerfile.parent.mkdir(mode=0o700)
+            _copy_one_file(plan.containerfile, plan.snapshot_containerfile)
+    except BaseException:
+        remove_snapshot(root)
+        raise
+    snap.seconds = time.monotonic() - started
+    return snap
+
+
+def remove_snapshot(path: Path | None) -> None:
+    """Removes a snapshot directory (whoever podman's ``U`` made its owner); absent is fine."""
+    if path is None:
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    if os.path.lexists(path):
+        shutil.rmtree(path)  # say why it is still there
+
+
+def copy_tree(source: Path, dest: Path, snap: Snapshot | None = None) -> Snapshot:
+    """Copies the directory ``source`` to the new directory ``dest`` (see the module's notes)."""
+    snap = snap or Snapshot(dest)
+    try:
+        src_fd = os.open(source, _DIR_FLAGS)
+    except OSError as exc:
+        raise SnapshotError(exc.errno, f"cannot open the build context: {exc.strerror}",
+                            str(source)) from exc
+    try:
+        info = os.fstat(src_fd)
+        os.mkdir(dest, 0o700)
+        dst_fd = os.open(dest, _DIR_FLAGS)
+        try:
+            _copy_dir(src_fd, dst_fd, Path(), snap, source)
+            os.fchmod(dst_fd, stat.S_IMODE(info.st_mode))
+            os.utime(dst_fd, ns=(info.st_atime_ns, info.st_mtime_ns))
+        finally:
+            os.close(dst_fd)
+    finally:
+        os.close(src_fd)
+    return snap
+
+
+def _copy_dir(src_fd: int, dst_fd: int, rel: Path, snap: Snapshot, source: Path) -> None:
+    with os.scandir(src_fd) as entries:
+        names = sorted(e.name for e in entries)
+    for name in names:
+        where = rel / name
+        try:
+            info = os.stat(name, dir_fd=src_fd, follow_symlinks=False)
+            mode = info.st_mode
+            if stat.S_ISDIR(mode):
+                _copy_subdir(src_fd, dst_fd, name, where, snap, source)
+            elif stat.S_ISREG(mode):
+                _copy_file_at(src_fd, dst_fd, name, snap)
+            elif stat.S_ISLNK(mode):
+                os.symlink(os.readlink(name, dir_fd=src_fd), name, dir_fd=dst_fd)
+                os.utime(name, ns=(info.st_atime_ns, info.st_mtime_ns), dir_fd=dst_fd,
+                         follow_symlinks=False)
+            else:
+                snap.skipped.append(where.as_posix())
+        except SnapshotError:
+            raise
+        except RecursionError as exc:
+            raise SnapshotError(errno.ELOOP, "the build context is nested too deeply",
+                                str(source / where)) from exc
+        except OSError as exc:
+            raise SnapshotError(exc.errno, f"cannot copy from the build context: {exc.strerror}",
+                                str(source / where)) from exc
+
+
+def _copy_subdir(src_fd: int, dst_fd: int, name: str, where: Path, snap: Snapshot,
+                 source: Path) -> None:
+    sub_src = os.open(name, _DIR_FLAGS, dir_fd=src_fd)  # a symlink swapped in: ELOOP, refused
+    try:
+        info = os.fstat(sub_src)
+        os.mkdir(name, 0o700, dir_fd=dst_fd)
+        sub_dst = os.open(name, _DIR_FLAGS, dir_fd=dst_fd)
+        try:
+            _copy_dir(sub_src, sub_dst, where, snap, source)
+            # After the entries: filling the directory changed its mtime, and a read-only mode
+            # would have stopped the filling.
+            os.fchmod(sub_dst, stat.S_IMODE(info.st_mode))
+            os.utime(sub_dst, ns=(info.st_atime_ns, info.st_mtime_ns))
+        finally:
+            os.close(sub_dst)
+    finally:
+        os.close(sub_src)
+
+
+def _copy_file_at(src_fd: int, dst_fd: int, name: str, snap: Snapshot) -> None:
+    fd_in = os.open(name, _READ_FLAGS, dir_fd=src_fd)
+    try:
+        info = os.fstat(fd_in)
+        if not stat.S_ISREG(info.st_mode):  # swapped for a FIFO or device since the stat
+            return
+        fd_out = os.open(name, _WRITE_FLAGS, 0o600, dir_fd=dst_fd)
+        try:
+            _copy_data(fd_in, fd_out, info.st_size)
+            os.fchmod(fd_out, stat.S_IMODE(info.st_mode))
+            os.utime(fd_out, ns=(info.st_atime_ns, info.st_mtime_ns))
+        finally:
+            os.close(fd_out)
+    finally:
+        os.close(fd_in)
+    snap.files += 1
+    snap.bytes += info.st_size
+
+
+def _copy_one_file(source: Path, dest: Path) -> None:
+    """A Containerfile kept outside the context: the file only, never its directory."""
+    fd_in = os.open(source, _READ_FLAGS)
+    try:
+        info = os.fstat(fd_in)
+        if not stat.S_ISREG(info.st_mode):
+            raise SnapshotError(errno.EINVAL, "the Containerfile is not a regular file",
+                                str(source))
+        fd_out = os.open(dest, _WRITE_FLAGS, 0o600)
+        try:
+            _copy_data(fd_in, fd_out, info.st_size)
+            os.fchmod(fd_out, stat.S_IMODE(info.st_mode))
+            os.utime(fd_out, ns=(info.st_atime_ns, info.st_mtime_ns))
+        finally:
+            os.close(fd_out)
+    finally:
+        os.close(fd_in)
+
+
+def _copy_data(fd_in: int, fd_out: int, size: int) -> None:
+    """In the kernel where it can (copy_file_range: a reflink on btrfs/XFS), else by reads."""
+    try:
+        while os.copy_file_range(fd_in, fd_out, _CHUNK):
+            pass
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+    os.lseek(fd_in, 0, os.SEEK_SET)
+    os.lseek(fd_out, 0, os.SEEK_SET)
+    os.ftruncate(fd_out, 0)
+    while chunk := os.read(fd_in, 1 << 20):
+        os.write(fd_out, chunk)
