@@ -286,3 +286,11 @@ def test_cli_bad_project_exits_2_with_the_message(tmp_path):
         env={**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path)})
     assert out.returncode == 2
     assert out.stderr == f"buildcage: error: project name '../../x' is not allowed: {RULE}\n"
+
+
+@pytest.mark.parametrize("dirname", ["tmp5mcuxw6_", "buildcage-private-a_b", "x..y", "_.-", "A B"])
+def test_default_tags_of_odd_directory_names_are_valid_references(data, tmp_path, dirname):
+    ctx = tmp_path / dirname
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text("FROM scratch\n")
+    assert plan(ctx).tag.startswith("localhost/buildcage/")

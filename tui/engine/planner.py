@@ -39,7 +39,10 @@ def project_name(context: Path) -> str:
 
 
 def default_tag(context: Path) -> str:
-    base = re.sub(r"[^a-z0-9_.-]+", "-", context.name.lower()).strip("-.") or "image"
+    """``localhost/buildcage/NAME:latest``, NAME always a valid repository component (a
+    ``mktemp -d`` name like ``tmp5mcuxw6_`` ends in a separator, which a reference may not)."""
+    base = re.sub(r"[^a-z0-9_.-]+", "-", context.name.lower())
+    base = re.sub(r"[_.-]{2,}", "-", base).strip("-._") or "image"
     return f"localhost/buildcage/{base}:latest"
 
 

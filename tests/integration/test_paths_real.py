@@ -1,0 +1,194 @@
+"""Paths against real podman: a private context builds in a user namespace, the builder sees a
+Containerfile kept outside the context and nothing beside it, a snapshot keeps the cache warm,
+and escapes (a symlinked store, an unrelated oci: directory) are refused before anything runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from podman_helpers import EXAMPLES, ROOT, Background, build
+
+from tui.engine.config import load_config
+from tui.engine.events import CacheHit, Failed, LogLine, StepStarted
+from tui.engine.history import History
+from tui.engine.runner import BuildRunner
+from tui.engine.session import Engine
+from tui.engine.stores import leftovers
+
+BASE = "127.0.0.1:5000/buildcage/busybox:latest"
+BUILDER = "localhost/buildcage/builder:latest"
+
+
+@pytest.fixture(scope="module")
+def engine(request: pytest.FixtureRequest, data_home: Path) -> Engine:
+    """Provisioned as the other modules are, unless BUILDCAGE_TEST_PROVISIONED=1 says another
+    run provisions this machine (then the builder image is waited for, never built here)."""
+    if os.environ.get("BUILDCAGE_TEST_PROVISIONED") == "1":
+        deadline = time.time() + 600
+        while subprocess.run(["podman", "image", "exists", BUILDER]).returncode != 0:
+            assert time.time() < deadline, f"{BUILDER} never appeared"
+            time.sleep(5)
+    else:
+        request.getfixturevalue("provisioned")
+    return Engine(load_config(), History(data_home / "history-paths.sqlite3"))
+
+
+@pytest.fixture
+def private_dir() -> Iterator[Path]:
+    """A directory as ``mktemp -d`` makes it: mode 0700."""
+    path = Path(tempfile.mkdtemp(prefix="buildcage-private-"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o700
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def snapshots(data_home: Path) -> list[str]:
+    root = data_home / "buildcage" / "snapshots"
+    return sorted(os.listdir(root)) if root.exists() else []
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tui", *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, timeout=600)
+
+
+@pytest.mark.parametrize("profile", ["isolated", "host-ro"])
+def test_a_private_context_builds_in_every_kind_of_builder(engine, data_home, private_dir,
+                                                           profile):
+    (private_dir / "Containerfile").write_text(
+        f"FROM {BASE}\nCOPY secret.txt /secret.txt\nRUN cat /secret.txt && ls -l /secret.txt\n")
+    secret = private_dir / "secret.txt"
+    secret.write_text("only-for-root-7f3a\n")
+    secret.chmod(0o600)
+    (private_dir / "Containerfile").chmod(0o600)
+    before = {p.name: p.stat() for p in private_dir.iterdir()}
+    rec = build(engine, private_dir, profile=profile, no_cache=True)
+    assert rec.done.status == "succeeded", rec.of(Failed)
+    lines = [e.line for e in rec.of(LogLine)]
+    assert "only-for-root-7f3a" in lines
+    assert any(line.startswith("-rw-------") and "/secret.txt" in line for line in lines)
+    # The user's own files are untouched: same owner, mode, inode (podman's U chowned the copy).
+    after = {p.name: p.stat() for p in private_dir.iterdir()}
+    for name, info in before.items():
+        assert (after[name].st_uid, after[name].st_mode, after[name].st_ino) == \
+               (info.st_uid, info.st_mode, info.st_ino)
+    assert stat.S_IMODE(private_dir.stat().st_mode) == 0o700
+    assert rec.events[0].build_id not in snapshots(data_home)
+    assert leftovers(engine.client(), rec.events[0].build_id) == []
+
+
+def test_containerfile_outside_the_context_is_the_only_thing_mounted_beside_it(
+        engine, data_home, private_dir, tmp_path, monkeypatch):
+    home_like = private_dir / "home"
+    home_like.mkdir(mode=0o700)
+    (home_like / "id_rsa").write_text("PRIVATE KEY\n")
+    cf = home_like / "Containerfile.dev"
+    cf.write_text(f"FROM {BASE}\nCOPY greeting.txt /g\nRUN cat /g\n")
+    cf.chmod(0o600)
+    seen: list[dict] = []
+    original = BuildRunner._start_builder
+
+    def recording(self):
+        container = original(self)
+        if container is not None:
+            container.reload()
+            seen.append(container.attrs)
+        return container
+
+    monkeypatch.setattr(BuildRunner, "_start_builder", recording)
+    rec = build(engine, EXAMPLES / "hello", profile="isolated", containerfile=cf, no_cache=True)
+    assert rec.done.status == "succeeded", rec.of(Failed)
+    mounts = {m["Destination"]: m for m in seen[0]["Mounts"]}
+    cf_mount = mounts["/buildcage/containerfile/Containerfile.dev"]
+    build_id = rec.events[0].build_id
+    snap = data_home.resolve() / "buildcage" / "snapshots" / build_id
+    assert cf_mount["Source"] == str(snap / "containerfile" / "Containerfile.dev")
+    assert cf_mount["RW"] is False and mounts["/context"]["RW"] is False
+    assert mounts["/context"]["Source"] == str(snap / "context")
+    sources = [m["Source"] for m in seen[0]["Mounts"]]
+    assert not any(s == str(home_like) or s.startswith(str(home_like) + "/") for s in sources)
+    assert not any(s.startswith(str(private_dir)) for s in sources)
+    assert (cf.stat().st_uid, stat.S_IMODE(cf.stat().st_mode)) == (0, 0o600)
+
+
+def test_a_warm_host_ro_rebuild_from_a_snapshot_is_all_cache_hits(engine, run_id, private_dir):
+    context = private_dir / "multistage"
+    shutil.copytree(EXAMPLES / "multistage", context)
+    options = {"profile": "host-ro", "project": f"warm-{run_id}"}
+    cold = build(engine, context, **options)
+    assert cold.done.status == "succeeded", cold.of(Failed)
+    warm = build(engine, context, **options)
+    assert warm.done.status == "succeeded"
+    steps = [s for s in warm.of(StepStarted) if not s.instruction.startswith("FROM")]
+    assert len(steps) == 10
+    assert {(h.stage, h.step) for h in warm.of(CacheHit)} == {(s.stage, s.step) for s in steps}
+    assert warm.done.cache_hits == 10 and warm.done.image_id == cold.done.image_id
+    # Editing the context after a build: the next build sees the edit (a new snapshot).
+    (context / "app.sh").write_text((context / "app.sh").read_text() + "\n# edited\n")
+    edited = build(engine, context, **options)
+    assert edited.done.status == "succeeded" and edited.done.cache_hits < 10
+
+
+def test_cancel_removes_the_snapshot(engine, data_home):
+    plan = engine.plan(ROOT / "tests" / "data" / "contexts" / "slow", profile="isolated",
+                       no_cache=True)
+    running = Background(engine, plan)
+    running.wait_for_line("started")
+    assert plan.context_snapshot is not None and plan.context_snapshot.is_dir()
+    running.runner.cancel()
+    assert running.join(30).status == "canceled"
+    assert not plan.context_snapshot.exists()
+
+
+def test_a_store_symlinked_to_the_host_store_is_refused(data_home, engine, run_id, tmp_path):
+    """The real host store is only ever planned against (``buildcage plan`` writes nothing into
+    an existing store directory, even on code without the check); a decoy directory stands in
+    for it in the real build."""
+    stores = data_home / "buildcage" / "stores" / "host-ro"
+    stores.mkdir(parents=True, exist_ok=True)
+    root = data_home.resolve() / "buildcage" / "stores"
+    decoy = tmp_path / "decoy-host-storage"
+    decoy.mkdir()
+    cases = [("plan", Path("/var/lib/containers/storage")), ("build", decoy)]
+    for verb, target in cases:
+        project = f"escape-{verb}-{run_id}"
+        (stores / project).symlink_to(target)
+        try:
+            out = cli(verb, str(EXAMPLES / "hello"), "--profile", "host-ro", "--project", project)
+            assert (out.returncode, out.stdout) == (2, "")
+            assert out.stderr == (
+                f"buildcage: error: the store of project {project!r} ({root}/host-ro/{project}) "
+                f"resolves to {target}: buildcage keeps stores only in real directories under "
+                f"{root}; remove the symlink\n")
+        finally:
+            (stores / project).unlink()
+    assert os.listdir(decoy) == []  # no lock file, no nested store
+
+
+def test_an_unrelated_index_json_in_an_oci_directory_is_refused_and_untouched(engine, tmp_path):
+    out = tmp_path / "website"
+    out.mkdir()
+    (out / "index.json").write_text('{"pages": ["home"]}\n')
+    result = cli("build", str(EXAMPLES / "hello"), "--profile", "host-ro", "--push",
+                 f"oci:{out}:v1")
+    assert result.returncode == 2
+    assert "already holds files that are not an OCI layout (index.json)" in result.stderr
+    assert os.listdir(out) == ["index.json"]
+    assert (out / "index.json").read_text() == '{"pages": ["home"]}\n'
+
+
+def test_an_oci_directory_buildcage_wrote_is_accepted_again(engine, tmp_path):
+    out = tmp_path / "layout"
+    for tag in ("v1", "v2"):
+        rec = build(engine, EXAMPLES / "hello", profile="host-ro", push=f"oci:{out}:{tag}")
+        assert rec.done.status == "succeeded", rec.of(Failed)
+    assert {"index.json", "oci-layout", "blobs", ".buildcage-oci"} <= set(os.listdir(out))
