@@ -90,7 +90,7 @@ def test_nothing_outside_the_context_is_read(context, tmp_path):
 
 
 def test_snapshot_is_private_and_removed_by_release(context, tmp_path):
-    plan = make_plan(context, config=Config(), profile="host-ro")
+    plan = make_plan(context, config=Config(), profile="host-ro", snapshot=True)
     state = prepare(None, plan, pin=False)  # type: ignore[arg-type]  # host-ro: no podman call
     root = plan.context_snapshot
     assert root is not None and root == state.snapshot
@@ -122,7 +122,7 @@ def test_an_outside_containerfile_is_copied_alone(context, tmp_path):
 def test_a_failed_copy_leaves_no_snapshot(context, monkeypatch):
     import tui.engine.context as module
 
-    plan = make_plan(context, config=Config(), profile="host-ro")
+    plan = make_plan(context, config=Config(), profile="host-ro", snapshot=True)
 
     def broken(*args, **kwargs):
         raise OSError(5, "Input/output error")

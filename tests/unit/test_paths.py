@@ -243,13 +243,35 @@ def test_containerfile_outside_the_context_mounts_only_that_file(data, tmp_path)
 
 def test_the_builder_reads_a_snapshot_handed_to_its_root_only_in_a_user_namespace(data):
     for profile, chown in (("isolated", True), ("host-ro", False), ("project", False)):
-        p = plan(profile=profile)
+        p = plan(profile=profile, snapshot=True)
         ctx = [m for m in p.mounts() if m.target == "/context"]
         assert len(ctx) == 1 and ctx[0].read_only and ctx[0].chown is chown
         assert ctx[0].source == str(data.resolve() / "snapshots" / p.build_id / "context")
     live = plan(profile="isolated", snapshot=False)
     ctx = [m for m in live.mounts() if m.target == "/context"]
     assert ctx[0].source == str(HELLO) and not ctx[0].chown  # never chown a user's directory
+
+
+def test_a_snapshot_is_made_only_when_the_builder_could_not_read_the_context(data, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    ctx.chmod(0o755)
+    (ctx / "Containerfile").write_text("FROM scratch\n")
+    (ctx / "sub").mkdir()
+    (ctx / "sub" / "f").write_text("x")
+    assert plan(ctx, profile="isolated").context_snapshot is None  # all readable by others
+    for private, mode in ((ctx / "sub" / "f", 0o600), (ctx / "sub", 0o700), (ctx, 0o700)):
+        private.chmod(mode)
+        p = plan(ctx, profile="isolated")
+        assert p.context_snapshot == data.resolve() / "snapshots" / p.build_id
+        assert plan(ctx, profile="host-ro").context_snapshot is None  # the host's root reads it
+        private.chmod(0o755 if private.is_dir() else 0o644)
+    elsewhere = tmp_path / "Containerfile.private"
+    elsewhere.write_text("FROM scratch\n")
+    elsewhere.chmod(0o600)
+    assert plan(ctx, profile="isolated", containerfile=elsewhere).context_snapshot is not None
+    (ctx / "link").symlink_to("/root")  # a link is not followed, whatever it points at
+    assert plan(ctx, profile="isolated").context_snapshot is None
 
 
 @pytest.mark.parametrize(("context", "message"), [

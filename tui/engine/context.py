@@ -50,6 +50,43 @@ class Snapshot:
     seconds: float = 0.0
 
 
+def private_entry(context: Path, containerfile: Path | None = None) -> str:
+    """The first path (relative to ``context``; the Containerfile as given) that a builder whose
+    root is an unprivileged host uid could not read: a directory without r and x for others,
+    a file without r for others. "" when everything is readable. Symlinks are not followed."""
+    if containerfile is not None and not os.stat(containerfile).st_mode & stat.S_IROTH:
+        return str(containerfile)
+    pending = [context]
+    need_dir = stat.S_IROTH | stat.S_IXOTH
+    while pending:
+        directory = pending.pop()
+        info = os.lstat(directory)
+        if info.st_mode & need_dir != need_dir:
+            return directory.relative_to(context).as_posix()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif (entry.is_file(follow_symlinks=False)
+                      and not entry.stat(follow_symlinks=False).st_mode & stat.S_IROTH):
+                    return Path(entry.path).relative_to(context).as_posix()
+    return ""
+
+
+def needs_snapshot(context: Path, containerfile: Path, userns: str) -> bool:
+    """Whether a build must read a snapshot rather than the context itself.
+
+    Only when the builder could not read the context: its root is a user-namespaced uid
+    (``userns`` other than "host") and something in the context is private. A builder without
+    a user namespace is the host's root and reads everything; copying costs time (see the
+    module's notes), so the context is mounted read-only as it is.
+    """
+    if userns == "host":
+        return False
+    inside = containerfile.is_relative_to(context)
+    return bool(private_entry(context, None if inside else containerfile))
+
+
 def make_snapshot(plan: BuildPlan) -> Snapshot | None:
     """Copies the plan's context (and a Containerfile kept outside it) into the plan's
     ``context_snapshot`` directory; None when the plan mounts the context itself.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tui.engine.config import Config, data_dir, registries_conf
 from tui.engine.containerfile import find_containerfile
+from tui.engine.context import needs_snapshot
 from tui.engine.paths import UnsafePath, check_context, check_project_name
 from tui.engine.plan import BuildPlan
 from tui.engine.profiles import ProfileSet
@@ -89,12 +90,13 @@ def make_plan(
     project: str | None = None,
     confirmed: bool = False,
     build_id: str | None = None,
-    snapshot: bool = True,
+    snapshot: bool | None = None,
 ) -> BuildPlan:
     """Check every input and build the plan; raises PlanError with a message for people.
 
-    ``snapshot``: the builder reads a copy of the context made for this build (see
-    ``tui.engine.context``); False mounts the context itself (a plan printed to run later)."""
+    ``snapshot``: True, the builder reads a copy of the context made for this build (see
+    ``tui.engine.context``); False, it mounts the context itself read-only; None (default),
+    a copy only when the builder could not read the context (``context.needs_snapshot``)."""
     ctx = Path(context).expanduser().resolve()
     if not ctx.exists():
         raise PlanError(f"build context {str(context)!r} does not exist")
@@ -140,6 +142,8 @@ def make_plan(
     except BadReference as exc:
         raise PlanError(str(exc)) from exc
     build_id = build_id or new_build_id()
+    if snapshot is None:
+        snapshot = needs_snapshot(ctx, cf, chosen.userns)
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", build_id):
         raise PlanError(f"build id {build_id!r} must be 1 to 64 of A-Z a-z 0-9 _ -")
     plan = BuildPlan(
