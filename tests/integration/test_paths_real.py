@@ -10,36 +10,17 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from podman_helpers import EXAMPLES, ROOT, Background, Recorder, build
 
-from tui.engine.config import load_config
 from tui.engine.events import CacheHit, Failed, LogLine, StepStarted
-from tui.engine.history import History
 from tui.engine.runner import BuildRunner
-from tui.engine.session import Engine
 from tui.engine.stores import leftovers
 
 BASE = "127.0.0.1:5000/buildcage/busybox:latest"
-BUILDER = "localhost/buildcage/builder:latest"
-
-
-@pytest.fixture(scope="module")
-def engine(request: pytest.FixtureRequest, data_home: Path) -> Engine:
-    """Provisioned as the other modules are, unless BUILDCAGE_TEST_PROVISIONED=1 says another
-    run provisions this machine (then the builder image is waited for, never built here)."""
-    if os.environ.get("BUILDCAGE_TEST_PROVISIONED") == "1":
-        deadline = time.time() + 600
-        while subprocess.run(["podman", "image", "exists", BUILDER]).returncode != 0:
-            assert time.time() < deadline, f"{BUILDER} never appeared"
-            time.sleep(5)
-    else:
-        request.getfixturevalue("provisioned")
-    return Engine(load_config(), History(data_home / "history-paths.sqlite3"))
 
 
 @pytest.fixture
