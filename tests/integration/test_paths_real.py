@@ -178,3 +178,41 @@ def test_an_oci_directory_buildcage_wrote_is_accepted_again(engine, tmp_path):
         rec = build(engine, EXAMPLES / "hello", profile="host-ro", push=f"oci:{out}:{tag}")
         assert rec.done.status == "succeeded", rec.of(Failed)
     assert {"index.json", "oci-layout", "blobs", ".buildcage-oci"} <= set(os.listdir(out))
+
+
+def _listing(rec: Recorder) -> list[str]:
+    lines = [e.line for e in rec.of(LogLine)]
+    # /ctx itself is made by COPY at build time: its mtime is the build's, not the context's.
+    return [line for line in lines[lines.index("BEGIN") + 1:lines.index("END")]
+            if not line.startswith("/ctx ")]
+
+
+def test_a_filtered_snapshot_gives_the_build_what_the_context_itself_gives(engine, private_dir):
+    """The snapshot leaves out what .containerignore excludes; Buildah, which applies the file
+    itself, sees the same files with the same modes, sizes and mtimes as from the context."""
+    (private_dir / "Containerfile").write_text(
+        f"FROM {BASE}\nCOPY . /ctx\nRUN echo BEGIN && find /ctx -exec stat -c '%n %a %s %Y' "
+        "{} + | sort && echo END\n")
+    (private_dir / ".containerignore").write_text("node_modules\n*.log\n**/*.tmp\n")
+    (private_dir / "node_modules" / "pkg").mkdir(parents=True)
+    (private_dir / "node_modules" / "pkg" / "big.js").write_bytes(b"x" * 1_000_000)
+    (private_dir / "src" / "deep").mkdir(parents=True)
+    (private_dir / "src" / "deep" / "a.tmp").write_text("t")
+    (private_dir / "src" / "deep" / "keep.py").write_text("k")
+    (private_dir / "src" / "deep" / "keep.py").chmod(0o640)
+    (private_dir / "debug.log").write_text("l")
+    (private_dir / "src" / "debug.log").write_text("kept: *.log is anchored at the root")
+    (private_dir / "link").symlink_to("src/deep/keep.py")
+    isolated = engine.plan(private_dir, profile="isolated", no_cache=True)
+    assert isolated.context_snapshot is not None
+    from_snapshot = Recorder()
+    engine.runner(isolated, from_snapshot).run()
+    assert from_snapshot.done.status == "succeeded", from_snapshot.of(Failed)
+    from_context = build(engine, private_dir, profile="host-ro", no_cache=True, snapshot=False)
+    assert from_context.done.status == "succeeded", from_context.of(Failed)
+    listing = _listing(from_snapshot)
+    assert listing == _listing(from_context)
+    names = [line.split()[0] for line in listing]
+    assert "/ctx/src/debug.log" in names and "/ctx/src/deep/keep.py" in names
+    assert not any("node_modules" in n or n.endswith(".tmp") or n == "/ctx/debug.log"
+                   for n in names)

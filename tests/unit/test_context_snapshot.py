@@ -136,3 +136,65 @@ def test_a_failed_copy_leaves_no_snapshot(context, monkeypatch):
 def test_a_plan_without_snapshot_copies_nothing(context):
     plan = make_plan(context, config=Config(), profile="host-ro", snapshot=False)
     assert plan.context_snapshot is None and make_snapshot(plan) is None
+
+
+@pytest.mark.parametrize(("pattern", "path", "expected"), [
+    ("node_modules", "node_modules", True),
+    ("node_modules", "sub/node_modules", False),  # patterns are anchored at the root
+    ("*.log", "a.log", True),
+    ("*.log", "sub/a.log", False),  # * stays within one component
+    ("**/*.log", "sub/deep/a.log", True),
+    ("**/*.log", "a.log", True),  # ** matches no directory too
+    ("sub/*", "sub/x", True),
+    ("sub/*", "sub", False),
+    ("/build/", "build", True),
+    ("./dist", "dist", True),
+    ("a?c", "abc", True),
+    ("a?c", "a/c", False),
+    ("docs/**", "docs/x/y", True),
+])
+def test_ignore_patterns_match_as_buildah_does(tmp_path, pattern, path, expected):
+    from tui.engine.context import ignore_patterns, ignored
+
+    (tmp_path / ".containerignore").write_text(f"# comment\n\n{pattern}\n")
+    patterns = ignore_patterns(tmp_path)
+    assert patterns is not None
+    assert ignored(tuple(path.split("/")), patterns) is expected
+
+
+@pytest.mark.parametrize("text", ["*.log\n!keep.log\n", "[ab].txt\n", "a\\*b\n"])
+def test_ignore_files_beyond_the_simple_syntax_skip_nothing(tmp_path, text):
+    from tui.engine.context import ignore_patterns
+
+    (tmp_path / ".dockerignore").write_text(text)
+    assert ignore_patterns(tmp_path) is None
+
+
+def test_both_ignore_files_skip_nothing(tmp_path):
+    from tui.engine.context import ignore_patterns
+
+    (tmp_path / ".dockerignore").write_text("x\n")
+    (tmp_path / ".containerignore").write_text("y\n")
+    assert ignore_patterns(tmp_path) is None
+
+
+def test_the_snapshot_leaves_out_what_the_ignore_file_excludes_but_keeps_what_buildah_reads(
+        tmp_path):
+    ctx = tmp_path / "ctx"
+    (ctx / "docker").mkdir(parents=True)
+    (ctx / "docker" / "Containerfile").write_text("FROM scratch\n")
+    (ctx / "docker" / "other").write_text("x")
+    (ctx / "node_modules" / "pkg").mkdir(parents=True)
+    (ctx / "node_modules" / "pkg" / "index.js").write_text("x" * 100_000)
+    (ctx / "app.py").write_text("print()\n")
+    (ctx / "debug.log").write_text("log\n")
+    (ctx / ".dockerignore").write_text("node_modules\n*.log\ndocker\n.dockerignore\n")
+    plan = make_plan(ctx, config=Config(), profile="host-ro", snapshot=True,
+                     containerfile=ctx / "docker" / "Containerfile")
+    snap = make_snapshot(plan)
+    assert snap is not None
+    copied = sorted(p.relative_to(plan.snapshot_context_dir).as_posix()
+                    for p in plan.snapshot_context_dir.rglob("*"))
+    assert copied == [".dockerignore", "app.py", "docker", "docker/Containerfile",
+                      "docker/other"]
+    assert snap.ignored == 2
