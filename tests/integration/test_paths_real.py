@@ -216,3 +216,12 @@ def test_a_filtered_snapshot_gives_the_build_what_the_context_itself_gives(engin
     assert "/ctx/src/debug.log" in names and "/ctx/src/deep/keep.py" in names
     assert not any("node_modules" in n or n.endswith(".tmp") or n == "/ctx/debug.log"
                    for n in names)
+
+
+def test_isolated_pushes_into_an_oci_directory_and_gives_it_back(engine, tmp_path):
+    out = tmp_path / "oci-isolated"
+    rec = build(engine, EXAMPLES / "hello", profile="isolated", push=f"oci:{out}:v1")
+    assert rec.done.status == "succeeded", rec.of(Failed)
+    owners = {(p.lstat().st_uid, p.lstat().st_gid) for p in [out, *out.rglob("*")]}
+    assert owners == {(0, 0)}  # lent to the builder's root for the push, then given back
+    assert {"index.json", "oci-layout", "blobs", ".buildcage-oci"} <= set(os.listdir(out))

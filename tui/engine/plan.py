@@ -192,7 +192,10 @@ class BuildPlan:
             mounts.append(Mount(str(self.authfile), AUTHFILE, purpose="registry credentials"))
         target = self.push_target()
         if isinstance(target, OciTarget):
-            mounts.append(Mount(target.path, OCI_OUTPUT, "bind", False, "OCI layout output"))
+            # A user-namespaced root cannot write a root-owned directory: podman's U hands it
+            # over for the build, and stores.release gives it back to its owner afterwards.
+            mounts.append(Mount(target.path, OCI_OUTPUT, "bind", False, "OCI layout output",
+                                chown=self.profile.userns != "host"))
         if self.profile.userns != "host":
             # A user namespace may not mount a fresh sysfs while it shares the host's network
             # (needed for the loopback registry); podman then needs the host's, read-only.

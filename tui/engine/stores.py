@@ -40,6 +40,9 @@ class HostState:
     """Per-build files to delete afterwards."""
     snapshot: Path | None = None
     """The context snapshot directory, removed with everything in it."""
+    oci_owner: tuple[Path, int, int] | None = None
+    """An oci: directory lent to a user-namespaced builder (podman's U), and the owner it is
+    given back to."""
 
 
 def write_plan_files(plan: BuildPlan) -> None:
@@ -84,6 +87,10 @@ def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True,
             _empty_snapshot(plan)
     if plan.profile.store == "host":
         state.files.append(plan.mount_record_path)
+    target = plan.push_target()
+    if isinstance(target, OciTarget) and plan.profile.userns != "host":
+        info = os.stat(target.path)
+        state.oci_owner = (Path(target.path), info.st_uid, info.st_gid)
     if plan.profile.store == "fresh":
         client.volumes.create(plan.store_volume, labels=plan.labels())
         state.volume = plan.store_volume
@@ -129,6 +136,12 @@ def release(client: PodmanClient, state: HostState) -> list[str]:
     for path in state.files:
         path.unlink(missing_ok=True)
     state.files.clear()
+    if state.oci_owner is not None:
+        try:
+            give_back(*state.oci_owner)
+        except OSError as exc:
+            left.append(f"ownership of {state.oci_owner[0]} ({exc})")
+        state.oci_owner = None
     if state.snapshot is not None:
         try:
             remove_snapshot(state.snapshot)
@@ -144,6 +157,15 @@ def release(client: PodmanClient, state: HostState) -> list[str]:
             left.append(f"volume {state.volume} ({exc})")
         state.volume = ""
     return left
+
+
+def give_back(directory: Path, uid: int, gid: int) -> None:
+    """Everything in ``directory`` back to ``uid:gid`` after podman's U lent it to a builder
+    (links are not followed)."""
+    os.lchown(directory, uid, gid)
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), uid, gid)
 
 
 def _empty_snapshot(plan: BuildPlan) -> None:
