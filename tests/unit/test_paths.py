@@ -316,3 +316,14 @@ def test_default_tags_of_odd_directory_names_are_valid_references(data, tmp_path
     ctx.mkdir()
     (ctx / "Containerfile").write_text("FROM scratch\n")
     assert plan(ctx).tag.startswith("localhost/buildcage/")
+
+
+def test_extra_stores_are_mounted_where_their_links_lead(data, tmp_path):
+    real = tmp_path / "real-store"
+    real.mkdir()
+    (tmp_path / "store-link").symlink_to(real)
+    config = Config(profiles={"withextra": {"base": "host-ro",
+                                            "extra_stores": [str(tmp_path / "store-link")]}})
+    p = make_plan(HELLO, config=config, profile="withextra")
+    assert p.profile.extra_stores == (str(real),)
+    assert [m.source for m in p.mounts() if m.target == "/var/lib/shared-1"] == [str(real)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -141,6 +142,12 @@ def make_plan(
             push = str(target)
     except BadReference as exc:
         raise PlanError(str(exc)) from exc
+    if chosen.extra_stores:
+        # The builder mounts where a path leads today, not a link that may be re-pointed later
+        # (and whatever checks the profile's stores see the same real path).
+        chosen = dataclasses.replace(
+            chosen, extra_stores=tuple(os.path.realpath(os.path.expanduser(e))
+                                       for e in chosen.extra_stores))
     build_id = build_id or new_build_id()
     if snapshot is None:
         snapshot = needs_snapshot(ctx, cf, chosen.userns)
