@@ -327,3 +327,14 @@ def test_extra_stores_are_mounted_where_their_links_lead(data, tmp_path):
     p = make_plan(HELLO, config=config, profile="withextra")
     assert p.profile.extra_stores == (str(real),)
     assert [m.source for m in p.mounts() if m.target == "/var/lib/shared-1"] == [str(real)]
+
+
+def test_the_pod_mounts_an_outside_containerfile_as_a_file(data, tmp_path):
+    from tui.engine.renderings import kube_pod
+
+    cf = tmp_path / "Build.file"
+    cf.write_text("FROM scratch\n")
+    pod = kube_pod(plan(containerfile=cf, snapshot=False))
+    kinds = {v["hostPath"]["path"]: v["hostPath"]["type"] for v in pod["spec"]["volumes"]
+             if "hostPath" in v}
+    assert kinds[str(cf)] == "File" and kinds[str(HELLO)] == "Directory"

@@ -145,7 +145,10 @@ def needs_snapshot(context: Path, containerfile: Path, userns: str) -> bool:
     if userns == "host":
         return False
     inside = containerfile.is_relative_to(context)
-    return bool(private_entry(context, None if inside else containerfile))
+    try:
+        return bool(private_entry(context, None if inside else containerfile))
+    except OSError:
+        return True  # unreadable even here: the copy will say which file, and why
 
 
 def make_snapshot(plan: BuildPlan) -> Snapshot | None:
