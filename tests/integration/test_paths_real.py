@@ -225,3 +225,24 @@ def test_isolated_pushes_into_an_oci_directory_and_gives_it_back(engine, tmp_pat
     owners = {(p.lstat().st_uid, p.lstat().st_gid) for p in [out, *out.rglob("*")]}
     assert owners == {(0, 0)}  # lent to the builder's root for the push, then given back
     assert {"index.json", "oci-layout", "blobs", ".buildcage-oci"} <= set(os.listdir(out))
+
+
+def test_links_in_a_snapshot_are_never_followed_out_of_it(engine, private_dir, tmp_path):
+    """podman's U chowns the snapshot without following its links: the files they point at
+    keep their owner, and the build sees links, not the files outside."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "host-file").write_text("host-only\n")
+    (private_dir / "Containerfile").write_text(
+        f"FROM {BASE}\nCOPY . /ctx\nRUN ls -l /ctx && ! cat /ctx/file-link\n")
+    (private_dir / "file-link").symlink_to(outside / "host-file")
+    (private_dir / "dir-link").symlink_to(outside)
+    (private_dir / "private").write_text("p")
+    (private_dir / "private").chmod(0o600)
+    rec = build(engine, private_dir, profile="isolated", no_cache=True)
+    assert rec.done.status == "succeeded", rec.of(Failed)
+    lines = [e.line for e in rec.of(LogLine)]
+    assert any("file-link ->" in line for line in lines)
+    assert "host-only" not in lines
+    for path in (outside, outside / "host-file"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (0, 0)
