@@ -338,3 +338,25 @@ def test_the_pod_mounts_an_outside_containerfile_as_a_file(data, tmp_path):
     kinds = {v["hostPath"]["path"]: v["hostPath"]["type"] for v in pod["spec"]["volumes"]
              if "hostPath" in v}
     assert kinds[str(cf)] == "File" and kinds[str(HELLO)] == "Directory"
+
+
+def test_links_planted_in_the_data_directory_are_never_written_through(data, tmp_path):
+    from tui.engine.context import make_snapshot
+
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o755)
+    victim.chmod(0o755)
+    data.mkdir(parents=True)
+    (data / "snapshots").symlink_to(victim)
+    p = plan(snapshot=True)
+    with pytest.raises(ValueError) as caught:
+        make_snapshot(p)
+    assert str(caught.value) == (
+        f"{data.resolve()}/snapshots/{p.build_id} resolves to {victim}/{p.build_id}: buildcage "
+        f"writes only to real directories under {data.resolve()}; remove the symlink")
+    assert list(victim.iterdir()) == [] and victim.stat().st_mode & 0o777 == 0o755
+    (data / "snapshots").unlink()
+    (data / "conf").symlink_to(victim)
+    with pytest.raises(ValueError, match="remove the symlink"):
+        write_plan_files(p)
+    assert list(victim.iterdir()) == []

@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tui.engine.paths import check_own_path
 from tui.engine.plan import BuildPlan
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -162,7 +163,9 @@ def make_snapshot(plan: BuildPlan) -> Snapshot | None:
     if root is None:
         return None
     started = time.monotonic()
+    check_own_path(root, plan.data_dir)
     root.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_own_path(root, plan.data_dir)  # a link planted between the two: refused, not chmodded
     os.chmod(root.parent, 0o700)
     root.mkdir(mode=0o700)
     snap = Snapshot(root)

@@ -54,6 +54,17 @@ def checked_store_dir(data_dir: Path, profile: str, project: str) -> Path:
     return path
 
 
+def check_own_path(path: Path, data_dir: Path) -> Path:
+    """``path`` (under the data directory) if neither it nor a directory on the way to it is a
+    symlink: buildcage writes, chmods and removes there as root. Raises UnsafePath."""
+    data = data_dir.resolve()
+    resolved = path.resolve()
+    if resolved != path or not within(path, data):
+        raise UnsafePath(f"{path} resolves to {resolved}: buildcage writes only to real "
+                         f"directories under {data}; remove the symlink")
+    return path
+
+
 def check_context(context: Path, data_dir: Path) -> None:
     """A resolved build context must be a project's directory: not ``/``, not a kernel
     interface, and neither inside buildcage's data directory nor holding it (the snapshot

@@ -20,6 +20,7 @@ from podman.errors import APIError, NotFound
 
 from tui.engine.containerfile import parse_containerfile
 from tui.engine.context import make_snapshot, remove_snapshot
+from tui.engine.paths import check_own_path
 from tui.engine.plan import BuildPlan
 from tui.engine.profiles import HOST_STORE
 from tui.engine.registry import OCI_MARKER, BadReference, OciTarget, check_oci_contents
@@ -49,6 +50,7 @@ def write_plan_files(plan: BuildPlan) -> None:
     """The host files and directories the plan's renderings refer to."""
     for path, text in plan.files().items():
         path.parent.mkdir(parents=True, exist_ok=True)
+        check_own_path(path, plan.data_dir)  # never written through a planted link
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
     store_dir = plan.store_dir  # checked again: no symlink planted since the plan was made
@@ -171,7 +173,9 @@ def give_back(directory: Path, uid: int, gid: int) -> None:
 def _empty_snapshot(plan: BuildPlan) -> None:
     """The snapshot's mount sources, empty: enough to create a builder for its facts."""
     assert plan.context_snapshot is not None
+    check_own_path(plan.context_snapshot, plan.data_dir)
     plan.context_snapshot.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_own_path(plan.context_snapshot, plan.data_dir)
     plan.snapshot_context_dir.mkdir(mode=0o700, parents=True)
     if plan.containerfile_outside_context:
         plan.snapshot_containerfile.parent.mkdir(mode=0o700)
