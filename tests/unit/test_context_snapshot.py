@@ -198,3 +198,17 @@ def test_the_snapshot_leaves_out_what_the_ignore_file_excludes_but_keeps_what_bu
     assert copied == [".dockerignore", "app.py", "docker", "docker/Containerfile",
                       "docker/other"]
     assert snap.ignored == 2
+
+
+def test_a_failed_preparation_removes_the_snapshot(context):
+    class NoVolumes:
+        class volumes:  # noqa: N801 - stands in for PodmanClient.volumes
+            @staticmethod
+            def create(*args, **kwargs):
+                raise RuntimeError("podman went away")
+
+    plan = make_plan(context, config=Config(), profile="isolated")
+    assert plan.context_snapshot is not None
+    with pytest.raises(RuntimeError, match="podman went away"):
+        prepare(NoVolumes(), plan)  # type: ignore[arg-type]
+    assert not plan.context_snapshot.exists()

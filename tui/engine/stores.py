@@ -81,27 +81,27 @@ def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True,
     started) makes an empty snapshot directory instead of copying the context."""
     state = HostState()
     write_plan_files(plan)
-    if plan.context_snapshot is not None:
-        state.snapshot = plan.context_snapshot
-        if copy_context:
-            make_snapshot(plan)
-        else:
-            _empty_snapshot(plan)
-    if plan.profile.store == "host":
-        state.files.append(plan.mount_record_path)
-    target = plan.push_target()
-    if isinstance(target, OciTarget) and plan.profile.userns != "host":
-        info = os.stat(target.path)
-        state.oci_owner = (Path(target.path), info.st_uid, info.st_gid)
-    if plan.profile.store == "fresh":
-        client.volumes.create(plan.store_volume, labels=plan.labels())
-        state.volume = plan.store_volume
-    if pin and plan.profile.sees_host_images:
-        try:
+    try:
+        if plan.context_snapshot is not None:
+            if copy_context:
+                make_snapshot(plan)  # removes what it made if it fails
+            else:
+                _empty_snapshot(plan)
+            state.snapshot = plan.context_snapshot
+        if plan.profile.store == "host":
+            state.files.append(plan.mount_record_path)
+        target = plan.push_target()
+        if isinstance(target, OciTarget) and plan.profile.userns != "host":
+            info = os.stat(target.path)
+            state.oci_owner = (Path(target.path), info.st_uid, info.st_gid)
+        if plan.profile.store == "fresh":
+            client.volumes.create(plan.store_volume, labels=plan.labels())
+            state.volume = plan.store_volume
+        if pin and plan.profile.sees_host_images:
             pin_base_images(client, plan, state)
-        except BaseException:
-            release(client, state)
-            raise
+    except BaseException:
+        release(client, state)  # nothing made here outlives a failed preparation
+        raise
     return state
 
 
