@@ -4,7 +4,6 @@ doctor and history are headless and use the same engine."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import signal
 import sys
@@ -87,7 +86,7 @@ def cmd_plan(engine, args: argparse.Namespace) -> int:
     from tui.engine.stores import write_plan_files
 
     # Printed to be run later: the command mounts the context itself, not a snapshot.
-    plan = dataclasses.replace(_make_plan(engine, args), context_snapshot=None)
+    plan = _make_plan(engine, args).without_snapshot()
     write_plan_files(plan)  # the printed command refers to these files: make it runnable as is
     if args.format == "podman":
         print(podman_run(plan))

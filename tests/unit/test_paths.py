@@ -360,3 +360,17 @@ def test_links_planted_in_the_data_directory_are_never_written_through(data, tmp
     with pytest.raises(ValueError, match="remove the symlink"):
         write_plan_files(p)
     assert list(victim.iterdir()) == []
+
+
+def test_a_printed_plan_mounts_the_context_itself_and_never_chowns_it(tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir(mode=0o700)
+    (ctx / "Containerfile").write_text("FROM scratch\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "tui", "plan", str(ctx), "--profile", "isolated"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path / "xdg")})
+    assert out.returncode == 0, out.stderr
+    assert f"--volume={ctx}:/context:ro " in out.stdout.replace("\\\n", " ")
+    assert "snapshots" not in out.stdout and ",U" not in out.stdout
+    assert not (tmp_path / "xdg" / "buildcage" / "snapshots").exists()

@@ -7,6 +7,7 @@ command line) and ``kube_pod`` (a Kubernetes Pod) all derive from them, so they 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shlex
 from dataclasses import dataclass, field
@@ -133,6 +134,11 @@ class BuildPlan:
     @property
     def registries_conf_path(self) -> Path:
         return self.conf_dir / "registries.conf"
+
+    def without_snapshot(self) -> BuildPlan:
+        """The same build reading the context itself: for a command printed to be run later,
+        when no snapshot made now would still exist (or show later edits)."""
+        return dataclasses.replace(self, context_snapshot=None)
 
     def push_target(self) -> ImageRef | OciTarget | None:
         return parse_push_target(self.push)
