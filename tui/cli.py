@@ -15,6 +15,7 @@ from tui.cli_output import HumanPrinter, JsonPrinter
 from tui.engine.config import ConfigError, load_config
 from tui.engine.podman_api import PodmanUnavailable
 from tui.engine.profiles import ProfileError
+from tui.engine.text import visible
 
 EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED = 1, 2, 130
 
@@ -148,8 +149,8 @@ def cmd_history(engine, args: argparse.Namespace) -> int:
 
     for r in records:
         when = datetime.datetime.fromtimestamp(r.started_at).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{r.id:4} {when} {r.profile:9} {r.status:9} {r.duration_s:7.1f}s "
-              f"{r.cache_hits:2}/{r.steps_total:<2} cached  {r.context}")
+        print(visible(f"{r.id:4} {when} {r.profile:9} {r.status:9} {r.duration_s:7.1f}s "
+                      f"{r.cache_hits:2}/{r.steps_total:<2} cached  {r.context}"))
     return 0
 
 
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if json_errors:
             JsonPrinter().error(str(exc))
         else:
-            print(f"buildcage: error: {exc}", file=sys.stderr)
+            HumanPrinter().error(str(exc))
         return EXIT_USAGE
 
 

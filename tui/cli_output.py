@@ -22,6 +22,7 @@ from tui.engine.events import (
     StepStarted,
 )
 from tui.engine.events import Warning as BuildWarning
+from tui.engine.text import visible
 
 
 class JsonPrinter:
@@ -43,7 +44,8 @@ class JsonPrinter:
 
 
 class HumanPrinter:
-    """Buildah's own lines, indented, with buildcage's reading of them in between."""
+    """Buildah's own lines, indented, with buildcage's reading of them in between. Control
+    characters in them are written out as text (a RUN step must not drive the terminal)."""
 
     def __init__(self, out: TextIO = sys.stdout, quiet: bool = False) -> None:
         self.out = out
@@ -57,6 +59,10 @@ class HumanPrinter:
             self.out.flush()
 
     def render(self, event: Event) -> str | None:
+        line = self._render(event)
+        return None if line is None else visible(line)
+
+    def _render(self, event: Event) -> str | None:
         if isinstance(event, LogLine):
             return None if self.quiet else f"    {event.line}"
         if isinstance(event, BuildStarted):
@@ -95,4 +101,4 @@ class HumanPrinter:
         return None
 
     def error(self, message: str) -> None:
-        print(f"buildcage: error: {message}", file=sys.stderr)
+        print(f"buildcage: error: {visible(message)}", file=sys.stderr)

@@ -15,6 +15,7 @@ from textual.widgets import Footer, Header, ProgressBar, Static
 
 from tui.engine.events import Done, Failed, LogLine
 from tui.engine.plan import BuildPlan
+from tui.engine.text import visible
 from tui.screens.batching import BuildEvents, EventBatcher
 from tui.screens.build_state import BuildState
 from tui.screens.common import Services
@@ -72,7 +73,7 @@ class BuildScreen(Screen[None]):
 
     def on_mount(self) -> None:
         where = " · Kubernetes Pod" if self.on == "kube" else ""
-        self.sub_title = f"{self.plan.context.name} · {self.plan.profile.name}{where}"
+        self.sub_title = visible(f"{self.plan.context.name} · {self.plan.profile.name}{where}")
         self.query_one(BlobProgress).display = False
         self.query_one("#end").display = False
         self._ticker = self.set_interval(TICK_S, self._tick)

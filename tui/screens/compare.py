@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, SelectionList, Static
 
 from tui.engine.events import Done, Event, StepStarted
+from tui.engine.text import visible
 from tui.screens.common import BuildRequest, Services, confirm_then
 from tui.styles_path import css_path
 from tui.widgets.bar_chart import Bar, BarChart
@@ -58,8 +60,8 @@ class CompareScreen(Screen[None]):
             yield SelectionList[str](*[(n, n, n in DEFAULT_PROFILES) for n in names],
                                      id="profiles")
             with Vertical(id="compare-info"):
-                yield Static(f"Context  {self.request.context.name}  (no push while comparing)",
-                             id="compare-context")
+                yield Static(Text(f"Context  {visible(self.request.context.name)}  "
+                                  "(no push while comparing)"), id="compare-context")
                 yield Static("choose profiles, then F5: each builds cold, then again",
                              id="compare-status")
         yield BarChart(id="chart")
@@ -136,7 +138,8 @@ class CompareScreen(Screen[None]):
             if self.bars and self.bars[-1].kind == "running":
                 self.bars.pop()
                 self.query_one(BarChart).set_bars(self.bars)
-        self.query_one("#compare-status", Static).update(message.text)
+        # Instructions and errors are in it: shown as text, never read as markup.
+        self.query_one("#compare-status", Static).update(Text(visible(message.text)))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,6 +20,7 @@ from tui.engine.containerfile import find_containerfile
 from tui.engine.planner import PlanError, default_tag
 from tui.engine.registry import parse_reference
 from tui.engine.summary import ProfileSummary
+from tui.engine.text import visible
 from tui.screens.common import BuildRequest, Services, confirm_then
 from tui.styles_path import css_path
 from tui.widgets.containerfile_fields import ContainerfileFields
@@ -98,14 +100,14 @@ class SessionScreen(Screen[None]):
     def select_context(self, path: Path) -> None:
         self.context = path.resolve()
         shown = self.services.show_path(self.context)
-        self.query_one("#context-label", Label).update(f"Context  {shown}")
+        self.query_one("#context-label", Label).update(Text(f"Context  {visible(shown)}"))
         # Suggest pushing under the name the image gets locally (localhost/buildcage/NAME).
         repository = parse_reference(default_tag(self.context)).repository
         self.query_one(PushTargetField).set_repository(repository)
         self.query_one(ContainerfileFields).set_context(self.context)
 
     def on_containerfile_fields_loaded(self, event: ContainerfileFields.Loaded) -> None:
-        self.query_one("#preview", TextArea).text = event.text
+        self.query_one("#preview", TextArea).text = visible(event.text)
         if event.path is None:
             self.query_one(SummaryCard).show_hint(event.text)
         else:
