@@ -7,14 +7,15 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from tui.engine.planner import PlanError
-from tui.engine.registry import check_reachable
+from tui.engine.errors import UserError
+from tui.engine.request import BuildRequest, PreparedBuild
 from tui.engine.session import Engine
-from tui.screens.common import BuildRequest, Reach, Services
+from tui.screens.common import Reach, Services, show_error
 from tui.styles_path import css_path
 
 DARK, LIGHT = "textual-dark", "textual-light"
@@ -33,10 +34,10 @@ class BuildcageApp(App[None]):
 
     def __init__(self, engine: Engine, start_dir: str | Path | None = None, *,
                  clock: Callable[[], float] = time.monotonic,
-                 reach: Reach = check_reachable) -> None:
+                 reach: Reach | None = None) -> None:
         super().__init__()
         self.start_dir = Path(start_dir).expanduser() if start_dir is not None else Path.cwd()
-        self.services = Services(engine=engine, clock=clock, reach=reach,
+        self.services = Services(engine=engine, clock=clock, reach=reach or engine.reach,
                                  start_dir=self.start_dir)
         self.theme = DARK
 
@@ -51,15 +52,23 @@ class BuildcageApp(App[None]):
 
     # -- navigation used by the screens ---------------------------------------------------------
     def start_build(self, request: BuildRequest, confirmed: bool = False) -> None:
-        """Check the request into a plan and open the build screen (or say what is wrong)."""
+        """Prepare the request as the CLI does (every check, the push target's registry, the
+        plan files) off the UI thread, then open the build screen, or say what is wrong."""
+        self._prepare_build(request, confirmed)
+
+    @work(thread=True, group="prepare")
+    def _prepare_build(self, request: BuildRequest, confirmed: bool) -> None:
+        try:
+            prepared = self.engine.prepare(request, confirmed=confirmed)
+        except UserError as exc:
+            self.call_from_thread(show_error, self, exc)
+            return
+        self.call_from_thread(self._open_build, prepared)
+
+    def _open_build(self, prepared: PreparedBuild) -> None:
         from tui.screens.build import BuildScreen
 
-        try:
-            plan = request.plan(self.engine, confirmed=confirmed)
-        except PlanError as exc:
-            self.notify(str(exc), title="Cannot build", severity="error")
-            return
-        self.push_screen(BuildScreen(self.services, plan, on=request.on))
+        self.push_screen(BuildScreen(self.services, prepared))
 
     def open_compare(self, request: BuildRequest) -> None:
         from tui.screens.compare import CompareScreen

@@ -1,23 +1,29 @@
 """Command line: `buildcage [DIR]` starts the TUI (its picker in DIR); build, plan, profiles,
-doctor and history are headless and use the same engine."""
+doctor and history are headless and use the same engine.
+
+Exit codes: 0 success, 1 a failed build (or failed checks), 2 bad input (a UserError, with a
+message saying what to change), 130 cancelled (Ctrl-C, SIGTERM), 141 output closed early (a
+pipe into ``head``). No condition a user caused ends in a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import os
 import signal
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
-from tui.cli_output import HumanPrinter, JsonPrinter
-from tui.engine.config import ConfigError, load_config
-from tui.engine.podman_api import PodmanUnavailable
-from tui.engine.profiles import ProfileError
+# Only the standard library and light modules at import time: a Ctrl-C in the first
+# milliseconds must land in main(), where it is a cancel, not in an import.
+from tui.engine.errors import UserError
 from tui.engine.text import visible
 
-EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED = 1, 2, 130
+EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED, EXIT_PIPE = 1, 2, 130, 141
 
 
 def _plan_options(p: argparse.ArgumentParser) -> None:
@@ -56,24 +62,26 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def _make_plan(engine, args: argparse.Namespace):
+def _request(args: argparse.Namespace):  # -> BuildRequest
     from tui.engine.planner import parse_build_args
+    from tui.engine.request import BuildRequest
 
-    return engine.plan(
-        args.context, profile=args.profile, containerfile=args.file, tag=args.tag,
-        push=args.push, build_args=parse_build_args(args.build_arg), target_stage=args.target,
-        no_cache=args.no_cache, project=args.project, confirmed=args.allow_host_rw,
+    return BuildRequest(
+        context=Path(args.context), profile=args.profile or "", containerfile=args.file or "",
+        tag=args.tag or "", push=args.push, build_args=parse_build_args(args.build_arg),
+        target_stage=args.target, no_cache=args.no_cache, project=args.project or "",
+        on=getattr(args, "on", "local"),
     )
 
 
 def cmd_build(engine, args: argparse.Namespace) -> int:
-    from tui.engine.planner import check_push_target
+    from tui.cli_output import HumanPrinter, JsonPrinter
 
     printer = JsonPrinter() if args.json else HumanPrinter(quiet=args.quiet)
-    plan = _make_plan(engine, args)
-    check_push_target(plan, engine.config)
-    runner = engine.runner(plan, printer, on=args.on)
-    # Ctrl-C or SIGTERM cancels: the runner removes the container, store and pins.
+    prepared = engine.prepare(_request(args), confirmed=args.allow_host_rw)
+    runner = engine.start(prepared, printer)
+    # Ctrl-C or SIGTERM cancels: the runner removes the container, store and pins. Before
+    # this line a Ctrl-C is a KeyboardInterrupt, which main() turns into the same exit code.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: threading.Thread(target=runner.cancel).start())
     done = runner.run()
@@ -84,10 +92,10 @@ def cmd_build(engine, args: argparse.Namespace) -> int:
 
 def cmd_plan(engine, args: argparse.Namespace) -> int:
     from tui.engine.renderings import create_kwargs, kube_manifest, podman_run
-    from tui.engine.stores import write_plan_files
 
-    plan = _make_plan(engine, args)
-    write_plan_files(plan)  # the printed command refers to these files: make it runnable as is
+    # The same checks as a build, and the files the printed command refers to are written, so
+    # it runs as printed; the registry need not answer to print a plan.
+    plan = engine.prepare(_request(args), confirmed=args.allow_host_rw, check_push=False).plan
     if args.format == "podman":
         print(podman_run(plan))
     elif args.format == "kube":
@@ -141,7 +149,7 @@ def cmd_doctor(engine, args: argparse.Namespace) -> int:
 def cmd_history(engine, args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    records = engine.history.recent(args.n)
+    records = engine.history.recent(args.n)  # HistoryError: a UserError naming the file
     if args.json:
         print(json.dumps([asdict(r) for r in records], indent=2))
         return 0
@@ -157,31 +165,95 @@ def cmd_history(engine, args: argparse.Namespace) -> int:
 VERBS = ("build", "plan", "profiles", "doctor", "history")
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+class Interrupted(BaseException):
+    """Ctrl-C (or SIGTERM) before a build took the signal over. Not a KeyboardInterrupt on
+    purpose: one that passes through an ``exec`` of a string (every dataclass definition runs
+    one while a module imports) makes CPython end the process by SIGINT at exit, whatever
+    caught it, and the exit code must be 130."""
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def start_directory(word: str) -> str:
+    """``buildcage WORD``: WORD must be a directory to start the TUI in; a word that is not one
+    is a mistyped command or a wrong path, said as such (UserError)."""
+    path = Path(word).expanduser()
+    if path.is_dir():
+        return word
+    if path.exists():
+        raise UserError(f"{word!r} is not a directory (buildcage DIR starts the TUI in DIR)")
+    close = difflib.get_close_matches(word, VERBS, n=1)
+    if close:
+        raise UserError(f"unknown command {word!r} (did you mean {close[0]}?)")
+    if os.sep in word or word.startswith((".", "~")):
+        raise UserError(f"directory {word!r} does not exist")
+    raise UserError(f"unknown command {word!r} (commands: {', '.join(VERBS)}); "
+                    f"no directory {word!r} here either")
+
+
+def _run(argv: list[str], state: dict[str, bool]) -> int:
     start_dir = None
     if argv and argv[0] not in VERBS and not argv[0].startswith("-"):
-        start_dir, argv = argv[0], argv[1:]  # `buildcage DIR`: the TUI, starting in DIR
+        # `buildcage DIR`: the TUI, starting in DIR. Checked before parsing, so that a
+        # typo'd verb is not taken for a directory.
+        start_dir, argv = start_directory(argv[0]), argv[1:]
     args = parser().parse_args(argv)
-    json_errors = getattr(args, "json", False) and args.verb == "build"
+    state["json"] = bool(getattr(args, "json", False)) and args.verb == "build"
+    from tui.engine.config import load_config
+    from tui.engine.session import Engine
+
+    engine = Engine(load_config())
+    if args.verb is None:
+        from tui.app import run_app
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the TUI's own
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        return run_app(engine, start_dir)
+    handler = {"build": cmd_build, "plan": cmd_plan, "profiles": cmd_profiles,
+               "doctor": cmd_doctor, "history": cmd_history}[args.verb]
+    code = handler(engine, args)
+    sys.stdout.flush()  # a closed pipe shows here, inside main, not at interpreter exit
+    return code
+
+
+def _stdout_gone() -> None:
+    """stdout's reader has gone (``| head``): drop whatever is still buffered for it."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``buildcage`` command; returns the exit code. The one place the CLI catches a
+    UserError (exit 2), a Ctrl-C before the build could take it over (130) and a closed
+    stdout (141)."""
+    argv = sys.argv[1:] if argv is None else argv
+    state = {"json": False}
     try:
-        from tui.engine.session import Engine
+        for sig in (signal.SIGINT, signal.SIGTERM):  # until a build takes them over
+            signal.signal(sig, _interrupted)
+        return _run(argv, state)
+    except UserError as exc:
+        if state["json"]:
+            from tui.cli_output import JsonPrinter
 
-        engine = Engine(load_config())
-        if args.verb is None:
-            from tui.app import run_app
-
-            return run_app(engine, start_dir)
-        handler = {"build": cmd_build, "plan": cmd_plan, "profiles": cmd_profiles,
-                   "doctor": cmd_doctor, "history": cmd_history}[args.verb]
-        return handler(engine, args)
-    except (ValueError, ConfigError, ProfileError, PodmanUnavailable) as exc:
-        # PlanError, BadReference and friends: a message for people, not a traceback.
-        if json_errors:
             JsonPrinter().error(str(exc))
         else:
-            HumanPrinter().error(str(exc))
+            print(f"buildcage: error: {visible(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except (Interrupted, KeyboardInterrupt):
+        if state["json"]:
+            from tui.cli_output import JsonPrinter
+            from tui.engine.events import Done
+
+            JsonPrinter()(Done(status="canceled"))  # every build's output ends with done
+        print("buildcage: canceled", file=sys.stderr)
+        return EXIT_CANCELED
+    except BrokenPipeError:
+        _stdout_gone()
+        return EXIT_PIPE
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tui.engine.errors import UserError
 from tui.engine.registry import is_valid_host
 
 APP = "buildcage"
@@ -37,7 +38,7 @@ _TOP_KEYS = {"default_profile", "builder_image", "podman_url", "registries", "pr
 _STRING_KEYS = ("default_profile", "builder_image", "podman_url")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """The configuration file cannot be read or has wrong contents; the message names the file."""
 
 

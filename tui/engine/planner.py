@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tui.engine.config import Config, data_dir, registries_conf
 from tui.engine.containerfile import find_containerfile
+from tui.engine.errors import UserError
 from tui.engine.plan import BuildPlan
 from tui.engine.profiles import ProfileSet
 from tui.engine.registry import (
@@ -21,7 +22,7 @@ from tui.engine.registry import (
 )
 
 
-class PlanError(ValueError):
+class PlanError(UserError, ValueError):
     """The request cannot become a build; the message tells the user what to change."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from tui.engine.errors import UserError
+
 StoreKind = Literal["fresh", "host", "project"]
 """fresh: a new volume per build, removed after it · host: the host's own store, read-write ·
 project: a persistent directory per (profile, project) under buildcage's data directory."""
@@ -84,7 +86,7 @@ BUILTIN_PROFILES: tuple[Profile, ...] = (
 DEFAULT_PROFILE = "host-ro"
 
 
-class ProfileError(ValueError):
+class ProfileError(UserError, ValueError):
     """A user profile in the config file is not valid."""
 
 

@@ -9,6 +9,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from tui.engine.errors import UserError
+
 DEFAULT_REGISTRY = "docker.io"
 DEFAULT_TAG = "latest"
 
@@ -24,7 +26,7 @@ _MAX_NAME = 255
 _LOOPBACK = ("127.", "localhost", "[::1]")
 
 
-class BadReference(ValueError):
+class BadReference(UserError, ValueError):
     """An image reference or push target the user typed is not valid; the message says why."""
 
 

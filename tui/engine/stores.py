@@ -17,7 +17,7 @@ from pathlib import Path
 from podman import PodmanClient
 from podman.errors import APIError, NotFound
 
-from tui.engine.containerfile import parse_containerfile
+from tui.engine.containerfile import parse_containerfile, read_containerfile
 from tui.engine.plan import BuildPlan
 from tui.engine.profiles import HOST_STORE
 from tui.engine.registry import OciTarget
@@ -69,7 +69,7 @@ def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True) -> HostStat
 
 
 def base_images(plan: BuildPlan) -> list[str]:
-    info = parse_containerfile(plan.containerfile.read_text())
+    info = parse_containerfile(read_containerfile(plan.containerfile))
     return info.base_images(dict(plan.build_args))
 
 

@@ -99,15 +99,16 @@ class CompareScreen(Screen[None]):
                 run = "first run, no cache" if no_cache else "second run"
                 post(self.Progress(f"{profile}: {run}…", Bar(profile, "running", 0.0)))
                 try:
-                    plan = self.request.with_profile(profile, no_cache=no_cache).plan(
-                        engine, confirmed=confirmed)
+                    prepared = engine.prepare(
+                        self.request.with_profile(profile, no_cache=no_cache),
+                        confirmed=confirmed)
 
                     def sink(event: Event, profile: str = profile, run: str = run) -> None:
                         if isinstance(event, StepStarted):
                             post(self.Progress(f"{profile}: {run} · step {event.step}/"
                                                f"{event.steps} {event.instruction[:40]}"))
 
-                    self._runner = engine.runner(plan, sink)
+                    self._runner = engine.start(prepared, sink)
                     done: Done = self._runner.run()
                 except Exception as exc:  # noqa: BLE001 - one profile failing ends its pair only
                     post(self.Progress(f"{profile}: {exc}", Bar(profile, "failed", 0.0, str(exc))))
@@ -118,7 +119,7 @@ class CompareScreen(Screen[None]):
                     break
                 # Warm means the store kept the first run's layers; a fresh store is cold again
                 # even when a later stage reuses a layer of an earlier one in the same build.
-                kept = not no_cache and plan.profile.keeps_cache
+                kept = not no_cache and prepared.plan.profile.keeps_cache
                 kind = "warm" if kept else "cold"
                 note = "" if no_cache or kept else "(no cache kept)"
                 post(self.Progress(f"{profile}: {done.duration_s:.1f}s",

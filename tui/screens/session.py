@@ -17,11 +17,13 @@ from textual.timer import Timer
 from textual.widgets import Button, Checkbox, DirectoryTree, Footer, Header, Label, Select, TextArea
 
 from tui.engine.containerfile import find_containerfile
+from tui.engine.errors import UserError
+from tui.engine.plan import BuildPlan
 from tui.engine.planner import PlanError, default_tag
 from tui.engine.registry import parse_reference
 from tui.engine.summary import ProfileSummary
 from tui.engine.text import visible
-from tui.screens.common import BuildRequest, Services, confirm_then
+from tui.screens.common import BuildRequest, Services, confirm_then, show_error
 from tui.styles_path import css_path
 from tui.widgets.containerfile_fields import ContainerfileFields
 from tui.widgets.context_tree import ContextTree
@@ -160,7 +162,7 @@ class SessionScreen(Screen[None]):
     def _load_summary(self, serial: int, request: BuildRequest) -> None:
         try:
             # Only a look: nothing runs, so the confirmation is not needed yet.
-            summary = self.engine.summary(request.plan(self.engine, confirmed=True))
+            summary = self.engine.summary(self.engine.plan_for(request, confirmed=True))
         except Exception as exc:  # noqa: BLE001 - PlanError, podman down...: all shown in the card
             self.post_message(self.SummaryReady(serial, None, str(exc) or type(exc).__name__))
             return
@@ -180,7 +182,7 @@ class SessionScreen(Screen[None]):
         try:
             return self.request()
         except PlanError as exc:
-            self.notify(str(exc), title="Cannot build", severity="error")
+            show_error(self, exc)
             return None
 
     @on(Button.Pressed, "#build")
@@ -192,13 +194,22 @@ class SessionScreen(Screen[None]):
 
     def action_plan(self) -> None:
         request = self._checked_request()
-        if request is None:
-            return
+        if request is not None:
+            self._prepare_plan(request)
+
+    @work(thread=True, exclusive=True, group="plan")
+    def _prepare_plan(self, request: BuildRequest) -> None:
+        """The plan as the build would run it, its files written so that the command and the
+        manifest shown run as copied. Only a look: the confirmation and the registry check
+        wait for the build itself."""
         try:
-            plan = request.plan(self.engine, confirmed=True)
-        except PlanError as exc:
-            self.notify(str(exc), title="Cannot plan", severity="error")
+            prepared = self.engine.prepare(request, confirmed=True, check_push=False)
+        except UserError as exc:
+            self.app.call_from_thread(show_error, self, exc, "Cannot plan")
             return
+        self.app.call_from_thread(self._show_plan, prepared.plan)
+
+    def _show_plan(self, plan: BuildPlan) -> None:
         from tui.screens.plan_view import PlanViewScreen
 
         self.app.push_screen(PlanViewScreen(plan))

@@ -95,6 +95,8 @@ class StepTable(DataTable[str | Text]):
             self.call_after_refresh(self._restyle)
 
     def _restyle(self) -> None:
+        if not self.is_attached:
+            return  # the screen went away before this ran (its styles are gone with it)
         for key, row in self._steps.items():
             if key in self.rows:
                 self.update_cell(key, "status", self._status(row))
