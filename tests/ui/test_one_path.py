@@ -49,6 +49,22 @@ async def test_a_build_to_a_dead_registry_does_not_start(history) -> None:
         assert engine.runners == [] and history.recent() == []
 
 
+async def test_a_real_registry_check_refuses_a_closed_port(history) -> None:
+    """The engine's own check, not a stand-in: nothing listens on 127.0.0.1:5999."""
+    from tui.engine.registry import check_reachable
+
+    engine = ReplayEngine(history, reach=check_reachable)
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pick_context(pilot, "hello")
+        app.screen.query_one(PushTargetField).query_one("#push", Input).value = \
+            "127.0.0.1:5999/demo/hello:1"
+        await pilot.pause()
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: any("5999" in m for m in messages(app)), what="refusal")
+        assert isinstance(app.screen, SessionScreen) and engine.runners == []
+
+
 async def test_a_build_runs_what_prepare_checked(engine) -> None:
     app = make_app(engine)
     async with app.run_test(size=(120, 40)) as pilot:
