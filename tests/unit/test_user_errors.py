@@ -60,6 +60,22 @@ def test_unwritable_data_home_cannot_open_history(tmp_path):
     no_traceback(out)
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (("history",), "cannot open build history"),
+    (("plan", str(HELLO)), "cannot write the build's files under /dev/null"),
+    (("build", str(HELLO)), "cannot write the build's files under /dev/null"),
+])
+def test_an_unusable_home_is_named(tmp_path, args, says):
+    environment = env(tmp_path, HOME="/dev/null")
+    del environment["XDG_DATA_HOME"]
+    out = subprocess.run([sys.executable, "-m", "tui", *args], capture_output=True, text=True,
+                         cwd=ROOT, env={k: v for k, v in environment.items()
+                                        if k not in ("XDG_CONFIG_HOME", "BUILDCAGE_CONFIG")},
+                         timeout=60)
+    assert out.returncode == 2 and says in out.stderr, out.stderr
+    no_traceback(out)
+
+
 def test_a_corrupt_history_database_is_named(tmp_path):
     path = tmp_path / "data" / "buildcage" / "history.sqlite3"
     path.parent.mkdir(parents=True)

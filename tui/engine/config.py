@@ -146,7 +146,7 @@ def load_config(path: Path | None = None) -> Config:
     config = Config()
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no file (HOME=/dev/null: no directory)
         text = None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc

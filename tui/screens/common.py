@@ -79,7 +79,8 @@ def confirm_then(screen: Screen, engine: Engine, profiles: list[str],
         if yes:
             then(True)
         else:
-            screen.notify(f"not started: {names} was not confirmed", severity="warning")
+            screen.notify(visible(f"not started: {names} was not confirmed"), severity="warning",
+                          markup=False)
 
     screen.app.push_screen(ConfirmScreen(question, detail), answered)
 
