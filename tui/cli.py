@@ -17,11 +17,15 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # Only the standard library and light modules at import time: a Ctrl-C in the first
 # milliseconds must land in main(), where it is a cancel, not in an import.
 from tui.engine.errors import UserError
 from tui.engine.text import visible
+
+if TYPE_CHECKING:
+    from tui.engine.request import BuildRequest
 
 EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED, EXIT_PIPE = 1, 2, 130, 141
 
@@ -62,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def _request(args: argparse.Namespace):  # -> BuildRequest
+def _request(args: argparse.Namespace) -> BuildRequest:
     from tui.engine.planner import parse_build_args
     from tui.engine.request import BuildRequest
 
