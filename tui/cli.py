@@ -222,13 +222,6 @@ def _run(argv: list[str], state: dict[str, bool]) -> int:
     return code
 
 
-def _stdout_gone() -> None:
-    """stdout's reader has gone (``| head``): drop whatever is still buffered for it."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
-
 def main(argv: list[str] | None = None) -> int:
     """The ``buildcage`` command; returns the exit code. The one place the CLI catches a
     UserError (exit 2), a Ctrl-C before the build could take it over (130) and a closed
@@ -256,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         print("buildcage: canceled", file=sys.stderr)
         return EXIT_CANCELED
     except BrokenPipeError:
-        _stdout_gone()
+        from tui.cli_output import stdout_gone
+
+        stdout_gone()
         return EXIT_PIPE
 
 

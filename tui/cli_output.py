@@ -26,6 +26,14 @@ from tui.engine.events import Warning as BuildWarning
 from tui.engine.text import visible
 
 
+def stdout_gone() -> None:
+    """stdout's reader has gone (``| head``): send what is still buffered, and anything later,
+    to /dev/null, so that nothing fails again when the interpreter flushes at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 class _Output:
     """Writes to ``out`` until its reader goes away (``buildcage build | head``): from then on
     nothing more is written, and the build goes on to its end and its clean-up."""
@@ -43,10 +51,8 @@ class _Output:
                 self.out.flush()
         except BrokenPipeError:
             self.gone = True
-            if self.out is sys.stdout:  # nothing left for the interpreter to flush at exit
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
+            if self.out is sys.stdout:
+                stdout_gone()
 
 
 class JsonPrinter(_Output):
