@@ -15,8 +15,6 @@ from tui.engine.plan import BuildPlan
 from tui.engine.profiles import ProfileSet
 from tui.engine.registry import (
     BadReference,
-    OciTarget,
-    check_reachable,
     parse_push_target,
     parse_reference,
 )
@@ -136,13 +134,3 @@ def make_plan(
         registries_conf=registries_conf(config),
     )
 
-
-def check_push_target(plan: BuildPlan, config: Config) -> None:
-    """Before a build: the registry it will push to must answer, or the build's work is lost
-    at the very end. Raises PlanError saying which registry and why."""
-    target = parse_push_target(plan.push)
-    if target is None or isinstance(target, OciTarget):
-        return
-    ok, message = check_reachable(target.registry, config.tls_verify_for(target.registry))
-    if not ok:
-        raise PlanError(f"push target {plan.push!r}: {message}")
