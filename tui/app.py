@@ -53,7 +53,10 @@ class BuildcageApp(App[None]):
     # -- navigation used by the screens ---------------------------------------------------------
     def start_build(self, request: BuildRequest, confirmed: bool = False) -> None:
         """Prepare the request as the CLI does (every check, the push target's registry, the
-        plan files) off the UI thread, then open the build screen, or say what is wrong."""
+        plan files) off the UI thread, then open the build screen, or say what is wrong. A
+        second request while one is being prepared is dropped (F5 pressed twice)."""
+        if any(w.group == "prepare" and not w.is_finished for w in self.workers):
+            return
         self._prepare_build(request, confirmed)
 
     @work(thread=True, group="prepare")

@@ -103,3 +103,26 @@ async def test_a_latin1_containerfile_is_a_message(history, tmp_path) -> None:
         await pilot.press("f5")
         await wait_for(pilot, lambda: any("0xe9" in m for m in messages(app)), what="message")
         assert isinstance(app.screen, SessionScreen) and engine.runners == []
+
+
+def slow_registry(host: str, tls_verify: bool) -> tuple[bool, str]:
+    import time
+
+    time.sleep(0.5)
+    return True, f"{host} answered"
+
+
+async def test_f5_twice_while_preparing_starts_one_build(history) -> None:
+    engine = ReplayEngine(history, reach=slow_registry)
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pick_context(pilot, "hello")
+        app.screen.query_one(PushTargetField).query_one("#push", Input).value = \
+            "127.0.0.1:5000/demo/hello:1"
+        await pilot.pause()
+        await pilot.press("f5", "f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen))
+        await wait_for(pilot, lambda: app.screen.finished)
+        await pilot.pause(0.7)
+        assert len(engine.runners) == 1
+        assert len([s for s in app.screen_stack if isinstance(s, BuildScreen)]) == 1
