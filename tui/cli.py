@@ -228,9 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     stdout (141)."""
     argv = sys.argv[1:] if argv is None else argv
     state = {"json": False}
+    previous = {}
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM):  # until a build takes them over
-            signal.signal(sig, _interrupted)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):  # until a build takes them over
+                previous[sig] = signal.signal(sig, _interrupted)
         return _run(argv, state)
     except UserError as exc:
         if state["json"]:
@@ -253,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
 
         stdout_gone()
         return EXIT_PIPE
+    finally:
+        for sig, handler in previous.items():  # main() called in-process leaves no trace
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
