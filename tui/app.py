@@ -12,17 +12,18 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
 from textual.screen import Screen
 
-from tui.engine.planner import PlanError
-from tui.engine.registry import check_reachable
+from tui.engine.errors import UserError
+from tui.engine.request import BuildRequest, PreparedBuild
 from tui.engine.session import Engine
 from tui.interrupts import APP_SIGNALS, Interrupts, detach_from_terminal
-from tui.screens.common import BuildRequest, Reach, Services
+from tui.screens.common import Reach, Services, show_error
 from tui.styles_path import css_path
 
 DARK, LIGHT = "textual-dark", "textual-light"
@@ -44,13 +45,13 @@ class BuildcageApp(App[None]):
 
     def __init__(self, engine: Engine, start_dir: str | Path | None = None, *,
                  clock: Callable[[], float] = time.monotonic,
-                 reach: Reach = check_reachable, interrupts: Interrupts | None = None) -> None:
+                 reach: Reach | None = None, interrupts: Interrupts | None = None) -> None:
         super().__init__()
         self.interrupts = interrupts
         self.hung_up: int | None = None
         """The signal that ended the app, if one did."""
         self.start_dir = Path(start_dir).expanduser() if start_dir is not None else Path.cwd()
-        self.services = Services(engine=engine, clock=clock, reach=reach,
+        self.services = Services(engine=engine, clock=clock, reach=reach or engine.reach,
                                  start_dir=self.start_dir)
         self.theme = DARK
 
@@ -97,15 +98,26 @@ class BuildcageApp(App[None]):
 
     # -- navigation used by the screens ---------------------------------------------------------
     def start_build(self, request: BuildRequest, confirmed: bool = False) -> None:
-        """Check the request into a plan and open the build screen (or say what is wrong)."""
+        """Prepare the request as the CLI does (every check, the push target's registry, the
+        plan files) off the UI thread, then open the build screen, or say what is wrong. A
+        second request while one is being prepared is dropped (F5 pressed twice)."""
+        if any(w.group == "prepare" and not w.is_finished for w in self.workers):
+            return
+        self._prepare_build(request, confirmed)
+
+    @work(thread=True, group="prepare")
+    def _prepare_build(self, request: BuildRequest, confirmed: bool) -> None:
+        try:
+            prepared = self.engine.prepare(request, confirmed=confirmed)
+        except UserError as exc:
+            self.call_from_thread(show_error, self, exc)
+            return
+        self.call_from_thread(self._open_build, prepared)
+
+    def _open_build(self, prepared: PreparedBuild) -> None:
         from tui.screens.build import BuildScreen
 
-        try:
-            plan = request.plan(self.engine, confirmed=confirmed)
-        except PlanError as exc:
-            self.notify(str(exc), title="Cannot build", severity="error")
-            return
-        self.push_screen(BuildScreen(self.services, plan, on=request.on))
+        self.push_screen(BuildScreen(self.services, prepared))
 
     def open_compare(self, request: BuildRequest) -> None:
         from tui.screens.compare import CompareScreen

@@ -1,21 +1,34 @@
 """Command line: `buildcage [DIR]` starts the TUI (its picker in DIR); build, plan, profiles,
-doctor, gc and history are headless and use the same engine."""
+doctor, gc and history are headless and use the same engine.
+
+Exit codes: 0 success, 1 a failed build (or failed checks), 2 bad input (a UserError, with a
+message saying what to change), 130 cancelled (Ctrl-C, SIGTERM, SIGHUP), 141 output closed early
+(a pipe into ``head``). No condition a user caused ends in a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import os
+import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tui.cli_output import HumanPrinter, JsonPrinter
-from tui.engine.config import ConfigError, load_config
-from tui.engine.podman_api import PodmanUnavailable
-from tui.engine.profiles import ProfileError
-from tui.interrupts import APP_SIGNALS, CANCEL_SIGNALS, Interrupts, interrupting
+# Only the standard library and light modules at import time: a Ctrl-C in the first
+# milliseconds must land in main(), where it is a cancel, not in an import.
+from tui.engine.errors import UserError
+from tui.engine.text import visible
+from tui.interrupts import APP_SIGNALS, CANCEL_SIGNALS, Interrupts, detach_from_terminal
 
-EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED = 1, 2, 130
+if TYPE_CHECKING:
+    from tui.engine.request import BuildRequest
+
+EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED, EXIT_PIPE = 1, 2, 130, 141
 
 
 def _plan_options(p: argparse.ArgumentParser) -> None:
@@ -65,14 +78,15 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def _make_plan(engine, args: argparse.Namespace):
+def _request(args: argparse.Namespace) -> BuildRequest:
     from tui.engine.planner import parse_build_args, parse_secrets
+    from tui.engine.request import BuildRequest
 
-    return engine.plan(
-        args.context, profile=args.profile, containerfile=args.file, tag=args.tag,
-        push=args.push, build_args=parse_build_args(args.build_arg),
+    return BuildRequest(
+        context=Path(args.context), profile=args.profile or "", containerfile=args.file or "",
+        tag=args.tag or "", push=args.push, build_args=parse_build_args(args.build_arg),
         secrets=parse_secrets(args.secret), target_stage=args.target,
-        no_cache=args.no_cache, project=args.project, confirmed=_confirmed(args),
+        no_cache=args.no_cache, project=args.project or "", on=getattr(args, "on", "local"),
     )
 
 
@@ -83,21 +97,18 @@ def _confirmed(args: argparse.Namespace) -> frozenset[str]:
 
 
 def cmd_build(engine, args: argparse.Namespace, interrupts: Interrupts | None = None) -> int:
-    from tui.engine.events import Done
-    from tui.engine.planner import check_push_target
+    from tui.cli_output import HumanPrinter, JsonPrinter
 
-    # Ctrl-C, SIGTERM or SIGHUP cancels: the runner removes the container, store and pins.
-    # main installed the handlers already; a signal that came before the runner is kept.
-    interrupts = interrupts or Interrupts()
     printer = JsonPrinter() if args.json else HumanPrinter(quiet=args.quiet)
-    plan = _make_plan(engine, args)
-    check_push_target(plan, engine.config)
-    if interrupts.canceled:
-        printer(Done(status="canceled"))
-        return EXIT_CANCELED
-    runner = engine.runner(plan, printer, on=args.on)
-    interrupts.on_cancel(runner.cancel)
-    done = runner.run()
+    # Until the runner exists, Ctrl-C, SIGTERM and SIGHUP raise (main's handlers): nothing is
+    # made yet, and a blocking call (a podman service that does not answer) must not hold
+    # them. From then on they cancel: the runner removes the containers, store and pins.
+    prepared = engine.prepare(_request(args), confirmed=_confirmed(args))
+    runner = engine.start(prepared, printer)
+    interrupts = interrupts or Interrupts()
+    with interrupts.installed(CANCEL_SIGNALS):
+        interrupts.on_cancel(runner.cancel)
+        done = runner.run()
     if done.status == "canceled":
         return EXIT_CANCELED
     return 0 if done.status == "succeeded" else EXIT_FAILED
@@ -105,12 +116,15 @@ def cmd_build(engine, args: argparse.Namespace, interrupts: Interrupts | None = 
 
 def cmd_plan(engine, args: argparse.Namespace) -> int:
     from tui.engine.renderings import create_kwargs, kube_manifest, podman_run
-    from tui.engine.stores import write_plan_files, write_secret_files
 
+    # The same checks as a build, and the files the printed command refers to are written, so
+    # it runs as printed; the registry need not answer to print a plan.
+    plan = engine.prepare(_request(args), confirmed=_confirmed(args), check_push=False).plan
     # Printed to be run later: the command mounts the context itself, not a snapshot.
-    plan = _make_plan(engine, args).without_snapshot()
-    write_plan_files(plan)  # the printed command refers to these files: make it runnable as is
+    plan = plan.without_snapshot()
     if args.format == "podman":
+        from tui.engine.stores import write_secret_files
+
         write_secret_files(plan)  # private to the user; the printed script removes them
     if args.format == "podman":
         print(podman_run(plan))
@@ -124,50 +138,31 @@ def cmd_plan(engine, args: argparse.Namespace) -> int:
 
 
 def cmd_profiles(engine, args: argparse.Namespace) -> int:
-    """Every profile with facts read from a real builder container; a profile whose container
-    podman cannot create (e.g. an extra store that does not exist) is reported, not fatal."""
     from dataclasses import asdict
 
-    from podman.errors import APIError
-
-    from tui.engine.facts import describe_network
-
-    rows: list = []
     with tempfile.TemporaryDirectory(prefix="buildcage-probe-") as ctx:
         (Path(ctx) / "Containerfile").write_text("FROM scratch\n")
+        rows = []
         for profile in engine.profiles.profiles:
             plan = engine.plan(ctx, profile=profile.name, confirmed=True, project="probe")
-            try:
-                rows.append(engine.summary(plan))
-            except APIError as exc:
-                rows.append((profile, f"podman cannot create its builder: {exc.explanation}"))
-    failed = [r for r in rows if isinstance(r, tuple)]
+            summary = engine.summary(plan)
+            rows.append(summary)
     if args.json:
-        print(json.dumps([
-            {"name": r[0].name, "summary": r[0].summary, "error": r[1],
-             "risks": [r.text for r in r[0].risks()]} if isinstance(r, tuple) else
-            {"name": r.profile.name, "summary": r.profile.summary,
-             "security": asdict(r.security), "speed": asdict(r.speed),
-             "median_s": r.median_s, "facts": r.facts.to_dict(),
-             "risks": [risk.text for risk in r.profile.risks()]}
-            for r in rows], indent=2))
-        return EXIT_FAILED if failed else 0
-    for row in rows:
-        if isinstance(row, tuple):
-            print(f"{row[0].name:10} error: {row[1]}")
-            continue
-        s, f = row, row.facts
+        print(json.dumps([{"name": s.profile.name, "summary": s.profile.summary,
+                           "security": asdict(s.security), "speed": asdict(s.speed),
+                           "median_s": s.median_s, "facts": s.facts.to_dict()} for s in rows],
+                         indent=2))
+        return 0
+    for s in rows:
+        f = s.facts
         print(f"{s.profile.name:10} security {'●' * s.security.score:<5} "
               f"speed {'●' * s.speed.score:<5} {s.profile.summary}")
         print(f"{'':10} host store: {f.host_store}; user namespace: {f.userns}; "
               f"SELinux: {f.selinux}; caps: {len(f.effective_caps)}; "
               f"engine sockets: {', '.join(f.engine_sockets) or 'none'}")
-        print(f"{'':10} network: {describe_network(f.network)}")
-        for risk in s.profile.risks():
-            print(f"{'':10} ⚠ must be confirmed: {risk.text}")
         for reason in s.security.reasons + s.speed.reasons:
             print(f"{'':10} - {reason}")
-    return EXIT_FAILED if failed else 0
+    return 0
 
 
 def cmd_doctor(engine, args: argparse.Namespace) -> int:
@@ -201,7 +196,7 @@ def cmd_gc(engine, args: argparse.Namespace) -> int:
 def cmd_history(engine, args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    records = engine.history.recent(args.n)
+    records = engine.history.recent(args.n)  # HistoryError: a UserError naming the file
     if args.json:
         print(json.dumps([asdict(r) for r in records], indent=2))
         return 0
@@ -209,57 +204,110 @@ def cmd_history(engine, args: argparse.Namespace) -> int:
 
     for r in records:
         when = datetime.datetime.fromtimestamp(r.started_at).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{r.id:4} {when} {r.profile:9} {r.status:9} {r.duration_s:7.1f}s "
-              f"{r.cache_hits:2}/{r.steps_total:<2} cached  {r.context}")
+        print(visible(f"{r.id:4} {when} {r.profile:9} {r.status:9} {r.duration_s:7.1f}s "
+                      f"{r.cache_hits:2}/{r.steps_total:<2} cached  {r.context}"))
     return 0
 
 
 VERBS = ("build", "plan", "profiles", "doctor", "gc", "history")
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+class Interrupted(BaseException):
+    """Ctrl-C (or SIGTERM) before a build took the signal over. Not a KeyboardInterrupt on
+    purpose: one that passes through an ``exec`` of a string (every dataclass definition runs
+    one while a module imports) makes CPython end the process by SIGINT at exit, whatever
+    caught it, and the exit code must be 130."""
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    if signum == signal.SIGHUP:
+        detach_from_terminal()  # the terminal is gone: the clean-up must not fail writing to it
+    raise Interrupted(signum)
+
+
+def start_directory(word: str) -> str:
+    """``buildcage WORD``: WORD must be a directory to start the TUI in; a word that is not one
+    is a mistyped command or a wrong path, said as such (UserError)."""
+    path = Path(word).expanduser()
+    if path.is_dir():
+        return word
+    if path.exists():
+        raise UserError(f"{word!r} is not a directory (buildcage DIR starts the TUI in DIR)")
+    close = difflib.get_close_matches(word, VERBS, n=1)
+    if close:
+        raise UserError(f"unknown command {word!r} (did you mean {close[0]}?)")
+    if os.sep in word or word.startswith((".", "~")):
+        raise UserError(f"directory {word!r} does not exist")
+    raise UserError(f"unknown command {word!r} (commands: {', '.join(VERBS)}); "
+                    f"no directory {word!r} here either")
+
+
+def _run(argv: list[str], state: dict[str, bool], interrupts: Interrupts) -> int:
     start_dir = None
     if argv and argv[0] not in VERBS and not argv[0].startswith("-"):
-        start_dir, argv = argv[0], argv[1:]  # `buildcage DIR`: the TUI, starting in DIR
+        # `buildcage DIR`: the TUI, starting in DIR. Checked before parsing, so that a
+        # typo'd verb is not taken for a directory.
+        start_dir, argv = start_directory(argv[0]), argv[1:]
     args = parser().parse_args(argv)
-    # First thing, before anything slow: a build (and the TUI) cancels and cleans up on Ctrl-C,
-    # SIGTERM and SIGHUP; the other verbs stop as on Ctrl-C, running their clean-ups.
-    interrupts = Interrupts()
-    if args.verb == "build":
-        guard = interrupts.installed(CANCEL_SIGNALS)
-    elif args.verb is None:
-        guard = interrupts.installed(APP_SIGNALS)
-    else:
-        guard = interrupting()
-    with guard:
-        return _run(args, start_dir, interrupts)
+    state["json"] = bool(getattr(args, "json", False)) and args.verb == "build"
+    from tui.engine.config import load_config
+    from tui.engine.session import Engine
 
+    engine = Engine(load_config())
+    if args.verb is None:
+        from tui.app import run_app
 
-def _run(args: argparse.Namespace, start_dir: str | None, interrupts: Interrupts) -> int:
-    json_errors = getattr(args, "json", False) and args.verb == "build"
-    try:
-        from tui.engine.session import Engine
-
-        engine = Engine(load_config())
-        if args.verb is None:
-            from tui.app import run_app
-
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the TUI's own
+        with interrupts.installed(APP_SIGNALS):  # SIGTERM, SIGHUP: the app ends the clean way
             return run_app(engine, start_dir, interrupts)
-        if args.verb == "build":
-            return cmd_build(engine, args, interrupts)
+    if args.verb == "build":
+        code = cmd_build(engine, args, interrupts)
+    else:
         handler = {"plan": cmd_plan, "profiles": cmd_profiles, "doctor": cmd_doctor,
                    "gc": cmd_gc, "history": cmd_history}[args.verb]
-        return handler(engine, args)
-    except KeyboardInterrupt:
-        return EXIT_CANCELED
-    except (ValueError, ConfigError, ProfileError, PodmanUnavailable) as exc:
-        # PlanError, BadReference and friends: a message for people, not a traceback.
-        if json_errors:
+        code = handler(engine, args)
+    sys.stdout.flush()  # a closed pipe shows here, inside main, not at interpreter exit
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``buildcage`` command; returns the exit code. The one place the CLI catches a
+    UserError (exit 2), a Ctrl-C before the build could take it over (130) and a closed
+    stdout (141)."""
+    argv = sys.argv[1:] if argv is None else argv
+    state = {"json": False}
+    previous = {}
+    try:
+        if threading.current_thread() is threading.main_thread():
+            # First thing: until a build (or the TUI) takes them over, Ctrl-C, SIGTERM and
+            # SIGHUP end the process through its clean-ups (a probe removes its container).
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                previous[sig] = signal.signal(sig, _interrupted)
+        return _run(argv, state, Interrupts())
+    except UserError as exc:
+        if state["json"]:
+            from tui.cli_output import JsonPrinter
+
             JsonPrinter().error(str(exc))
         else:
-            print(f"buildcage: error: {exc}", file=sys.stderr)
+            print(f"buildcage: error: {visible(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except (Interrupted, KeyboardInterrupt):
+        if state["json"]:
+            from tui.cli_output import JsonPrinter
+            from tui.engine.events import Done
+
+            JsonPrinter()(Done(status="canceled"))  # every build's output ends with done
+        print("buildcage: canceled", file=sys.stderr)
+        return EXIT_CANCELED
+    except BrokenPipeError:
+        from tui.cli_output import stdout_gone
+
+        stdout_gone()
+        return EXIT_PIPE
+    finally:
+        for sig, handler in previous.items():  # main() called in-process leaves no trace
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import TextIO
@@ -22,41 +23,74 @@ from tui.engine.events import (
     StepStarted,
 )
 from tui.engine.events import Warning as BuildWarning
+from tui.engine.text import visible
 
 
-class JsonPrinter:
-    """One JSON object per line per event; ``event`` and ``time`` in every one."""
+def stdout_gone() -> None:
+    """stdout's reader has gone (``| head``): send what is still buffered, and anything later,
+    to /dev/null, so that nothing fails again when the interpreter flushes at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+class _Output:
+    """Writes to ``out`` until its reader goes away (``buildcage build | head``): from then on
+    nothing more is written, and the build goes on to its end and its clean-up."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.gone = False
+
+    def write(self, text: str, flush: bool = True) -> None:
+        if self.gone:
+            return
+        try:
+            self.out.write(text)
+            if flush:
+                self.out.flush()
+        except BrokenPipeError:
+            self.gone = True
+            if self.out is sys.stdout:
+                stdout_gone()
+
+
+class JsonPrinter(_Output):
+    """One JSON object per line per event; ``event`` and ``time`` in every one. json.dumps
+    escapes every control character (ensure_ascii), so no escape reaches a terminal."""
 
     def __init__(self, out: TextIO = sys.stdout) -> None:
-        self.out = out
+        super().__init__(out)
 
     def __call__(self, event: Event) -> None:
-        self.out.write(event.to_json() + "\n")
-        if not isinstance(event, LogLine):
-            self.out.flush()
+        self.write(event.to_json() + "\n", flush=not isinstance(event, LogLine))
 
     def error(self, message: str) -> None:
         """A build that never started still ends with a ``done`` object, as every build does."""
-        self.out.write(json.dumps({"event": "error", "time": time.time(), "message": message}))
-        self.out.write("\n")
+        self.write(json.dumps({"event": "error", "time": time.time(), "message": message})
+                   + "\n")
         self(Done(status="failed"))
 
 
-class HumanPrinter:
-    """Buildah's own lines, indented, with buildcage's reading of them in between."""
+class HumanPrinter(_Output):
+    """Buildah's own lines, indented, with buildcage's reading of them in between. Control
+    characters in them are written out as text (a RUN step must not drive the terminal)."""
 
     def __init__(self, out: TextIO = sys.stdout, quiet: bool = False) -> None:
-        self.out = out
+        super().__init__(out)
         self.quiet = quiet
         self.steps: dict[tuple[int, int], str] = {}
 
     def __call__(self, event: Event) -> None:
         line = self.render(event)
         if line is not None:
-            self.out.write(line + "\n")
-            self.out.flush()
+            self.write(line + "\n")
 
     def render(self, event: Event) -> str | None:
+        line = self._render(event)
+        return None if line is None else visible(line)
+
+    def _render(self, event: Event) -> str | None:
         if isinstance(event, LogLine):
             return None if self.quiet else f"    {event.line}"
         if isinstance(event, BuildStarted):
@@ -95,4 +129,4 @@ class HumanPrinter:
         return None
 
     def error(self, message: str) -> None:
-        print(f"buildcage: error: {message}", file=sys.stderr)
+        print(f"buildcage: error: {visible(message)}", file=sys.stderr)

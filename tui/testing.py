@@ -30,7 +30,7 @@ from tui.engine.events import (
 from tui.engine.facts import facts_from_inspect
 from tui.engine.history import BuildRecord, History, StepRecord
 from tui.engine.plan import BuildPlan
-from tui.engine.session import Engine, EventSink
+from tui.engine.session import Engine, EventSink, Reach
 from tui.engine.summary import ProfileSummary, summarize
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
@@ -102,6 +102,11 @@ class ReplayRunner:
         return done
 
 
+def registry_answers(host: str, tls_verify: bool) -> tuple[bool, str]:
+    """The replay engine's registry check: every registry answers (nothing is pushed)."""
+    return True, f"{host} answered (replay)"
+
+
 class ReplayEngine(Engine):
     """An Engine whose containers are recordings. ``stream`` picks what a build replays: a
     stream name, a function of the plan, or None for warm/cold by the plan (``no_cache`` or a
@@ -111,8 +116,8 @@ class ReplayEngine(Engine):
                  stream: StreamSource | None = None, delay: float = 0.0,
                  pause_after: int | None = None, scale: dict[str, float] | None = None,
                  summary_error: Exception | None = None, summary_delay: float = 0.0,
-                 inspect_dir: Path = INSPECT) -> None:
-        super().__init__(config=config or Config(), history=history)
+                 inspect_dir: Path = INSPECT, reach: Reach = registry_answers) -> None:
+        super().__init__(config=config or Config(), history=history, reach=reach)
         self.stream = stream
         self.delay = delay
         self.pause_after = pause_after

@@ -22,6 +22,13 @@ def utc(monkeypatch: pytest.MonkeyPatch):
     time.tzset()
 
 
+@pytest.fixture(autouse=True)
+def data_home(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """Builds prepare their plan files under XDG_DATA_HOME: keep them in the test's tmp."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
 @pytest.fixture
 def history(tmp_path) -> History:
     with History(tmp_path / "history.sqlite3") as opened:

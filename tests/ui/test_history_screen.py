@@ -26,11 +26,12 @@ async def test_history_lists_records_newest_first(engine, history) -> None:
         screen = await open_history(pilot)
         table = screen.query_one(DataTable)
         assert table.row_count == 5
-        first = table.get_row_at(0)
+        # Cells are Text (never read as markup): compare their plain text.
+        first = [str(cell) for cell in table.get_row_at(0)]
         assert first[0] == "2025-11-29 07:46"  # UTC, from the fixed records
         assert first[1:5] == ["host-ro", "✓ succeeded", "2.8s", "3/4 warm"]
-        assert table.get_row_at(2)[2] == "✗ failed"
-        assert table.get_row_at(4)[4] == "0/4 cold"
+        assert str(table.get_row_at(2)[2]) == "✗ failed"
+        assert str(table.get_row_at(4)[4]) == "0/4 cold"
         detail = str(screen.query_one("#detail", Static).render())
         assert "● cached" in detail and "COPY greeting.txt /greeting.txt" in detail
 

@@ -38,3 +38,27 @@ def test_human_printer_reads_events_for_people():
     assert printer.render(done) == ("buildcage: succeeded in 3.0s, 3/4 steps cached, image "
                                     "ffffffffffff, pushed r/x:1@sha256:1")
     assert HumanPrinter(io.StringIO(), quiet=True).render(LogLine(line="x")) is None
+
+
+class ClosedPipe:
+    """An output whose reader has gone: every write fails as a pipe into ``head`` does."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_printers_stop_writing_when_the_reader_goes():
+    for printer_type in (HumanPrinter, JsonPrinter):
+        out = ClosedPipe()
+        printer = printer_type(out)  # type: ignore[arg-type]
+        printer(StepStarted(stage=1, stages=1, step=1, steps=1, instruction="RUN x"))
+        printer(LogLine(line="more"))  # the build goes on; nothing raised into the runner
+        printer(Done(status="succeeded"))
+        assert out.writes == 1 and printer.gone

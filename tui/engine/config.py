@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tui.engine.errors import UserError
 from tui.engine.profiles import ProfileError, ProfileSet
 from tui.engine.registry import is_valid_host
 
@@ -38,7 +39,7 @@ _TOP_KEYS = {"default_profile", "builder_image", "podman_url", "registries", "pr
 _STRING_KEYS = ("default_profile", "builder_image", "podman_url")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """The configuration file cannot be read or has wrong contents; the message names the file."""
 
 
@@ -176,7 +177,7 @@ def load_config(path: Path | None = None) -> Config:
     config = Config()
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no file (HOME=/dev/null: no directory)
         text = None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc

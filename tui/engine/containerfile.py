@@ -7,6 +7,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tui.engine.errors import UserError
+
 NAMES = ("Containerfile", "Dockerfile")
 
 _DIRECTIVE_RE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$")
@@ -22,7 +24,7 @@ _VAR_RE = re.compile(
 _FROM_FLAG_RE = re.compile(r"(?:^|[\s,])-{0,2}from=([^\s,]+)")
 
 
-class ContainerfileError(ValueError):
+class ContainerfileError(UserError, ValueError):
     """The Containerfile has an instruction that cannot be understood."""
 
 
@@ -105,6 +107,23 @@ def substitute(text: str, values: dict[str, str]) -> str:
         return value
 
     return _VAR_RE.sub(expand, text)
+
+
+def read_containerfile(path: Path) -> str:
+    """The Containerfile's text, read as UTF-8 (as Buildah reads it); raises ContainerfileError
+    naming the line, column and byte when it is not UTF-8, or why it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ContainerfileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ContainerfileError(
+            f"{path}: line {line}, column {column}: byte 0x{data[exc.start]:02x} is not UTF-8;"
+            " save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
 
 
 def find_containerfile(context: Path) -> Path | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from tui.engine.config import data_dir, ensure_data_dir, private_file
+from tui.engine.errors import UserError
 
 SCHEMA_VERSION = 1
 _SIDE_FILES = ("-journal", "-wal", "-shm")
@@ -37,7 +38,7 @@ CREATE TABLE steps (
 """
 
 
-class HistoryError(RuntimeError):
+class HistoryError(UserError, RuntimeError):
     """The history database cannot be opened or has an unknown schema."""
 
 
@@ -154,10 +155,19 @@ class History:
             raise HistoryError(f"{self.path}: history is closed")
         return self._db
 
+    def _failed(self, exc: sqlite3.Error) -> HistoryError:
+        return HistoryError(f"{self.path}: cannot use build history: {exc}")
+
     def add(self, record: BuildRecord) -> int:
         """Store ``record`` (its ``id`` is ignored) with its steps; return the new id."""
         if record.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}: {record.status!r}")
+        try:
+            return self._add(record)
+        except sqlite3.Error as exc:  # a database damaged since it was opened, a full disk
+            raise self._failed(exc) from exc
+
+    def _add(self, record: BuildRecord) -> int:
         marks = ", ".join("?" * len(_COLUMNS))
         with self._lock, self._conn() as db:
             cursor = db.execute(
@@ -174,6 +184,12 @@ class History:
         return build_id
 
     def _records(self, where: str, params: tuple[Any, ...]) -> list[BuildRecord]:
+        try:
+            return self._read(where, params)
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+
+    def _read(self, where: str, params: tuple[Any, ...]) -> list[BuildRecord]:
         with self._lock:
             db = self._conn()
             rows = db.execute(f"SELECT * FROM builds {where}", params).fetchall()
@@ -205,8 +221,11 @@ class History:
         if context is not None:
             where, params = where + " AND context = ?", [*params, context]
         query = f"SELECT duration_s FROM builds WHERE {where} ORDER BY started_at DESC LIMIT ?"
-        with self._lock:
-            rows = self._conn().execute(query, (*params, last)).fetchall()
+        try:
+            with self._lock:
+                rows = self._conn().execute(query, (*params, last)).fetchall()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
         return statistics.median(row[0] for row in rows) if rows else None
 
     def close(self) -> None:

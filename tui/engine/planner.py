@@ -12,6 +12,7 @@ from pathlib import Path
 from tui.engine.config import Config, data_dir, registries_conf
 from tui.engine.containerfile import find_containerfile
 from tui.engine.context import needs_snapshot
+from tui.engine.errors import UserError
 from tui.engine.paths import UnsafePath, check_context, check_project_name
 from tui.engine.plan import BuildPlan
 from tui.engine.profiles import ProfileSet, confirmation_message, confirmation_needed
@@ -19,13 +20,12 @@ from tui.engine.registry import (
     BadReference,
     OciTarget,
     check_oci_dir,
-    check_reachable,
     parse_push_target,
     parse_reference,
 )
 
 
-class PlanError(ValueError):
+class PlanError(UserError, ValueError):
     """The request cannot become a build; the message tells the user what to change."""
 
 
@@ -212,13 +212,3 @@ def make_plan(
         raise PlanError(str(exc)) from exc
     return plan
 
-
-def check_push_target(plan: BuildPlan, config: Config) -> None:
-    """Before a build: the registry it will push to must answer, or the build's work is lost
-    at the very end. Raises PlanError saying which registry and why."""
-    target = parse_push_target(plan.push)
-    if target is None or isinstance(target, OciTarget):
-        return
-    ok, message = check_reachable(target.registry, config.tls_verify_for(target.registry))
-    if not ok:
-        raise PlanError(f"push target {plan.push!r}: {message}")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
 from podman import PodmanClient
 
+from tui.engine.errors import UserError
 
-class PodmanUnavailable(RuntimeError):
+
+class PodmanUnavailable(UserError, RuntimeError):
     """The podman API service does not answer; the message says how to start it."""
 
 
@@ -13,9 +17,24 @@ def socket_path(url: str) -> str:
     return url.removeprefix("unix://") if url.startswith("unix://") else url
 
 
+SCHEMES = ("unix", "http+unix", "ssh", "http+ssh", "tcp", "http")
+
+
+def check_url(url: str) -> None:
+    """Raises PodmanUnavailable unless ``url`` has the form of a podman service address."""
+    parts = urllib.parse.urlsplit(url)
+    where = parts.path if parts.scheme in ("unix", "http+unix") else parts.netloc
+    if parts.scheme not in SCHEMES or not where:
+        raise PodmanUnavailable(
+            f"podman URL {url!r} is not a podman service address: use "
+            "unix:///run/podman/podman.sock, ssh://USER@HOST/SOCKET or tcp://HOST:PORT "
+            "(podman_url in config.toml, or BUILDCAGE_PODMAN_URL)")
+
+
 def connect(url: str) -> PodmanClient:
-    client = PodmanClient(base_url=url, timeout=60)
+    check_url(url)
     try:
+        client = PodmanClient(base_url=url, timeout=60)
         ok = client.ping()
     except Exception as exc:  # the client raises several types for "nobody there"
         raise PodmanUnavailable(_message(url, exc)) from exc
@@ -26,6 +45,10 @@ def connect(url: str) -> PodmanClient:
 
 def _message(url: str, exc: BaseException | None) -> str:
     why = f" ({type(exc).__name__})" if exc is not None else ""
+    if not url.startswith("unix://"):
+        return (f"podman API service does not answer at {url}{why}; check the address "
+                "(podman_url in config.toml, or BUILDCAGE_PODMAN_URL) and that the service "
+                "runs there; `buildcage doctor` checks the rest.")
     return (
         f"podman API service does not answer at {url}{why}. Start it with "
         f"`podman system service --time=0 unix://{socket_path(url)} &` "

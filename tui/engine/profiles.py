@@ -14,6 +14,7 @@ import unicodedata
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Literal
 
+from tui.engine.errors import UserError
 from tui.engine.hostpaths import HOST_STORE, reach, realpath
 
 StoreKind = Literal["fresh", "host", "project"]
@@ -92,7 +93,7 @@ BUILTIN_PROFILES: tuple[Profile, ...] = (
 DEFAULT_PROFILE = "host-ro"
 
 
-class ProfileError(ValueError):
+class ProfileError(UserError, ValueError):
     """A user profile in the config file is not valid or is refused as dangerous."""
 
 

@@ -12,6 +12,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from tui.engine.errors import UserError
+
 DEFAULT_REGISTRY = "docker.io"
 DEFAULT_TAG = "latest"
 
@@ -27,7 +29,7 @@ _MAX_NAME = 255
 _LOOPBACK = ("127.", "localhost", "[::1]")
 
 
-class BadReference(ValueError):
+class BadReference(UserError, ValueError):
     """An image reference or push target the user typed is not valid; the message says why."""
 
 

@@ -1,7 +1,11 @@
 """The engine's front door for the TUI and the CLI: plans, profile summaries, builds, history.
 
-Every method here may block (podman calls): the TUI calls them from thread workers only. Build
-events are delivered through the ``on_event`` callback on the runner's thread.
+A build is one path for every front end: ``prepare(request, confirmed=...)`` checks a
+``BuildRequest`` and writes its plan files (raising a ``UserError`` saying what to change), and
+``start(prepared, on_event)`` gives the ``Runner`` that runs it, locally or as a Kubernetes Pod.
+
+Every method here may block (podman calls, a registry check): the TUI calls them from thread
+workers only. Build events are delivered through ``on_event`` on the runner's thread.
 """
 
 from __future__ import annotations
@@ -12,14 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tui.engine.config import Config, load_config
+from tui.engine.containerfile import parse_containerfile, read_containerfile
 from tui.engine.events import Done, Event, StepDone, StepStarted
-from tui.engine.history import BuildRecord, History, StepRecord
+from tui.engine.events import Warning as BuildWarning
+from tui.engine.history import BuildRecord, History, HistoryError, StepRecord
 from tui.engine.plan import BuildPlan
-from tui.engine.planner import make_plan
+from tui.engine.planner import PlanError, make_plan
 from tui.engine.profiles import ProfileSet
+from tui.engine.registry import OciTarget, check_reachable, parse_push_target
+from tui.engine.request import BuildRequest, PreparedBuild, Runner
 from tui.engine.summary import ProfileSummary, summarize
 
 EventSink = Callable[[Event], None]
+Reach = Callable[[str, bool], tuple[bool, str]]
+"""``reach(registry, tls_verify) -> (answers, message)``: does a push target's registry answer."""
 
 
 @dataclass
@@ -41,9 +51,12 @@ class StepLog:
 class Engine:
     """One per process: holds config, profiles, the history database and the podman client."""
 
-    def __init__(self, config: Config | None = None, history: History | None = None) -> None:
+    def __init__(self, config: Config | None = None, history: History | None = None,
+                 reach: Reach = check_reachable) -> None:
         self.config = config or load_config()
         self.profiles = ProfileSet.from_config(self.config.profiles)
+        self.reach = reach
+        """Checks a push target's registry before a build (blocking)."""
         self._history = history
         self._client = None
 
@@ -64,18 +77,64 @@ class Engine:
         """See tui.engine.planner.make_plan for the options; raises PlanError."""
         return make_plan(context, config=self.config, **options)
 
+    def plan_for(self, request: BuildRequest, *,
+                 confirmed: bool | frozenset[str] = False) -> BuildPlan:
+        """The request checked into a plan, with no side effects (for a look: the summary
+        card); raises PlanError. A build goes through ``prepare``."""
+        return self.plan(request.context, profile=request.profile or None,
+                         containerfile=request.containerfile or None, tag=request.tag or None,
+                         push=request.push, build_args=request.build_args,
+                         secrets=request.secrets,
+                         target_stage=request.target_stage, no_cache=request.no_cache,
+                         project=request.project or None, confirmed=confirmed)
+
+    def prepare(self, request: BuildRequest, *, confirmed: bool | frozenset[str] = False,
+                check_push: bool = True) -> PreparedBuild:
+        """Everything checked before a build, the same for every front end: the profile and its
+        confirmation, the paths, the Containerfile (UTF-8, and readable by buildcage), and with
+        ``check_push`` that the push target's registry answers. Writes the plan's files, so its
+        ``podman run`` and Pod renderings run as printed. Raises a UserError saying what to
+        change."""
+        plan = self.plan_for(request, confirmed=confirmed)
+        parse_containerfile(read_containerfile(plan.containerfile))
+        target = parse_push_target(plan.push)
+        if check_push and target is not None and not isinstance(target, OciTarget):
+            ok, message = self.reach(target.registry, self.config.tls_verify_for(target.registry))
+            if not ok:
+                raise PlanError(f"push target {plan.push!r}: {message}")
+        from tui.engine.stores import write_plan_files
+
+        try:
+            write_plan_files(plan)
+        except OSError as exc:
+            where = exc.filename or plan.data_dir
+            raise PlanError(f"cannot write the build's files under {where}: "
+                            f"{exc.strerror or exc} (XDG_DATA_HOME chooses where)") from exc
+        return PreparedBuild(request, plan)
+
+    def start(self, prepared: PreparedBuild, on_event: EventSink) -> Runner:
+        """The runner of a prepared build (nothing runs until its ``run()``); connects to
+        podman, so raises PodmanUnavailable when the service does not answer. Every build
+        that ends is recorded in history before its Done is delivered."""
+        return self.runner(prepared.plan, on_event, on=prepared.on)
+
     def summary(self, plan: BuildPlan) -> ProfileSummary:
         """Creates the builder container (never started), reads its facts, removes it."""
         from tui.engine.probe import probe_facts
 
         facts = probe_facts(self.client(), plan)
-        median = self.history.median_duration(plan.profile.name, str(plan.context))
-        return summarize(plan.profile, facts, median)
+        return summarize(plan.profile, facts, self.median(plan))
 
-    def runner(self, plan: BuildPlan, on_event: EventSink, on: str = "local"):
-        """A BuildRunner: call ``run()`` (blocking, returns Done) and ``cancel()`` from any thread.
-        ``on="kube"`` runs the plan's Pod manifest instead of a plain container. Every finished
-        build is recorded in history."""
+    def median(self, plan: BuildPlan) -> float | None:
+        """Median time of recent builds like this one; None when history cannot say."""
+        try:
+            return self.history.median_duration(plan.profile.name, str(plan.context))
+        except HistoryError:
+            return None
+
+    def runner(self, plan: BuildPlan, on_event: EventSink, on: str = "local") -> Runner:
+        """The runner for ``start`` (replaced by tests' replay engines): ``on="kube"`` runs the
+        plan's Pod manifest instead of a plain container."""
         from tui.engine.runner import BuildRunner
 
         if on == "kube":
@@ -85,14 +144,20 @@ class Engine:
         return BuildRunner(self.client(), plan, self.recording(plan, on_event))
 
     def recording(self, plan: BuildPlan, on_event: EventSink) -> EventSink:
-        """Passes events on and records the build in history when its Done arrives."""
+        """Passes events on and records the build in history when its Done arrives, before
+        passing the Done on. History that cannot be written is a warning: the build itself
+        went as its Done says."""
         steps = StepLog()
 
         def sink(event: Event) -> None:
             steps.feed(event)
-            on_event(event)
             if isinstance(event, Done):
-                self.record(plan, event, steps)
+                try:
+                    self.record(plan, event, steps)
+                except HistoryError as exc:
+                    on_event(BuildWarning(message=f"not recorded in history: {exc}",
+                                          time=event.time))
+            on_event(event)
 
         return sink
 

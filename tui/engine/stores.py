@@ -20,7 +20,7 @@ from podman import PodmanClient
 from podman.errors import APIError, NotFound
 
 from tui.engine.config import private_dir
-from tui.engine.containerfile import parse_containerfile
+from tui.engine.containerfile import parse_containerfile, read_containerfile
 from tui.engine.context import make_snapshot, remove_snapshot
 from tui.engine.paths import check_own_path
 from tui.engine.plan import BuildPlan
@@ -132,7 +132,7 @@ def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True,
 
 
 def base_images(plan: BuildPlan) -> list[str]:
-    info = parse_containerfile(plan.containerfile.read_text())
+    info = parse_containerfile(read_containerfile(plan.containerfile))
     return info.base_images(dict(plan.build_args))
 
 

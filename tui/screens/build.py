@@ -3,8 +3,6 @@ result or failure at the end."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,7 +12,8 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, ProgressBar, Static
 
 from tui.engine.events import Done, Failed, LogLine
-from tui.engine.plan import BuildPlan
+from tui.engine.request import PreparedBuild, Runner
+from tui.engine.text import visible
 from tui.screens.batching import BuildEvents, EventBatcher
 from tui.screens.build_state import BuildState
 from tui.screens.common import Services
@@ -35,11 +34,13 @@ class BuildScreen(Screen[None]):
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, services: Services, plan: BuildPlan, on: str = "local") -> None:
+    def __init__(self, services: Services, prepared: PreparedBuild) -> None:
         super().__init__()
         self.services = services
-        self.plan = plan
-        self.on = on
+        self.prepared = prepared
+        """The checked request (from ``Engine.prepare``) this screen runs with ``Engine.start``."""
+        self.plan = prepared.plan
+        self.on = prepared.on
         """"local" or "kube": the plan as a builder container or as its Kubernetes Pod."""
         self.state = BuildState()
         """Everything known about the build so far, folded from its events."""
@@ -47,8 +48,8 @@ class BuildScreen(Screen[None]):
         """The runner's on_event: events cross from its thread in batches."""
         self.canceling = False
         """Cancel was asked for (or the screen is going away); the Done will say canceled."""
-        self._runner: Any = None
-        """BuildRunner, set by the worker thread once podman answered."""
+        self._runner: Runner | None = None
+        """Set by the worker thread once podman answered."""
         self._started = services.clock()
         self._ticker: Timer | None = None
 
@@ -72,7 +73,7 @@ class BuildScreen(Screen[None]):
 
     def on_mount(self) -> None:
         where = " · Kubernetes Pod" if self.on == "kube" else ""
-        self.sub_title = f"{self.plan.context.name} · {self.plan.profile.name}{where}"
+        self.sub_title = visible(f"{self.plan.context.name} · {self.plan.profile.name}{where}")
         self.query_one(BlobProgress).display = False
         self.query_one("#end").display = False
         self._ticker = self.set_interval(TICK_S, self._tick)
@@ -81,7 +82,7 @@ class BuildScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="build")
     def _run(self) -> None:
         try:
-            runner = self.services.engine.runner(self.plan, self.batcher, on=self.on)
+            runner = self.services.engine.start(self.prepared, self.batcher)
             self._runner = runner
             if self.canceling:
                 runner.cancel()

@@ -1,22 +1,23 @@
-"""What every screen shares: the services they are given, and a build request turned into a plan
-(after the confirmation some profiles ask for)."""
+"""What every screen shares: the services they are given, the confirmation some profiles ask
+for before a build, and how a UserError is shown. Builds themselves go through the engine's one
+path (``Engine.prepare`` then ``Engine.start``), as the CLI's do."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from textual.app import App
 from textual.screen import Screen
 
-from tui.engine.history import BuildRecord
-from tui.engine.plan import BuildPlan
+from tui.engine.errors import UserError
 from tui.engine.planner import PlanError
 from tui.engine.registry import check_reachable
-from tui.engine.session import Engine
-
-Reach = Callable[[str, bool], tuple[bool, str]]
+from tui.engine.request import BuildRequest
+from tui.engine.session import Engine, Reach
+from tui.engine.text import visible
 
 
 @dataclass(frozen=True)
@@ -39,41 +40,6 @@ class Services:
             if base != Path("/") and path.is_relative_to(base) and path != base:
                 return prefix + str(path.relative_to(base))
         return str(path)
-
-
-@dataclass(frozen=True)
-class BuildRequest:
-    """What the user asked for, before it is checked into a BuildPlan."""
-
-    context: Path
-    profile: str
-    containerfile: str = ""
-    push: str = ""
-    build_args: tuple[tuple[str, str], ...] = ()
-    target_stage: str = ""
-    no_cache: bool = False
-    tag: str = ""
-    on: str = "local"
-    """Where it runs: "local" (a builder container) or "kube" (the plan's Pod, kube play)."""
-
-    @classmethod
-    def from_record(cls, record: BuildRecord) -> BuildRequest:
-        """The same settings as a build in history (for "rebuild")."""
-        return cls(context=Path(record.context), profile=record.profile,
-                   containerfile=record.containerfile, push=record.target,
-                   build_args=tuple(record.build_args.items()),
-                   target_stage=record.stage_target, no_cache=record.no_cache, tag=record.tag)
-
-    def with_profile(self, profile: str, *, no_cache: bool, push: str = "") -> BuildRequest:
-        return replace(self, profile=profile, no_cache=no_cache, push=push)
-
-    def plan(self, engine: Engine, *, confirmed: bool = False) -> BuildPlan:
-        """Raises PlanError with a message for people."""
-        return engine.plan(self.context, profile=self.profile,
-                           containerfile=self.containerfile or None, tag=self.tag or None,
-                           push=self.push, build_args=self.build_args,
-                           target_stage=self.target_stage, no_cache=self.no_cache,
-                           confirmed=confirmed)
 
 
 def needs_confirmation(engine: Engine, profiles: list[str]) -> list[str]:
@@ -111,10 +77,17 @@ def confirm_then(screen: Screen, engine: Engine, profiles: list[str],
         if yes:
             then(True)
         else:
-            screen.notify(f"not started: {names} was not confirmed", severity="warning")
+            screen.notify(visible(f"not started: {names} was not confirmed"), severity="warning",
+                          markup=False)
 
     screen.app.push_screen(ConfirmScreen(question, detail), answered)
 
 
-__all__ = ["BuildRequest", "PlanError", "Reach", "Services", "confirm_then",
-           "needs_confirmation"]
+def show_error(where: App | Screen, exc: UserError, title: str = "Cannot build") -> None:
+    """How the TUI shows an error meant for people: a notification, its text never read as
+    markup and its control characters visible."""
+    where.notify(visible(str(exc)), title=title, severity="error", markup=False)
+
+
+__all__ = ["BuildRequest", "PlanError", "Reach", "Services", "UserError", "confirm_then",
+           "needs_confirmation", "show_error"]

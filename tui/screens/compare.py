@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, SelectionList, Static
 
 from tui.engine.events import Done, Event, StepStarted
+from tui.engine.text import visible
 from tui.screens.common import BuildRequest, Services, confirm_then
 from tui.styles_path import css_path
 from tui.widgets.bar_chart import Bar, BarChart
@@ -58,8 +60,8 @@ class CompareScreen(Screen[None]):
             yield SelectionList[str](*[(n, n, n in DEFAULT_PROFILES) for n in names],
                                      id="profiles")
             with Vertical(id="compare-info"):
-                yield Static(f"Context  {self.request.context.name}  (no push while comparing)",
-                             id="compare-context")
+                yield Static(Text(f"Context  {visible(self.request.context.name)}  "
+                                  "(no push while comparing)"), id="compare-context")
                 yield Static("choose profiles, then F5: each builds cold, then again",
                              id="compare-status")
         yield BarChart(id="chart")
@@ -97,15 +99,16 @@ class CompareScreen(Screen[None]):
                 run = "first run, no cache" if no_cache else "second run"
                 post(self.Progress(f"{profile}: {run}…", Bar(profile, "running", 0.0)))
                 try:
-                    plan = self.request.with_profile(profile, no_cache=no_cache).plan(
-                        engine, confirmed=confirmed)
+                    prepared = engine.prepare(
+                        self.request.with_profile(profile, no_cache=no_cache),
+                        confirmed=confirmed)
 
                     def sink(event: Event, profile: str = profile, run: str = run) -> None:
                         if isinstance(event, StepStarted):
                             post(self.Progress(f"{profile}: {run} · step {event.step}/"
                                                f"{event.steps} {event.instruction[:40]}"))
 
-                    self._runner = engine.runner(plan, sink)
+                    self._runner = engine.start(prepared, sink)
                     done: Done = self._runner.run()
                 except Exception as exc:  # noqa: BLE001 - one profile failing ends its pair only
                     post(self.Progress(f"{profile}: {exc}", Bar(profile, "failed", 0.0, str(exc))))
@@ -116,7 +119,7 @@ class CompareScreen(Screen[None]):
                     break
                 # Warm means the store kept the first run's layers; a fresh store is cold again
                 # even when a later stage reuses a layer of an earlier one in the same build.
-                kept = not no_cache and plan.profile.keeps_cache
+                kept = not no_cache and prepared.plan.profile.keeps_cache
                 kind = "warm" if kept else "cold"
                 note = "" if no_cache or kept else "(no cache kept)"
                 post(self.Progress(f"{profile}: {done.duration_s:.1f}s",
@@ -136,7 +139,8 @@ class CompareScreen(Screen[None]):
             if self.bars and self.bars[-1].kind == "running":
                 self.bars.pop()
                 self.query_one(BarChart).set_bars(self.bars)
-        self.query_one("#compare-status", Static).update(message.text)
+        # Instructions and errors are in it: shown as text, never read as markup.
+        self.query_one("#compare-status", Static).update(Text(visible(message.text)))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from tui.engine.text import visible
 from tui.styles_path import css_path
 
 
@@ -24,9 +26,9 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.question, id="question")
+            yield Label(Text(visible(self.question)), id="question")
             if self.detail:
-                yield Static(self.detail, id="detail")
+                yield Static(Text(visible(self.detail)), id="detail")
             with Horizontal(id="buttons"):
                 # "No" first and focused: the safe answer is the easy one.
                 yield Button("No", variant="primary", id="no")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.engine.history import BuildRecord
+from tui.engine.text import visible
 from tui.screens.common import BuildRequest, Services, confirm_then
 from tui.styles_path import css_path
 
@@ -25,7 +27,7 @@ def when(timestamp: float) -> str:
 
 
 def describe(record: BuildRecord, context: str) -> str:
-    """The detail pane under the table."""
+    """The detail pane under the table (raw: ``show`` makes it safe to display)."""
     lines = [f"{record.tag or 'untagged'} · {context}",
              f"{record.status} in {record.duration_s:.1f}s · {record.cache_hits}/"
              f"{record.steps_total} steps from cache" + (" · no cache" if record.no_cache else "")]
@@ -44,6 +46,11 @@ def describe(record: BuildRecord, context: str) -> str:
         where = f"{step.stage}.{step.step}"
         lines.append(f"  step {where:<5} {mark:>8}  {step.instruction}")
     return "\n".join(lines)
+
+
+def show(text: str) -> Text:
+    """Build-derived text for a widget: control characters visible, no markup read."""
+    return Text(visible(text))
 
 
 class HistoryScreen(Screen[None]):
@@ -97,17 +104,17 @@ class HistoryScreen(Screen[None]):
         table.clear()
         for index, record in enumerate(self.records):
             warm = "warm" if record.warm else "cold"
-            table.add_row(
+            # Text cells: a str cell is read as Rich markup, and these come from builds.
+            table.add_row(*(show(cell) for cell in (
                 when(record.started_at), record.profile,
                 f"{ICONS.get(record.status, '?')} {record.status}",
                 f"{record.duration_s:.1f}s",
                 f"{record.cache_hits}/{record.steps_total} {warm}",
                 self.services.show_path(record.context),
-                key=str(index),
-            )
+            )), key=str(index))
         detail = self.query_one("#detail", Static)
         if message.error:
-            detail.update(message.error)
+            detail.update(show(message.error))
         elif not self.records:
             detail.update("no builds yet: F5 on the session screen starts one")
         else:
@@ -119,8 +126,8 @@ class HistoryScreen(Screen[None]):
             record = self.records[int(event.row_key.value)]
             self.query_one("#detail", Static).update(self._describe(record))
 
-    def _describe(self, record: BuildRecord) -> str:
-        return describe(record, self.services.show_path(record.context))
+    def _describe(self, record: BuildRecord) -> Text:
+        return show(describe(record, self.services.show_path(record.context)))
 
     def selected(self) -> BuildRecord | None:
         table = self.query_one(DataTable)

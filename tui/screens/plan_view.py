@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -10,6 +11,7 @@ from textual.widgets import Footer, Label, TabbedContent, TabPane, TextArea
 
 from tui.engine.plan import BuildPlan
 from tui.engine.renderings import kube_manifest, podman_run
+from tui.engine.text import visible
 from tui.styles_path import css_path
 
 TABS = {"podman": "podman run", "kube": "Kubernetes"}
@@ -32,7 +34,8 @@ class PlanViewScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="plan-dialog"):
-            yield Label(f"The same build, elsewhere · {self.title_text}", id="plan-title")
+            yield Label(Text(f"The same build, elsewhere · {visible(self.title_text)}"),
+                        id="plan-title")
             with TabbedContent(initial=self.initial, id="plan-tabs"):
                 for key, title in TABS.items():
                     with TabPane(title, id=key):

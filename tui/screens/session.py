@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,10 +17,13 @@ from textual.timer import Timer
 from textual.widgets import Button, Checkbox, DirectoryTree, Footer, Header, Label, Select, TextArea
 
 from tui.engine.containerfile import find_containerfile
+from tui.engine.errors import UserError
+from tui.engine.plan import BuildPlan
 from tui.engine.planner import PlanError, default_tag
 from tui.engine.registry import parse_reference
 from tui.engine.summary import ProfileSummary
-from tui.screens.common import BuildRequest, Services, confirm_then
+from tui.engine.text import visible
+from tui.screens.common import BuildRequest, Services, confirm_then, show_error
 from tui.styles_path import css_path
 from tui.widgets.containerfile_fields import ContainerfileFields
 from tui.widgets.context_tree import ContextTree
@@ -98,14 +102,14 @@ class SessionScreen(Screen[None]):
     def select_context(self, path: Path) -> None:
         self.context = path.resolve()
         shown = self.services.show_path(self.context)
-        self.query_one("#context-label", Label).update(f"Context  {shown}")
+        self.query_one("#context-label", Label).update(Text(f"Context  {visible(shown)}"))
         # Suggest pushing under the name the image gets locally (localhost/buildcage/NAME).
         repository = parse_reference(default_tag(self.context)).repository
         self.query_one(PushTargetField).set_repository(repository)
         self.query_one(ContainerfileFields).set_context(self.context)
 
     def on_containerfile_fields_loaded(self, event: ContainerfileFields.Loaded) -> None:
-        self.query_one("#preview", TextArea).text = event.text
+        self.query_one("#preview", TextArea).text = visible(event.text)
         if event.path is None:
             self.query_one(SummaryCard).show_hint(event.text)
         else:
@@ -158,7 +162,7 @@ class SessionScreen(Screen[None]):
     def _load_summary(self, serial: int, request: BuildRequest) -> None:
         try:
             # Only a look: nothing runs, so the confirmation is not needed yet.
-            summary = self.engine.summary(request.plan(self.engine, confirmed=True))
+            summary = self.engine.summary(self.engine.plan_for(request, confirmed=True))
         except Exception as exc:  # noqa: BLE001 - PlanError, podman down...: all shown in the card
             self.post_message(self.SummaryReady(serial, None, str(exc) or type(exc).__name__))
             return
@@ -178,7 +182,7 @@ class SessionScreen(Screen[None]):
         try:
             return self.request()
         except PlanError as exc:
-            self.notify(str(exc), title="Cannot build", severity="error")
+            show_error(self, exc)
             return None
 
     @on(Button.Pressed, "#build")
@@ -190,13 +194,22 @@ class SessionScreen(Screen[None]):
 
     def action_plan(self) -> None:
         request = self._checked_request()
-        if request is None:
-            return
+        if request is not None:
+            self._prepare_plan(request)
+
+    @work(thread=True, exclusive=True, group="plan")
+    def _prepare_plan(self, request: BuildRequest) -> None:
+        """The plan as the build would run it, its files written so that the command and the
+        manifest shown run as copied. Only a look: the confirmation and the registry check
+        wait for the build itself."""
         try:
-            plan = request.plan(self.engine, confirmed=True)
-        except PlanError as exc:
-            self.notify(str(exc), title="Cannot plan", severity="error")
+            prepared = self.engine.prepare(request, confirmed=True, check_push=False)
+        except UserError as exc:
+            self.app.call_from_thread(show_error, self, exc, "Cannot plan")
             return
+        self.app.call_from_thread(self._show_plan, prepared.plan)
+
+    def _show_plan(self, plan: BuildPlan) -> None:
         from tui.screens.plan_view import PlanViewScreen
 
         self.app.push_screen(PlanViewScreen(plan.without_snapshot()))  # to paste, run later

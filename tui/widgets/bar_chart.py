@@ -9,6 +9,8 @@ from typing import Literal
 from rich.text import Text
 from textual.widget import Widget
 
+from tui.engine.text import visible
+
 BarKind = Literal["cold", "warm", "failed", "running"]
 EIGHTHS = " ▏▎▍▌▋▊▉"
 
@@ -76,7 +78,7 @@ class BarChart(Widget):
             text.append(cells, self._style(bar.kind))
             text.append(f" {value}")
             if bar.note:
-                text.append(f" {bar.note}", self._style("muted"))
+                text.append(f" {visible(bar.note)}", self._style("muted"))
         text.append("\n\n")
         text.append("█ cold", self._style("cold"))
         text.append(" no cache hit   ", self._style("muted"))

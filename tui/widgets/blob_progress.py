@@ -5,11 +5,12 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from tui.engine.text import visible
 from tui.screens.build_state import Transfer
 
 
 def short_digest(digest: str, length: int = 12) -> str:
-    return digest.removeprefix("sha256:")[:length]
+    return visible(digest.removeprefix("sha256:")[:length])
 
 
 class BlobProgress(Widget):
@@ -41,7 +42,7 @@ class BlobProgress(Widget):
             arrow = "↓ pull" if transfer.phase == "pull" else "↑ push"
             count = len(transfer.blobs)
             state = "done" if transfer.finished else "copying"
-            text.append(f"{arrow} {transfer.ref or 'base image'}\n", self._style("title"))
+            text.append(f"{arrow} {visible(transfer.ref) or 'base image'}\n", self._style("title"))
             text.append(f"  {count} blob{'s' * (count != 1)} · ", self._style(state))
             text.append(state if transfer.finished else "copying…", self._style(state))
             for digest, skipped in transfer.blobs:

@@ -6,13 +6,17 @@ from collections.abc import Sequence
 
 from textual.widgets import Log
 
+from tui.engine.text import visible_lines
+
 MAX_LINES = 5000
 
 
 class LogView(Log):
     """Keeps at most ``MAX_LINES`` lines. Lines arrive in batches (one message per ~50 ms from the
     build worker, as toolong does), so a build printing a million lines costs the UI one write
-    per batch, and only the batch's tail is written when it is longer than the log can hold."""
+    per batch, and only the batch's tail is written when it is longer than the log can hold.
+    Control characters in the lines are written out as text (``tui.engine.text.visible``):
+    ``Log`` hands them to the terminal as they are."""
 
     def __init__(self, *, max_lines: int = MAX_LINES, **kwargs: object) -> None:
         super().__init__(max_lines=max_lines, highlight=False, **kwargs)  # type: ignore[arg-type]
@@ -24,7 +28,7 @@ class LogView(Log):
             return
         self.total_lines += len(lines)
         keep = self.max_lines or len(lines)
-        self.write_lines(lines[-keep:] if len(lines) > keep else lines)
+        self.write_lines(visible_lines(list(lines[-keep:] if len(lines) > keep else lines)))
 
     def tail(self, count: int) -> list[str]:
         """The last ``count`` lines still held (what the failure panel shows)."""

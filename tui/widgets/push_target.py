@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -15,6 +16,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Select
 
 from tui.engine.registry import BadReference, ImageRef, OciTarget, parse_push_target
+from tui.engine.text import visible
 
 Reach = Callable[[str, bool], tuple[bool, str]]
 NO_PUSH = "no push: the image stays in the builder's store"
@@ -92,7 +94,7 @@ class PushTargetField(Vertical):
 
     def _status(self, text: str, kind: str) -> None:
         status = self.query_one("#push-status", Label)
-        status.update(text)
+        status.update(Text(visible(text)))  # a registry's answer: text, never markup
         status.set_classes(f"-{kind}")
 
     @on(Input.Changed, "#push")

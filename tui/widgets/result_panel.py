@@ -6,6 +6,7 @@ import humanize
 from rich.text import Text
 from textual.widget import Widget
 
+from tui.engine.text import visible
 from tui.screens.build_state import BuildState
 
 TAIL_LINES = 15
@@ -27,7 +28,7 @@ class _Panel(Widget):
 
     def _field(self, text: Text, label: str, value: str) -> None:
         text.append(f"\n{label:<9}", self._style("label"))
-        text.append(value)
+        text.append(visible(value))  # build-derived: shown, never obeyed
 
 
 class ResultPanel(_Panel):
@@ -51,7 +52,7 @@ class ResultPanel(_Panel):
             text.append("\n  the builder container was stopped and removed", self._style("muted"))
             return text
         image_id = done.image_id or state.image_id
-        text.append(f"✓ Built {image_id[:12] or 'image'}", self._style("title"))
+        text.append(f"✓ Built {visible(image_id[:12]) or 'image'}", self._style("title"))
         text.append(f" in {done.duration_s:.1f}s")
         info = state.image_info
         if info is not None:
@@ -107,6 +108,6 @@ class FailurePanel(_Panel):
             self._field(text, "exit", str(failed.exit_code))
         text.append(f"\nlast {len(self.tail)} lines of output:", self._style("label"))
         for line in self.tail:
-            text.append(f"\n  {line}", self._style("tail"))
+            text.append(f"\n  {visible(line)}", self._style("tail"))
         return text
 

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.events import Key
 from textual.widgets import DataTable
 
+from tui.engine.text import visible
 from tui.screens.build_state import StepRow
 
 ICONS = {
@@ -47,7 +48,7 @@ class StepTable(DataTable[str | Text]):
 
     def _cells(self, row: StepRow) -> dict[str, str | Text]:
         duration = "" if row.duration_s is None else f"{row.duration_s:.1f}s"
-        instruction = row.instruction
+        instruction = visible(row.instruction)  # from the Containerfile: shown, not obeyed
         if len(instruction) > MAX_INSTRUCTION:
             instruction = instruction[: MAX_INSTRUCTION - 1] + "…"
         return {
@@ -55,8 +56,9 @@ class StepTable(DataTable[str | Text]):
             "step": f"{row.step}/{row.steps}",
             "status": self._status(row),
             "time": duration,
-            "layer": row.layer_id,
-            "instruction": instruction,
+            "layer": visible(row.layer_id),  # hex from "--> ID" lines: no markup in it
+            # Text, not str: a str cell is read as Rich markup, and "[/]" would break it.
+            "instruction": Text(instruction),
         }
 
     def sync(self, rows: Iterable[StepRow]) -> None:
@@ -93,6 +95,8 @@ class StepTable(DataTable[str | Text]):
             self.call_after_refresh(self._restyle)
 
     def _restyle(self) -> None:
+        if not self.is_attached:
+            return  # the screen went away before this ran (its styles are gone with it)
         for key, row in self._steps.items():
             if key in self.rows:
                 self.update_cell(key, "status", self._status(row))

@@ -14,6 +14,7 @@ from textual.widget import Widget
 
 from tui.engine.facts import MountFact, SecurityFacts, describe_network
 from tui.engine.summary import ProfileSummary, Rating
+from tui.engine.text import visible
 
 LOADING = "checking on a real container…"
 
@@ -93,7 +94,8 @@ class SummaryCard(Widget, can_focus=True):
     def render(self) -> Text:
         summary = self.summary
         if summary is None:
-            return Text(self.message, style=self._style("error" if self.error else "muted"))
+            style = self._style("error" if self.error else "muted")
+            return Text(visible(self.message), style=style)
         profile = summary.profile
         text = Text()
         text.append(profile.name, self._style("title"))
@@ -107,7 +109,7 @@ class SummaryCard(Widget, can_focus=True):
         text.append("\nFacts, read from a real builder container:", self._style("label"))
         for label, value in fact_rows(summary.facts):
             text.append(f"\n  {label:<15}", self._style("muted"))
-            text.append(value)
+            text.append(visible(value))
         text.append(f"\n{'Median':<9}", self._style("label"))
         if summary.median_s is None:
             text.append("no finished build of this context with this profile yet",
