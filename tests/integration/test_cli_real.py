@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 
 import pytest
-from podman_helpers import EXAMPLES, ROOT
+from podman_helpers import AUTHFILE, EXAMPLES, ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -94,6 +96,16 @@ def test_kube_manifest_plays_with_podman(run_id, tmp_path):
     for i, pod in enumerate(pods):
         manifest = tmp_path / f"pod-{i}.yaml"
         manifest.write_text(pod)
+        secret = re.search(r'secretName: "([^"]+)"', pod)
+        if secret:  # the trusted phases read the registry credentials from a Secret
+            # podman 4.3 writes the value into the file as given: base64, which the phase decodes
+            auth = base64.b64encode(AUTHFILE.read_bytes()).decode()
+            (tmp_path / "secret.yaml").write_text(
+                f'apiVersion: v1\nkind: Secret\nmetadata:\n  name: "{secret[1]}"\n'
+                f'type: Opaque\ndata:\n  auth.json: "{auth}"\n')
+            subprocess.run(["podman", "secret", "rm", secret[1]], capture_output=True)
+            subprocess.run(["podman", "kube", "play", str(tmp_path / "secret.yaml")],
+                           check=True, capture_output=True)
         name = next(line.split('"')[1] for line in pod.splitlines()
                     if line.strip().startswith("name: \"buildcage-"))
         network = ["--network", "none"] if "hostNetwork: false" in pod else []
@@ -111,6 +123,8 @@ def test_kube_manifest_plays_with_podman(run_id, tmp_path):
                                    text=True).stdout
         finally:
             subprocess.run(["podman", "kube", "down", str(manifest)], capture_output=True)
+            if secret:
+                subprocess.run(["podman", "secret", "rm", secret[1]], capture_output=True)
     assert "Successfully tagged localhost/buildcage/hello:latest" in logs
 
 

@@ -84,7 +84,9 @@ async def test_the_plan_view_command_names_files_that_exist(engine, data_home) -
         await pilot.press("f2")
         await wait_for(pilot, lambda: isinstance(app.screen, PlanViewScreen))
         command = app.screen.query_one("#podman-text", TextArea).text
-    words = shlex.split(command.replace("\\\n", " "))
+    # The script's `podman run` commands (one per phase), each joined over its continuations.
+    runs = command.replace("\\\n", " ").splitlines()
+    words = [w for line in runs if line.startswith("podman run") for w in shlex.split(line)]
     mounts = [w.removeprefix("--volume=") for w in words if w.startswith("--volume=")]
     generated = [Path(m.split(":")[0]) for m in mounts if m.startswith(str(data_home))]
     assert generated, command  # the conf files buildcage writes for the builder

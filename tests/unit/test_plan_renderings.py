@@ -3,6 +3,7 @@ must describe the same container. These tests compare them field by field."""
 
 from __future__ import annotations
 
+import base64
 import shlex
 from pathlib import Path
 
@@ -181,9 +182,12 @@ def test_build_arguments_travel_in_a_secret_not_on_a_command_line():
     assert "s3cr" not in kube_manifest(plan)
     assert kwargs["secrets"] == [{"source": plan.secret_name("args"),
                                   "target": "build-args.env"}]
-    data = plan.secret_data()[plan.secret_name("args")].decode()
+    data = plan.secret_contents()[plan.secret_name("args")].decode()
     assert shlex.split(data.split("=", 1)[1]) == ["s3cr'et value"]
-    assert ". /run/secrets/build-args.env" in plan.build_command()[2]
+    assert base64.b64decode(plan.secret_data()[plan.secret_name("args")]).decode() == data
+    script = plan.build_command()[2]
+    assert "base64 -d < /run/secrets/build-args.env > /var/tmp/buildcage-secrets/" in script
+    assert ". /var/tmp/buildcage-secrets/build-args.env" in script
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -213,15 +217,17 @@ def test_credentials_come_from_the_auth_file_mounted_read_only(tmp_path, monkeyp
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth))
     plan = plan_for("host-ro", push="127.0.0.1:5000/demo/hello:1")
     name = plan.secret_name("auth")
-    assert plan.secret_data()[name] == auth.read_bytes()
+    assert plan.secret_contents()[name] == auth.read_bytes()
     for phase in ("fetch", "publish"):
         mount = [m for m in plan.phase_mounts(phase) if m.source == name]
         assert mount and mount[0].kind == "secret" and mount[0].target == "/run/secrets/auth.json"
-        assert "--authfile /run/secrets/auth.json" in plan.phase(phase).command[2]
+        script = plan.phase(phase).command[2]
+        assert "--authfile /var/tmp/buildcage-secrets/auth.json" in script
+        assert "base64 -d < /run/secrets/auth.json" in script
     # The phase that runs the Containerfile's steps never sees the credentials.
     assert not [m for m in plan.phase_mounts("build") if m.source == name]
     assert "--authfile" not in plan.build_command()[2]
-    assert f"podman secret create {name} {auth}" in podman_run(plan)
+    assert f"base64 -w0 {auth} | podman secret create {name} -" in podman_run(plan)
     rendered = podman_run(plan)
     assert "c2VjcmV0" not in rendered and "c2VjcmV0" not in str(create_kwargs(plan))
     assert "REGISTRY_AUTH_FILE" not in rendered

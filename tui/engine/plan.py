@@ -7,6 +7,7 @@ command line) and ``kube_pod`` (a Kubernetes Pod) all derive from them, so they 
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -22,7 +23,7 @@ from tui.engine.registry import ImageRef, OciTarget, parse_push_target
 CONTEXT_DIR = "/context"
 FILE_DIR = "/buildcage/containerfile"
 SHARED_STORE = "/var/lib/shared"
-AUTHFILE = "/run/secrets/auth.json"
+AUTHFILE = "/var/tmp/buildcage-secrets/auth.json"
 OCI_OUTPUT = "/output"
 SECRET_COPIES = "/var/tmp/buildcage-secrets"
 SECRETS_DIR = "/run/secrets"
@@ -258,7 +259,8 @@ class BuildPlan:
             if self.authfile is not None:
                 # A podman secret, not a bind mount: a user-namespaced builder's root could not
                 # read the user's 0600 auth file, and the secret is gone with the build.
-                mounts.append(Mount(self.secret_name("auth"), AUTHFILE, "secret", True,
+                mounts.append(Mount(self.secret_name("auth"), f"{SECRETS_DIR}/auth.json", "secret",
+                                    True,
                                     "registry credentials (a podman secret)"))
             if phase == "publish":
                 target = self.push_target()
@@ -294,7 +296,7 @@ class BuildPlan:
         if not refs:
             return []
         pulls = [shlex.join(["buildah", "pull", *self._auth_flags(), ref]) for ref in refs]
-        return ["sh", "-ec", "; ".join(pulls)]
+        return ["sh", "-ec", "; ".join([*self._unpack_secrets("fetch"), *pulls])]
 
     def _context_mounts(self) -> list[Mount]:
         """The context (its snapshot when there is one) and a Containerfile kept outside it:
@@ -334,17 +336,23 @@ class BuildPlan:
         return argv
 
     def build_command(self) -> list[str]:
-        prelude = []
-        if self.secrets:
-            # Buildah re-mounts a secret with flags of its own; in a user namespace the flags
-            # podman locked on /run/secrets make that fail ("remounting ... operation not
-            # permitted"). A private copy on the builder's own root filesystem works everywhere.
-            prelude.append(f"mkdir -m 700 {SECRET_COPIES}")
-            prelude += [f"cp {SECRETS_DIR}/{name} {SECRET_COPIES}/{name}"
-                        for name, _src in self.secrets]
+        prelude = self._unpack_secrets("build")
         if self.build_args:
-            prelude.append(f"set -a; . {SECRETS_DIR}/{BUILD_ARGS_FILE}; set +a")
+            prelude.append(f"set -a; . {SECRET_COPIES}/{BUILD_ARGS_FILE}; set +a")
         return ["sh", "-ec", "; ".join([*prelude, "exec " + shlex.join(self.bud_argv())])]
+
+    def _unpack_secrets(self, phase: PhaseName) -> list[str]:
+        """Each secret of the phase arrives base64-encoded in /run/secrets and is decoded into
+        a private directory on the container's own root filesystem. Why: podman 4.3's kube
+        play writes a Secret's values into the files still encoded (measured), so one form
+        serves both renderings; and Buildah re-mounts a ``--secret`` with flags of its own,
+        which fails in a user namespace on the flags podman locked on /run/secrets."""
+        keys = [m.target.rsplit("/", 1)[-1] for m in self.phase_mounts(phase)
+                if m.kind == "secret"]
+        if not keys:
+            return []
+        return [f"mkdir -m 700 {SECRET_COPIES}",
+                *(f"base64 -d < {SECRETS_DIR}/{k} > {SECRET_COPIES}/{k}" for k in keys)]
 
     def push_argv(self) -> tuple[str, list[str]] | None:
         """The push command and the destination it names, or None without a push."""
@@ -363,7 +371,8 @@ class BuildPlan:
         """Trusted: records the image the store holds under the tag (id, manifest) in the facts
         directory, then pushes it. Nothing here reads what the build printed."""
         inspect = ["buildah", "inspect", "--type", "image", self.tag]
-        script = [f"{shlex.join(inspect)} > {FACTS_DIR}/{IMAGE_FILE}"]
+        script = [*self._unpack_secrets("publish"),
+                  f"{shlex.join(inspect)} > {FACTS_DIR}/{IMAGE_FILE}"]
         push = self.push_argv()
         if push is not None:
             script.append(shlex.join(push[1]))
@@ -399,8 +408,9 @@ class BuildPlan:
         """The podman secret holding one of this build's inputs (removed after the build)."""
         return f"buildcage-{self.build_id}-{what}"
 
-    def secret_data(self) -> dict[str, bytes]:
-        """Podman secret name -> contents: what ``prepare`` creates and ``release`` removes."""
+    def secret_contents(self) -> dict[str, bytes]:
+        """Podman secret name -> the input it carries (auth file, build arguments, --secret
+        files), as the phases read it once decoded."""
         data: dict[str, bytes] = {}
         if self.authfile is not None:
             data[self.secret_name("auth")] = self.authfile.read_bytes()
@@ -409,6 +419,21 @@ class BuildPlan:
         for name, src in self.secrets:
             data[self.secret_name(f"s-{name}")] = Path(src).read_bytes()
         return data
+
+    def secret_data(self) -> dict[str, bytes]:
+        """Podman secret name -> what the secret holds: the contents base64-encoded (the
+        phases decode them, see ``_unpack_secrets``). ``prepare`` creates, ``release`` removes."""
+        return {name: base64.b64encode(raw) for name, raw in self.secret_contents().items()}
+
+    def kube_secret_name(self, phase: PhaseName) -> str:
+        """The one Kubernetes Secret a phase's Pod reads (its keys are file names)."""
+        return f"buildcage-{self.build_id}-{phase}"
+
+    def kube_secret_data(self, phase: PhaseName) -> dict[str, bytes]:
+        """File name in /run/secrets -> contents, for the phase's Kubernetes Secret."""
+        data = self.secret_data()
+        return {m.target.rsplit("/", 1)[-1]: data[m.source]
+                for m in self.phase_mounts(phase) if m.kind == "secret"}
 
     def _auth_flags(self) -> list[str]:
         return ["--authfile", AUTHFILE] if self.authfile is not None else []

@@ -8,7 +8,7 @@ import json
 import shlex
 from typing import Any
 
-from tui.engine.plan import BuildPlan, Mount, Phase, PhaseName
+from tui.engine.plan import SECRETS_DIR, BuildPlan, Mount, Phase, PhaseName
 
 
 def _userns(mode: str) -> dict[str, Any]:
@@ -166,8 +166,8 @@ def podman_run(plan: BuildPlan) -> str:
         # The auth file is read where it is; the rest from the private per-build directory.
         src = (plan.authfile if plan.authfile is not None and name == plan.secret_name("auth")
                else plan.build_dir / "secrets" / name)
-        out.append(f"podman secret create {shlex.quote(name)} {shlex.quote(str(src))}"
-                   " >/dev/null")
+        out.append(f"base64 -w0 {shlex.quote(str(src))} | podman secret create "
+                   f"{shlex.quote(name)} - >/dev/null")
         cleanup.append(f"podman secret rm {shlex.quote(name)} >/dev/null")
     phases = plan.phases()
     userns = plan.profile.userns != "host"
@@ -206,23 +206,25 @@ def kube_pod(plan: BuildPlan, phase: Phase | PhaseName | None = None) -> dict[st
     spec = _phase(plan, phase)
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
+    if any(m.kind == "secret" for m in spec.mounts):
+        # One Secret per phase (kube_secret_name), each key a file in /run/secrets: the same
+        # paths podman's own secrets give the containers. ``optional`` must be spelled out:
+        # podman 4.3's kube play panics on a secret volume without it.
+        volumes.append({"name": "secrets", "secret": {
+            "secretName": plan.kube_secret_name(spec.name), "optional": False}})
+        mounts.append({"name": "secrets", "readOnly": True, "mountPath": SECRETS_DIR})
     for i, m in enumerate(spec.mounts):
         name = f"v{i}-" + "".join(c if c.isalnum() else "-" for c in m.purpose.lower())[:40]
         name = name.rstrip("-")
+        if m.kind == "secret":
+            continue
         if m.kind == "volume":
             volumes.append({"name": name, "persistentVolumeClaim": {"claimName": _pvc_name(plan)}})
-        elif m.kind == "secret":
-            # A Kubernetes Secret of that name with the contents under the key "data",
-            # projected as the one file the build phase reads.
-            base = m.target.rsplit("/", 1)[-1]
-            volumes.append({"name": name, "secret": {"secretName": m.source,
-                                                     "items": [{"key": "data", "path": base}]}})
         else:
             kind = "CharDevice" if m.kind == "device" else ("Directory" if not m.file and not
                 m.source.endswith((".conf", ".json")) else "File")
             volumes.append({"name": name, "hostPath": {"path": m.source, "type": kind}})
-        mounts.append({"name": name, "readOnly": m.read_only,
-                       "mountPath": m.target.rsplit("/", 1)[0] if m.kind == "secret" else m.target})
+        mounts.append({"name": name, "readOnly": m.read_only, "mountPath": m.target})
     security: dict[str, Any] = {"privileged": False, "allowPrivilegeEscalation": False}
     caps: dict[str, list[str]] = {}
     if plan.profile.cap_add:
@@ -323,7 +325,13 @@ def kube_manifest(plan: BuildPlan) -> str:
         docs.append(persistent_volume_claim(plan))
     docs.append(network_policy(plan))
     docs += [kube_pod(plan, spec) for spec in plan.phases()]
+    secrets = [(spec.name, plan.kube_secret_data(spec.name)) for spec in plan.phases()]
+    secrets = [(name, data) for name, data in secrets if data]
     head = ("# buildcage build plan for Kubernetes: run the Pods in order (fetch, build,\n"
             "# publish), each after the previous one succeeded. The build Pod runs the\n"
             "# Containerfile's steps and gets no network. `podman kube play` plays each Pod.\n")
+    for phase, data in secrets:  # never the values themselves: this text is printed
+        head += (f"# The {phase} Pod reads the Secret {plan.kube_secret_name(phase)} (keys: "
+                 f"{', '.join(sorted(data))}); create it first, e.g. kubectl create secret "
+                 f"generic {plan.kube_secret_name(phase)} --from-file=KEY=FILE ...\n")
     return head + "---\n".join(to_yaml(d) + "\n" for d in docs)

@@ -37,6 +37,7 @@ from tui.engine.planner import secret_looking_args
 from tui.engine.renderings import create_kwargs
 from tui.engine.stores import (
     HostState,
+    podman_secrets,
     prepare,
     release,
     store_image_names,
@@ -108,7 +109,7 @@ class BuildRunner:
         try:
             collect_on_start(self.client, self._warn)  # what dead buildcage processes left
             store_lock = self._lock_store()
-            state = prepare(self.client, self.plan)
+            state = prepare(self.client, self.plan, make_secrets=self._make_secrets)
             if not self.canceled:
                 exit_code = self._run_phases(state)
         except ImageNotFound:
@@ -149,6 +150,10 @@ class BuildRunner:
         )
         self._emit(done)
         return done
+
+    @staticmethod
+    def _make_secrets(client, plan: BuildPlan) -> list[str]:
+        return podman_secrets(client, plan)
 
     def _run_phases(self, state: HostState) -> int:
         """Fetch (trusted, host network), build (untrusted, no network), publish (trusted):

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +64,8 @@ def write_plan_files(plan: BuildPlan) -> None:
     store_dir = plan.store_dir  # checked again: no symlink planted since the plan was made
     if store_dir is not None:
         store_dir.mkdir(parents=True, exist_ok=True)
+    check_own_path(plan.facts_dir, plan.data_dir)
+    plan.facts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the publish phase's
     target = plan.push_target()
     if isinstance(target, OciTarget):
         prepare_oci_dir(Path(target.path))
@@ -73,7 +76,7 @@ def write_secret_files(plan: BuildPlan) -> None:
     (``podman secret create NAME FILE``); the runner creates its secrets from memory."""
     folder = plan.build_dir / "secrets"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for name, data in plan.secret_data().items():
+    for name, data in plan.secret_contents().items():
         if name == plan.secret_name("auth"):
             continue  # the pasted script reads the user's auth file where it is
         path = folder / name
@@ -95,8 +98,22 @@ def prepare_oci_dir(directory: Path) -> None:
                           "oci:...).\n")
 
 
+SecretMaker = Callable[[PodmanClient, BuildPlan], list[str]]
+"""Creates a build's podman secrets and returns their names (for ``release``)."""
+
+
+def podman_secrets(client: PodmanClient, plan: BuildPlan) -> list[str]:
+    """One podman secret per input (build arguments, each --secret, the auth file), from
+    memory: the values are in no file of buildcage's and on no command line."""
+    made = []
+    for name, data in plan.secret_data().items():
+        client.secrets.create(name, data)
+        made.append(name)
+    return made
+
+
 def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True,
-            copy_context: bool = True) -> HostState:
+            copy_context: bool = True, make_secrets: SecretMaker = podman_secrets) -> HostState:
     """Makes what the plan's builder needs: files, store directories, the context snapshot,
     a fresh store volume, pins. ``copy_context=False`` (facts probes: the container is never
     started) makes an empty snapshot directory instead of copying the context."""
@@ -105,9 +122,7 @@ def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True,
     state.build_dir = plan.build_dir
     plan.facts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        for name, data in plan.secret_data().items():
-            client.secrets.create(name, data)
-            state.secrets.append(name)
+        state.secrets += make_secrets(client, plan)
         if plan.context_snapshot is not None:
             if copy_context:
                 make_snapshot(plan)  # removes what it made if it fails
