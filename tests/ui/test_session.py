@@ -244,6 +244,31 @@ async def test_build_passes_the_form_to_the_plan(history) -> None:
         assert app.screen.query_one("#steps").status_of("1:2") == "cached"
 
 
+async def test_secrets_field_reaches_the_plan_and_bad_ones_stop_the_build(history, tmp_path
+                                                                          ) -> None:
+    from tui.testing import ReplayEngine
+
+    token = tmp_path / "token.txt"
+    token.write_text("s3cret")
+    engine = ReplayEngine(history, stream="multistage-target")
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pick_context(pilot, "multistage")
+        field = app.screen.query_one("#secrets", Input)
+        field.value = "id=tok,src=/no/such/file"
+        await pilot.pause()
+        await pilot.press("f5")
+        await pilot.pause()
+        assert isinstance(app.screen, SessionScreen) and engine.runners == []
+        assert any("is not a file" in n.message for n in app._notifications)
+        field.value = f"id=tok,src={token}"
+        await pilot.pause()
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen))
+        await wait_for(pilot, lambda: app.screen.finished)
+        assert engine.runners[0].plan.secrets == (("tok", str(token)),)
+
+
 async def test_no_push_warns_that_a_fresh_store_takes_the_image_with_it(engine) -> None:
     app = make_app(engine)
     async with app.run_test() as pilot:

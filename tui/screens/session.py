@@ -130,7 +130,7 @@ class SessionScreen(Screen[None]):
         if field.problem:
             raise PlanError(f"push target: {field.problem}")
         return replace(base, push=field.value, build_args=fields.build_args(),
-                       target_stage=fields.target_stage,
+                       secrets=fields.secrets(), target_stage=fields.target_stage,
                        no_cache=self.query_one("#no-cache", Checkbox).value,
                        on="kube" if self.query_one("#on-kube", Checkbox).value else "local")
 

@@ -14,7 +14,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Select
 
 from tui.engine.containerfile import ContainerfileError, find_containerfile, parse_containerfile
-from tui.engine.planner import PlanError, parse_build_args
+from tui.engine.planner import PlanError, parse_build_args, parse_secrets
 
 
 def split_args(text: str) -> tuple[tuple[str, str], ...]:
@@ -54,6 +54,10 @@ class ContainerfileFields(Vertical):
             yield Label("Args", classes="form-label")
             yield Input(compact=True, placeholder="NAME=VALUE …", id="build-args",
                         validators=[BuildArgsValidator()])
+        with Horizontal(classes="form-row"):
+            yield Label("Secrets", classes="form-label")
+            yield Input(compact=True, placeholder="id=NAME,src=FILE … (RUN --mount=type=secret)",
+                        id="secrets")
         with Horizontal(classes="form-row"):
             yield Label("Stage", classes="form-label")
             yield Select([], prompt="last stage", compact=True, id="stage")
@@ -102,7 +106,26 @@ class ContainerfileFields(Vertical):
         """Raises PlanError for a malformed argument."""
         return split_args(self.query_one("#build-args", Input).value)
 
+    def secrets(self) -> tuple[tuple[str, str], ...]:
+        """``id=NAME,src=FILE`` words, each checked (the file exists, is readable, small
+        enough); raises PlanError saying which is wrong. Relative files are from the context."""
+        words = self.query_one("#secrets", Input).value.split()
+        if self.context is not None:
+            words = [_from_context(w, self.context) for w in words]
+        return parse_secrets(words)
+
     @property
     def target_stage(self) -> str:
         value = self.query_one("#stage", Select).value
         return "" if value is Select.NULL else str(value)
+
+
+def _from_context(spec: str, context: Path) -> str:
+    """``src=`` of a secret relative to the context directory, as the file field is."""
+    parts = []
+    for part in spec.split(","):
+        key, eq, value = part.partition("=")
+        if key == "src" and eq and not Path(value).expanduser().is_absolute():
+            part = f"src={context / value}"
+        parts.append(part)
+    return ",".join(parts)
