@@ -174,10 +174,12 @@ class BuildRunner:
             if not self.canceled:
                 self._emit(PhaseDone(phase=spec.name, exit_code=code,
                                      duration_s=round(time.monotonic() - began, 3)))
+            if spec.name == "publish" and not self.canceled:
+                # The image's record is written before the push: a failed push still says
+                # which image the store holds (its Pushed fact is simply missing).
+                self._read_facts()
             if code != 0:
                 return code
-            if spec.name == "publish":
-                self._read_facts()
         return 0
 
     def _phases(self, state: HostState) -> list[Phase]:
