@@ -564,7 +564,7 @@ def claim_store(client: Any, plan: BuildPlan, canceled: Callable[[], bool],
         for container in busy:
             if _name(container) not in told:
                 told.add(_name(container))
-                owner = _labels(container).get(OWNER_LABEL) or "not recorded"
-                warn(f"waiting for builder {_name(container)} (owner {owner}), which is "
+                recorded = _labels(container).get(OWNER_LABEL) or "not recorded"
+                warn(f"waiting for builder {_name(container)} (owner {recorded}), which is "
                      f"using the store of project {plan.project}")
         time.sleep(poll)
