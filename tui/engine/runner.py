@@ -117,7 +117,7 @@ class BuildRunner:
         except ImageNotFound:
             error = Failed(message=f"builder image {self.plan.builder_image} not found: run "
                                    "provision/provision.sh (or `buildcage doctor`)")
-        except Exception as exc:  # podman gone mid-build, API errors: report, then clean up
+        except Exception as exc:  # noqa: BLE001 - podman gone mid-build, API errors: report, then clean up
             error = Failed(message=f"{type(exc).__name__}: {exc}")
         finally:
             # Sweep before clean-up: the sweeper needs the per-build files still in place.
@@ -291,7 +291,7 @@ class BuildRunner:
         while True:
             try:
                 result = container.wait()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - handed to the runner thread, which raises it
                 if not service_gone(exc):
                     outcome.append(exc)
                     return
@@ -371,7 +371,7 @@ class BuildRunner:
                 sweeper.wait()
             finally:
                 remove_container(sweeper)
-        except Exception as exc:  # podman gone: say what is left in the store
+        except Exception as exc:  # noqa: BLE001 - podman gone: say what is left in the store
             return [f"{len(ids)} Buildah working containers in {root} ({exc})"]
         left = stray_working_containers(root, self._container_started - 1)
         return [f"Buildah working containers {', '.join(i[:12] for i in left)} in {root}"] \
