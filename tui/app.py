@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -25,6 +25,9 @@ from tui.engine.session import Engine
 from tui.interrupts import APP_SIGNALS, Interrupts, detach_from_terminal
 from tui.screens.common import Reach, Services, show_error
 from tui.styles_path import css_path
+
+if TYPE_CHECKING:  # imported at run time inside _session, like the other screens
+    from tui.screens.session import SessionScreen
 
 DARK, LIGHT = "textual-dark", "textual-light"
 
@@ -124,7 +127,7 @@ class BuildcageApp(App[None]):
 
         self.push_screen(CompareScreen(self.services, request))
 
-    def _session(self) -> Screen | None:
+    def _session(self) -> SessionScreen | None:
         from tui.screens.session import SessionScreen
 
         return next((s for s in self.screen_stack if isinstance(s, SessionScreen)), None)
@@ -148,7 +151,7 @@ class BuildcageApp(App[None]):
     def action_compare(self) -> None:
         session = self._session()
         if session is not None:
-            session.action_compare()  # type: ignore[attr-defined]
+            session.action_compare()
 
     def action_session(self) -> None:
         session, stack = self._session(), self.screen_stack
@@ -192,10 +195,11 @@ class _DropsWritesAfterHangup:
 
 
 def _survives_hangup(base: type[LinuxDriver]) -> type[Driver]:
-    class HangupSafeDriver(base):  # type: ignore[valid-type, misc]
+    class HangupSafeDriver(base):  # type: ignore[valid-type, misc]  # mypy takes no parameter as a base class
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._file = _DropsWritesAfterHangup(self._file)
+            # Any: the base is a parameter, so mypy does not see LinuxDriver's _file (an IO[str])
+            self._file: Any = _DropsWritesAfterHangup(self._file)
 
         def _sigcont_application(self, *args: Any) -> None:
             # A hang-up comes with SIGCONT: there is no terminal to resume into.

@@ -58,7 +58,8 @@ async def build_until(pilot: Pilot, predicate: Callable[[BuildScreen], object],
     await session_ready(pilot, context)
     await pilot.press("f5")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, BuildScreen))
-    await wait_for(pilot, lambda: predicate(pilot.app.screen), what="build state")
+    await wait_for(pilot, lambda: isinstance(screen := pilot.app.screen, BuildScreen)
+                   and predicate(screen), what="build state")
     if clock is not None:
         clock.now = 7.4  # the timer shows 7.4s whatever the machine's speed
     await pilot.pause(0.25)
@@ -77,4 +78,5 @@ async def comparison_done(pilot: Pilot) -> None:
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, CompareScreen))
     await pilot.press("f5")
     screen = pilot.app.screen
+    assert isinstance(screen, CompareScreen)
     await wait_for(pilot, lambda: len(screen.bars) == 4 and not screen.running)

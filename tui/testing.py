@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tui.engine.config import Config
 from tui.engine.events import (
@@ -23,6 +24,7 @@ from tui.engine.events import (
     Done,
     Event,
     Failed,
+    Status,
     StepDone,
     StepStarted,
     event_from_json,
@@ -32,6 +34,9 @@ from tui.engine.history import BuildRecord, History, StepRecord
 from tui.engine.plan import BuildPlan
 from tui.engine.session import Engine, EventSink, Reach
 from tui.engine.summary import ProfileSummary, summarize
+
+if TYPE_CHECKING:
+    from podman import PodmanClient
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 EVENTS = DATA / "events"
@@ -95,7 +100,8 @@ class ReplayRunner:
             self._sink(event)
             if isinstance(event, Done):
                 return event
-        status = "canceled" if self._cancel.is_set() else ("failed" if failed else "succeeded")
+        status: Status = ("canceled" if self._cancel.is_set()
+                          else "failed" if failed else "succeeded")
         done = Done(status=status, duration_s=round((last - (first or last)) * self._scale, 3),
                     steps_total=steps, cache_hits=hits, time=last)
         self._sink(done)
@@ -130,7 +136,7 @@ class ReplayEngine(Engine):
         self.last_on = ""
         """Where the last build was asked to run ("local" or "kube")."""
 
-    def client(self):  # noqa: ANN201 - same loose typing as Engine.client
+    def client(self) -> PodmanClient:
         raise RuntimeError("the replay engine has no podman connection")
 
     def summary(self, plan: BuildPlan) -> ProfileSummary:

@@ -138,7 +138,7 @@ RUN --mount=type=secret,id=tok,target=/tok \\
       && echo ARG-OK; echo started; sleep 2
 """)
     inspected: list[str] = []
-    original = BuildRunner._start_builder
+    original = BuildRunner._start_builder  # noqa: SLF001 - wrapped to reach the builder it starts
 
     def recording(self, spec):
         container = original(self, spec)

@@ -80,7 +80,7 @@ def test_containerfile_outside_the_context_is_the_only_thing_mounted_beside_it(
     cf.write_text(f"FROM {BASE}\nCOPY greeting.txt /g\nRUN cat /g\n")
     cf.chmod(0o600)
     seen: list[dict] = []
-    original = BuildRunner._start_builder
+    original = BuildRunner._start_builder  # noqa: SLF001 - wrapped to reach the builder it starts
 
     def recording(self, spec):
         container = original(self, spec)

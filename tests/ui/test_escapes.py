@@ -25,7 +25,7 @@ OSC = "\x1b]0;pwned\x07"
 
 def terminal_text(app: App) -> str:
     """Everything the screen would write to the terminal, as text (all the segments)."""
-    strips = app.screen._compositor.render_strips()
+    strips = app.screen._compositor.render_strips()  # noqa: SLF001 - the screen as drawn; Textual has no public API
     return "".join(segment.text for strip in strips for segment in strip)
 
 

@@ -44,7 +44,7 @@ async def test_a_signal_cancels_the_running_build_and_ends_the_app(history, safe
         await wait_for(pilot, lambda: bool(engine.runners), what="the runner")
         runner = engine.runners[0]
         os.kill(os.getpid(), sig)
-        await wait_for(pilot, lambda: app._exit, what="the app to end")  # noqa: SLF001
+        await wait_for(pilot, lambda: app._exit, what="the app to end")  # noqa: SLF001 - no public exit flag
     assert safety_net == []
     assert runner._cancel.is_set()  # noqa: SLF001 - the replay runner's cancel flag
     assert app.return_code == 130 and app.hung_up == sig
@@ -57,5 +57,5 @@ async def test_a_signal_while_the_app_starts_ends_it_at_once(history, safety_net
     app = BuildcageApp(ReplayEngine(history), clock=FrozenClock(), reach=fake_reach,
                        interrupts=interrupts)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app._exit, what="the app to end")  # noqa: SLF001
+        await wait_for(pilot, lambda: app._exit, what="the app to end")  # noqa: SLF001 - no public exit flag
     assert app.return_code == 130

@@ -61,7 +61,7 @@ async def test_rebuild_of_a_missing_context_says_why(engine, history) -> None:
         await pilot.press("down", "r")  # /srv/src/multistage does not exist here
         await pilot.pause()
         assert app.screen is screen
-        assert any("does not exist" in n.message for n in app._notifications)
+        assert any("does not exist" in n.message for n in app._notifications)  # noqa: SLF001 - Textual has no public list of notifications
 
 
 async def test_rebuild_of_host_rw_asks_first(history) -> None:

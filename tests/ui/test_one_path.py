@@ -28,7 +28,7 @@ dead_registry.calls = []  # type: ignore[attr-defined]
 
 
 def messages(app) -> list[str]:
-    return [n.message for n in app._notifications]
+    return [n.message for n in app._notifications]  # noqa: SLF001 - Textual has no public list of notifications
 
 
 async def test_a_build_to_a_dead_registry_does_not_start(history) -> None:

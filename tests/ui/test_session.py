@@ -30,7 +30,7 @@ async def test_picking_multistage_fills_stages_args_and_preview(engine) -> None:
         assert "BASE=127.0.0.1:5000/buildcage/busybox:latest" in args
         assert "VERSION=1.0" in args
         stage = screen.query_one("#stage", Select)
-        assert [value for _, value in stage._options if value is not Select.NULL] == ["build"]
+        assert [value for _, value in stage._options if value is not Select.NULL] == ["build"]  # noqa: SLF001 - Textual's Select has no public list of options
         assert screen.query_one("#preview", TextArea).text.startswith("# Two stages")
         request = screen.request()
         assert request.build_args == (("BASE", "127.0.0.1:5000/buildcage/busybox:latest"),
@@ -202,7 +202,7 @@ async def test_build_without_a_context_says_so(engine, tmp_path) -> None:
         await pilot.press("f5")
         await pilot.pause()
         assert isinstance(app.screen, SessionScreen)
-        assert any("pick a context" in n.message for n in app._notifications)
+        assert any("pick a context" in n.message for n in app._notifications)  # noqa: SLF001 - Textual has no public list of notifications
 
 
 async def test_bad_build_args_stop_the_build_with_a_message(engine) -> None:
@@ -216,7 +216,7 @@ async def test_bad_build_args_stop_the_build_with_a_message(engine) -> None:
         await pilot.press("f5")
         await pilot.pause()
         assert isinstance(app.screen, SessionScreen) and engine.runners == []
-        assert any("must look like NAME=VALUE" in n.message for n in app._notifications)
+        assert any("must look like NAME=VALUE" in n.message for n in app._notifications)  # noqa: SLF001 - Textual has no public list of notifications
 
 
 async def test_build_passes_the_form_to_the_plan(history) -> None:
@@ -260,7 +260,7 @@ async def test_secrets_field_reaches_the_plan_and_bad_ones_stop_the_build(histor
         await pilot.press("f5")
         await pilot.pause()
         assert isinstance(app.screen, SessionScreen) and engine.runners == []
-        assert any("is not a file" in n.message for n in app._notifications)
+        assert any("is not a file" in n.message for n in app._notifications)  # noqa: SLF001 - Textual has no public list of notifications
         field.value = f"id=tok,src={token}"
         await pilot.pause()
         await pilot.press("f5")

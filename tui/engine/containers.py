@@ -26,20 +26,20 @@ def stop_gracefully(container, timeout: float) -> None:
     """
     try:
         container.exec_run(["sh", "-c", _TERM_BUILDAH])
-    except Exception:  # not running (yet, or any more): the kill below or run() handles it
+    except Exception:  # noqa: BLE001, S110 - not running (yet, or any more): the kill below or run() handles it
         pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             container.reload()
-        except Exception:
+        except Exception:  # noqa: BLE001 - gone, or podman gone: nothing left to wait for
             return  # removed already
         if container.attrs.get("State", {}).get("Status") != "running":
             return
         time.sleep(0.2)
     try:
         container.kill()
-    except Exception:  # exited between the check and the kill
+    except Exception:  # noqa: BLE001, S110 - exited between the check and the kill, or podman gone
         pass
 
 
@@ -53,7 +53,7 @@ def remove_container(container, attempts: int = 20) -> str:
             return ""
         except NotFound:
             return ""
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - busy, podman down...: retried, then returned as the reason
             problem = str(exc)
             time.sleep(0.25)
     return problem

@@ -67,7 +67,7 @@ class KubeRunner(BuildRunner):
             self.client.pods.get(name).remove(force=True)
         except NotFound:
             pass
-        except Exception as exc:  # podman gone: say the pod is left
+        except Exception as exc:  # noqa: BLE001 - podman gone: say the pod is left
             return f"pod {name} ({exc})"
         return ""
 

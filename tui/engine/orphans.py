@@ -358,7 +358,7 @@ def sweep_store(client: Any, use: StoreUse, since: float, attrs: dict[str, Any],
             sweeper.wait()
         finally:
             remove_container(sweeper)
-    except Exception as exc:  # podman gone, image gone: say what stays
+    except Exception as exc:  # noqa: BLE001 - podman gone, image gone: say what stays
         return f"{len(ids)} Buildah working containers in {use.root} ({exc})"
     left = stray_working_containers(use.root, since)
     return f"Buildah working containers {', '.join(i[:12] for i in left)} in {use.root}" \
@@ -397,7 +397,7 @@ def _inspect(container: Any) -> dict[str, Any] | None:
         container.reload()
     except NotFound:
         return None
-    except Exception:  # podman trouble: try with what the list said
+    except Exception:  # noqa: BLE001 - podman trouble: try with what the list said
         return dict(container.attrs)
     return dict(container.attrs)
 
@@ -442,7 +442,7 @@ def _collect_one(client: Any, orphan: Orphan, why: str, report: Report, stop_tim
             report.removed.append(f"pod {_name(pod)} ({why})")
         except NotFound:
             pass
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - cleanup goes on: the pod is reported as left
             report.left.append(f"pod {_name(pod)} ({exc})")
     if orphan.build_id:
         _remove_secrets(client, orphan.build_id, why, report)
@@ -452,7 +452,7 @@ def _collect_one(client: Any, orphan: Orphan, why: str, report: Report, stop_tim
             report.removed.append(f"volume {_name(volume)} ({why})")
         except NotFound:
             pass
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - cleanup goes on: the volume is reported as left
             report.left.append(f"volume {_name(volume)} ({exc})")
 
 
@@ -483,7 +483,7 @@ def _remove_secrets(client: Any, build_id: str, why: str, report: Report) -> Non
     try:
         secrets = [s for s in client.secrets.list()
                    if str(s.name).startswith(f"buildcage-{build_id}-")]
-    except Exception as exc:  # podman trouble: say so, the rest goes on
+    except Exception as exc:  # noqa: BLE001 - podman trouble: say so, the rest goes on
         report.left.append(f"secrets of build {build_id} ({exc})")
         return
     for secret in secrets:
@@ -492,7 +492,7 @@ def _remove_secrets(client: Any, build_id: str, why: str, report: Report) -> Non
             report.removed.append(f"secret {secret.name} ({why})")
         except NotFound:
             pass
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - cleanup goes on: the secret is reported as left
             report.left.append(f"secret {secret.name} ({exc})")
 
 
@@ -516,7 +516,7 @@ def collect_on_start(client: Any, warn: Callable[[str], None]) -> None:
         if not orphans:
             return
         report = collect(client, orphans)
-    except Exception as exc:  # the build itself may still work: say it, go on
+    except Exception as exc:  # noqa: BLE001 - the build itself may still work: say it, go on
         warn(f"could not look for builds left by buildcage processes that are gone: {exc}")
         return
     for orphan in orphans:
@@ -540,7 +540,7 @@ def claim_store(client: Any, plan: BuildPlan, canceled: Callable[[], bool],
     while not canceled():
         try:
             busy = builders_on_store(client, root, {plan.build_id})
-        except Exception as exc:  # podman trouble: the build's own calls will say more
+        except Exception as exc:  # noqa: BLE001 - podman trouble: the build's own calls will say more
             warn(f"could not check for other builders on the store: {exc}")
             return
         if not busy:
@@ -564,7 +564,7 @@ def claim_store(client: Any, plan: BuildPlan, canceled: Callable[[], bool],
         for container in busy:
             if _name(container) not in told:
                 told.add(_name(container))
-                owner = _labels(container).get(OWNER_LABEL) or "not recorded"
-                warn(f"waiting for builder {_name(container)} (owner {owner}), which is "
+                recorded = _labels(container).get(OWNER_LABEL) or "not recorded"
+                warn(f"waiting for builder {_name(container)} (owner {recorded}), which is "
                      f"using the store of project {plan.project}")
         time.sleep(poll)

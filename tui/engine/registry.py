@@ -253,6 +253,7 @@ def check_reachable(registry: str, tls_verify: bool, timeout: float = 2.0) -> tu
     local registry buildcage provisions speaks HTTP), then HTTPS without verification, as
     containers' ``insecure = true`` does.
     """
+    attempts: list[tuple[str, ssl.SSLContext | None]]
     if tls_verify:
         attempts = [("https", ssl.create_default_context())]
     else:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from podman import PodmanClient
+from podman.domain.containers import Container
 from podman.errors import ImageNotFound
 
 from tui.engine.buildah_output import BuildahOutputParser
@@ -27,6 +28,7 @@ from tui.engine.events import (
     ImageInfo,
     PhaseDone,
     PushStarted,
+    Status,
 )
 from tui.engine.events import Warning as BuildWarning
 from tui.engine.image_facts import ImageFacts, read_facts
@@ -77,9 +79,9 @@ class BuildRunner:
         """Seconds Buildah gets to clean up after SIGTERM before the builder is killed."""
         self._container_started = 0.0
         self._canceled = threading.Event()
-        self._container = None
+        self._container: Container | None = None
         """The phase container running now (the one cancel stops)."""
-        self._containers: list = []
+        self._containers: list[Container] = []
         """Every phase container made so far, removed when the build ends."""
         self._idmap: dict[str, list[str]] | None = None
         self._announced = False
@@ -115,7 +117,7 @@ class BuildRunner:
         except ImageNotFound:
             error = Failed(message=f"builder image {self.plan.builder_image} not found: run "
                                    "provision/provision.sh (or `buildcage doctor`)")
-        except Exception as exc:  # podman gone mid-build, API errors: report, then clean up
+        except Exception as exc:  # noqa: BLE001 - podman gone mid-build, API errors: report, then clean up
             error = Failed(message=f"{type(exc).__name__}: {exc}")
         finally:
             # Sweep before clean-up: the sweeper needs the per-build files still in place.
@@ -135,6 +137,7 @@ class BuildRunner:
                 self._emit(event)
         if left:
             self._emit(Failed(message="could not remove: " + "; ".join(left)))
+        status: Status
         if self.canceled:
             status = "canceled"
         elif error is None and exit_code == 0 and not left:
@@ -269,9 +272,10 @@ class BuildRunner:
         self._deliver(source.finish())
         for note in notes:
             self._emit(BuildWarning(message=note))
-        if outcome and isinstance(outcome[0], BaseException):
-            raise outcome[0]  # the podman service stayed away, or another API error
-        return int(outcome[0]) if outcome else -1
+        result = outcome[0] if outcome else -1
+        if isinstance(result, BaseException):
+            raise result  # the podman service stayed away, or another API error
+        return result
 
     @staticmethod
     def _read(source: LogFileTail | ApiLogPoller) -> list[str]:
@@ -289,7 +293,7 @@ class BuildRunner:
         while True:
             try:
                 result = container.wait()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - handed to the runner thread, which raises it
                 if not service_gone(exc):
                     outcome.append(exc)
                     return
@@ -354,9 +358,9 @@ class BuildRunner:
         short-lived builder on the same mounts running ``buildah rm``."""
         root = store_root(self.plan)
         ids = stray_working_containers(root, self._container_started - 1) if root else []
-        if not ids:
+        if root is None or not ids:
             return []
-        busy = builders_on_store(self.client, root, {self.plan.build_id}) if root else []
+        busy = builders_on_store(self.client, root, {self.plan.build_id})
         if busy:  # their working containers look the same as the strays: leave them all
             return [f"{len(ids)} Buildah working containers in {root}: not swept while "
                     f"{', '.join(c.name for c in busy)} runs on that store"]
@@ -369,7 +373,7 @@ class BuildRunner:
                 sweeper.wait()
             finally:
                 remove_container(sweeper)
-        except Exception as exc:  # podman gone: say what is left in the store
+        except Exception as exc:  # noqa: BLE001 - podman gone: say what is left in the store
             return [f"{len(ids)} Buildah working containers in {root} ({exc})"]
         left = stray_working_containers(root, self._container_started - 1)
         return [f"Buildah working containers {', '.join(i[:12] for i in left)} in {root}"] \

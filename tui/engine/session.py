@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tui.engine.config import Config, load_config
 from tui.engine.containerfile import parse_containerfile, read_containerfile
@@ -26,6 +27,9 @@ from tui.engine.profiles import ProfileSet
 from tui.engine.registry import OciTarget, check_reachable, parse_push_target
 from tui.engine.request import BuildRequest, PreparedBuild, Runner
 from tui.engine.summary import ProfileSummary, summarize
+
+if TYPE_CHECKING:  # podman is imported on first connection, so importing the engine stays cheap
+    from podman import PodmanClient
 
 EventSink = Callable[[Event], None]
 Reach = Callable[[str, bool], tuple[bool, str]]
@@ -58,7 +62,7 @@ class Engine:
         self.reach = reach
         """Checks a push target's registry before a build (blocking)."""
         self._history = history
-        self._client = None
+        self._client: PodmanClient | None = None
 
     @property
     def history(self) -> History:
@@ -66,7 +70,7 @@ class Engine:
             self._history = History()
         return self._history
 
-    def client(self):  # -> podman.PodmanClient; typed loosely so importing stays cheap
+    def client(self) -> PodmanClient:
         from tui.engine.podman_api import connect
 
         if self._client is None:

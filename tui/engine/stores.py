@@ -173,7 +173,7 @@ def release(client: PodmanClient, state: HostState) -> list[str]:
             client.containers.get(pin_id).remove(force=True)
         except NotFound:
             pass
-        except Exception as exc:  # podman down: say what is left behind
+        except Exception as exc:  # noqa: BLE001 - podman down: say what is left behind
             left.append(f"pin container {pin_id[:12]} ({exc})")
     state.pins.clear()
     for name in state.secrets:
@@ -181,7 +181,7 @@ def release(client: PodmanClient, state: HostState) -> list[str]:
             client.secrets.get(name).remove()
         except NotFound:
             pass
-        except Exception as exc:  # podman down: say what is left behind
+        except Exception as exc:  # noqa: BLE001 - podman down: say what is left behind
             left.append(f"podman secret {name} ({exc})")
     state.secrets.clear()
     if state.build_dir is not None:
@@ -207,7 +207,7 @@ def release(client: PodmanClient, state: HostState) -> list[str]:
             client.volumes.get(state.volume).remove(force=True)
         except NotFound:
             pass
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - podman down: say what is left behind
             left.append(f"volume {state.volume} ({exc})")
         state.volume = ""
     return left

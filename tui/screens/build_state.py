@@ -167,7 +167,7 @@ class BuildState:
         if isinstance(event, BuildStarted):
             self.started = event
         elif isinstance(event, PullStarted | PushStarted):
-            phase = "pull" if isinstance(event, PullStarted) else "push"
+            phase: Literal["pull", "push"] = "pull" if isinstance(event, PullStarted) else "push"
             self.transfers.append(Transfer(phase, event.ref))
         elif isinstance(event, BlobCopied):
             self._transfer(event.phase).blobs.append((event.digest, event.skipped))

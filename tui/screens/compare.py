@@ -19,7 +19,7 @@ from tui.engine.events import Done, Event, StepStarted
 from tui.engine.text import visible
 from tui.screens.common import BuildRequest, Services, confirm_then
 from tui.styles_path import css_path
-from tui.widgets.bar_chart import Bar, BarChart
+from tui.widgets.bar_chart import Bar, BarChart, BarKind
 
 DEFAULT_PROFILES = ("host-ro", "isolated")
 
@@ -120,7 +120,7 @@ class CompareScreen(Screen[None]):
                 # Warm means the store kept the first run's layers; a fresh store is cold again
                 # even when a later stage reuses a layer of an earlier one in the same build.
                 kept = not no_cache and prepared.plan.profile.keeps_cache
-                kind = "warm" if kept else "cold"
+                kind: BarKind = "warm" if kept else "cold"
                 note = "" if no_cache or kept else "(no cache kept)"
                 post(self.Progress(f"{profile}: {done.duration_s:.1f}s",
                                    Bar(profile, kind, done.duration_s, note)))

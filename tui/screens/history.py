@@ -142,4 +142,4 @@ class HistoryScreen(Screen[None]):
             return
         request = BuildRequest.from_record(record)
         confirm_then(self, self.services.engine, [request.profile],
-                     lambda confirmed: self.app.start_build(request, confirmed))  # type: ignore[attr-defined]
+                     lambda confirmed: self.app.start_build(request, confirmed))  # type: ignore[attr-defined]  # self.app is typed App[Any], not BuildcageApp

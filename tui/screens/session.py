@@ -190,7 +190,7 @@ class SessionScreen(Screen[None]):
         request = self._checked_request()
         if request is not None:
             confirm_then(self, self.engine, [request.profile],
-                         lambda confirmed: self.app.start_build(request, confirmed))
+                         lambda confirmed: self.app.start_build(request, confirmed))  # type: ignore[attr-defined]  # self.app is typed App[Any], not BuildcageApp
 
     def action_plan(self) -> None:
         request = self._checked_request()
@@ -217,4 +217,4 @@ class SessionScreen(Screen[None]):
     def action_compare(self) -> None:
         request = self._checked_request()
         if request is not None:
-            self.app.open_compare(request)  # type: ignore[attr-defined]
+            self.app.open_compare(request)  # type: ignore[attr-defined]  # self.app is typed App[Any], not BuildcageApp

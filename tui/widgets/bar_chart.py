@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
@@ -44,15 +45,15 @@ class BarChart(Widget):
         "bar-chart--group", "bar-chart--muted",
     }
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.bars: list[Bar] = []
 
     def set_bars(self, bars: Iterable[Bar]) -> None:
         self.bars = list(bars)
         self.refresh(layout=True)
 
-    def _style(self, name: str):  # noqa: ANN202 - a rich Style
+    def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"bar-chart--{name}")
 
     def render(self) -> Text:

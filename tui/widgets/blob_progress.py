@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
@@ -22,8 +25,8 @@ class BlobProgress(Widget):
         "blob-progress--skipped",
     }
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.transfers: list[Transfer] = []
 
     def show(self, transfers: list[Transfer]) -> None:
@@ -31,7 +34,7 @@ class BlobProgress(Widget):
         self.display = bool(transfers)
         self.refresh(layout=True)
 
-    def _style(self, name: str):  # noqa: ANN202 - a rich Style
+    def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"blob-progress--{name}")
 
     def render(self) -> Text:

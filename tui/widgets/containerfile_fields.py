@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -42,8 +43,8 @@ class ContainerfileFields(Vertical):
             super().__init__()
             self.path, self.text = path, text
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.context: Path | None = None
 
     def compose(self) -> ComposeResult:

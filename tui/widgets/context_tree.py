@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from rich.style import Style
 from rich.text import Text
@@ -20,8 +21,8 @@ MARK = " ◆"
 class ContextTree(DirectoryTree):
     COMPONENT_CLASSES = DirectoryTree.COMPONENT_CLASSES | {"context-tree--buildable"}
 
-    def __init__(self, path: str | Path, **kwargs: object) -> None:
-        super().__init__(path, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, path: str | Path, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
         root = Path(path).expanduser().resolve()
         # The root's label is its name only: the full path says little and changes per machine.
         self.root.set_label(root.name or str(root))

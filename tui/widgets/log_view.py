@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from textual.widgets import Log
 
@@ -18,8 +19,8 @@ class LogView(Log):
     Control characters in the lines are written out as text (``tui.engine.text.visible``):
     ``Log`` hands them to the terminal as they are."""
 
-    def __init__(self, *, max_lines: int = MAX_LINES, **kwargs: object) -> None:
-        super().__init__(max_lines=max_lines, highlight=False, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *, max_lines: int = MAX_LINES, **kwargs: Any) -> None:
+        super().__init__(max_lines=max_lines, highlight=False, **kwargs)
         self.total_lines = 0
         """Lines received, including the ones no longer kept."""
 

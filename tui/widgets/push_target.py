@@ -4,6 +4,7 @@ line that says what is wrong, or whether the registry answers (checked in a work
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -42,8 +43,8 @@ class PushTargetField(Vertical):
             self.serial, self.ok, self.text = serial, ok, text
 
     def __init__(self, hosts: list[str], reach: Reach, tls_verify: Callable[[str], bool],
-                 **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.hosts = hosts
         """Registries offered: the local one first, then those in the config."""
         self._reach, self._tls_verify = reach, tls_verify

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import humanize
+from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
@@ -19,11 +22,11 @@ def size(value: int) -> str:
 class _Panel(Widget):
     COMPONENT_CLASSES = {"panel--title", "panel--label", "panel--muted"}
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.state: BuildState | None = None
 
-    def _style(self, name: str):  # noqa: ANN202 - a rich Style
+    def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"panel--{name}")
 
     def _field(self, text: Text, label: str, value: str) -> None:
@@ -80,7 +83,7 @@ class FailurePanel(_Panel):
 
     COMPONENT_CLASSES = _Panel.COMPONENT_CLASSES | {"panel--error", "panel--tail"}
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tail: list[str] = []
 

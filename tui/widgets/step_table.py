@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from rich.text import Text
 from textual.events import Key
@@ -31,8 +32,8 @@ class StepTable(DataTable[str | Text]):
 
     COMPONENT_CLASSES = {f"step-table--{status}" for status in ICONS}
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._steps: dict[str, StepRow] = {}
         """The rows as last drawn, to restyle them after a theme change."""
         self.follow = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -80,7 +81,7 @@ class SummaryCard(Widget, can_focus=True):
     def show_summary(self, summary: ProfileSummary) -> None:
         self.error, self.summary = False, summary
 
-    def _style(self, name: str):  # noqa: ANN202 - a rich Style
+    def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"summary-card--{name}")
 
     def _rating(self, text: Text, label: str, rating: Rating) -> None:
