@@ -99,6 +99,13 @@ class Engine:
         ``check_push`` that the push target's registry answers. Writes the plan's files, so its
         ``podman run`` and Pod renderings run as printed. Raises a UserError saying what to
         change."""
+        if not self.config.podman_url.startswith("unix://"):
+            # The builder bind-mounts this machine's paths (the context or its snapshot, the
+            # project stores, the generated configuration, the facts directory): on another
+            # host they do not exist, or are other files. Refused rather than half-working.
+            raise PlanError(f"podman service {self.config.podman_url!r} is not a local unix "
+                            "socket: buildcage mounts this machine's files into the builder, "
+                            "so run buildcage on the podman host (unix:///run/podman/podman.sock)")
         plan = self.plan_for(request, confirmed=confirmed)
         parse_containerfile(read_containerfile(plan.containerfile))
         target = parse_push_target(plan.push)
