@@ -291,13 +291,7 @@ def _copy_file_at(src_fd: int, dst_fd: int, name: str, snap: Snapshot) -> None:
         info = os.fstat(fd_in)
         if not stat.S_ISREG(info.st_mode):  # swapped for a FIFO or device since the stat
             return
-        fd_out = os.open(name, _WRITE_FLAGS, 0o600, dir_fd=dst_fd)
-        try:
-            _copy_data(fd_in, fd_out, info.st_size)
-            os.fchmod(fd_out, stat.S_IMODE(info.st_mode))
-            os.utime(fd_out, ns=(info.st_atime_ns, info.st_mtime_ns))
-        finally:
-            os.close(fd_out)
+        _clone(fd_in, info, os.open(name, _WRITE_FLAGS, 0o600, dir_fd=dst_fd))
     finally:
         os.close(fd_in)
     snap.files += 1
@@ -312,15 +306,20 @@ def _copy_one_file(source: Path, dest: Path) -> None:
         if not stat.S_ISREG(info.st_mode):
             raise SnapshotError(errno.EINVAL, "the Containerfile is not a regular file",
                                 str(source))
-        fd_out = os.open(dest, _WRITE_FLAGS, 0o600)
-        try:
-            _copy_data(fd_in, fd_out, info.st_size)
-            os.fchmod(fd_out, stat.S_IMODE(info.st_mode))
-            os.utime(fd_out, ns=(info.st_atime_ns, info.st_mtime_ns))
-        finally:
-            os.close(fd_out)
+        _clone(fd_in, info, os.open(dest, _WRITE_FLAGS, 0o600))
     finally:
         os.close(fd_in)
+
+
+def _clone(fd_in: int, info: os.stat_result, fd_out: int) -> None:
+    """The contents, mode and times of ``fd_in`` into ``fd_out`` (closed afterwards): the
+    same mtime keeps Buildah's cache keys the same as for the context itself."""
+    try:
+        _copy_data(fd_in, fd_out, info.st_size)
+        os.fchmod(fd_out, stat.S_IMODE(info.st_mode))
+        os.utime(fd_out, ns=(info.st_atime_ns, info.st_mtime_ns))
+    finally:
+        os.close(fd_out)
 
 
 def _copy_data(fd_in: int, fd_out: int, size: int) -> None:
