@@ -10,6 +10,7 @@ from typing import TextIO
 
 from tui.engine.events import (
     BuildStarted,
+    BuildWarning,
     CacheHit,
     Done,
     Event,
@@ -22,7 +23,6 @@ from tui.engine.events import (
     StepDone,
     StepStarted,
 )
-from tui.engine.events import Warning as BuildWarning
 from tui.engine.text import visible
 
 

@@ -12,6 +12,7 @@ from typing import Literal
 from tui.engine.events import (
     BlobCopied,
     BuildStarted,
+    BuildWarning,
     CacheHit,
     ConfigCopied,
     Done,
@@ -26,7 +27,6 @@ from tui.engine.events import (
     StepDone,
     StepStarted,
 )
-from tui.engine.events import Warning as BuildWarning  # not the builtin
 
 StepStatus = Literal["queued", "running", "cached", "done", "failed", "canceled", "skipped"]
 FINISHED: tuple[StepStatus, ...] = ("cached", "done")
