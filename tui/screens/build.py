@@ -11,12 +11,12 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, ProgressBar, Static
 
+from tui.batching import BuildEvents, EventBatcher
 from tui.engine.events import Done, Failed, LogLine
 from tui.engine.request import PreparedBuild, Runner
 from tui.engine.text import visible
-from tui.screens.batching import BuildEvents, EventBatcher
-from tui.screens.build_state import BuildState
 from tui.screens.common import Services
+from tui.state.build_state import BuildState
 from tui.styles_path import css_path
 from tui.widgets.blob_progress import BlobProgress
 from tui.widgets.log_view import LogView

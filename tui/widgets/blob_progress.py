@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from tui.engine.text import visible
-from tui.screens.build_state import Transfer
+from tui.state.build_state import Transfer
 
 
 def short_digest(digest: str, length: int = 12) -> str:

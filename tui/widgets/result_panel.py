@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from tui.engine.text import visible
-from tui.screens.build_state import BuildState
+from tui.state.build_state import BuildState
 
 TAIL_LINES = 15
 

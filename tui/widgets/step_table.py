@@ -9,7 +9,7 @@ from textual.events import Key
 from textual.widgets import DataTable
 
 from tui.engine.text import visible
-from tui.screens.build_state import StepRow
+from tui.state.build_state import StepRow
 
 ICONS = {
     "queued": "·", "running": "▶", "cached": "●", "done": "✓",

@@ -1,4 +1,4 @@
-"""What the build screen knows about a running build, folded from events (no widgets here).
+"""What is known about a running build, folded from its events (no Textual here).
 
 The screen feeds each batch of events to ``BuildState.apply`` and then redraws only what changed,
 so the table, header and panels all read one model and a test can check the model directly.
