@@ -7,7 +7,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, ProgressBar, Static
 
@@ -15,7 +14,8 @@ from tui.batching import BuildEvents, EventBatcher
 from tui.engine.events import Done, Failed, LogLine
 from tui.engine.request import PreparedBuild, Runner
 from tui.engine.text import visible
-from tui.screens.common import Services
+from tui.screens.base import BuildcageScreen
+from tui.services import Services
 from tui.state.build_state import BuildState
 from tui.styles_path import css_path
 from tui.widgets.blob_progress import BlobProgress
@@ -27,7 +27,7 @@ TICK_S = 0.1
 VERBS = {"succeeded": "Built", "failed": "Failed", "canceled": "Canceled"}
 
 
-class BuildScreen(Screen[None]):
+class BuildScreen(BuildcageScreen[None]):
     CSS_PATH = css_path("build.tcss")
     BINDINGS = [
         Binding("c", "cancel", "Cancel"),

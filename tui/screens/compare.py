@@ -12,19 +12,20 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Header, SelectionList, Static
 
 from tui.engine.events import Done, Event, StepStarted
+from tui.engine.request import BuildRequest
 from tui.engine.text import visible
-from tui.screens.common import BuildRequest, Services, confirm_then
+from tui.screens.base import BuildcageScreen
+from tui.services import Services
 from tui.styles_path import css_path
 from tui.widgets.bar_chart import Bar, BarChart
 
 DEFAULT_PROFILES = ("host-ro", "isolated")
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(BuildcageScreen[None]):
     CSS_PATH = css_path("compare.tcss")
     BINDINGS = [
         Binding("f5", "run", "Run"),
@@ -78,8 +79,7 @@ class CompareScreen(Screen[None]):
         if not profiles:
             self.notify("choose at least one profile", severity="warning")
             return
-        confirm_then(self, self.services.engine, profiles,
-                     lambda confirmed: self._begin(profiles, confirmed))
+        self.confirm_then(profiles, lambda confirmed: self._begin(profiles, confirmed))
 
     def _begin(self, profiles: list[str], confirmed: bool) -> None:
         self.running = True
