@@ -25,7 +25,7 @@ from tui.engine.session import Engine
 from tui.interrupts import APP_SIGNALS, Interrupts, detach_from_terminal
 from tui.messages import BuildRequested, CompareAsked, CompareRequested
 from tui.services import Reach, Services, show_error
-from tui.styles_path import css_path
+from tui.styles_path import css_path, widget_sheets
 
 if TYPE_CHECKING:
     from tui.screens.session import SessionScreen
@@ -40,7 +40,8 @@ class BuildcageApp(App[None]):
     the clean way: running builds are canceled and cleaned up before the process exits."""
 
     TITLE = "buildcage"
-    CSS_PATH = css_path("app.tcss")
+    CSS_PATH = [css_path("app.tcss"), *widget_sheets()]
+    """The shared recipes, then each widget's own sheet; screens add their layout."""
     BINDINGS = [
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),

@@ -1,13 +1,13 @@
-"""The base of buildcage's full screens: the app typed as ``BuildcageApp`` (posting's way, so
-``self.app.services`` needs no ignore) and the confirmation some profiles ask for before they
-run."""
+"""The bases of buildcage's screens: full screens get the app typed as ``BuildcageApp``
+(posting's way, so ``self.app.services`` needs no ignore) and the confirmation some profiles ask
+for before they run; dialogs share one backdrop (``Dialog`` in app.tcss)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar, cast
 
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 
 from tui.engine.text import visible
 from tui.services import needs_confirmation
@@ -50,3 +50,7 @@ class BuildcageScreen(Screen[ResultT]):
                             severity="warning", markup=False)
 
         self.app.push_screen(ConfirmScreen(question, detail), answered)
+
+
+class Dialog(ModalScreen[ResultT]):
+    """A dialog over the screen it came from; app.tcss gives every one the same backdrop."""

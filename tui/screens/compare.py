@@ -59,7 +59,7 @@ class CompareScreen(BuildcageScreen[None]):
         yield Header()
         with Horizontal(id="compare-top"):
             yield SelectionList[str](*[(n, n, n in DEFAULT_PROFILES) for n in names],
-                                     id="profiles")
+                                     id="profiles", classes="panel")
             with Vertical(id="compare-info"):
                 yield Static(Text(f"Context  {visible(self.request.context.name)}  "
                                   "(no push while comparing)"), id="compare-context")

@@ -68,9 +68,9 @@ class SessionScreen(BuildcageScreen[None]):
         yield Header()
         with Horizontal(id="session-body"):
             with Vertical(id="picker"):
-                yield ContextTree(self.start_dir, id="tree")
+                yield ContextTree(self.start_dir, id="tree", classes="panel")
                 yield TextArea("", read_only=True, show_line_numbers=True, soft_wrap=False,
-                               id="preview")
+                               id="preview", classes="panel")
             with VerticalScroll(id="form"):
                 yield Label("no context chosen", id="context-label")
                 yield ContainerfileFields(id="cf-fields")
@@ -85,7 +85,7 @@ class SessionScreen(BuildcageScreen[None]):
                     yield Checkbox("no cache", id="no-cache", compact=True)
                     yield Checkbox("as a Kubernetes Pod", id="on-kube", compact=True)
                     yield Button("Build ▶ F5", variant="primary", compact=True, id="build")
-                yield SummaryCard(id="summary")
+                yield SummaryCard(id="summary", classes="panel")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -25,8 +25,8 @@ class StepTable(DataTable[str | Text]):
     """Rows keyed ``stage:step``; ``sync`` adds new rows and rewrites changed ones.
 
     The instruction comes last so that stage, status and time stay in view on a narrow
-    terminal. Status colours come from component classes (styled in build.tcss), re-read when
-    the theme changes.
+    terminal. Status colours come from component classes (styled in widgets/step_table.tcss),
+    re-read when the theme changes.
     """
 
     COMPONENT_CLASSES = {f"step-table--{status}" for status in ICONS}
