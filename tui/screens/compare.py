@@ -132,13 +132,13 @@ class CompareScreen(BuildcageScreen[None]):
             if self.bars and self.bars[-1].kind == "running":
                 self.bars.pop()  # the placeholder of the run that just ended
             self.bars.append(bar)
-            self.query_one(BarChart).set_bars(self.bars)
+            self.query_one(BarChart).bars = list(self.bars)
         if message.final:
             self.running = False
             self.refresh_bindings()
             if self.bars and self.bars[-1].kind == "running":
                 self.bars.pop()
-                self.query_one(BarChart).set_bars(self.bars)
+                self.query_one(BarChart).bars = list(self.bars)
         # Instructions and errors are in it: shown as text, never read as markup.
         self.query_one("#compare-status", Static).update(Text(visible(message.text)))
 
