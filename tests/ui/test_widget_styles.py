@@ -138,4 +138,6 @@ def test_every_widget_has_a_sheet_the_app_loads_and_the_wheel_ships() -> None:
     app_sheets = [str(p) for p in BuildcageApp.CSS_PATH]
     assert set(widget_sheets()) <= set(app_sheets)
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "widgets/*.tcss" in pyproject["tool"]["setuptools"]["package-data"]["tui.styles"]
+    setuptools = pyproject["tool"]["setuptools"]
+    assert "tui.styles.widgets" in setuptools["packages"]
+    assert "*.tcss" in setuptools["package-data"]["tui.styles.widgets"]
