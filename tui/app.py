@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
-from textual import work
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.driver import Driver
@@ -23,8 +23,12 @@ from tui.engine.errors import UserError
 from tui.engine.request import BuildRequest, PreparedBuild
 from tui.engine.session import Engine
 from tui.interrupts import APP_SIGNALS, Interrupts, detach_from_terminal
-from tui.screens.common import Reach, Services, show_error
-from tui.styles_path import css_path
+from tui.messages import BuildRequested, CompareAsked, CompareRequested
+from tui.services import Reach, Services, show_error
+from tui.styles_path import css_path, widget_sheets
+
+if TYPE_CHECKING:
+    from tui.screens.session import SessionScreen
 
 if TYPE_CHECKING:  # imported at run time inside _session, like the other screens
     from tui.screens.session import SessionScreen
@@ -39,7 +43,8 @@ class BuildcageApp(App[None]):
     the clean way: running builds are canceled and cleaned up before the process exits."""
 
     TITLE = "buildcage"
-    CSS_PATH = css_path("app.tcss")
+    CSS_PATH = [css_path("app.tcss"), *widget_sheets()]
+    """The shared recipes, then each widget's own sheet; screens add their layout."""
     BINDINGS = [
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
@@ -99,14 +104,15 @@ class BuildcageApp(App[None]):
         base = super().get_driver_class()
         return _survives_hangup(base) if issubclass(base, LinuxDriver) else base
 
-    # -- navigation used by the screens ---------------------------------------------------------
-    def start_build(self, request: BuildRequest, confirmed: bool = False) -> None:
+    # -- what the screens ask for (tui.messages) -------------------------------------------------
+    @on(BuildRequested)
+    def start_build(self, message: BuildRequested) -> None:
         """Prepare the request as the CLI does (every check, the push target's registry, the
         plan files) off the UI thread, then open the build screen, or say what is wrong. A
         second request while one is being prepared is dropped (F5 pressed twice)."""
         if any(w.group == "prepare" and not w.is_finished for w in self.workers):
             return
-        self._prepare_build(request, confirmed)
+        self._prepare_build(message.request, message.confirmed)
 
     @work(thread=True, group="prepare")
     def _prepare_build(self, request: BuildRequest, confirmed: bool) -> None:
@@ -122,10 +128,11 @@ class BuildcageApp(App[None]):
 
         self.push_screen(BuildScreen(self.services, prepared))
 
-    def open_compare(self, request: BuildRequest) -> None:
+    @on(CompareRequested)
+    def open_compare(self, message: CompareRequested) -> None:
         from tui.screens.compare import CompareScreen
 
-        self.push_screen(CompareScreen(self.services, request))
+        self.push_screen(CompareScreen(self.services, message.request))
 
     def _session(self) -> SessionScreen | None:
         from tui.screens.session import SessionScreen
@@ -151,7 +158,7 @@ class BuildcageApp(App[None]):
     def action_compare(self) -> None:
         session = self._session()
         if session is not None:
-            session.action_compare()
+            session.post_message(CompareAsked())
 
     def action_session(self) -> None:
         session, stack = self._session(), self.screen_stack

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from tui.engine.events import (
     BuildStarted,
+    BuildWarning,
     CacheHit,
     Done,
     Event,
@@ -22,8 +23,8 @@ from tui.engine.events import (
     StepDone,
     StepStarted,
 )
-from tui.engine.events import Warning as BuildWarning
 from tui.engine.text import visible
+from tui.state.build_state import BuildState
 
 
 def stdout_gone() -> None:
@@ -79,9 +80,11 @@ class HumanPrinter(_Output):
     def __init__(self, out: TextIO = sys.stdout, quiet: bool = False) -> None:
         super().__init__(out)
         self.quiet = quiet
-        self.steps: dict[tuple[int, int], str] = {}
+        self.state = BuildState()
+        """The build as the TUI's build screen folds it (steps, transfers, warnings)."""
 
     def __call__(self, event: Event) -> None:
+        self.state.apply(event)
         line = self.render(event)
         if line is not None:
             self.write(line + "\n")
@@ -97,7 +100,6 @@ class HumanPrinter(_Output):
             return (f"buildcage: building {event.context} with profile {event.profile}"
                     f" -> {event.tag}")
         if isinstance(event, StepStarted):
-            self.steps[(event.stage, event.step)] = event.instruction
             where = f"[{event.stage}/{event.stages}] " if event.stages > 1 else ""
             return f"==> {where}step {event.step}/{event.steps}: {event.instruction}"
         if isinstance(event, CacheHit):

@@ -30,3 +30,14 @@ def styles_dir() -> Path:
 def css_path(name: str) -> str:
     """Absolute path of one stylesheet, e.g. ``css_path("build.tcss")``, for ``CSS_PATH``."""
     return str(styles_dir() / name)
+
+
+def widget_css_path(widget: str) -> str:
+    """The sheet of one widget, e.g. ``widget_css_path("step_table")``: its own look."""
+    return css_path(f"widgets/{widget}.tcss")
+
+
+def widget_sheets() -> list[str]:
+    """Every widget's sheet (``styles/widgets/*.tcss``), which the app loads for every screen, so
+    a widget looks the same wherever it is mounted."""
+    return sorted(str(path) for path in (styles_dir() / "widgets").glob("*.tcss"))

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from podman_helpers import REGISTRY, Background, Recorder, build, registry_digest
 
-from tui.engine.events import Failed, ImageBuilt, ImageInfo, LogLine, Pushed
-from tui.engine.events import Warning as BuildWarning
+from tui.engine.events import BuildWarning, Failed, ImageBuilt, ImageInfo, LogLine, Pushed
 from tui.engine.planner import parse_secrets
 from tui.engine.runner import BuildRunner
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from podman_helpers import EXAMPLES, build
 
-from tui.engine.events import PullStarted, StepDone
-from tui.engine.events import Warning as BuildWarning
+from tui.engine.events import BuildWarning, PullStarted, StepDone
 from tui.engine.planner import selinux_enabled
 from tui.engine.renderings import create_kwargs
 from tui.engine.stores import leftovers, prepare, release

@@ -71,7 +71,7 @@ def test_canceling_host_rw_leaves_no_buildah_container_in_the_host_store(engine)
 
 def test_two_builds_of_one_project_take_turns(engine, run_id):
     """The second build waits for the first (and says so) instead of sharing the store."""
-    from tui.engine.events import Warning as BuildWarning
+    from tui.engine.events import BuildWarning
 
     project = f"turns-{run_id}"
     first = Background(engine, engine.plan(SLOW, profile="project", no_cache=True,
@@ -153,7 +153,7 @@ def test_registry_dying_mid_build_loses_nothing(provisioned, data_home, tmp_path
 def test_podman_service_going_away_mid_build_loses_nothing(engine, tmp_path):
     """The builder runs on without the API service; the runner keeps reading its output, waits
     for the service, and finishes the build when it is back (here after a few seconds)."""
-    from tui.engine.events import Warning as BuildWarning
+    from tui.engine.events import BuildWarning
 
     context = tmp_path / "ctx"
     context.mkdir()

@@ -6,8 +6,8 @@ from __future__ import annotations
 from textual.widgets import ProgressBar, Static
 from ui_helpers import WARM_PAUSE, FrozenClock, make_app, pick_context, wait_for
 
+from tui.batching import BuildEvents
 from tui.engine.events import LogLine, StepStarted
-from tui.screens.batching import BuildEvents
 from tui.screens.build import BuildScreen
 from tui.screens.session import SessionScreen
 from tui.testing import ReplayEngine

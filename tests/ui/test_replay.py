@@ -9,11 +9,11 @@ import threading
 import pytest
 from ui_helpers import ROOT
 
+from tui.batching import BuildEvents, EventBatcher
 from tui.engine.config import Config
 from tui.engine.events import CacheHit, Done, LogLine, StepStarted
 from tui.engine.history import History
-from tui.screens.batching import BuildEvents, EventBatcher
-from tui.screens.build_state import BuildState
+from tui.state.build_state import BuildState
 from tui.testing import ReplayEngine, ReplayRunner, load_stream
 
 spec = importlib.util.spec_from_file_location(

@@ -10,6 +10,7 @@ import pytest
 from tui.engine.buildah_output import BuildahOutputParser, parse_lines
 from tui.engine.events import (
     BlobCopied,
+    BuildWarning,
     CacheHit,
     Committed,
     ConfigCopied,
@@ -27,7 +28,6 @@ from tui.engine.events import (
     Tagged,
     event_from_json,
 )
-from tui.engine.events import Warning as BuildWarning  # not the builtin
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "buildah"
 LOGS = sorted(DATA.glob("*.log"))

@@ -62,3 +62,16 @@ def test_printers_stop_writing_when_the_reader_goes():
         printer(LogLine(line="more"))  # the build goes on; nothing raised into the runner
         printer(Done(status="succeeded"))
         assert out.writes == 1 and printer.gone
+
+
+def test_human_printer_folds_the_events_into_the_same_build_state_as_the_tui():
+    printer = HumanPrinter(io.StringIO())
+    printer(StepStarted(stage=1, stages=1, step=1, steps=2, instruction="FROM x"))
+    printer(CacheHit(stage=1, step=1, layer_id="abc"))
+    printer(StepStarted(stage=1, stages=1, step=2, steps=2, instruction="RUN false"))
+    printer(Failed(message="exit status 1", step="RUN false"))
+    printer(Done(status="failed"))
+    state = printer.state
+    assert [(r.instruction, r.status) for r in state.rows.values()] == [
+        ("FROM x", "cached"), ("RUN false", "failed")]
+    assert state.cache_hits == 1 and state.failed is not None and state.done is not None

@@ -10,8 +10,7 @@ import pytest
 from tui.engine.config import ConfigError
 from tui.engine.containerfile import ContainerfileError
 from tui.engine.errors import UserError
-from tui.engine.events import Done, Event
-from tui.engine.events import Warning as BuildWarning
+from tui.engine.events import BuildWarning, Done, Event
 from tui.engine.history import History, HistoryError
 from tui.engine.planner import PlanError
 from tui.engine.podman_api import PodmanUnavailable, connect

@@ -15,13 +15,13 @@ from pathlib import Path
 from tui.cli_output import HumanPrinter, JsonPrinter
 from tui.engine.events import (
     BuildStarted,
+    BuildWarning,
     Done,
     Failed,
     LogLine,
     Pushed,
     StepStarted,
 )
-from tui.engine.events import Warning as BuildWarning
 from tui.engine.history import BuildRecord, History, StepRecord
 from tui.engine.text import visible, visible_lines
 

@@ -23,6 +23,7 @@ from typing import Literal
 
 from tui.engine.events import (
     BlobCopied,
+    BuildWarning,
     CacheHit,
     Committed,
     ConfigCopied,
@@ -35,7 +36,6 @@ from tui.engine.events import (
     StepStarted,
     Tagged,
 )
-from tui.engine.events import Warning as BuildWarning  # not the builtin
 
 Phase = Literal["pull", "push"]
 

@@ -160,7 +160,7 @@ class ImageInfo(Event):
 
 
 @dataclass(frozen=True)
-class Warning(Event):  # noqa: A001 - the event is a Buildah warning, named as Buildah names it
+class BuildWarning(Event):
     """``level=warning msg=...`` or ``WARN[0000] ...``"""
 
     name: ClassVar[str] = "warning"
@@ -230,8 +230,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
     for cls in (
         BuildStarted, StepStarted, CacheHit, StepDone, PullStarted, BlobCopied, ConfigCopied,
-        ManifestWritten, Committed, Tagged, ImageBuilt, ImageInfo, Warning, PushStarted, Pushed,
-        PhaseDone, Failed, LogLine, Done,
+        ManifestWritten, Committed, Tagged, ImageBuilt, ImageInfo, BuildWarning, PushStarted,
+        Pushed, PhaseDone, Failed, LogLine, Done,
     )
 }
 

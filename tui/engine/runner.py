@@ -21,6 +21,7 @@ from tui.engine.buildah_output import BuildahOutputParser
 from tui.engine.containers import remove_container, stop_gracefully
 from tui.engine.events import (
     BuildStarted,
+    BuildWarning,
     Done,
     Event,
     Failed,
@@ -30,7 +31,6 @@ from tui.engine.events import (
     PushStarted,
     Status,
 )
-from tui.engine.events import Warning as BuildWarning
 from tui.engine.image_facts import ImageFacts, read_facts
 from tui.engine.logs import ApiLogPoller, LogFileTail
 from tui.engine.orphans import builders_on_store, claim_store, collect_on_start, owned

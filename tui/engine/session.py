@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING
 
 from tui.engine.config import Config, load_config
 from tui.engine.containerfile import parse_containerfile, read_containerfile
-from tui.engine.events import Done, Event, StepDone, StepStarted
-from tui.engine.events import Warning as BuildWarning
+from tui.engine.events import BuildWarning, Done, Event, StepDone, StepStarted
 from tui.engine.history import BuildRecord, History, HistoryError, StepRecord
 from tui.engine.plan import BuildPlan
 from tui.engine.planner import PlanError, make_plan

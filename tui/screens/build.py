@@ -7,27 +7,27 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, ProgressBar, Static
 
+from tui.batching import BuildEvents, EventBatcher
 from tui.engine.events import Done, Failed, LogLine
 from tui.engine.request import PreparedBuild, Runner
 from tui.engine.text import visible
-from tui.screens.batching import BuildEvents, EventBatcher
-from tui.screens.build_state import BuildState
-from tui.screens.common import Services
+from tui.screens.base import BuildcageScreen
+from tui.services import Services
+from tui.state.build_state import BuildState
 from tui.styles_path import css_path
 from tui.widgets.blob_progress import BlobProgress
 from tui.widgets.log_view import LogView
-from tui.widgets.result_panel import FailurePanel, ResultPanel
+from tui.widgets.result_panel import TAIL_LINES, FailurePanel, ResultPanel
 from tui.widgets.step_table import StepTable
 
 TICK_S = 0.1
 VERBS = {"succeeded": "Built", "failed": "Failed", "canceled": "Canceled"}
 
 
-class BuildScreen(Screen[None]):
+class BuildScreen(BuildcageScreen[None]):
     CSS_PATH = css_path("build.tcss")
     BINDINGS = [
         Binding("c", "cancel", "Cancel"),
@@ -74,7 +74,6 @@ class BuildScreen(Screen[None]):
     def on_mount(self) -> None:
         where = " · Kubernetes Pod" if self.on == "kube" else ""
         self.sub_title = visible(f"{self.plan.context.name} · {self.plan.profile.name}{where}")
-        self.query_one(BlobProgress).display = False
         self.query_one("#end").display = False
         self._ticker = self.set_interval(TICK_S, self._tick)
         self._run()
@@ -116,7 +115,7 @@ class BuildScreen(Screen[None]):
         table = self.query_one(StepTable)
         table.sync(row for key, row in self.state.rows.items() if key in changed)
         if self.state.transfers:
-            self.query_one(BlobProgress).show(self.state.transfers)
+            self.query_one(BlobProgress).transfers = self.state.transfers
         self._show_progress()
         if self.finished:
             self._finish()
@@ -152,12 +151,13 @@ class BuildScreen(Screen[None]):
         self.query_one("#build-header", Static).set_classes(f"-{done.status}")
         self.refresh_bindings()
         self.query_one("#end").display = True
+        # A panel shows once it has the state; the other stays hidden.
         if done.status == "failed":
-            self.query_one(ResultPanel).display = False
-            self.query_one(FailurePanel).show(self.state, self.query_one(LogView).tail(15))
+            failure = self.query_one(FailurePanel)
+            failure.tail = self.query_one(LogView).tail(TAIL_LINES)
+            failure.state = self.state
         else:
-            self.query_one(FailurePanel).display = False
-            self.query_one(ResultPanel).show(self.state)
+            self.query_one(ResultPanel).state = self.state
         # The end panel took room from the log: keep its last lines in view.
         log = self.query_one(LogView)
         self.call_after_refresh(log.scroll_end, animate=False)

@@ -12,19 +12,20 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Header, SelectionList, Static
 
 from tui.engine.events import Done, Event, StepStarted
+from tui.engine.request import BuildRequest
 from tui.engine.text import visible
-from tui.screens.common import BuildRequest, Services, confirm_then
+from tui.screens.base import BuildcageScreen
+from tui.services import Services
 from tui.styles_path import css_path
 from tui.widgets.bar_chart import Bar, BarChart, BarKind
 
 DEFAULT_PROFILES = ("host-ro", "isolated")
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(BuildcageScreen[None]):
     CSS_PATH = css_path("compare.tcss")
     BINDINGS = [
         Binding("f5", "run", "Run"),
@@ -58,7 +59,7 @@ class CompareScreen(Screen[None]):
         yield Header()
         with Horizontal(id="compare-top"):
             yield SelectionList[str](*[(n, n, n in DEFAULT_PROFILES) for n in names],
-                                     id="profiles")
+                                     id="profiles", classes="panel")
             with Vertical(id="compare-info"):
                 yield Static(Text(f"Context  {visible(self.request.context.name)}  "
                                   "(no push while comparing)"), id="compare-context")
@@ -78,8 +79,7 @@ class CompareScreen(Screen[None]):
         if not profiles:
             self.notify("choose at least one profile", severity="warning")
             return
-        confirm_then(self, self.services.engine, profiles,
-                     lambda confirmed: self._begin(profiles, confirmed))
+        self.confirm_then(profiles, lambda confirmed: self._begin(profiles, confirmed))
 
     def _begin(self, profiles: list[str], confirmed: bool) -> None:
         self.running = True
@@ -132,13 +132,13 @@ class CompareScreen(Screen[None]):
             if self.bars and self.bars[-1].kind == "running":
                 self.bars.pop()  # the placeholder of the run that just ended
             self.bars.append(bar)
-            self.query_one(BarChart).set_bars(self.bars)
+            self.query_one(BarChart).bars = list(self.bars)
         if message.final:
             self.running = False
             self.refresh_bindings()
             if self.bars and self.bars[-1].kind == "running":
                 self.bars.pop()
-                self.query_one(BarChart).set_bars(self.bars)
+                self.query_one(BarChart).bars = list(self.bars)
         # Instructions and errors are in it: shown as text, never read as markup.
         self.query_one("#compare-status", Static).update(Text(visible(message.text)))
 

@@ -6,14 +6,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from tui.engine.text import visible
+from tui.screens.base import Dialog
 from tui.styles_path import css_path
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class ConfirmScreen(Dialog[bool]):
     CSS_PATH = css_path("confirm.tcss")
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),

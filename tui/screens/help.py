@@ -5,9 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
+from tui.screens.base import Dialog
 from tui.styles_path import css_path
 
 HELP = """\
@@ -39,7 +39,7 @@ A build is *warm* when at least one step came from the cache.
 """
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     CSS_PATH = css_path("help.tcss")
     BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss", "Close")]
 

@@ -10,12 +10,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.engine.history import BuildRecord
+from tui.engine.request import BuildRequest
 from tui.engine.text import visible
-from tui.screens.common import BuildRequest, Services, confirm_then
+from tui.messages import BuildRequested
+from tui.screens.base import BuildcageScreen
+from tui.services import Services
 from tui.styles_path import css_path
 
 ICONS = {"succeeded": "✓", "failed": "✗", "canceled": "■"}
@@ -53,7 +55,7 @@ def show(text: str) -> Text:
     return Text(visible(text))
 
 
-class HistoryScreen(Screen[None]):
+class HistoryScreen(BuildcageScreen[None]):
     CSS_PATH = css_path("history.tcss")
     BINDINGS = [
         Binding("r", "rebuild", "Rebuild"),
@@ -141,5 +143,5 @@ class HistoryScreen(Screen[None]):
             self.notify("no build selected", severity="warning")
             return
         request = BuildRequest.from_record(record)
-        confirm_then(self, self.services.engine, [request.profile],
-                     lambda confirmed: self.app.start_build(request, confirmed))  # type: ignore[attr-defined]  # self.app is typed App[Any], not BuildcageApp
+        self.confirm_then([request.profile],
+                          lambda confirmed: self.post_message(BuildRequested(request, confirmed)))

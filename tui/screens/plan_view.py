@@ -6,18 +6,18 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Label, TabbedContent, TabPane, TextArea
 
 from tui.engine.plan import BuildPlan
 from tui.engine.renderings import kube_manifest, podman_run
 from tui.engine.text import visible
+from tui.screens.base import Dialog
 from tui.styles_path import css_path
 
 TABS = {"podman": "podman run", "kube": "Kubernetes"}
 
 
-class PlanViewScreen(ModalScreen[None]):
+class PlanViewScreen(Dialog[None]):
     CSS_PATH = css_path("plan_view.tcss")
     BINDINGS = [
         Binding("c", "copy", "Copy"),

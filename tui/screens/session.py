@@ -12,7 +12,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Checkbox, DirectoryTree, Footer, Header, Label, Select, TextArea
 
@@ -21,9 +20,12 @@ from tui.engine.errors import UserError
 from tui.engine.plan import BuildPlan
 from tui.engine.planner import PlanError, default_tag
 from tui.engine.registry import parse_reference
+from tui.engine.request import BuildRequest
 from tui.engine.summary import ProfileSummary
 from tui.engine.text import visible
-from tui.screens.common import BuildRequest, Services, confirm_then, show_error
+from tui.messages import BuildRequested, CompareAsked, CompareRequested
+from tui.screens.base import BuildcageScreen
+from tui.services import Services, show_error
 from tui.styles_path import css_path
 from tui.widgets.containerfile_fields import ContainerfileFields
 from tui.widgets.context_tree import ContextTree
@@ -33,7 +35,7 @@ from tui.widgets.summary_card import SummaryCard
 SUMMARY_DEBOUNCE_S = 0.3
 
 
-class SessionScreen(Screen[None]):
+class SessionScreen(BuildcageScreen[None]):
     CSS_PATH = css_path("session.tcss")
     BINDINGS = [
         Binding("f5", "build", "Build"),
@@ -66,9 +68,9 @@ class SessionScreen(Screen[None]):
         yield Header()
         with Horizontal(id="session-body"):
             with Vertical(id="picker"):
-                yield ContextTree(self.start_dir, id="tree")
+                yield ContextTree(self.start_dir, id="tree", classes="panel")
                 yield TextArea("", read_only=True, show_line_numbers=True, soft_wrap=False,
-                               id="preview")
+                               id="preview", classes="panel")
             with VerticalScroll(id="form"):
                 yield Label("no context chosen", id="context-label")
                 yield ContainerfileFields(id="cf-fields")
@@ -83,7 +85,7 @@ class SessionScreen(Screen[None]):
                     yield Checkbox("no cache", id="no-cache", compact=True)
                     yield Checkbox("as a Kubernetes Pod", id="on-kube", compact=True)
                     yield Button("Build ▶ F5", variant="primary", compact=True, id="build")
-                yield SummaryCard(id="summary")
+                yield SummaryCard(id="summary", classes="panel")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -189,8 +191,9 @@ class SessionScreen(Screen[None]):
     def action_build(self) -> None:
         request = self._checked_request()
         if request is not None:
-            confirm_then(self, self.engine, [request.profile],
-                         lambda confirmed: self.app.start_build(request, confirmed))  # type: ignore[attr-defined]  # self.app is typed App[Any], not BuildcageApp
+            self.confirm_then([request.profile],
+                              lambda confirmed: self.post_message(
+                                  BuildRequested(request, confirmed)))
 
     def action_plan(self) -> None:
         request = self._checked_request()
@@ -214,7 +217,8 @@ class SessionScreen(Screen[None]):
 
         self.app.push_screen(PlanViewScreen(plan.without_snapshot()))  # to paste, run later
 
+    @on(CompareAsked)
     def action_compare(self) -> None:
         request = self._checked_request()
         if request is not None:
-            self.app.open_compare(request)  # type: ignore[attr-defined]  # self.app is typed App[Any], not BuildcageApp
+            self.post_message(CompareRequested(request))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from rich.style import Style
 from rich.text import Text
-from textual.widget import Widget
+from textual.reactive import reactive
 
 from tui.engine.text import visible
+from tui.widgets.parts import PartsWidget
 
 BarKind = Literal["cold", "warm", "failed", "running"]
 EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -36,30 +35,24 @@ def bar_cells(value: float, top: float, width: int) -> str:
     return "█" * full + (EIGHTHS[part] if part else "")
 
 
-class BarChart(Widget):
+class BarChart(PartsWidget):
     """Rows ``GROUP  KIND  ████▌  12.3s``; the longest bar fills the width. Colours come from
-    component classes so both themes read (styled in compare.tcss)."""
+    component classes so both themes read (styled in widgets/bar_chart.tcss). Set ``bars`` to
+    redraw."""
+
+    PARTS = "bar-chart"
 
     COMPONENT_CLASSES = {
         "bar-chart--cold", "bar-chart--warm", "bar-chart--failed", "bar-chart--running",
         "bar-chart--group", "bar-chart--muted",
     }
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bars: list[Bar] = []
-
-    def set_bars(self, bars: Iterable[Bar]) -> None:
-        self.bars = list(bars)
-        self.refresh(layout=True)
-
-    def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(f"bar-chart--{name}")
+    bars: reactive[list[Bar]] = reactive(list, layout=True)
 
     def render(self) -> Text:
         text = Text(no_wrap=True)
         if not self.bars:
-            text.append("no runs yet", self._style("muted"))
+            text.append("no runs yet", self.part("muted"))
             return text
         group_w = max(len(bar.group) for bar in self.bars)
         values = [f"{bar.value:.1f}s" if bar.kind != "running" else "…" for bar in self.bars]
@@ -73,16 +66,16 @@ class BarChart(Widget):
                 text.append("\n\n" if bar.group != previous else "\n")
             group = bar.group if bar.group != previous else ""
             previous = bar.group
-            text.append(f"{group:<{group_w}}  ", self._style("group"))
-            text.append(f"{bar.kind:<7} ", self._style(bar.kind))
+            text.append(f"{group:<{group_w}}  ", self.part("group"))
+            text.append(f"{bar.kind:<7} ", self.part(bar.kind))
             cells = bar_cells(bar.value, top, width)
-            text.append(cells, self._style(bar.kind))
+            text.append(cells, self.part(bar.kind))
             text.append(f" {value}")
             if bar.note:
-                text.append(f" {visible(bar.note)}", self._style("muted"))
+                text.append(f" {visible(bar.note)}", self.part("muted"))
         text.append("\n\n")
-        text.append("█ cold", self._style("cold"))
-        text.append(" no cache hit   ", self._style("muted"))
-        text.append("█ warm", self._style("warm"))
-        text.append(" served from cache", self._style("muted"))
+        text.append("█ cold", self.part("cold"))
+        text.append(" no cache hit   ", self.part("muted"))
+        text.append("█ warm", self.part("warm"))
+        text.append(" served from cache", self.part("muted"))
         return text

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import humanize
-from rich.style import Style
 from rich.text import Text
-from textual.widget import Widget
+from textual.reactive import reactive
 
 from tui.engine.text import visible
-from tui.screens.build_state import BuildState
+from tui.state.build_state import BuildState
+from tui.widgets.parts import PartsWidget
 
 TAIL_LINES = 15
 
@@ -19,28 +17,24 @@ def size(value: int) -> str:
     return humanize.naturalsize(value)
 
 
-class _Panel(Widget):
+class _Panel(PartsWidget):
+    """Hidden until ``state`` is set (the build's end); set it again to redraw."""
+
+    PARTS = "panel"
     COMPONENT_CLASSES = {"panel--title", "panel--label", "panel--muted"}
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.state: BuildState | None = None
+    state: reactive[BuildState | None] = reactive(None, layout=True, always_update=True)
 
-    def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(f"panel--{name}")
+    def watch_state(self, state: BuildState | None) -> None:
+        self.display = state is not None
 
     def _field(self, text: Text, label: str, value: str) -> None:
-        text.append(f"\n{label:<9}", self._style("label"))
+        text.append(f"\n{label:<9}", self.part("label"))
         text.append(visible(value))  # build-derived: shown, never obeyed
 
 
 class ResultPanel(_Panel):
     """What was built (or how far a canceled build got)."""
-
-    def show(self, state: BuildState) -> None:
-        self.state = state
-        self.display = True
-        self.refresh(layout=True)
 
     def render(self) -> Text:
         text = Text()
@@ -50,12 +44,12 @@ class ResultPanel(_Panel):
         done = state.done
         finished, total = state.steps_finished, max(done.steps_total, len(state.rows))
         if done.status == "canceled":
-            text.append("■ Canceled", self._style("title"))
+            text.append("■ Canceled", self.part("title"))
             text.append(f" after {done.duration_s:.1f}s · {finished}/{total} steps finished")
-            text.append("\n  the builder container was stopped and removed", self._style("muted"))
+            text.append("\n  the builder container was stopped and removed", self.part("muted"))
             return text
         image_id = done.image_id or state.image_id
-        text.append(f"✓ Built {visible(image_id[:12]) or 'image'}", self._style("title"))
+        text.append(f"✓ Built {visible(image_id[:12]) or 'image'}", self.part("title"))
         text.append(f" in {done.duration_s:.1f}s")
         info = state.image_info
         if info is not None:
@@ -83,14 +77,11 @@ class FailurePanel(_Panel):
 
     COMPONENT_CLASSES = _Panel.COMPONENT_CLASSES | {"panel--error", "panel--tail"}
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.tail: list[str] = []
+    tail: reactive[list[str]] = reactive(list, layout=True)
+    """The last lines of output (at most ``TAIL_LINES`` are kept)."""
 
-    def show(self, state: BuildState, tail: list[str]) -> None:
-        self.state, self.tail = state, tail[-TAIL_LINES:]
-        self.display = True
-        self.refresh(layout=True)
+    def validate_tail(self, tail: list[str]) -> list[str]:
+        return tail[-TAIL_LINES:]
 
     def render(self) -> Text:
         text = Text()
@@ -100,7 +91,7 @@ class FailurePanel(_Panel):
         failed_rows = [row for row in state.rows.values() if row.status == "failed"]
         row = failed_rows[-1] if failed_rows else None
         where = f" at step {row.step}/{row.steps} of stage {row.stage}/{row.stages}" if row else ""
-        text.append(f"✗ Failed{where}", self._style("error"))
+        text.append(f"✗ Failed{where}", self.part("error"))
         failed = state.failed
         step = (failed.step if failed else "") or (row.instruction if row else "")
         if step:
@@ -109,8 +100,8 @@ class FailurePanel(_Panel):
         self._field(text, "error", message)
         if failed is not None and failed.exit_code is not None:
             self._field(text, "exit", str(failed.exit_code))
-        text.append(f"\nlast {len(self.tail)} lines of output:", self._style("label"))
+        text.append(f"\nlast {len(self.tail)} lines of output:", self.part("label"))
         for line in self.tail:
-            text.append(f"\n  {visible(line)}", self._style("tail"))
+            text.append(f"\n  {visible(line)}", self.part("tail"))
         return text
 

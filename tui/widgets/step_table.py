@@ -10,7 +10,7 @@ from textual.events import Key
 from textual.widgets import DataTable
 
 from tui.engine.text import visible
-from tui.screens.build_state import StepRow
+from tui.state.build_state import StepRow
 
 ICONS = {
     "queued": "·", "running": "▶", "cached": "●", "done": "✓",
@@ -26,8 +26,8 @@ class StepTable(DataTable[str | Text]):
     """Rows keyed ``stage:step``; ``sync`` adds new rows and rewrites changed ones.
 
     The instruction comes last so that stage, status and time stay in view on a narrow
-    terminal. Status colours come from component classes (styled in build.tcss), re-read when
-    the theme changes.
+    terminal. Status colours come from component classes (styled in widgets/step_table.tcss),
+    re-read when the theme changes.
     """
 
     COMPONENT_CLASSES = {f"step-table--{status}" for status in ICONS}

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
-from textual.widget import Widget
 
 from tui.engine.facts import MountFact, SecurityFacts, describe_network
 from tui.engine.summary import ProfileSummary, Rating
 from tui.engine.text import visible
+from tui.widgets.parts import PartsWidget
 
 LOADING = "checking on a real container…"
 
@@ -55,8 +54,10 @@ def fact_rows(facts: SecurityFacts) -> list[tuple[str, str]]:
     return rows
 
 
-class SummaryCard(Widget, can_focus=True):
+class SummaryCard(PartsWidget, can_focus=True):
     """Focusable so a keyboard user can scroll to it and read it; it takes no keys itself."""
+
+    PARTS = "summary-card"
 
     COMPONENT_CLASSES = {
         "summary-card--title", "summary-card--label", "summary-card--muted",
@@ -81,13 +82,10 @@ class SummaryCard(Widget, can_focus=True):
     def show_summary(self, summary: ProfileSummary) -> None:
         self.error, self.summary = False, summary
 
-    def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(f"summary-card--{name}")
-
     def _rating(self, text: Text, label: str, rating: Rating) -> None:
         grade = "good" if rating.score >= 4 else "mid" if rating.score == 3 else "bad"
-        text.append(f"\n{label:<9}", self._style("label"))
-        text.append(dots(rating.score), self._style(grade))
+        text.append(f"\n{label:<9}", self.part("label"))
+        text.append(dots(rating.score), self.part(grade))
         text.append(f" {rating.score}/5")
         for reason in rating.reasons:
             text.append(f"\n  · {reason}")
@@ -95,28 +93,28 @@ class SummaryCard(Widget, can_focus=True):
     def render(self) -> Text:
         summary = self.summary
         if summary is None:
-            style = self._style("error" if self.error else "muted")
+            style = self.part("error" if self.error else "muted")
             return Text(visible(self.message), style=style)
         profile = summary.profile
         text = Text()
-        text.append(profile.name, self._style("title"))
-        text.append(f" · {profile.summary}", self._style("muted"))
+        text.append(profile.name, self.part("title"))
+        text.append(f" · {profile.summary}", self.part("muted"))
         if profile.requires_confirmation:
-            text.append("\n⚠ asks for confirmation before it runs:", self._style("bad"))
+            text.append("\n⚠ asks for confirmation before it runs:", self.part("bad"))
             for risk in profile.risks():
-                text.append(f"\n  ⚠ {risk.text}", self._style("bad"))
+                text.append(f"\n  ⚠ {risk.text}", self.part("bad"))
         self._rating(text, "Security", summary.security)
         self._rating(text, "Speed", summary.speed)
-        text.append("\nFacts, read from a real builder container:", self._style("label"))
+        text.append("\nFacts, read from a real builder container:", self.part("label"))
         for label, value in fact_rows(summary.facts):
-            text.append(f"\n  {label:<15}", self._style("muted"))
+            text.append(f"\n  {label:<15}", self.part("muted"))
             text.append(visible(value))
-        text.append(f"\n{'Median':<9}", self._style("label"))
+        text.append(f"\n{'Median':<9}", self.part("label"))
         if summary.median_s is None:
             text.append("no finished build of this context with this profile yet",
-                        self._style("muted"))
+                        self.part("muted"))
         else:
             text.append(f"{summary.median_s:.1f}s (recent builds of this context)")
         text.append("\nF2 shows the podman run command and the Kubernetes manifest",
-                    self._style("muted"))
+                    self.part("muted"))
         return text

@@ -1,6 +1,6 @@
-"""What every screen shares: the services they are given, the confirmation some profiles ask
-for before a build, and how a UserError is shown. Builds themselves go through the engine's one
-path (``Engine.prepare`` then ``Engine.start``), as the CLI's do."""
+"""What the app hands every screen (instead of globals), which profiles must be confirmed before
+they run, and how a UserError is shown. Builds themselves go through the engine's one path
+(``Engine.prepare`` then ``Engine.start``), as the CLI's do."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ from textual.app import App
 from textual.screen import Screen
 
 from tui.engine.errors import UserError
-from tui.engine.planner import PlanError
 from tui.engine.registry import check_reachable
-from tui.engine.request import BuildRequest
 from tui.engine.session import Engine, Reach
 from tui.engine.text import visible
 
@@ -54,40 +52,10 @@ def needs_confirmation(engine: Engine, profiles: list[str]) -> list[str]:
     return out
 
 
-def confirm_then(screen: Screen, engine: Engine, profiles: list[str],
-                 then: Callable[[bool], None]) -> None:
-    """Call ``then(confirmed)`` at once, or after a yes from the confirmation dialog; a no
-    calls nothing, so nothing starts."""
-    from tui.screens.confirm import ConfirmScreen
-
-    risky = needs_confirmation(engine, profiles)
-    if not risky:
-        then(False)
-        return
-    names = ", ".join(risky)
-    question = f"Run with {names}?"
-    lines = []
-    for name in risky:
-        profile = engine.profiles.get(name)
-        lines.append(f"{name}: {profile.summary}.")
-        lines += [f"{risk.text[:1].upper()}{risk.text[1:]}." for risk in profile.risks()]
-    detail = "\n".join(lines)
-
-    def answered(yes: bool | None) -> None:
-        if yes:
-            then(True)
-        else:
-            screen.notify(visible(f"not started: {names} was not confirmed"), severity="warning",
-                          markup=False)
-
-    screen.app.push_screen(ConfirmScreen(question, detail), answered)
-
-
 def show_error(where: App | Screen, exc: UserError, title: str = "Cannot build") -> None:
     """How the TUI shows an error meant for people: a notification, its text never read as
     markup and its control characters visible."""
     where.notify(visible(str(exc)), title=title, severity="error", markup=False)
 
 
-__all__ = ["BuildRequest", "PlanError", "Reach", "Services", "UserError", "confirm_then",
-           "needs_confirmation", "show_error"]
+__all__ = ["Reach", "Services", "needs_confirmation", "show_error"]

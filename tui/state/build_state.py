@@ -1,4 +1,4 @@
-"""What the build screen knows about a running build, folded from events (no widgets here).
+"""What is known about a running build, folded from its events (no Textual here).
 
 The screen feeds each batch of events to ``BuildState.apply`` and then redraws only what changed,
 so the table, header and panels all read one model and a test can check the model directly.
@@ -12,6 +12,7 @@ from typing import Literal
 from tui.engine.events import (
     BlobCopied,
     BuildStarted,
+    BuildWarning,
     CacheHit,
     ConfigCopied,
     Done,
@@ -26,7 +27,6 @@ from tui.engine.events import (
     StepDone,
     StepStarted,
 )
-from tui.engine.events import Warning as BuildWarning  # not the builtin
 
 StepStatus = Literal["queued", "running", "cached", "done", "failed", "canceled", "skipped"]
 FINISHED: tuple[StepStatus, ...] = ("cached", "done")
