@@ -2,9 +2,9 @@
 
     python3 scripts/screenshots.py [--out screenshots]
 
-Each picture runs the real app on ``tui.testing.ReplayEngine``: recorded Buildah event streams,
-recorded ``podman inspect`` data, a throw-away history with fixed rows, and a frozen build timer,
-so the pictures only change when the UI does.
+Each picture runs the real app on ``tests.support.replay.ReplayEngine``: recorded Buildah event
+streams, recorded ``podman inspect`` data, a throw-away history with fixed rows, and a frozen
+build timer, so the pictures only change when the UI does.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from textual.pilot import Pilot  # noqa: E402
 
-from tui.app import BuildcageApp  # noqa: E402
-from tui.engine.history import History  # noqa: E402
-from tui.scenes import (  # noqa: E402
+from tests.support.replay import FrozenClock, ReplayEngine, add_demo_history  # noqa: E402
+from tests.support.scenes import (  # noqa: E402
     EXAMPLES,
     WARM_PAUSE,
     build_until,
@@ -33,7 +32,8 @@ from tui.scenes import (  # noqa: E402
     history_shown,
     session_ready,
 )
-from tui.testing import FrozenClock, ReplayEngine, add_demo_history  # noqa: E402
+from tui.app import BuildcageApp  # noqa: E402
+from tui.engine.history import History  # noqa: E402
 
 SIZE = (120, 36)
 Scene = Callable[[Pilot], Awaitable[None]]

@@ -7,8 +7,8 @@ import time
 import pytest
 from ui_helpers import fake_reach
 
+from tests.support.replay import ReplayEngine
 from tui.engine.history import History
-from tui.testing import ReplayEngine
 
 
 @pytest.fixture(autouse=True)

@@ -92,8 +92,8 @@ def test_no_inline_css_outside_styles() -> None:
 async def test_theme_change_restyles_the_step_statuses(history) -> None:
     from ui_helpers import pick_context
 
+    from tests.support.replay import ReplayEngine
     from tui.screens.build import BuildScreen
-    from tui.testing import ReplayEngine
 
     app = make_app(ReplayEngine(history, stream="failed-multistage"))
     async with app.run_test(size=(100, 32)) as pilot:

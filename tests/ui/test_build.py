@@ -6,11 +6,11 @@ from __future__ import annotations
 from textual.widgets import ProgressBar, Static
 from ui_helpers import WARM_PAUSE, FrozenClock, make_app, pick_context, wait_for
 
+from tests.support.replay import ReplayEngine
 from tui.batching import BuildEvents
 from tui.engine.events import LogLine, StepStarted
 from tui.screens.build import BuildScreen
 from tui.screens.session import SessionScreen
-from tui.testing import ReplayEngine
 from tui.widgets.blob_progress import BlobProgress
 from tui.widgets.log_view import LogView
 from tui.widgets.result_panel import FailurePanel, ResultPanel

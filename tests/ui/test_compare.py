@@ -5,9 +5,9 @@ from __future__ import annotations
 from textual.widgets import SelectionList
 from ui_helpers import make_app, pick_context, wait_for
 
+from tests.support.replay import ReplayEngine
 from tui.screens.compare import CompareScreen
 from tui.screens.confirm import ConfirmScreen
-from tui.testing import ReplayEngine
 from tui.widgets.bar_chart import BarChart, bar_cells
 
 

@@ -10,11 +10,11 @@ import dataclasses
 from textual.app import App
 from ui_helpers import make_app, pick_context, wait_for
 
+from tests.support.replay import ReplayEngine, load_stream
 from tui.engine.events import Done, Pushed, StepStarted
 from tui.screens.build import BuildScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.history import HistoryScreen
-from tui.testing import ReplayEngine, load_stream
 from tui.widgets.log_view import LogView
 from tui.widgets.result_panel import FailurePanel, ResultPanel
 from tui.widgets.step_table import StepTable

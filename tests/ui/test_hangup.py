@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import pytest
 from ui_helpers import WARM_PAUSE, FrozenClock, fake_reach, pick_context, wait_for
 
+from tests.support.replay import ReplayEngine
 from tui.app import BuildcageApp
 from tui.interrupts import Interrupts
 from tui.screens.build import BuildScreen
-from tui.testing import ReplayEngine
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 from textual.widgets import DataTable, Static
 from ui_helpers import EXAMPLES, fixed_records, make_app, wait_for
 
+from tests.support.replay import ReplayEngine
 from tui.screens.build import BuildScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.history import HistoryScreen
-from tui.testing import ReplayEngine
 
 
 async def open_history(pilot) -> HistoryScreen:

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 from ui_helpers import make_app, pick_context, wait_for
 
+from tests.support.replay import ReplayEngine
 from tui.engine.events import BuildStarted, Done, Event, LogLine, StepDone, StepStarted
 from tui.screens.build import BuildScreen
-from tui.testing import ReplayEngine
 from tui.widgets.log_view import MAX_LINES, LogView
 from tui.widgets.step_table import StepTable
 

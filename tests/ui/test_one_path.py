@@ -11,11 +11,11 @@ from pathlib import Path
 from textual.widgets import Input, TextArea
 from ui_helpers import make_app, pick_context, wait_for
 
+from tests.support.replay import ReplayEngine
 from tui.engine.request import PreparedBuild
 from tui.screens.build import BuildScreen
 from tui.screens.plan_view import PlanViewScreen
 from tui.screens.session import SessionScreen
-from tui.testing import ReplayEngine
 from tui.widgets.push_target import PushTargetField
 
 

@@ -9,12 +9,12 @@ import threading
 import pytest
 from ui_helpers import ROOT
 
+from tests.support.replay import ReplayEngine, ReplayRunner, load_stream
 from tui.batching import BuildEvents, EventBatcher
 from tui.engine.config import Config
 from tui.engine.events import CacheHit, Done, LogLine, StepStarted
 from tui.engine.history import History
 from tui.state.build_state import BuildState
-from tui.testing import ReplayEngine, ReplayRunner, load_stream
 
 spec = importlib.util.spec_from_file_location(
     "make_streams", ROOT / "tests" / "data" / "events" / "make_streams.py")

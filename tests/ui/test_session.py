@@ -119,7 +119,7 @@ async def test_summary_card_shows_facts_from_the_recorded_inspect(engine) -> Non
 
 
 async def test_summary_card_says_it_is_checking(history) -> None:
-    from tui.testing import ReplayEngine
+    from tests.support.replay import ReplayEngine
 
     engine = ReplayEngine(history, summary_delay=1.0)
     app = make_app(engine)
@@ -132,7 +132,7 @@ async def test_summary_card_says_it_is_checking(history) -> None:
 
 
 async def test_summary_errors_are_shown_in_the_card(history) -> None:
-    from tui.testing import ReplayEngine
+    from tests.support.replay import ReplayEngine
 
     for error in (RuntimeError("podman API service does not answer at unix:///x"),
                   PlanError("Containerfile 'x' does not exist")):
@@ -220,7 +220,7 @@ async def test_bad_build_args_stop_the_build_with_a_message(engine) -> None:
 
 
 async def test_build_passes_the_form_to_the_plan(history) -> None:
-    from tui.testing import ReplayEngine
+    from tests.support.replay import ReplayEngine
 
     engine = ReplayEngine(history, stream="multistage-target")
     app = make_app(engine)
@@ -246,7 +246,7 @@ async def test_build_passes_the_form_to_the_plan(history) -> None:
 
 async def test_secrets_field_reaches_the_plan_and_bad_ones_stop_the_build(history, tmp_path
                                                                           ) -> None:
-    from tui.testing import ReplayEngine
+    from tests.support.replay import ReplayEngine
 
     token = tmp_path / "token.txt"
     token.write_text("s3cret")
@@ -296,8 +296,8 @@ async def test_the_pod_box_runs_the_plan_as_a_kubernetes_pod(engine) -> None:
 
 
 async def test_a_risky_user_profile_asks_and_lists_its_risks(history) -> None:
+    from tests.support.replay import ReplayEngine
     from tui.engine.config import Config
-    from tui.testing import ReplayEngine
 
     config = Config(profiles={"fast": {"base": "isolated", "cap_add": ["SYS_ADMIN"]}})
     engine = ReplayEngine(history, config=config)

@@ -11,15 +11,15 @@ import pytest
 from textual.pilot import Pilot
 from ui_helpers import fixed_records, make_app
 
-from tui.app import LIGHT
-from tui.scenes import (
+from tests.support.replay import FrozenClock, ReplayEngine
+from tests.support.scenes import (
     WARM_PAUSE,
     build_until,
     comparison_done,
     history_shown,
     session_ready,
 )
-from tui.testing import FrozenClock, ReplayEngine
+from tui.app import LIGHT
 
 SMALL, LARGE = (80, 24), (160, 50)
 

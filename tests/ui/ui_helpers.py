@@ -7,10 +7,10 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
+from tests.support.replay import FrozenClock, ReplayEngine, add_demo_history
+from tests.support.scenes import EXAMPLES, WARM_PAUSE, pick_context, wait_for
 from tui.app import BuildcageApp
 from tui.engine.history import History
-from tui.scenes import EXAMPLES, WARM_PAUSE, pick_context, wait_for
-from tui.testing import FrozenClock, ReplayEngine, add_demo_history
 
 __all__ = ["EXAMPLES", "WARM_PAUSE", "FrozenClock", "pick_context", "wait_for"]
 

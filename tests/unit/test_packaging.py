@@ -28,5 +28,10 @@ def test_wheel_contains_the_styles_and_the_console_script(tmp_path):
     assert {p.name for p in (ROOT / "styles").glob("*.tcss")} <= styles
     assert "app.tcss" in styles
     assert "tui/engine/runner.py" in names
+    # What ships is what runs: nothing in the wheel reads tests/ or examples/ of a checkout.
+    shipped = [n for n in names if n.endswith(".py")]
+    for name in shipped:
+        text = zipfile.ZipFile(wheel).read(name).decode()
+        assert "tests/data" not in text and "/ \"examples\"" not in text, name
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "buildcage = tui.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()

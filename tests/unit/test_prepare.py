@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.replay import ReplayEngine
 from tui.engine.config import ConfigError
 from tui.engine.containerfile import ContainerfileError
 from tui.engine.errors import UserError
@@ -17,7 +18,6 @@ from tui.engine.podman_api import PodmanUnavailable, connect
 from tui.engine.profiles import ProfileError
 from tui.engine.registry import BadReference
 from tui.engine.request import BuildRequest, PreparedBuild
-from tui.testing import ReplayEngine
 
 HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello"
 

@@ -4,7 +4,8 @@
 ``runner`` replaced): summaries come from recorded ``podman inspect`` JSON read through the real
 ``facts_from_inspect``/``summarize``, builds replay recorded event streams
 (``tests/data/events/*.jsonl``) and are recorded into the real history like the engine does.
-Needs a source checkout (the recordings live under ``tests/data``); never imports pytest.
+Lives with the tests, not in the package: the recordings it reads are under ``tests/data``, which
+an installed wheel does not have. Never imports pytest (scripts/screenshots.py uses it too).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from tui.engine.summary import ProfileSummary, summarize
 if TYPE_CHECKING:
     from podman import PodmanClient
 
-DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 EVENTS = DATA / "events"
 INSPECT = DATA / "inspect"
 

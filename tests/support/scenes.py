@@ -10,15 +10,15 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
+from tests.support.replay import FrozenClock
 from tui.screens.build import BuildScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.session import SessionScreen
-from tui.testing import FrozenClock
 from tui.widgets.context_tree import ContextTree
 from tui.widgets.summary_card import SummaryCard
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WARM_PAUSE = 18
 """Events of warm-push.jsonl up to step 4 starting: two steps cached, the last one running."""
 
