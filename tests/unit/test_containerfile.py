@@ -154,3 +154,33 @@ def test_find_containerfile(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "Containerfile").mkdir()  # a directory is not a Containerfile
     assert find_containerfile(tmp_path / "sub") is None
+
+
+def test_parser_edge_cases_match_buildah() -> None:
+    # BuildKit's parser (the one Buildah uses) reads these; the old regexes got the first wrong.
+    assert parse_containerfile("\ufeffFROM alpine\n").base_images() == ["alpine"]  # UTF-8 BOM
+    # A directive after a comment is a comment: the backtick is not an escape here.
+    with pytest.raises(ContainerfileError, match="line 3: expected"):
+        parse_containerfile("# hello\n# escape=`\nFROM a `\n AS b\n")
+    text = (
+        "FROM alpine AS s\n"
+        "RUN --mount=type=bind,from=s,target=/y <<E1 <<-'E2'\nFROM x\nE1\n\tARG NOPE\n\tE2\n"
+        "COPY --from=busybox:1 a b\n"
+    )
+    info = parse_containerfile(text)
+    assert [s.base for s in info.stages] == ["alpine"] and "NOPE" not in info.args
+    assert info.copy_from == ["s", "busybox:1"]
+    assert info.external_images() == ["alpine", "busybox:1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("FROM alpine\nRUN <<EOF\necho hi\n", "unterminated heredoc"),
+        ("FROM alpine\nRUN echo " + "x" * 70000 + "\n", "greater than max allowed size"),
+        ("FROM alpine\nFROM busy\0box\n", "line 2: the Containerfile has a NUL byte"),
+    ],
+)
+def test_parser_rejects(text: str, message: str) -> None:
+    with pytest.raises(ContainerfileError, match=message):
+        parse_containerfile(text)

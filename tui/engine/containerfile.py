@@ -7,13 +7,12 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dockerfile
+
 from tui.engine.errors import UserError
 
 NAMES = ("Containerfile", "Dockerfile")
 
-_DIRECTIVE_RE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$")
-_HEREDOC_RE = re.compile(r"(?:^|\s)<<-?([\"']?)([A-Za-z_][A-Za-z0-9_]*)\1")
-_HEREDOC_INSTRUCTIONS = ("RUN", "COPY", "ADD")
 _VAR_RE = re.compile(
     r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<op>[-+])(?P<word>[^}]*))?\}"
     r"|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))"
@@ -135,49 +134,6 @@ def find_containerfile(context: Path) -> Path | None:
     return None
 
 
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """Join continuations, drop comments and heredoc bodies; yield (first line number, text)."""
-    escape = "\\"
-    lines = text.splitlines()
-    out: list[tuple[int, str]] = []
-    pending: list[str] = []
-    start = 0
-    in_directives = True
-    index = 0
-    while index < len(lines):
-        raw = lines[index]
-        index += 1
-        stripped = raw.strip()
-        if in_directives:
-            directive = _DIRECTIVE_RE.match(stripped)
-            if directive and directive.group(1).lower() == "escape":
-                escape = directive.group(2) or escape
-                continue
-            in_directives = bool(directive)
-        if stripped.startswith("#") or (not stripped and pending):
-            continue  # comments and blank lines vanish, even inside a continuation
-        if not stripped:
-            continue
-        if not pending:
-            start = index
-        if stripped.endswith(escape):
-            pending.append(stripped[: -len(escape)])
-            continue
-        pending.append(stripped)
-        logical = " ".join(part.strip() for part in pending)
-        pending = []
-        out.append((start, logical))
-        if logical.split(None, 1)[0].upper() in _HEREDOC_INSTRUCTIONS:
-            for _quote, word in _HEREDOC_RE.findall(logical):
-                # Skip the heredoc body: its lines are data, not instructions. Without a
-                # terminator it was not a heredoc, so nothing is skipped.
-                ends = [i for i in range(index, len(lines)) if lines[i].strip() == word]
-                index = ends[0] + 1 if ends else index
-    if pending:
-        out.append((start, " ".join(part.strip() for part in pending)))
-    return out
-
-
 def _parse_args(rest: str) -> dict[str, str | None]:
     """``ARG A=1 B "C=x y"`` -> {"A": "1", "B": None, "C": "x y"}."""
     try:
@@ -191,29 +147,47 @@ def _parse_args(rest: str) -> dict[str, str | None]:
     return parsed
 
 
-def _parse_from(line_no: int, rest: str, index: int) -> Stage:
-    words = [word for word in rest.split() if not word.startswith("--")]
+def _parse_from(line_no: int, words: tuple[str, ...], index: int) -> Stage:
+    # The parser has already moved the --platform flag out of ``words``.
     if not words:
         raise ContainerfileError(f"line {line_no}: FROM needs an image")
     if len(words) == 1:
         return Stage(index, None, words[0])
     if len(words) == 3 and words[1].lower() == "as":
         return Stage(index, words[2].lower(), words[0])
-    raise ContainerfileError(f"line {line_no}: expected 'FROM IMAGE [AS NAME]', got {rest!r}")
+    raise ContainerfileError(
+        f"line {line_no}: expected 'FROM IMAGE [AS NAME]', got {' '.join(words)!r}")
+
+
+def _instructions(text: str) -> tuple[dockerfile.Command, ...]:
+    """The instructions of ``text`` as BuildKit's parser (which Buildah uses) reads them: parser
+    directives, continuations, comments and heredocs handled, line numbers kept."""
+    if "\0" in text:
+        # The parser gets a C string and would silently stop at the NUL.
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise ContainerfileError(f"line {line}: the Containerfile has a NUL byte")
+    try:
+        return dockerfile.parse_string(text)
+    except dockerfile.GoParseError as exc:
+        if str(exc) == "file with no instructions":
+            return ()  # empty, or only comments: nothing to show yet
+        raise ContainerfileError(f"cannot parse the Containerfile: {exc}") from None
 
 
 def parse_containerfile(text: str) -> ContainerfileInfo:
-    """Parse Containerfile ``text`` into stages and ARGs; raise ContainerfileError on a bad FROM."""
+    """Parse Containerfile ``text`` into stages and ARGs; raise ContainerfileError on a bad FROM
+    or what the parser rejects (an unterminated heredoc)."""
     info = ContainerfileInfo()
-    for line_no, line in _logical_lines(text):
-        instruction, _, rest = line.replace("\t", " ").partition(" ")
-        instruction = instruction.upper()
+    for command in _instructions(text):
+        instruction = command.cmd.upper()
         if instruction == "FROM":
-            info.stages.append(_parse_from(line_no, rest, len(info.stages)))
+            info.stages.append(_parse_from(command.start_line, command.value, len(info.stages)))
         elif instruction in ("COPY", "ADD", "RUN"):
-            info.copy_from += _FROM_FLAG_RE.findall(rest)
+            for flag in command.flags:
+                info.copy_from += _FROM_FLAG_RE.findall(flag)
         elif instruction == "ARG":
-            for name, default in _parse_args(rest).items():
+            # The parser keeps quotes in ARG words (Buildah removes them when it evaluates).
+            for name, default in _parse_args(" ".join(command.value)).items():
                 # A later declaration without a default must not hide an earlier default.
                 targets = [info.args] if info.stages else [info.args, info.global_args]
                 for target in targets:
