@@ -167,6 +167,13 @@ def test_phases_split_trusted_work_from_the_containerfile_steps():
     assert "/buildcage/facts" in targets["publish"] and "/buildcage/facts" not in targets["build"]
 
 
+def test_a_fresh_store_commits_once_and_the_others_per_step():
+    for profile in PROFILES:
+        argv = plan_for(profile).bud_argv()
+        fresh = profile == "isolated"
+        assert ("--layers=false" in argv) == fresh and ("--layers" in argv) == (not fresh)
+
+
 def test_no_fetch_phase_when_the_containerfile_names_no_image(tmp_path):
     context = tmp_path / "ctx"
     context.mkdir()
