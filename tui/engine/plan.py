@@ -13,6 +13,7 @@ import hashlib
 import json
 import shlex
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -283,16 +284,18 @@ class BuildPlan:
         return self.phase_mounts("build")
 
     # -- what each phase runs ---------------------------------------------------------------------
-    def fetch_refs(self) -> list[str]:
-        """External images the build reads (bases and ``COPY --from``), build args applied."""
-        from tui.engine.containerfile import parse_containerfile
+    @cached_property
+    def fetch_refs(self) -> tuple[str, ...]:
+        """External images the build reads (bases and ``COPY --from``), build args applied.
+        Read once per plan: the phases, their renderings and the runner all ask."""
+        from tui.engine.containerfile import parse_containerfile, read_containerfile
 
-        info = parse_containerfile(self.containerfile.read_text(encoding="utf-8"))
-        return info.external_images(dict(self.build_args))
+        info = parse_containerfile(read_containerfile(self.containerfile))
+        return tuple(info.external_images(dict(self.build_args)))
 
     def fetch_argv(self) -> list[str]:
         """Pulls what the store lacks (``buildah pull``'s policy is "missing")."""
-        refs = self.fetch_refs()
+        refs = self.fetch_refs
         if not refs:
             return []
         pulls = [shlex.join(["buildah", "pull", *self._auth_flags(), ref]) for ref in refs]
@@ -391,7 +394,7 @@ class BuildPlan:
     def phases(self) -> list[Phase]:
         """Fetch (when the Containerfile names external images), build, publish; in order."""
         names: list[PhaseName] = ["fetch", "build", "publish"]
-        return [self.phase(n) for n in names if n != "fetch" or self.fetch_refs()]
+        return [self.phase(n) for n in names if n != "fetch" or self.fetch_refs]
 
     def command(self) -> list[str]:
         """The build phase's command (the container that runs untrusted steps)."""

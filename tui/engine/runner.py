@@ -189,7 +189,7 @@ class BuildRunner:
         """The phases to run: no fetch container when the store already holds every image."""
         phases = self.plan.phases()
         present = set(state.pinned_images) | set(store_image_names(self.plan))
-        if all(ref in present for ref in self.plan.fetch_refs()):
+        if all(ref in present for ref in self.plan.fetch_refs):
             phases = [p for p in phases if p.name != "fetch"]
         return phases
 
