@@ -108,12 +108,13 @@ async def test_theme_change_restyles_the_step_statuses(history) -> None:
 
 
 def test_cli_entry_point_exists() -> None:
-    """tui/cli.py launches the TUI with ``run_app(engine, start_dir)``."""
+    """tui/cli.py launches the TUI with ``run_app(engine, start_dir, interrupts)`` (the signal
+    handlers main installed first thing; the app takes SIGHUP/SIGTERM over once it runs)."""
     import inspect
 
     from tui.app import run_app
 
-    assert list(inspect.signature(run_app).parameters) == ["engine", "start_dir"]
+    assert list(inspect.signature(run_app).parameters) == ["engine", "start_dir", "interrupts"]
 
 
 async def test_real_engine_with_podman_down_shows_errors_not_tracebacks(history, tmp_path) -> None:
