@@ -88,6 +88,14 @@ def test_gone_means_provably_gone(tmp_path):
     assert not machine.gone(Owner("otherhost", 101, 1, BOOT))  # cannot be checked from here
 
 
+def test_without_a_working_proc_nobody_is_gone(tmp_path):
+    empty = tmp_path / "no-proc"
+    empty.mkdir()
+    machine = Machine.here(empty)
+    assert not machine.usable
+    assert not machine.gone(Owner(machine.host, 12345, 1))
+
+
 # -- labels ----------------------------------------------------------------------------------------
 def plan_for(tmp_path: Path, profile: str = "host-ro", project: str = "p"):
     ctx = tmp_path / "ctx"

@@ -104,11 +104,15 @@ class Machine:
     host: str
     boot: str
     proc: Path = PROC
+    usable: bool = True
+    """False when this process cannot read its own /proc entry: then nobody can be shown to
+    be gone, and nothing is ever collected (better a leftover than a live build removed)."""
 
     @classmethod
     def here(cls, proc: Path = PROC) -> Machine:
         # Owner labels are colon-separated; a host name never holds one, but be sure.
-        return cls(socket.gethostname().replace(":", "-") or "localhost", boot_id(proc), proc)
+        host = socket.gethostname().replace(":", "-") or "localhost"
+        return cls(host, boot_id(proc), proc, process_start(os.getpid(), proc) is not None)
 
     def owner(self, pid: int | None = None) -> Owner:
         """The owner value of process ``pid`` (default: this process)."""
@@ -120,7 +124,7 @@ class Machine:
 
     def gone(self, owner: Owner) -> bool:
         """True only when ``owner`` is provably not running: never for another host's."""
-        if owner.host != self.host:
+        if owner.host != self.host or not self.usable:
             return False
         if owner.boot and self.boot and owner.boot != self.boot:
             return True
@@ -138,9 +142,24 @@ def current_owner() -> Owner:
     return _owners[pid]
 
 
+def owner_label() -> dict[str, str]:
+    """This process's owner label for something made outside a plan (doctor's test
+    container, a gc's sweeper); none where /proc cannot tell."""
+    try:
+        return {OWNER_LABEL: str(current_owner())}
+    except LookupError:
+        return {}
+
+
 def owned(plan: BuildPlan) -> BuildPlan:
-    """The plan with this process as its owner: everything made from it carries the label."""
-    return plan if plan.owner else replace(plan, owner=str(current_owner()))
+    """The plan with this process as its owner: everything made from it carries the label
+    (none where /proc cannot tell this process's start time: never collected then)."""
+    if plan.owner:
+        return plan
+    try:
+        return replace(plan, owner=str(current_owner()))
+    except LookupError:
+        return plan
 
 
 # -- finding ------------------------------------------------------------------------------------
@@ -349,7 +368,7 @@ def sweep_store(client: Any, use: StoreUse, since: float, attrs: dict[str, Any],
     if busy:
         return (f"{len(ids)} Buildah working containers in {use.root}: not swept while "
                 f"{', '.join(_name(c) for c in busy)} runs on that store")
-    labels = {**_labels_of(attrs), OWNER_LABEL: str(current_owner())}
+    labels = {**_labels_of(attrs), **owner_label()}
     try:
         sweeper = client.containers.create(**sweeper_kwargs(attrs, ids, labels))
         try:
