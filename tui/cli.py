@@ -24,12 +24,20 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", help="isolation profile (default: host-ro)")
     p.add_argument("--tag", help="image name (default: localhost/buildcage/<context>:latest)")
     p.add_argument("--push", default="", help="push target: HOST[:PORT]/REPO:TAG or oci:/DIR[:TAG]")
-    p.add_argument("--build-arg", action="append", default=[], metavar="K=V")
+    p.add_argument("--build-arg", action="append", default=[], metavar="K=V",
+                   help="a build argument (recorded in the image's history: use --secret "
+                        "for secrets)")
+    p.add_argument("--secret", action="append", default=[], metavar="id=NAME,src=FILE",
+                   help="a file the build reads with RUN --mount=type=secret,id=NAME; never "
+                        "in the image, history, logs or a command line")
     p.add_argument("--target", default="", help="stage to build")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--project", help="project name for per-project stores")
     p.add_argument("--allow-host-rw", action="store_true",
                    help="confirm a profile that can write the host's image store (host-rw)")
+    p.add_argument("--allow-unsafe-profile", action="store_true",
+                   help="confirm a user profile's other risks (extra capabilities, SELinux off, "
+                        "a store that exposes host directories or images)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -58,13 +66,20 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _make_plan(engine, args: argparse.Namespace):
-    from tui.engine.planner import parse_build_args
+    from tui.engine.planner import parse_build_args, parse_secrets
 
     return engine.plan(
         args.context, profile=args.profile, containerfile=args.file, tag=args.tag,
-        push=args.push, build_args=parse_build_args(args.build_arg), target_stage=args.target,
-        no_cache=args.no_cache, project=args.project, confirmed=args.allow_host_rw,
+        push=args.push, build_args=parse_build_args(args.build_arg),
+        secrets=parse_secrets(args.secret), target_stage=args.target,
+        no_cache=args.no_cache, project=args.project, confirmed=_confirmed(args),
     )
+
+
+def _confirmed(args: argparse.Namespace) -> frozenset[str]:
+    """The kinds of profile risk the command line confirms (tui.engine.profiles.CONFIRM_FLAGS)."""
+    return frozenset(kind for kind, given in (("host-rw", args.allow_host_rw),
+                                              ("unsafe", args.allow_unsafe_profile)) if given)
 
 
 def cmd_build(engine, args: argparse.Namespace, interrupts: Interrupts | None = None) -> int:
@@ -90,10 +105,12 @@ def cmd_build(engine, args: argparse.Namespace, interrupts: Interrupts | None = 
 
 def cmd_plan(engine, args: argparse.Namespace) -> int:
     from tui.engine.renderings import create_kwargs, kube_manifest, podman_run
-    from tui.engine.stores import write_plan_files
+    from tui.engine.stores import write_plan_files, write_secret_files
 
     plan = _make_plan(engine, args)
     write_plan_files(plan)  # the printed command refers to these files: make it runnable as is
+    if args.format == "podman":
+        write_secret_files(plan)  # private to the user; the printed script removes them
     if args.format == "podman":
         print(podman_run(plan))
     elif args.format == "kube":
@@ -106,31 +123,50 @@ def cmd_plan(engine, args: argparse.Namespace) -> int:
 
 
 def cmd_profiles(engine, args: argparse.Namespace) -> int:
+    """Every profile with facts read from a real builder container; a profile whose container
+    podman cannot create (e.g. an extra store that does not exist) is reported, not fatal."""
     from dataclasses import asdict
 
+    from podman.errors import APIError
+
+    from tui.engine.facts import describe_network
+
+    rows: list = []
     with tempfile.TemporaryDirectory(prefix="buildcage-probe-") as ctx:
         (Path(ctx) / "Containerfile").write_text("FROM scratch\n")
-        rows = []
         for profile in engine.profiles.profiles:
             plan = engine.plan(ctx, profile=profile.name, confirmed=True, project="probe")
-            summary = engine.summary(plan)
-            rows.append(summary)
+            try:
+                rows.append(engine.summary(plan))
+            except APIError as exc:
+                rows.append((profile, f"podman cannot create its builder: {exc.explanation}"))
+    failed = [r for r in rows if isinstance(r, tuple)]
     if args.json:
-        print(json.dumps([{"name": s.profile.name, "summary": s.profile.summary,
-                           "security": asdict(s.security), "speed": asdict(s.speed),
-                           "median_s": s.median_s, "facts": s.facts.to_dict()} for s in rows],
-                         indent=2))
-        return 0
-    for s in rows:
-        f = s.facts
+        print(json.dumps([
+            {"name": r[0].name, "summary": r[0].summary, "error": r[1],
+             "risks": [r.text for r in r[0].risks()]} if isinstance(r, tuple) else
+            {"name": r.profile.name, "summary": r.profile.summary,
+             "security": asdict(r.security), "speed": asdict(r.speed),
+             "median_s": r.median_s, "facts": r.facts.to_dict(),
+             "risks": [risk.text for risk in r.profile.risks()]}
+            for r in rows], indent=2))
+        return EXIT_FAILED if failed else 0
+    for row in rows:
+        if isinstance(row, tuple):
+            print(f"{row[0].name:10} error: {row[1]}")
+            continue
+        s, f = row, row.facts
         print(f"{s.profile.name:10} security {'●' * s.security.score:<5} "
               f"speed {'●' * s.speed.score:<5} {s.profile.summary}")
         print(f"{'':10} host store: {f.host_store}; user namespace: {f.userns}; "
               f"SELinux: {f.selinux}; caps: {len(f.effective_caps)}; "
               f"engine sockets: {', '.join(f.engine_sockets) or 'none'}")
+        print(f"{'':10} network: {describe_network(f.network)}")
+        for risk in s.profile.risks():
+            print(f"{'':10} ⚠ must be confirmed: {risk.text}")
         for reason in s.security.reasons + s.speed.reasons:
             print(f"{'':10} - {reason}")
-    return 0
+    return EXIT_FAILED if failed else 0
 
 
 def cmd_doctor(engine, args: argparse.Namespace) -> int:

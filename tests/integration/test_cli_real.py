@@ -82,27 +82,36 @@ def test_pasted_podman_run_builds_the_same_image(run_id):
 
 
 def test_kube_manifest_plays_with_podman(run_id, tmp_path):
+    """Each phase's Pod, played in order as the manifest says (the build Pod with no network),
+    builds the image."""
     project = ["--profile", "project", "--project", f"kube-{run_id}"]
-    manifest = tmp_path / "pod.yaml"
-    manifest.write_text(cli("plan", str(EXAMPLES / "hello"), "--format", "kube", *project,
-                            check=True).stdout)
-    name = next(line.split('"')[1] for line in manifest.read_text().splitlines()
-                if line.strip().startswith("name: \"buildcage-"))
-    subprocess.run(["podman", "kube", "play", str(manifest)], check=True, capture_output=True)
-    try:
-        deadline = time.time() + 120
-        state = ""
-        while time.time() < deadline:
-            state = subprocess.run(["podman", "inspect", "-f", "{{.State.Status}}",
-                                    f"{name}-builder"], capture_output=True, text=True).stdout
-            if state.strip() == "exited":
-                break
-            time.sleep(0.5)
-        logs = subprocess.run(["podman", "logs", f"{name}-builder"], capture_output=True,
-                              text=True).stdout
-        assert "Successfully tagged localhost/buildcage/hello:latest" in logs
-    finally:
-        subprocess.run(["podman", "kube", "down", str(manifest)], capture_output=True)
+    text = cli("plan", str(EXAMPLES / "hello"), "--format", "kube", *project, check=True).stdout
+    pods = [doc for doc in text.split("---\n") if '\nkind: "Pod"' in "\n" + doc]
+    assert [p.split("buildcage/phase: ")[1].split("\n")[0] for p in pods] == [
+        '"fetch"', '"build"', '"publish"']
+    assert "kind: \"NetworkPolicy\"" in text
+    logs = ""
+    for i, pod in enumerate(pods):
+        manifest = tmp_path / f"pod-{i}.yaml"
+        manifest.write_text(pod)
+        name = next(line.split('"')[1] for line in pod.splitlines()
+                    if line.strip().startswith("name: \"buildcage-"))
+        network = ["--network", "none"] if "hostNetwork: false" in pod else []
+        subprocess.run(["podman", "kube", "play", *network, str(manifest)], check=True,
+                       capture_output=True)
+        try:
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                state = subprocess.run(["podman", "inspect", "-f", "{{.State.Status}}",
+                                        f"{name}-builder"], capture_output=True, text=True)
+                if state.stdout.strip() == "exited":
+                    break
+                time.sleep(0.5)
+            logs += subprocess.run(["podman", "logs", f"{name}-builder"], capture_output=True,
+                                   text=True).stdout
+        finally:
+            subprocess.run(["podman", "kube", "down", str(manifest)], capture_output=True)
+    assert "Successfully tagged localhost/buildcage/hello:latest" in logs
 
 
 def test_profiles_json_has_facts_for_every_profile():

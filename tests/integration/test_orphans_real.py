@@ -89,7 +89,7 @@ def test_a_killed_build_keeps_running_until_gc_removes_builder_and_volume():
     build = CliBuild(str(SLOW), "--profile", "isolated")
     build.proc.kill()  # SIGKILL: no handler runs
     build.proc.wait(10)
-    name, volume = f"buildcage-{build.build_id}", f"buildcage-store-{build.build_id}"
+    name, volume = f"buildcage-{build.build_id}-build", f"buildcage-store-{build.build_id}"
     assert state(name) == "running"  # the orphan: its process is gone, its builder is not
     assert volume in left_of(build.build_id)
     owner = podman("inspect", name, "--format", f'{{{{index .Config.Labels "{OWNER_LABEL}"}}}}')
@@ -117,7 +117,7 @@ def test_a_killed_host_ro_build_is_collected_by_the_next_build_of_its_project(ru
     build.proc.wait(10)
     pins = podman("ps", "-a", "--filter", f"label={PIN_LABEL}={build.build_id}",
                   "--format", "{{.Names}}").split()
-    assert pins and state(f"buildcage-{build.build_id}") == "running"
+    assert pins and state(f"buildcage-{build.build_id}-build") == "running"
 
     out = cli("build", str(HELLO), "--profile", "host-ro", "--project", project, "--json")
     assert out.returncode == 0, out.stdout[-2000:]
@@ -147,12 +147,12 @@ def test_gc_from_another_process_leaves_a_live_build_alone(engine):
         running.wait_for_line("started")
         build_id = running.plan.build_id
         before = sorted(left_of(build_id))
-        assert f"buildcage-{build_id}" in before and any("-pin-" in n for n in before)
+        assert f"buildcage-{build_id}-build" in before and any("-pin-" in n for n in before)
         out = cli("gc")
         assert out.returncode == 0
         assert build_id not in out.stdout
         assert sorted(left_of(build_id)) == before
-        assert state(f"buildcage-{build_id}") == "running"
+        assert state(f"buildcage-{build_id}-build") == "running"
     finally:
         running.runner.cancel()
     assert running.join().status == "canceled"
@@ -277,7 +277,7 @@ def test_closing_the_tuis_terminal_cancels_its_build_and_cleans_up(run_id):
             time.sleep(0.2)
         mine = owned_by_the_tui()
         build_id = mine[0][1]
-        assert f"buildcage-{build_id}" in [name for name, _ in mine]
+        assert f"buildcage-{build_id}-build" in [name for name, _ in mine]
         assert state(f"buildcage-{build_id}") == "running"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

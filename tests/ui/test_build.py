@@ -39,14 +39,14 @@ async def test_warm_stream_shows_cached_rows_counts_and_result(engine, history) 
             "done", "cached", "cached", "cached"]
         assert "cached" in str(table.get_cell("1:2", "status"))
         assert table.get_cell("1:2", "layer") == "af2d23ed7bb"
-        assert header(screen) == "Built 3.0s (4/4 steps) · 3 cached · host-ro"
+        assert header(screen) == "Built 2.9s (4/4 steps) · 3 cached · host-ro"
         assert screen.query_one("#build-header").has_class("-succeeded")
         bar = screen.query_one(ProgressBar)
         assert bar.progress == bar.total == 4
         result = screen.query_one(ResultPanel)
         assert result.display
         text = result.render().plain
-        assert "✓ Built ab9d8035ec09 in 3.0s" in text
+        assert "✓ Built ab9d8035ec09 in 2.9s" in text
         assert "2.1 MB in 3 layers" in text
         assert "2.1 MB, 2.0 kB, 4.1 kB" in text
         assert "127.0.0.1:5000/demo/hello:x" in text

@@ -3,7 +3,7 @@ and the host-rw confirmation."""
 
 from __future__ import annotations
 
-from textual.widgets import Input, Label, Select, TextArea
+from textual.widgets import Input, Label, Select, Static, TextArea
 from ui_helpers import EXAMPLES, fake_reach, make_app, pick_context, wait_for
 
 from tui.engine.planner import PlanError
@@ -101,7 +101,10 @@ async def test_summary_card_shows_facts_from_the_recorded_inspect(engine) -> Non
         assert summary.facts.host_store == "read-only"
         assert "CHOWN" in summary.facts.effective_caps
         text = card.render().plain
-        assert "Security ●●●○○ 3/5" in text
+        # host store read-only, no user namespace, host network: three off (issue 7, item 6).
+        assert "Security ●●○○○ 2/5" in text
+        assert "host network: RUN steps can reach services on the host's loopback" in text
+        assert "network        host: RUN steps can reach services on the host's loopback" in text
         assert "engine socket  none" in text
         assert "ro /var/lib/shared ← /var/lib/containers/storage" in text
         assert "no finished build of this context" in text
@@ -150,7 +153,7 @@ async def test_plan_view_shows_podman_run_and_kube_and_copies(engine) -> None:
         await pilot.press("f2")
         await wait_for(pilot, lambda: isinstance(app.screen, PlanViewScreen))
         podman = app.screen.query_one("#podman-text", TextArea).text
-        assert podman.startswith("podman run")
+        assert podman.startswith("set -e") and "\npodman run" in podman
         assert "/context:ro" in podman
         await pilot.press("k")
         await pilot.press("c")
@@ -174,6 +177,9 @@ async def test_host_rw_asks_and_no_starts_nothing(engine) -> None:
     async with app.run_test() as pilot:
         await _choose_host_rw_and_build(pilot)
         assert "host-rw" in str(app.screen.query_one("#question", Label).render())
+        detail = str(app.screen.query_one("#detail", Static).render())
+        assert "It lets the build write into the host's image store" in detail
+        assert "It turns SELinux separation off." in detail
         await pilot.press("n")
         await pilot.pause()
         assert isinstance(app.screen, SessionScreen)
@@ -262,3 +268,27 @@ async def test_the_pod_box_runs_the_plan_as_a_kubernetes_pod(engine) -> None:
         await wait_for(pilot, lambda: app.screen.finished, what="the replayed build")
         assert engine.last_on == "kube"
         assert "Kubernetes Pod" in app.screen.sub_title
+
+
+async def test_a_risky_user_profile_asks_and_lists_its_risks(history) -> None:
+    from tui.engine.config import Config
+    from tui.testing import ReplayEngine
+
+    config = Config(profiles={"fast": {"base": "isolated", "cap_add": ["SYS_ADMIN"]}})
+    engine = ReplayEngine(history, config=config)
+    app = make_app(engine)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pick_context(pilot, "hello")
+        app.screen.query_one("#profile", Select).value = "fast"
+        card = app.screen.query_one(SummaryCard)
+        await wait_for(pilot, lambda: card.summary is not None
+                       and card.summary.profile.name == "fast")
+        assert ("⚠ it adds capabilities beyond the builder's default set: SYS_ADMIN"
+                in card.render().plain)
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="dialog")
+        detail = str(app.screen.query_one("#detail", Static).render())
+        assert "It adds capabilities beyond the builder's default set: SYS_ADMIN." in detail
+        await pilot.press("n")
+        await pilot.pause()
+        assert engine.runners == []

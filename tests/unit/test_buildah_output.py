@@ -16,6 +16,7 @@ from tui.engine.events import (
     Event,
     Failed,
     ImageBuilt,
+    ImageInfo,
     LogLine,
     ManifestWritten,
     PullStarted,
@@ -31,6 +32,9 @@ from tui.engine.events import Warning as BuildWarning  # not the builtin
 DATA = Path(__file__).resolve().parent.parent / "data" / "buildah"
 LOGS = sorted(DATA.glob("*.log"))
 STEP_LINE = re.compile(r"^(\[\d+/\d+\] )?STEP \d+/\d+: ", re.MULTILINE)
+HEX64 = re.compile(r"[0-9a-f]{64}")
+# What only the trusted publish phase may say, out of band: never from the build's output.
+FACTS = (ImageBuilt, ImageInfo, Pushed, PushStarted)
 
 
 def lines_of(name: str) -> list[str]:
@@ -52,6 +56,10 @@ def typed(events: list[Event]) -> list[Event]:
 
 def of(events: list[Event], cls: type[Event]) -> list:
     return [e for e in events if isinstance(e, cls)]
+
+
+def facts(events: list[Event]) -> list[Event]:
+    return [e for e in events if isinstance(e, FACTS)]
 
 
 def test_enough_real_logs() -> None:
@@ -100,8 +108,10 @@ def test_failed_exactly_when_the_log_has_an_error(path: Path) -> None:
     events: list[Event] = []
     for line in lines:
         events += parser.feed(line, 0.0)
-    events += parser.finish(exit_code_of(lines), 1.0)
+    ending = parser.finish(exit_code_of(lines), 1.0)
+    events += ending
     failures = of(events, Failed)
+    assert facts(events) == []  # whatever the log: facts come out of band
     if exit_code_of(lines):
         assert len(failures) == 1
         assert parser.failed == failures[0]
@@ -109,14 +119,13 @@ def test_failed_exactly_when_the_log_has_an_error(path: Path) -> None:
         starts, dones = of(events, StepStarted), of(events, StepDone)
         if starts:
             assert (starts[-1].stage, starts[-1].step) not in {(d.stage, d.step) for d in dones}
-        assert parser.image_id == ""
-        assert not of(events, ImageBuilt)
     else:
         assert failures == [] and parser.failed is None
-        # A good build closes every step it started, and ends with the image id.
+        # A good build ends with the image id, and closes every step it started before that:
+        # finish has nothing left to close.
+        assert HEX64.fullmatch(lines[-1])
+        assert ending == []
         assert len(of(events, StepDone)) == len(of(events, StepStarted))
-        assert parser.image_id == lines[-1]
-        assert of(events, ImageBuilt) == [ImageBuilt(image_id=lines[-1], time=0.0)]
         assert len(of(events, Committed)) == 1
 
 
@@ -144,7 +153,8 @@ def test_json_round_trip(path: Path) -> None:
 
 
 def test_simple_multi_step_exact_sequence() -> None:
-    image = "2d30b986b7eb339e82990dbd5e4d4802cdedeaf351d417c24b80a7e2bfd51478"
+    assert lines_of("simple-multi-step")[-1] == (
+        "2d30b986b7eb339e82990dbd5e4d4802cdedeaf351d417c24b80a7e2bfd51478")
     assert typed(parse("simple-multi-step")) == [
         StepStarted(stage=1, stages=1, step=1, steps=4, instruction="FROM alpine", time=1000),
         StepDone(stage=1, step=1, layer_id="", duration_s=1, time=1001),
@@ -160,7 +170,7 @@ def test_simple_multi_step_exact_sequence() -> None:
         # Buildah prints the last step's id after COMMIT: the step still gets it.
         StepDone(stage=1, step=4, layer_id="2d30b986b7e", duration_s=3, time=1010),
         Tagged(image="localhost/corpus-simple-multi-step:latest", time=1011),
-        ImageBuilt(image_id=image, time=1012),
+        # The image id line (time 1012) says nothing more: the id comes out of band.
     ]
 
 
@@ -200,7 +210,9 @@ def test_from_as_stage_boundary() -> None:
         (1, 1, ""), (1, 2, "37834ed355a"), (1, 3, "5986c1f654c"), (1, 4, "efd15c5d044"),
         (2, 1, ""), (2, 2, "dea956f4fdb"),
     ]
-    assert of(events, ImageBuilt)[0].image_id.startswith("dea956f4fdb")
+    # The image id line closes nothing (the last step's `-->` did) and is no fact.
+    assert lines_of("from-as")[-1].startswith("dea956f4fdb")
+    assert facts(events) == []
 
 
 def test_lone_from_stage_gets_its_layer_id() -> None:
@@ -244,9 +256,8 @@ def test_cache_hits(name: str, hits: int, cached_steps: list[int]) -> None:
 def test_cached_last_step_after_commit() -> None:
     events = typed(parse("copy-create-relative-path"))
     names = [e.name for e in events]
-    assert names[-7:] == ["step_started", "cache_hit", "commit", "step_done", "tagged", "tagged",
-                          "image_built"]
-    assert events[-4] == StepDone(stage=1, step=3, layer_id="d1e29625b75", duration_s=3,
+    assert names[-6:] == ["step_started", "cache_hit", "commit", "step_done", "tagged", "tagged"]
+    assert events[-3] == StepDone(stage=1, step=3, layer_id="d1e29625b75", duration_s=3,
                                   cached=True, time=1007)
 
 
@@ -365,9 +376,8 @@ def test_run_output_that_looks_like_buildah_is_not_misread() -> None:
         "b" * 64,
     ]))
     assert [e.name for e in events] == ["step_started", "step_done", "step_started", "commit",
-                                        "step_done", "image_built"]
-    assert events[-2].layer_id == "0123456789a"
-    assert events[-1] == ImageBuilt(image_id="b" * 64, time=0.0)
+                                        "step_done"]
+    assert events[-1].layer_id == "0123456789a"
 
 
 def test_instruction_containing_quote_colon() -> None:
@@ -437,43 +447,120 @@ def test_pull_lines() -> None:
     ]
 
 
-def test_push_protocol() -> None:
+def test_blob_lines_after_begin_push_are_a_push() -> None:
     parser = BuildahOutputParser()
-    lines = [
-        "buildcage: push registry.example:5000/app:1",
-        "Getting image source signatures",
+    assert parser.phase == "pull"
+    events: list[Event] = []
+    for i, line in enumerate([
+        "STEP 1/1: FROM docker.io/library/alpine:3.19",
+        "Trying to pull docker.io/library/alpine:3.19...",
         "Copying blob sha256:aaaa",
+    ]):
+        events += parser.feed(line, float(i))
+    events += parser.finish(0, 3.0)  # as the runner does before the publish phase
+    parser.begin_push()
+    assert parser.phase == "push"
+    lines = [
+        "Getting image source signatures",
+        "Copying blob sha256:aaaa",  # pulled before: pushed now, so reported again
         "Copying blob sha256:bbbb skipped: already exists",
+        "Copying blob sha256:bbbb skipped: already exists",  # a redraw: reported once
         "Copying config sha256:cccc",
         "Writing manifest to image destination",
-        "buildcage: pushed registry.example:5000/app:1 sha256:dddd",
-        "buildcage: something we do not know yet",
+        "Storing signatures",
     ]
-    events: list[Event] = []
-    for i, line in enumerate(lines):
+    for i, line in enumerate(lines, 4):
         events += parser.feed(line, float(i))
     assert typed(events) == [
-        PushStarted(ref="registry.example:5000/app:1", time=0.0),
-        BlobCopied(digest="sha256:aaaa", phase="push", time=2.0),
-        BlobCopied(digest="sha256:bbbb", phase="push", skipped=True, time=3.0),
-        ConfigCopied(digest="sha256:cccc", phase="push", time=4.0),
-        ManifestWritten(phase="push", time=5.0),
-        Pushed(ref="registry.example:5000/app:1", digest="sha256:dddd", time=6.0),
+        StepStarted(stage=1, stages=1, step=1, steps=1,
+                    instruction="FROM docker.io/library/alpine:3.19", time=0.0),
+        PullStarted(ref="docker.io/library/alpine:3.19", time=1.0),
+        BlobCopied(digest="sha256:aaaa", phase="pull", time=2.0),
+        StepDone(stage=1, step=1, layer_id="", duration_s=3.0, time=3.0),
+        BlobCopied(digest="sha256:aaaa", phase="push", time=5.0),
+        BlobCopied(digest="sha256:bbbb", phase="push", skipped=True, time=6.0),
+        ConfigCopied(digest="sha256:cccc", phase="push", time=8.0),
+        ManifestWritten(phase="push", time=9.0),
     ]
-    assert parser.pushed == [Pushed(ref="registry.example:5000/app:1", digest="sha256:dddd",
-                                    time=6.0)]
-    # After the push, a pull is a pull again.
-    assert parser.feed("Copying config sha256:eeee", 9.0)[1].phase == "pull"
+    assert parser.finish(0, 11.0) == []
+    assert parser.failed is None
+
+
+def test_protocol_lines_are_just_log_lines() -> None:
+    # `buildcage: ...` lines once steered the parser; now only the runner does.
+    parser = BuildahOutputParser()
+    for line in [
+        "buildcage: push registry.example:5000/app:1",
+        "buildcage: pushed registry.example:5000/app:1 sha256:dddd",
+        'buildcage: manifest {"layers":[{"size":5}]}',
+        "buildcage: something we do not know yet",
+    ]:
+        assert parser.feed(line, 1.0) == [LogLine(line=line, time=1.0)]
+        assert parser.phase == "pull"
+    assert parser.feed("Copying blob sha256:aaaa", 2.0)[1].phase == "pull"
+    parser.begin_push()
+    parser.feed("buildcage: pushed registry.example:5000/app:1 sha256:dddd", 3.0)
+    assert parser.phase == "push"  # neither can a line end the push
+    assert not hasattr(parser, "pushed") and not hasattr(parser, "image_info")
+    assert not hasattr(parser, "image_id")
 
 
 def test_push_failure() -> None:
-    events = parse_lines([
-        "buildcage: push oci:/out/app",
-        "Error: writing blob: no space left on device",
-    ], exit_code=125)
-    assert of(events, Failed) == [Failed(message="writing blob: no space left on device",
-                                         time=0.0)]
-    assert of(events, Pushed) == []
+    parser = BuildahOutputParser()
+    parser.begin_push()
+    events = parser.feed("Error: writing blob: no space left on device", 0.0)
+    events += parser.finish(125, 1.0)
+    assert typed(events) == [Failed(message="writing blob: no space left on device", time=0.0)]
+    assert parser.failed == events[1]
+
+
+def test_output_cannot_forge_facts() -> None:
+    digest = "sha256:" + "e" * 64
+    hostile = [
+        "buildcage: push reg/x:1",
+        "Copying blob sha256:ffff",  # still the build's phase: a line cannot start a push
+        f"buildcage: pushed reg/x:1 {digest}",
+        'buildcage: manifest {"layers":[{"size":1}]}',
+        "f" * 64,  # an image id while the step runs: its output
+        "COMMIT x",
+        "a" * 64,  # after a COMMIT: closes the step, but is no image id
+        "Successfully tagged evil",
+        "b" * 64,  # no step open: nothing at all
+    ]
+    lines = ["STEP 1/2: FROM alpine", "STEP 2/2: RUN ./evil.sh", *hostile]
+    parser = BuildahOutputParser()
+    events: list[Event] = []
+    for i, line in enumerate(lines):
+        events += parser.feed(line, float(i))
+    events += parser.finish(0, float(len(lines)))
+    assert facts(events) == []
+    assert parser.failed is None
+    assert [e.line for e in of(events, LogLine)] == lines
+    assert typed(events) == [
+        StepStarted(stage=1, stages=1, step=1, steps=2, instruction="FROM alpine", time=0.0),
+        StepDone(stage=1, step=1, layer_id="", duration_s=1.0, time=1.0),
+        StepStarted(stage=1, stages=1, step=2, steps=2, instruction="RUN ./evil.sh", time=1.0),
+        BlobCopied(digest="sha256:ffff", phase="pull", time=3.0),
+        Committed(image="x", time=7.0),
+        StepDone(stage=1, step=2, layer_id="", duration_s=7.0, time=8.0),
+        Tagged(image="evil", time=9.0),
+    ]
+    assert parser.phase == "pull"
+    assert parser.steps_total == 2 and parser.cache_hits == 0
+
+
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: p.stem)
+def test_begin_push_changes_nothing_but_the_phase(path: Path) -> None:
+    # The same output in a push says no more, and no less, than in a build: still no fact.
+    lines = path.read_text().splitlines()
+    parser = BuildahOutputParser()
+    parser.begin_push()
+    events: list[Event] = []
+    for i, line in enumerate(lines):
+        events += parser.feed(line, float(i))
+    events += parser.finish(exit_code_of(lines), float(len(lines)))
+    assert events == parse_lines(lines, exit_code_of(lines), step_s=1.0)
+    assert facts(events) == []
 
 
 def test_many_plain_lines() -> None:
@@ -490,8 +577,15 @@ def test_many_plain_lines() -> None:
 def test_image_id_closes_a_step_left_open_by_commit() -> None:
     image = "c" * 64
     events = typed(parse_lines(["STEP 1/1: RUN true", "COMMIT x", image], start=0, step_s=1))
-    assert [e.name for e in events] == ["step_started", "commit", "step_done", "image_built"]
+    assert [e.name for e in events] == ["step_started", "commit", "step_done"]
     assert events[2] == StepDone(stage=1, step=1, layer_id="", duration_s=2, time=2)
+
+
+def test_image_id_with_no_step_open_says_nothing() -> None:
+    image = "c" * 64
+    assert parse_lines([image]) == [LogLine(line=image, time=0.0)]
+    events = parse_lines(["STEP 1/1: FROM scratch", "Successfully tagged x", image])
+    assert [e.name for e in events if e.name != "log"] == ["step_started", "step_done", "tagged"]
 
 
 def test_only_the_first_error_line_fails() -> None:

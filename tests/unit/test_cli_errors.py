@@ -44,3 +44,29 @@ def test_broken_config_file_names_the_line(tmp_path):
 def test_bad_build_arg(tmp_path):
     out = run("plan", "examples/hello", "--build-arg", "NOEQUALS", XDG_DATA_HOME=str(tmp_path))
     assert out.returncode == 2 and "NAME=VALUE" in out.stderr
+
+
+def test_a_bad_user_profile_is_a_message_naming_file_profile_and_key(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.fast]\ncap_add = "SYS_ADMIN"\n')
+    out = run("plan", "examples/hello", BUILDCAGE_CONFIG=str(config), XDG_DATA_HOME=str(tmp_path))
+    assert out.returncode == 2
+    assert out.stderr == (f"buildcage: error: {config}: profiles.fast.cap_add must be a list of "
+                          'capability names, got "SYS_ADMIN"\n')
+
+
+def test_a_risky_user_profile_needs_allow_unsafe_profile(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.fast]\nbase = "isolated"\ncap_add = ["SYS_ADMIN"]\n')
+    env = {"BUILDCAGE_CONFIG": str(config), "XDG_DATA_HOME": str(tmp_path)}
+    refused = run("plan", "examples/hello", "--profile", "fast", **env)
+    assert refused.returncode == 2
+    assert "must be confirmed: it adds capabilities beyond the builder's default set: " \
+        "SYS_ADMIN" in refused.stderr
+    assert "--allow-unsafe-profile" in refused.stderr
+    wrong_flag = run("plan", "examples/hello", "--profile", "fast", "--allow-host-rw", **env)
+    assert wrong_flag.returncode == 2
+    confirmed = run("plan", "examples/hello", "--profile", "fast", "--allow-unsafe-profile",
+                    **env)
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert "--cap-add=SYS_ADMIN" in confirmed.stdout or "SYS_ADMIN" in confirmed.stdout

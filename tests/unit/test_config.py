@@ -71,9 +71,9 @@ tls_verify = false
 tls_verify = true
 
 [profiles.offline]
-network = "none"
-mounts = ["/etc/pki:ro"]
-memory = 2048
+base = "isolated"
+summary = "no cache"
+cap_drop = ["NET_RAW"]
 """,
     )
     config = load_config(path)
@@ -81,7 +81,7 @@ memory = 2048
     assert config.builder_image == "localhost/mybuilder:1"
     assert config.podman_url == "unix:///tmp/podman.sock"
     assert config.profiles == {
-        "offline": {"network": "none", "mounts": ["/etc/pki:ro"], "memory": 2048}
+        "offline": {"base": "isolated", "summary": "no cache", "cap_drop": ["NET_RAW"]}
     }
     assert config.tls_verify_for("registry.lan:5000") is False
     assert config.tls_verify_for("127.0.0.1:5000") is True  # file overrides the built-in
@@ -117,6 +117,7 @@ def test_malformed_toml_names_file_and_line(tmp_path: Path) -> None:
         ('[registries."bad host"]\ntls_verify = false\n', "is not a registry host"),
         ('registries = "x"\n', "registries must be tables"),
         ("profiles = { a = 1 }\n", "profiles.a must be a table"),
+        ("[profiles.a]\nmemory = 2048\n", "profiles.a.memory is not a profile key"),
     ],
 )
 def test_invalid_contents(tmp_path: Path, text: str, fragment: str) -> None:

@@ -112,7 +112,8 @@ def test_a_plan_that_runs_labels_everything_with_its_owner(tmp_path):
     plan = plan_for(tmp_path, "isolated")
     assert OWNER_LABEL not in plan.labels()  # shown plans (a pasted podman run) have no owner
     assert "owner" not in podman_run(plan)
-    assert kube_pod(plan)["metadata"]["labels"] == {"app": "buildcage"}
+    assert kube_pod(plan)["metadata"]["labels"] == {"app": "buildcage",
+                                                    "buildcage-phase": "build"}
     mine = owned(plan)
     me = str(current_owner())
     assert mine.labels()[OWNER_LABEL] == me
@@ -120,7 +121,8 @@ def test_a_plan_that_runs_labels_everything_with_its_owner(tmp_path):
     assert f"--label={OWNER_LABEL}={me}" in podman_run(mine)
     # podman kube play gives the Pod's labels to the Pod and to its containers.
     assert kube_pod(mine)["metadata"]["labels"] == {
-        "app": "buildcage", "buildcage.build": plan.build_id, OWNER_LABEL: me}
+        "app": "buildcage", "buildcage-phase": "build", "buildcage.build": plan.build_id,
+        OWNER_LABEL: me}
     assert owned(mine) is mine
 
 

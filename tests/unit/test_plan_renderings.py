@@ -11,7 +11,13 @@ import pytest
 from tui.engine.config import Config
 from tui.engine.plan import mcs_level
 from tui.engine.planner import PlanError, make_plan
-from tui.engine.renderings import create_kwargs, kube_pod, podman_run, podman_run_argv
+from tui.engine.renderings import (
+    create_kwargs,
+    kube_manifest,
+    kube_pod,
+    podman_run,
+    podman_run_argv,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = ROOT / "examples" / "hello"
@@ -44,39 +50,71 @@ def mounts_from_argv(argv: list[str]) -> set[tuple[str, str, bool]]:
     return out
 
 
-def mounts_from_pod(pod: dict) -> set[tuple[str, str, bool]]:
+def mounts_from_pod(pod: dict, plan) -> set[tuple[str, str, bool]]:
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     out = set()
     for m in pod["spec"]["containers"][0]["volumeMounts"]:
         v = volumes[m["name"]]
-        source = v["hostPath"]["path"] if "hostPath" in v else "emptyDir"
-        out.add((source, m["mountPath"], m["readOnly"]))
+        if "hostPath" in v:
+            out.add((v["hostPath"]["path"], m["mountPath"], m["readOnly"]))
+        elif "persistentVolumeClaim" in v:
+            out.add((v["persistentVolumeClaim"]["claimName"], m["mountPath"], m["readOnly"]))
     return out
 
 
+PHASES = ["fetch", "build", "publish"]
+
+
+@pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("profile", PROFILES)
-def test_three_renderings_describe_the_same_container(profile):
+def test_three_renderings_describe_the_same_container(profile, phase):
     plan = plan_for(profile, push="127.0.0.1:5000/demo/hello:1")
-    kwargs, argv, pod = create_kwargs(plan), podman_run_argv(plan), kube_pod(plan)
+    kwargs = create_kwargs(plan, phase)
+    argv, pod = podman_run_argv(plan, phase), kube_pod(plan, phase)
     from_kwargs = mounts_from_kwargs(kwargs)
     assert from_kwargs == mounts_from_argv(argv)
-    pod_mounts = {(plan.store_volume if s == "emptyDir" else s, t, ro)
-                  for s, t, ro in mounts_from_pod(pod)}
-    assert from_kwargs == pod_mounts
+    assert from_kwargs == mounts_from_pod(pod, plan)
     container = pod["spec"]["containers"][0]
     assert kwargs["command"] == argv[argv.index(plan.builder_image) + 1:] == container["command"]
     assert kwargs["image"] == container["image"] == plan.builder_image
     env = {e["name"]: e["value"] for e in container["env"]}
     assert kwargs["environment"] == env == {"BUILDAH_ISOLATION": "chroot"}
-    assert kwargs["network_mode"] == "host" and "--network=host" in argv
-    assert pod["spec"]["hostNetwork"] is True
+    network = "none" if phase == "build" else "host"
+    assert kwargs["network_mode"] == network and f"--network={network}" in argv
+    assert pod["spec"]["hostNetwork"] is (network == "host")
+    assert kwargs["labels"]["buildcage.phase"] == phase
+
+
+def run_commands(script: str) -> list[list[str]]:
+    """The ``podman run`` commands of a pasteable script, each joined over its continuations."""
+    commands, current = [], None
+    for line in script.splitlines():
+        if current is None and line.startswith("podman run"):
+            current = ""
+        if current is not None:
+            current += line.removesuffix("\\") + " "
+            if not line.endswith("\\"):
+                commands.append(shlex.split(current))
+                current = None
+    return commands
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_the_pasteable_command_parses_back_to_the_same_argv(profile):
-    plan = plan_for(profile)
-    text = podman_run(plan).split("\npodman volume rm")[0]
-    assert shlex.split(text.replace("\\\n", " ")) == podman_run_argv(plan)
+def test_the_pasteable_script_runs_every_phase_with_the_same_argv(profile):
+    plan = plan_for(profile, push="127.0.0.1:5000/demo/hello:1")
+    expected = [podman_run_argv(plan, spec, later_phase=i > 0)
+                for i, spec in enumerate(plan.phases())]
+    assert [argv[argv.index(plan.builder_image) + 1] for argv in expected] == ["sh"] * 3
+    assert run_commands(podman_run(plan)) == expected
+
+
+def test_the_pasteable_script_makes_and_removes_what_the_runner_does():
+    plan = plan_for("isolated", build_args=(("A", "1"),))
+    text = podman_run(plan)
+    assert text.index("podman volume create") < text.index("podman run")
+    assert f"podman secret create {plan.secret_name('args')}" in text
+    trap = next(line for line in text.splitlines() if line.startswith("trap "))
+    assert plan.store_volume in trap and plan.secret_name("args") in trap
 
 
 def test_no_profile_mounts_an_engine_socket_and_context_is_read_only():
@@ -108,24 +146,42 @@ def test_project_stores_and_selinux_levels_differ_per_project():
     assert mcs_level("alpha") == mcs_level("alpha")
 
 
-def test_command_builds_then_pushes_with_our_protocol_lines():
+def test_phases_split_trusted_work_from_the_containerfile_steps():
     plan = plan_for("host-ro", push="127.0.0.1:5000/demo/hello:1", build_args=(("A", "1"),),
                     target_stage="final", no_cache=True)
-    script = plan.command()[2]
-    assert plan.command()[:2] == ["sh", "-ec"]
-    bud, push = script.index("buildah bud"), script.index("buildah push")
-    assert bud < script.index("buildcage: push 127.0.0.1:5000/demo/hello:1") < push
-    for flag in ("--pull=missing", "--no-cache", "--build-arg A=1", "--target final",
+    fetch, build, publish = plan.phases()
+    assert (fetch.name, build.name, publish.name) == ("fetch", "build", "publish")
+    assert "buildah pull" in fetch.command[2] and "buildah bud" not in fetch.command[2]
+    script = build.command[2]
+    for flag in ("--pull=never", "--no-cache", "--build-arg A ", "--target final",
                  "--layers", "--force-rm"):
         assert flag in script
-    assert "docker://127.0.0.1:5000/demo/hello:1" in script
+    assert "A=1" not in script, "build argument values are never on a command line"
+    assert "buildah push" not in script and "buildah pull" not in script
+    assert "buildah inspect" in publish.command[2]
+    assert "docker://127.0.0.1:5000/demo/hello:1" in publish.command[2]
+    assert "--digestfile /buildcage/facts/digest" in publish.command[2]
+    targets = {p.name: {m.target for m in p.mounts} for p in (fetch, build, publish)}
+    assert "/context" in targets["build"] and "/context" not in targets["publish"]
+    assert "/buildcage/facts" in targets["publish"] and "/buildcage/facts" not in targets["build"]
 
 
-def test_oci_target_mounts_the_output_directory(tmp_path):
-    plan = plan_for("host-ro", push=f"oci:{tmp_path}/out:v1")
-    out = [m for m in plan.mounts() if m.target == "/output"]
-    assert out and out[0].source == f"{tmp_path}/out" and not out[0].read_only
-    assert "oci:/output:v1" in plan.command()[2]
+def test_no_fetch_phase_when_the_containerfile_names_no_image(tmp_path):
+    (tmp_path / "Containerfile").write_text("FROM scratch\nCOPY a /a\n")
+    plan = make_plan(tmp_path, config=Config(), profile="host-ro")
+    assert [p.name for p in plan.phases()] == ["build", "publish"]
+
+
+def test_build_arguments_travel_in_a_secret_not_on_a_command_line():
+    plan = plan_for("isolated", build_args=(("TOKEN", "s3cr'et value"),))
+    kwargs = create_kwargs(plan, "build")
+    assert "s3cr" not in repr(kwargs) and "s3cr" not in podman_run(plan)
+    assert "s3cr" not in kube_manifest(plan)
+    assert kwargs["secrets"] == [{"source": plan.secret_name("args"),
+                                  "target": "build-args.env"}]
+    data = plan.secret_data()[plan.secret_name("args")].decode()
+    assert shlex.split(data.split("=", 1)[1]) == ["s3cr'et value"]
+    assert ". /run/secrets/build-args.env" in plan.build_command()[2]
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -153,10 +209,13 @@ def test_credentials_come_from_the_auth_file_mounted_read_only(tmp_path, monkeyp
     auth.write_text('{"auths": {"127.0.0.1:5000": {"auth": "c2VjcmV0OnNlY3JldA=="}}}')
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth))
     plan = plan_for("host-ro", push="127.0.0.1:5000/demo/hello:1")
-    mount = [m for m in plan.mounts() if m.source == str(auth)]
-    assert mount and mount[0].read_only and mount[0].target == "/run/buildcage/auth.json"
-    script = plan.command()[2]
-    assert script.count("--authfile /run/buildcage/auth.json") == 2  # bud pulls, push pushes
+    for phase in ("fetch", "publish"):
+        mount = [m for m in plan.phase_mounts(phase) if m.source == str(auth)]
+        assert mount and mount[0].read_only and mount[0].target == "/run/buildcage/auth.json"
+        assert "--authfile /run/buildcage/auth.json" in plan.phase(phase).command[2]
+    # The phase that runs the Containerfile's steps never sees the credentials.
+    assert not [m for m in plan.phase_mounts("build") if m.source == str(auth)]
+    assert "--authfile" not in plan.build_command()[2]
     rendered = podman_run(plan)
     assert "c2VjcmV0" not in rendered and "c2VjcmV0" not in str(create_kwargs(plan))
     assert "REGISTRY_AUTH_FILE" not in rendered

@@ -16,7 +16,6 @@ Conventions worth knowing:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,13 +28,9 @@ from tui.engine.events import (
     ConfigCopied,
     Event,
     Failed,
-    ImageBuilt,
-    ImageInfo,
     LogLine,
     ManifestWritten,
     PullStarted,
-    Pushed,
-    PushStarted,
     StepDone,
     StepStarted,
     Tagged,
@@ -62,7 +57,7 @@ _ESCAPE_RE = re.compile(r"\\(.)")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
 _BUILDING = 'Error: building at STEP "'
 # First characters of every line we interpret: the rest (RUN output) costs one set lookup.
-_FIRST_CHARS = frozenset("[SC-ETWtlb")
+_FIRST_CHARS = frozenset("[SC-ETWtl")
 
 
 def _unquote(value: str) -> str:
@@ -89,19 +84,20 @@ class _Step:
 
 
 class BuildahOutputParser:
-    """Stateful line parser; read ``steps_total``, ``cache_hits``, ``image_id``, ``failed`` and
-    ``pushed`` at any time."""
+    """Stateful line parser; read ``steps_total``, ``cache_hits`` and ``failed`` at any time.
+
+    It makes step, cache, pull/push progress and log events: what the output can tell. Facts
+    (image id, layer sizes, a pushed digest) never come from here: any RUN step can print any
+    line, so the runner reads them from files the trusted publish phase wrote."""
 
     def __init__(self) -> None:
         self.steps_total: int = 0  # STEP lines seen, all stages
         self.cache_hits: int = 0
-        self.image_id: str = ""  # full 64-hex id once Buildah printed it
         self.failed: Failed | None = None
-        self.pushed: list[Pushed] = []
-        self.image_info: ImageInfo | None = None
+        self.phase: Phase = "pull"
+        """Whether blob lines belong to a pull or a push: the runner says, per container."""
         self._step: _Step | None = None
         self._committing = False  # COMMIT seen: the next `--> id` belongs to the open last step
-        self._phase: Phase = "pull"
         self._blobs: set[str] = set()  # reported in this pull/push: redraws repeat a blob
         self._last_error = ""
 
@@ -112,11 +108,10 @@ class BuildahOutputParser:
     def _parse(self, line: str, now: float) -> list[Event]:
         out: list[Event] = []
         if len(line) == 64 and _HEX64_RE.fullmatch(line):
-            # The image id comes last; while a step runs, a 64-hex line is just its output.
-            if self._step is None or self._committing:
+            # Buildah prints the image id last: it closes the last step. It is not taken as
+            # the image's id (a RUN step can print such a line too): that comes out of band.
+            if self._step is not None and self._committing:
                 out += self._close(now, "")
-                self.image_id = line
-                out.append(ImageBuilt(image_id=line, time=now))
             return out
         if not line or line[0] not in _FIRST_CHARS:
             glued = self._glued(line)
@@ -135,21 +130,17 @@ class BuildahOutputParser:
             if parts and parts[0] not in self._blobs:
                 self._blobs.add(parts[0])
                 skipped = len(parts) > 1 and "skipped" in parts[1]
-                out.append(BlobCopied(digest=parts[0], phase=self._phase, skipped=skipped,
+                out.append(BlobCopied(digest=parts[0], phase=self.phase, skipped=skipped,
                                       time=now))
         elif line.startswith("Copying config "):
             words = line[15:].split(None, 1)
             digest = words[0] if words else ""
-            out.append(ConfigCopied(digest=digest, phase=self._phase, time=now))
+            out.append(ConfigCopied(digest=digest, phase=self.phase, time=now))
         elif line.startswith("Writing manifest"):
-            out.append(ManifestWritten(phase=self._phase, time=now))
+            out.append(ManifestWritten(phase=self.phase, time=now))
         elif line.startswith("Trying to pull "):
             self._blobs.clear()
             out.append(PullStarted(ref=line[15:].strip().removesuffix("..."), time=now))
-        elif line.startswith("buildcage: manifest "):
-            out += self._manifest(line[20:], now)
-        elif line.startswith("buildcage: "):
-            out += self._protocol(line[11:].split(), now)
         elif line.startswith(("time=", "level=")):
             out += self._logrus(_LOGRUS_RE.search(line), now)
         elif line.startswith(("WARN[", "ERRO[", "FATA[")):
@@ -158,6 +149,11 @@ class BuildahOutputParser:
                 level = "warning" if match[1] == "WARN" else "error"
                 out += self._log(level, match[2], now)
         return out
+
+    def begin_push(self) -> None:
+        """What follows is a push's output (the runner's publish phase): blobs count anew."""
+        self.phase = "push"
+        self._blobs.clear()
 
     def finish(self, exit_code: int, now: float) -> list[Event]:
         """The process ended: close the open step, or report the failure nobody printed."""
@@ -229,19 +225,6 @@ class BuildahOutputParser:
         self.failed = Failed(message=message, step=step, exit_code=exit_code, time=now)
         return [self.failed]
 
-    def _protocol(self, words: list[str], now: float) -> list[Event]:
-        """Lines our builder script prints around the push."""
-        if len(words) == 2 and words[0] == "push":
-            self._phase = "push"
-            self._blobs.clear()
-            return [PushStarted(ref=words[1], time=now)]
-        if len(words) == 3 and words[0] == "pushed":
-            pushed = Pushed(ref=words[1], digest=words[2], time=now)
-            self.pushed.append(pushed)
-            self._phase = "pull"
-            return [pushed]
-        return []
-
     def _glued(self, line: str) -> int:
         """Where a Buildah line starts inside a line of RUN output, or 0.
 
@@ -253,16 +236,6 @@ class BuildahOutputParser:
             return 0
         match = _GLUED_RE.search(line, 1)
         return match.start() if match else 0
-
-    def _manifest(self, text: str, now: float) -> list[Event]:
-        """``buildcage: manifest JSON``: the built image's manifest, for its layer sizes."""
-        try:
-            layers = json.loads(text).get("layers") or []
-            sizes = tuple(int(layer.get("size", 0)) for layer in layers)
-        except (ValueError, AttributeError, TypeError):
-            return []
-        self.image_info = ImageInfo(layers=sizes, time=now)
-        return [self.image_info]
 
     def _logrus(self, match: re.Match[str] | None, now: float) -> list[Event]:
         return self._log(match[1], _unquote(match[2]), now) if match else []

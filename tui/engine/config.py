@@ -9,7 +9,7 @@ File layout (every key optional)::
     [registries."registry.example:5000"]
     tls_verify = false
 
-    [profiles.NAME]      # free-form table, turned into a profile object elsewhere
+    [profiles.NAME]      # checked key by key by tui.engine.profiles when the file is read
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tui.engine.profiles import ProfileError, ProfileSet
 from tui.engine.registry import is_valid_host
 
 APP = "buildcage"
@@ -30,7 +31,7 @@ DEFAULT_PROFILE = "host-ro"
 DEFAULT_BUILDER_IMAGE = "localhost/buildcage/builder:latest"
 DEFAULT_PODMAN_URL = "unix:///run/podman/podman.sock"
 
-# A profile as read from ``[profiles.NAME]``: free-form keys, validated by the profiles module.
+# A profile as read from ``[profiles.NAME]``; load_config checks it with the profiles module.
 ProfileSpec = dict[str, Any]
 
 _TOP_KEYS = {"default_profile", "builder_image", "podman_url", "registries", "profiles"}
@@ -160,6 +161,10 @@ def _apply(config: Config, data: dict[str, Any], path: Path) -> None:
         if not isinstance(spec, dict):
             raise ConfigError(f"{path}: profiles.{name} must be a table")
         config.profiles[name] = dict(spec)
+    try:  # every key of every profile, and what it would expose, checked now
+        ProfileSet.from_config(config.profiles, source=str(path))
+    except ProfileError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def load_config(path: Path | None = None) -> Config:

@@ -18,6 +18,10 @@ _VAR_RE = re.compile(
 )
 
 
+# COPY --from=X, ADD --from=X, RUN --mount=type=bind,from=X (also type=cache).
+_FROM_FLAG_RE = re.compile(r"(?:^|[\s,])-{0,2}from=([^\s,]+)")
+
+
 class ContainerfileError(ValueError):
     """The Containerfile has an instruction that cannot be understood."""
 
@@ -42,13 +46,11 @@ class ContainerfileInfo:
     stages: list[Stage] = field(default_factory=list)
     args: dict[str, str | None] = field(default_factory=dict)
     global_args: dict[str, str | None] = field(default_factory=dict)
+    copy_from: list[str] = field(default_factory=list)
+    """``--from=`` values of COPY, ADD and ``RUN --mount``: stages, or images to fetch."""
 
-    def base_images(self, build_args: dict[str, str] | None = None) -> list[str]:
-        """External images the stages start from, ARGs substituted, without duplicates.
-
-        ``scratch`` and references to earlier stages are not images to pull; a base that expands
-        to nothing is left out too (Buildah itself reports that as an error).
-        """
+    def global_values(self, build_args: dict[str, str] | None = None) -> dict[str, str]:
+        """Values of the global ARGs (defaults, then ``build_args``), as FROM lines see them."""
         overrides = build_args or {}
         values: dict[str, str] = {}
         for name, default in self.global_args.items():
@@ -57,6 +59,15 @@ class ContainerfileInfo:
             value = overrides.get(name, default_value)
             if value is not None:
                 values[name] = value
+        return values
+
+    def base_images(self, build_args: dict[str, str] | None = None) -> list[str]:
+        """External images the stages start from, ARGs substituted, without duplicates.
+
+        ``scratch`` and references to earlier stages are not images to pull; a base that expands
+        to nothing is left out too (Buildah itself reports that as an error).
+        """
+        values = self.global_values(build_args)
         images: list[str] = []
         seen_stages: set[str] = set()
         for stage in self.stages:
@@ -66,6 +77,18 @@ class ContainerfileInfo:
                 images.append(image)
             if stage.name:
                 seen_stages.add(stage.name.lower())
+        return images
+
+    def external_images(self, build_args: dict[str, str] | None = None) -> list[str]:
+        """Every image the build reads from outside: bases, then ``COPY --from=IMAGE`` sources
+        (a stage name or index is not an image)."""
+        images = self.base_images(build_args)
+        values = self.global_values(build_args)
+        stages = {s.name for s in self.stages if s.name} | {str(s.index) for s in self.stages}
+        for raw in self.copy_from:
+            image = substitute(raw, values)
+            if image and image.lower() not in stages and image not in images:
+                images.append(image)
         return images
 
 
@@ -168,6 +191,8 @@ def parse_containerfile(text: str) -> ContainerfileInfo:
         instruction = instruction.upper()
         if instruction == "FROM":
             info.stages.append(_parse_from(line_no, rest, len(info.stages)))
+        elif instruction in ("COPY", "ADD", "RUN"):
+            info.copy_from += _FROM_FLAG_RE.findall(rest)
         elif instruction == "ARG":
             for name, default in _parse_args(rest).items():
                 # A later declaration without a default must not hide an earlier default.

@@ -9,9 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tui.engine.profiles import HOST_STORE
+from tui.engine.hostpaths import (
+    ENGINE_SOCKETS,
+    HOST_STORE,
+    PathReach,
+    engine_socket_locations,
+    reach,
+    realpath,
+    store_relation,
+)
 
-ENGINE_SOCKETS = ("podman.sock", "docker.sock", "containerd.sock", "crio.sock", "buildkitd.sock")
+__all__ = ["ENGINE_SOCKETS", "MountFact", "SecurityFacts", "describe_network",
+           "facts_from_inspect", "read_engine_sockets", "read_host_store"]
+
 HostAccess = Literal["none", "read-only", "read-write"]
 
 
@@ -40,9 +50,13 @@ class SecurityFacts:
     devices: tuple[str, ...]
     host_store: HostAccess
     engine_sockets: tuple[str, ...]
+    """Host engine sockets the builder can reach, and where (see read_engine_sockets)."""
     network: str
+    """``HostConfig.NetworkMode``: "host", "none", "slirp4netns", "private", ..."""
     pids_limit: int
     ulimits: tuple[str, ...] = field(default=())
+    host_store_via: tuple[str, ...] = field(default=())
+    """Builder paths through which the host's image store is reached (see read_host_store)."""
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -88,25 +102,69 @@ def read_mounts(attrs: dict[str, Any]) -> tuple[MountFact, ...]:
     )
 
 
+def _reaches(mounts: tuple[MountFact, ...], host_store: str,
+             sockets: tuple[str, ...] | None) -> list[tuple[MountFact, PathReach]]:
+    locations = engine_socket_locations() if sockets is None else sockets
+    return [(m, reach(m.source, host_store=host_store, socket_locations=locations))
+            for m in mounts if m.source]
+
+
+def read_host_store_mounts(mounts: tuple[MountFact, ...], host_store: str = HOST_STORE
+                           ) -> tuple[MountFact, ...]:
+    """The mounts through which the builder reaches the host's image store: the store itself,
+    a part of it, or a directory holding it, after resolving symlinks on the host. A podman
+    volume lives under the store's ``volumes`` directory but is not the image store."""
+    return tuple(m for m in mounts if m.source and m.kind != "volume"
+                 and store_relation(realpath(m.source), host_store) != "none")
+
+
 def read_host_store(mounts: tuple[MountFact, ...], host_store: str = HOST_STORE) -> HostAccess:
     """How the container reaches the host's image store: the strongest access of any mount."""
-    access: HostAccess = "none"
-    for m in mounts:
-        if m.source == host_store or m.source.startswith(host_store + "/overlay"):
-            if not m.read_only:
-                return "read-write"
-            access = "read-only"
-    return access
+    through = read_host_store_mounts(mounts, host_store)
+    if any(not m.read_only for m in through):
+        return "read-write"
+    return "read-only" if through else "none"
 
 
-def read_engine_sockets(mounts: tuple[MountFact, ...]) -> tuple[str, ...]:
-    return tuple(m.source for m in mounts if m.source.endswith(ENGINE_SOCKETS)
-                 or m.source.rstrip("/") in ("/run/podman", "/var/run/docker", "/run/containerd"))
+def read_engine_sockets(mounts: tuple[MountFact, ...],
+                        socket_locations: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """Every engine socket of the host the builder can reach, each as ``HOST_PATH`` when it is
+    mounted at the same path, else ``HOST_PATH as PATH_IN_BUILDER``: a mount of a directory
+    (``/``, ``/run``, a symlink to one, ...) reaches every socket under it. ``socket_locations``
+    defaults to this host's (see tui.engine.hostpaths)."""
+    out: list[str] = []
+    for m, found in _reaches(mounts, HOST_STORE, socket_locations):
+        for sock in found.sockets:
+            inside = found.in_container(m.target, sock)
+            out.append(sock if inside == sock else f"{sock} as {inside}")
+    return tuple(dict.fromkeys(out))
 
 
-def facts_from_inspect(attrs: dict[str, Any]) -> SecurityFacts:
+NETWORKS = {
+    "host": "host: RUN steps can reach services on the host's loopback",
+    "none": "none: no network at all",
+    "slirp4netns": "slirp4netns: its own namespace, no route to the host's loopback",
+    "pasta": "pasta: its own namespace",
+    "private": "private: its own namespace",
+    "bridge": "bridge: RUN steps can reach the host and its networks through the bridge",
+}
+
+
+def describe_network(mode: str) -> str:
+    """The network mode from inspect (``HostConfig.NetworkMode``) with what it means."""
+    if mode in NETWORKS:
+        return NETWORKS[mode]
+    if mode.startswith(("container:", "ns:")):
+        return f"{mode}: shares another namespace's network"
+    return mode or "default"
+
+
+def facts_from_inspect(attrs: dict[str, Any], host_store: str = HOST_STORE) -> SecurityFacts:
+    """The facts of a container from its inspect data; mount sources are looked at on this
+    machine (resolved, and looked into), which is the podman host when podman is local."""
     host = attrs.get("HostConfig", {})
     mounts = read_mounts(attrs)
+    store_mounts = read_host_store_mounts(mounts, host_store)
     devices = tuple(d.get("PathOnHost", "") for d in host.get("Devices") or [])
     return SecurityFacts(
         privileged=read_privileged(attrs),
@@ -118,7 +176,8 @@ def facts_from_inspect(attrs: dict[str, Any]) -> SecurityFacts:
         userns=read_userns(attrs),
         mounts=mounts,
         devices=devices,
-        host_store=read_host_store(mounts),
+        host_store=read_host_store(mounts, host_store),
+        host_store_via=tuple(m.target for m in store_mounts),
         engine_sockets=read_engine_sockets(mounts),
         network=host.get("NetworkMode", ""),
         pids_limit=int(host.get("PidsLimit") or 0),

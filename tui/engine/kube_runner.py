@@ -7,42 +7,44 @@ from __future__ import annotations
 from podman.errors import NotFound
 
 from tui.engine.containers import remove_container
-from tui.engine.renderings import kube_manifest
+from tui.engine.plan import Phase
+from tui.engine.renderings import kube_pod, to_yaml
 from tui.engine.runner import BuildRunner
 
 
 class KubeRunner(BuildRunner):
     """Runs the plan's Pod manifest on the podman service (a one-node Kubernetes stand-in)."""
 
-    @property
-    def pod_name(self) -> str:
-        return self.plan.container_name
-
-    def _start_builder(self):
+    def _start_builder(self, spec: Phase):
+        """Plays the phase's Pod. The build phase's Pod gets no network (on a cluster, the
+        manifest's NetworkPolicy says the same); podman kube play takes that as a parameter."""
+        params = {"network": "none"} if spec.network == "none" else None
         response = self.client.api.post(
-            "/play/kube", data=kube_manifest(self.plan).encode(),
+            "/play/kube", params=params, data=to_yaml(kube_pod(self.plan, spec)).encode(),
             headers={"Content-Type": "application/x-yaml"})
         problem = _reason(response) if not response.ok else _container_errors(response)
         if problem:
-            self._remove_pod()  # a pod whose containers failed to start stays otherwise
+            self._remove_pod(spec.container_name)  # a failed pod stays otherwise
             raise RuntimeError(f"podman kube play refused the Pod: {problem}")
-        container = self.client.containers.get(f"{self.pod_name}-builder")
+        container = self.client.containers.get(f"{spec.container_name}-builder")
         with self._lock:
             self._container = container
+            self._containers.append(container)
         if self.canceled:
             return None
         return container  # kube play started it
 
     def _remove_builder(self, container) -> str:
-        return remove_container(container) or self._remove_pod()
+        pod = container.attrs.get("Pod") or ""
+        return remove_container(container) or (self._remove_pod(pod) if pod else "")
 
-    def _remove_pod(self) -> str:
+    def _remove_pod(self, name: str) -> str:
         try:
-            self.client.pods.get(self.pod_name).remove(force=True)
+            self.client.pods.get(name).remove(force=True)
         except NotFound:
             pass
         except Exception as exc:  # podman gone: say the pod is left
-            return f"pod {self.pod_name} ({exc})"
+            return f"pod {name} ({exc})"
         return ""
 
 

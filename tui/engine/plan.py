@@ -8,6 +8,7 @@ command line) and ``kube_pod`` (a Kubernetes Pod) all derive from them, so they 
 from __future__ import annotations
 
 import hashlib
+import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +22,20 @@ FILE_DIR = "/buildcage/containerfile"
 SHARED_STORE = "/var/lib/shared"
 AUTHFILE = "/run/buildcage/auth.json"
 OCI_OUTPUT = "/output"
+SECRET_COPIES = "/var/tmp/buildcage-secrets"
+SECRETS_DIR = "/run/secrets"
+"""Where podman mounts the build's secrets (build arguments, --secret files) in the build phase."""
+FACTS_DIR = "/buildcage/facts"
+"""Per-build facts written by the trusted publish phase only (image, pushed digest)."""
+BUILD_ARGS_FILE = "build-args.env"
+IMAGE_FILE = "image.json"
+DIGEST_FILE = "digest"
 STORAGE_CONF = "/etc/containers/storage.conf"
 REGISTRIES_CONF = "/etc/containers/registries.conf.d/99-buildcage.conf"
 MOUNT_RECORD = "overlay/.has-mount-program"
 
-MountKind = Literal["bind", "volume", "device"]
+MountKind = Literal["bind", "volume", "device", "secret"]
+PhaseName = Literal["fetch", "build", "publish"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,8 @@ class Mount:
     kind: MountKind = "bind"
     read_only: bool = True
     purpose: str = ""
+    options: tuple[str, ...] = ()
+    """More mount options (a volume's ``dev``, ``suid``)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,9 @@ class BuildPlan:
     limits: Limits = field(default_factory=Limits)
     registries_conf: str = ""
     """registries.conf drop-in text (insecure registries from the user's config)."""
+    secrets: tuple[tuple[str, str], ...] = ()
+    """``--secret id=NAME,src=FILE`` pairs: given to the build phase as podman secrets, to
+    Buildah's ``--secret``; never in the image, history, a log or a command line."""
     owner: str = ""
     """The process running the build (``HOST:PID:START:BOOT``, see tui.engine.orphans), set by
     the runner: every container, pod and volume made for the build is labelled with it so that
@@ -105,6 +120,15 @@ class BuildPlan:
         return self.conf_dir / f"has-mount-program-{self.build_id}"
 
     @property
+    def build_dir(self) -> Path:
+        """Per-build host directory (inputs and facts), removed when the build ends."""
+        return self.data_dir / "builds" / self.build_id
+
+    @property
+    def facts_dir(self) -> Path:
+        return self.build_dir / "facts"
+
+    @property
     def registries_conf_path(self) -> Path:
         return self.conf_dir / "registries.conf"
 
@@ -130,30 +154,37 @@ class BuildPlan:
         extra = range(1, len(self.profile.extra_stores) + 1)
         stores = [SHARED_STORE] + [f"{SHARED_STORE}-{i}" for i in extra]
         lines = [
-            "# Written by buildcage for profile " + self.profile.name,
+            "# Written by buildcage for profile "
+            + "".join(c for c in self.profile.name if c.isprintable()),
             "[storage]",
             'driver = "overlay"',
             'runroot = "/run/containers/storage"',
             'graphroot = "/var/lib/containers/storage"',
             "[storage.options]",
-            "additionalimagestores = [" + ", ".join(f'"{s}"' for s in stores) + "]",
+            # Every value through json.dumps: a JSON string is a valid TOML basic string, so
+            # no profile value can end the string and add keys (issue 7, item 6).
+            "additionalimagestores = [" + ", ".join(json.dumps(s) for s in stores) + "]",
             "[storage.options.overlay]",
         ]
         if self.profile.mount_program:
-            lines.append(f'mount_program = "{self.profile.mount_program}"')
+            lines.append(f"mount_program = {json.dumps(self.profile.mount_program)}")
             lines.append('mountopt = "nodev,fsync=0"')
         else:
             lines.append('mountopt = "nodev"')
         return "\n".join(lines) + "\n"
 
-    def mounts(self) -> list[Mount]:
-        mounts = [Mount(str(self.context), CONTEXT_DIR, purpose="build context")]
-        if not _inside(self.containerfile, self.context):
-            mounts.append(Mount(str(self.containerfile.parent), FILE_DIR, purpose="Containerfile"))
+    # -- what every phase's container sees -------------------------------------------------------
+    def store_mounts(self) -> list[Mount]:
+        """The image store(s) and their configuration: the same in every phase."""
+        mounts: list[Mount] = []
         store = self.profile.store
         if store == "fresh":
+            # podman mounts volumes nodev,nosuid, flags a user namespace cannot change: Buildah's
+            # re-mount of a RUN's secret or bind mount made from the store then fails
+            # ("remounting ... operation not permitted"). The store's files stay confined by
+            # the user namespace and by the device cgroup either way.
             mounts.append(Mount(self.store_volume, "/var/lib/containers", "volume", False,
-                                "fresh store, removed after the build"))
+                                "fresh store, removed after the build", ("dev", "suid")))
         elif store == "project":
             mounts.append(Mount(str(self.store_dir), "/var/lib/containers", "bind", False,
                                 f"store of project {self.project}"))
@@ -171,33 +202,91 @@ class BuildPlan:
         mounts.append(Mount(str(self.storage_conf_path), STORAGE_CONF, purpose="storage.conf"))
         mounts.append(Mount(str(self.registries_conf_path), REGISTRIES_CONF,
                             purpose="registries (TLS settings)"))
-        if self.authfile is not None:
-            mounts.append(Mount(str(self.authfile), AUTHFILE, purpose="registry credentials"))
-        target = self.push_target()
-        if isinstance(target, OciTarget):
-            mounts.append(Mount(target.path, OCI_OUTPUT, "bind", False, "OCI layout output"))
-        if self.profile.userns != "host":
+        return mounts
+
+    def phase_mounts(self, phase: PhaseName) -> list[Mount]:
+        """What the container of ``phase`` sees. Only the untrusted build phase sees the context,
+        the build arguments and secrets; only the trusted phases see the registry credentials,
+        the OCI output directory and the facts directory."""
+        mounts = self.store_mounts()
+        if phase == "build":
+            mounts.insert(0, Mount(str(self.context), CONTEXT_DIR, purpose="build context"))
+            if not _inside(self.containerfile, self.context):
+                mounts.insert(1, Mount(str(self.containerfile.parent), FILE_DIR,
+                                       purpose="Containerfile"))
+            if self.build_args:
+                mounts.append(Mount(self.secret_name("args"), f"{SECRETS_DIR}/{BUILD_ARGS_FILE}",
+                                    "secret", True, "build arguments (a podman secret)"))
+            for name, _src in self.secrets:
+                mounts.append(Mount(self.secret_name(f"s-{name}"), f"{SECRETS_DIR}/{name}",
+                                    "secret", True, f"secret {name} (a podman secret)"))
+        else:
+            if self.authfile is not None:
+                mounts.append(Mount(str(self.authfile), AUTHFILE, purpose="registry credentials"))
+            if phase == "publish":
+                target = self.push_target()
+                if isinstance(target, OciTarget):
+                    mounts.append(Mount(target.path, OCI_OUTPUT, "bind", False,
+                                        "OCI layout output"))
+                mounts.append(Mount(str(self.facts_dir), FACTS_DIR, "bind", False,
+                                    "facts written by the trusted publish phase"))
+        if self.profile.userns != "host" and phase_network(phase) == "host":
             # A user namespace may not mount a fresh sysfs while it shares the host's network
             # (needed for the loopback registry); podman then needs the host's, read-only.
             mounts.append(Mount("/sys", "/sys", purpose="sysfs for a user namespace"))
         mounts.append(Mount("/dev/fuse", "/dev/fuse", "device", False, "fuse-overlayfs"))
         return mounts
 
+    def mounts(self) -> list[Mount]:
+        """The build phase's mounts: the container that runs the Containerfile's steps."""
+        return self.phase_mounts("build")
+
+    # -- what each phase runs ---------------------------------------------------------------------
+    def fetch_refs(self) -> list[str]:
+        """External images the build reads (bases and ``COPY --from``), build args applied."""
+        from tui.engine.containerfile import parse_containerfile
+
+        info = parse_containerfile(self.containerfile.read_text(encoding="utf-8"))
+        return info.external_images(dict(self.build_args))
+
+    def fetch_argv(self) -> list[str]:
+        """Pulls what the store lacks (``buildah pull``'s policy is "missing")."""
+        refs = self.fetch_refs()
+        if not refs:
+            return []
+        pulls = [shlex.join(["buildah", "pull", *self._auth_flags(), ref]) for ref in refs]
+        return ["sh", "-ec", "; ".join(pulls)]
+
     def bud_argv(self) -> list[str]:
-        # --pull=missing: without it this Buildah re-pulls a base image the read-only host store
-        # already holds whenever the registry answers, which defeats the host-ro layout.
-        argv = ["buildah", "bud", "--layers", "--force-rm", "--pull=missing"]
+        # --pull=never: the trusted fetch phase pulled what was missing; the build phase has no
+        # network to pull with anyway. The image id comes out of band through --iidfile.
+        argv = ["buildah", "bud", "--layers", "--force-rm", "--pull=never"]
         if self.no_cache:
             argv.append("--no-cache")
         argv += ["-f", self._containerfile_in_builder(), "-t", self.tag]
-        for key, value in self.build_args:
-            argv += ["--build-arg", f"{key}={value}"]
+        # Values come from the environment the build phase's script loads from a file, so they
+        # are on no command line (host `ps`) and in no container's inspect.
+        for key, _value in self.build_args:
+            argv += ["--build-arg", key]
+        for name, _src in self.secrets:
+            argv += ["--secret", f"id={name},src={SECRET_COPIES}/{name}"]
         if self.target_stage:
             argv += ["--target", self.target_stage]
-        if self.authfile is not None:
-            argv += ["--authfile", AUTHFILE]
         argv.append(CONTEXT_DIR)
         return argv
+
+    def build_command(self) -> list[str]:
+        prelude = []
+        if self.secrets:
+            # Buildah re-mounts a secret with flags of its own; in a user namespace the flags
+            # podman locked on /run/secrets make that fail ("remounting ... operation not
+            # permitted"). A private copy on the builder's own root filesystem works everywhere.
+            prelude.append(f"mkdir -m 700 {SECRET_COPIES}")
+            prelude += [f"cp {SECRETS_DIR}/{name} {SECRET_COPIES}/{name}"
+                        for name, _src in self.secrets]
+        if self.build_args:
+            prelude.append(f"set -a; . {SECRETS_DIR}/{BUILD_ARGS_FILE}; set +a")
+        return ["sh", "-ec", "; ".join([*prelude, "exec " + shlex.join(self.bud_argv())])]
 
     def push_argv(self) -> tuple[str, list[str]] | None:
         """The push command and the destination it names, or None without a push."""
@@ -208,29 +297,35 @@ class BuildPlan:
             dest = f"oci:{OCI_OUTPUT}:{target.tag}"
         else:
             dest = f"docker://{target}"
-        argv = ["buildah", "push", "--digestfile", "/tmp/buildcage-digest"]
-        if self.authfile is not None:
-            argv += ["--authfile", AUTHFILE]
+        argv = ["buildah", "push", "--digestfile", f"{FACTS_DIR}/{DIGEST_FILE}",
+                *self._auth_flags()]
         return str(target), argv + [self.tag, dest]
 
-    def command(self) -> list[str]:
-        """The builder's command: a short script around ``buildah bud``. Its ``buildcage:`` lines
-        tell the parser the image's layer sizes and the pushed digest, which Buildah never prints.
-        ``sh -e`` stops at the first failure and exits with its status."""
-        manifest = ["buildah", "inspect", "--type", "image", "--format", "{{.Manifest}}", self.tag]
-        script = [
-            shlex.join(self.bud_argv()),
-            f"echo \"buildcage: manifest $({shlex.join(manifest)} | tr -d '\\n')\"",
-        ]
+    def publish_command(self) -> list[str]:
+        """Trusted: records the image the store holds under the tag (id, manifest) in the facts
+        directory, then pushes it. Nothing here reads what the build printed."""
+        inspect = ["buildah", "inspect", "--type", "image", self.tag]
+        script = [f"{shlex.join(inspect)} > {FACTS_DIR}/{IMAGE_FILE}"]
         push = self.push_argv()
         if push is not None:
-            ref, argv = push
-            script += [
-                f"echo {shlex.quote('buildcage: push ' + ref)}",
-                shlex.join(argv),
-                f'echo "buildcage: pushed {ref} $(cat /tmp/buildcage-digest)"',
-            ]
+            script.append(shlex.join(push[1]))
         return ["sh", "-ec", "; ".join(script)]
+
+    def phase(self, name: PhaseName) -> Phase:
+        command = {"fetch": self.fetch_argv, "build": self.build_command,
+                   "publish": self.publish_command}[name]()
+        return Phase(name=name, network=phase_network(name), command=tuple(command),
+                     mounts=tuple(self.phase_mounts(name)),
+                     container_name=f"{self.container_name}-{name}")
+
+    def phases(self) -> list[Phase]:
+        """Fetch (when the Containerfile names external images), build, publish; in order."""
+        names: list[PhaseName] = ["fetch", "build", "publish"]
+        return [self.phase(n) for n in names if n != "fetch" or self.fetch_refs()]
+
+    def command(self) -> list[str]:
+        """The build phase's command (the container that runs untrusted steps)."""
+        return self.build_command()
 
     def environment(self) -> dict[str, str]:
         return {"BUILDAH_ISOLATION": "chroot"}
@@ -242,10 +337,30 @@ class BuildPlan:
             return [f"label=level:{mcs_level(self.project)}"]
         return []
 
+    def secret_name(self, what: str) -> str:
+        """The podman secret holding one of this build's inputs (removed after the build)."""
+        return f"buildcage-{self.build_id}-{what}"
+
+    def secret_data(self) -> dict[str, bytes]:
+        """Podman secret name -> contents: what ``prepare`` creates and ``release`` removes."""
+        data: dict[str, bytes] = {}
+        if self.build_args:
+            data[self.secret_name("args")] = self.build_args_file().encode()
+        for name, src in self.secrets:
+            data[self.secret_name(f"s-{name}")] = Path(src).read_bytes()
+        return data
+
+    def _auth_flags(self) -> list[str]:
+        return ["--authfile", AUTHFILE] if self.authfile is not None else []
+
     def _containerfile_in_builder(self) -> str:
         if _inside(self.containerfile, self.context):
             return f"{CONTEXT_DIR}/{self.containerfile.relative_to(self.context).as_posix()}"
         return f"{FILE_DIR}/{self.containerfile.name}"
+
+    def build_args_file(self) -> str:
+        """``NAME='value'`` lines the build phase's shell loads (values shell-quoted)."""
+        return "".join(f"{key}={shlex.quote(value)}\n" for key, value in self.build_args)
 
     def files(self) -> dict[Path, str]:
         """Host files the renderings refer to; written before the builder is created."""
@@ -254,6 +369,29 @@ class BuildPlan:
         if self.profile.store == "host":
             files[self.mount_record_path] = "true" if self.profile.mount_program else "false"
         return files
+
+
+def phase_network(phase: PhaseName) -> str:
+    """Trusted phases reach the loopback registry through the host network; the build phase,
+    where the Containerfile's RUN steps execute, has no network at all: under chroot isolation
+    Buildah cannot give a RUN step a namespace of its own, so it shares its container's."""
+    return "none" if phase == "build" else "host"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One container of a build: what it runs, what it sees, which network it has."""
+
+    name: PhaseName
+    network: str
+    command: tuple[str, ...]
+    mounts: tuple[Mount, ...]
+    container_name: str
+
+    @property
+    def trusted(self) -> bool:
+        """Whether only buildcage's own commands run in it (no Containerfile step)."""
+        return self.name != "build"
 
 
 def mcs_level(project: str) -> str:

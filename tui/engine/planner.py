@@ -11,7 +11,7 @@ from pathlib import Path
 from tui.engine.config import Config, data_dir, registries_conf
 from tui.engine.containerfile import find_containerfile
 from tui.engine.plan import BuildPlan
-from tui.engine.profiles import ProfileSet
+from tui.engine.profiles import ProfileSet, confirmation_message, confirmation_needed
 from tui.engine.registry import (
     BadReference,
     OciTarget,
@@ -69,6 +69,42 @@ def parse_build_args(pairs: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+SECRET_MAX_BYTES = 512000
+"""podman's own limit for a secret's contents."""
+_SECRET_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SECRETISH_RE = re.compile(r"TOKEN|PASSW|SECRET|KEY|CREDENTIAL|AUTH|PRIVATE", re.IGNORECASE)
+
+
+def parse_secrets(specs: list[str]) -> tuple[tuple[str, str], ...]:
+    """``id=NAME,src=FILE`` (Buildah's form) -> ((NAME, absolute FILE), ...), each checked."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        fields = dict(part.partition("=")[::2] for part in spec.split(",") if part)
+        name, src = fields.get("id", ""), fields.get("src", "")
+        if set(fields) - {"id", "src"} or not name or not src:
+            raise PlanError(f"secret {spec!r} must look like id=NAME,src=FILE")
+        if not _SECRET_ID_RE.fullmatch(name):
+            raise PlanError(f"secret id {name!r}: use letters, digits, '_', '.', '-' "
+                            "(at most 64, starting with a letter or digit)")
+        if name in out:
+            raise PlanError(f"secret id {name!r} given twice")
+        path = Path(src).expanduser()
+        path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+        if not path.is_file():
+            raise PlanError(f"secret {name!r}: {src!r} is not a file")
+        if path.stat().st_size > SECRET_MAX_BYTES:
+            raise PlanError(f"secret {name!r}: {src!r} is larger than {SECRET_MAX_BYTES} bytes")
+        if not os.access(path, os.R_OK):
+            raise PlanError(f"secret {name!r}: {src!r} cannot be read")
+        out[name] = str(path)
+    return tuple(out.items())
+
+
+def secret_looking_args(build_args: tuple[tuple[str, str], ...]) -> list[str]:
+    """Names of build arguments that look like secrets (they end up in the image's history)."""
+    return [key for key, _value in build_args if _SECRETISH_RE.search(key)]
+
+
 def make_plan(
     context: str | Path,
     *,
@@ -78,10 +114,11 @@ def make_plan(
     tag: str | None = None,
     push: str = "",
     build_args: tuple[tuple[str, str], ...] = (),
+    secrets: tuple[tuple[str, str], ...] = (),
     target_stage: str = "",
     no_cache: bool = False,
     project: str | None = None,
-    confirmed: bool = False,
+    confirmed: bool | frozenset[str] = False,
     build_id: str | None = None,
 ) -> BuildPlan:
     """Check every input and build the plan; raises PlanError with a message for people."""
@@ -105,12 +142,9 @@ def make_plan(
         chosen = profiles.get(profile or config.default_profile)
     except ValueError as exc:
         raise PlanError(str(exc)) from exc
-    if chosen.requires_confirmation and not confirmed:
-        raise PlanError(
-            f"profile {chosen.name!r} lets the build write into the host's image store "
-            "(it can plant images the host will run); confirm it explicitly "
-            "(CLI: --allow-host-rw, TUI: answer the confirmation)"
-        )
+    unconfirmed = confirmation_needed(chosen, confirmed)
+    if unconfirmed:
+        raise PlanError(confirmation_message(chosen, unconfirmed))
     final_tag = tag or default_tag(ctx)
     try:
         ref = parse_reference(final_tag)
@@ -127,6 +161,7 @@ def make_plan(
         builder_image=config.builder_image,
         data_dir=data_dir(),
         build_args=build_args,
+        secrets=secrets,
         target_stage=target_stage,
         push=push.strip(),
         no_cache=no_cache,

@@ -8,7 +8,7 @@ import json
 import shlex
 from typing import Any
 
-from tui.engine.plan import BuildPlan, Mount
+from tui.engine.plan import BuildPlan, Mount, Phase, PhaseName
 
 
 def _userns(mode: str) -> dict[str, Any]:
@@ -28,34 +28,50 @@ def _userns(mode: str) -> dict[str, Any]:
     return {"userns_mode": "auto", "idmappings": {"AutoUserNs": True, "AutoUserNsOpts": opts}}
 
 
-def create_kwargs(plan: BuildPlan) -> dict[str, Any]:
-    """Keyword arguments for ``PodmanClient.containers.create``."""
-    binds = [m for m in plan.mounts() if m.kind == "bind"]
-    volumes = [m for m in plan.mounts() if m.kind == "volume"]
-    devices = [m for m in plan.mounts() if m.kind == "device"]
+def _phase(plan: BuildPlan, phase: Phase | PhaseName | None) -> Phase:
+    if isinstance(phase, Phase):
+        return phase
+    return plan.phase(phase or "build")
+
+
+def create_kwargs(plan: BuildPlan, phase: Phase | PhaseName | None = None,
+                  idmap: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``PodmanClient.containers.create`` for one phase (default: build).
+
+    ``idmap`` (inspect's ``UidMap``/``GidMap`` of an earlier phase's container) gives a later
+    phase the same user namespace mapping, so every phase owns the build's store alike.
+    """
+    spec = _phase(plan, phase)
+    binds = [m for m in spec.mounts if m.kind == "bind"]
+    volumes = [m for m in spec.mounts if m.kind == "volume"]
+    devices = [m for m in spec.mounts if m.kind == "device"]
+    secrets = [m for m in spec.mounts if m.kind == "secret"]
     kwargs: dict[str, Any] = {
         "image": plan.builder_image,
-        "command": plan.command(),
-        "name": plan.container_name,
-        "labels": plan.labels(),
+        "command": list(spec.command),
+        "name": spec.container_name,
+        "labels": {**plan.labels(), "buildcage.phase": spec.name},
         "environment": plan.environment(),
         "mounts": [
             {"type": "bind", "source": m.source, "target": m.target, "read_only": m.read_only}
             for m in binds
         ],
-        "volumes": {m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+        "volumes": {m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw",
+                               "extended_mode": list(m.options)}
                     for m in volumes},
         "devices": [f"{m.source}:{m.target}:rwm" for m in devices],
-        # Host network only to reach the loopback registry; never a bridge.
-        "network_mode": "host",
+        "network_mode": spec.network,
         "pids_limit": plan.limits.pids,
         "ulimits": [
             {"Name": "nofile", "Soft": plan.limits.nofile, "Hard": plan.limits.nofile},
             {"Name": "nproc", "Soft": plan.limits.nproc, "Hard": plan.limits.nproc},
         ],
     }
+    if secrets:
+        kwargs["secrets"] = [{"source": m.source, "target": m.target.rsplit("/", 1)[-1]}
+                             for m in secrets]
     if plan.profile.userns != "host":
-        kwargs.update(_userns(plan.profile.userns))
+        kwargs.update(_fixed_userns(idmap) if idmap else _userns(plan.profile.userns))
     if plan.security_options():
         kwargs["security_opt"] = plan.security_options()
     if plan.profile.cap_add:
@@ -65,55 +81,146 @@ def create_kwargs(plan: BuildPlan) -> dict[str, Any]:
     return kwargs
 
 
+def _fixed_userns(idmap: dict[str, list[str]]) -> dict[str, Any]:
+    """The same mapping again. podman 4.3 honours explicit maps only with ``private`` mode and
+    snake-case keys (other spellings are silently ignored: the container runs as host root)."""
+    def entries(maps: list[str]) -> list[dict[str, int]]:
+        out = []
+        for text in maps:
+            inner, host, size = (int(x) for x in text.split(":"))
+            out.append({"container_id": inner, "host_id": host, "size": size})
+        return out
+
+    return {"userns_mode": "private",
+            "idmappings": {"UIDMap": entries(idmap["UidMap"]),
+                           "GIDMap": entries(idmap["GidMap"])}}
+
+
 def _volume_flag(m: Mount) -> str:
     if m.kind == "device":
         return f"--device={m.source}:{m.target}:rwm"
-    return f"--volume={m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"
+    if m.kind == "secret":
+        return f"--secret={m.source},target={m.target.rsplit('/', 1)[-1]}"
+    options = ",".join(("ro" if m.read_only else "rw", *m.options))
+    return f"--volume={m.source}:{m.target}:{options}"
 
 
-def podman_run_argv(plan: BuildPlan) -> list[str]:
-    argv = ["podman", "run", "--rm", f"--name={plan.container_name}", "--network=host",
+SHELL_UIDMAP, SHELL_GIDMAP = "$BUILDCAGE_UIDMAP", "$BUILDCAGE_GIDMAP"
+"""Shell variables the pasteable script sets to the first phase's user namespace mapping."""
+
+
+def podman_run_argv(plan: BuildPlan, phase: Phase | PhaseName | None = None,
+                    later_phase: bool = False) -> list[str]:
+    """``later_phase``: in a user-namespaced profile, a phase after the first takes the first
+    one's mapping (kept in shell variables), as the runner does; the first is kept (no --rm)
+    until the end so podman hands its range to nobody else meanwhile."""
+    spec = _phase(plan, phase)
+    userns = plan.profile.userns != "host"
+    keep = userns and not later_phase
+    argv = ["podman", "run", *([] if keep else ["--rm"]), f"--name={spec.container_name}",
+            f"--network={spec.network}",
             f"--pids-limit={plan.limits.pids}",
             f"--ulimit=nofile={plan.limits.nofile}:{plan.limits.nofile}",
             f"--ulimit=nproc={plan.limits.nproc}:{plan.limits.nproc}"]
     argv += [f"--label={k}={v}" for k, v in plan.labels().items()]
-    if plan.profile.userns != "host":
+    argv.append(f"--label=buildcage.phase={spec.name}")
+    if userns and later_phase:
+        argv += [f"--uidmap={SHELL_UIDMAP}", f"--gidmap={SHELL_GIDMAP}"]
+    elif userns:
         argv.append(f"--userns={plan.profile.userns}")
     argv += [f"--security-opt={o}" for o in plan.security_options()]
     argv += [f"--cap-add={c}" for c in plan.profile.cap_add]
     argv += [f"--cap-drop={c}" for c in plan.profile.cap_drop]
     argv += [f"--env={k}={v}" for k, v in plan.environment().items()]
-    argv += [_volume_flag(m) for m in plan.mounts()]
-    return argv + [plan.builder_image] + plan.command()
+    argv += [_volume_flag(m) for m in spec.mounts]
+    return argv + [plan.builder_image, *spec.command]
+
+
+def _run_lines(argv: list[str], image: str) -> str:
+    head_end = argv.index(image)
+
+    def quote(arg: str) -> str:  # the mapping variables must expand
+        for var in (SHELL_UIDMAP, SHELL_GIDMAP):
+            if arg.endswith("=" + var):
+                return f'{arg.removesuffix(var)}"{var}"'
+        return shlex.quote(arg)
+
+    lines = [shlex.join(argv[:2])] + [quote(a) for a in argv[2:head_end]]
+    lines.append(shlex.join(argv[head_end:]))
+    return " \\\n  ".join(lines)
 
 
 def podman_run(plan: BuildPlan) -> str:
-    """A shell command that runs the same build; one option a line for reading."""
-    argv = podman_run_argv(plan)
-    head_end = argv.index(plan.builder_image)
-    lines = [shlex.join(argv[:2])] + [shlex.quote(a) for a in argv[2:head_end]]
-    lines.append(shlex.join(argv[head_end:]))
-    text = " \\\n  ".join(lines)
+    """Shell commands that run the same build, phase by phase; one option a line for reading.
+
+    The secrets (build arguments, --secret files) are created from the files ``buildcage plan``
+    wrote into its private per-build directory, and removed at the end like the runner does.
+    """
+    out = ["set -e", f"mkdir -p -m 700 {shlex.quote(str(plan.facts_dir))}"]
+    cleanup = [f"rm -rf {shlex.quote(str(plan.build_dir))}"]
     if plan.profile.store == "fresh":
-        # The fresh store is a named volume; the pasted command removes it too, like the runner.
-        text += f"\npodman volume rm --force {shlex.quote(plan.store_volume)}"
-    return text
+        out.append(f"podman volume create {shlex.quote(plan.store_volume)} >/dev/null")
+        cleanup.append(f"podman volume rm --force {shlex.quote(plan.store_volume)}")
+    for m in plan.phase_mounts("build"):
+        if m.kind == "secret":
+            src = plan.build_dir / "secrets" / m.source
+            out.append(f"podman secret create {shlex.quote(m.source)} {shlex.quote(str(src))}"
+                       " >/dev/null")
+            cleanup.append(f"podman secret rm {shlex.quote(m.source)} >/dev/null")
+    phases = plan.phases()
+    userns = plan.profile.userns != "host"
+    if userns:
+        # Right after a container exits podman may still hold its /dev/shm: retry briefly.
+        cleanup.insert(0, f"for i in 1 2 3 4 5 6 7 8; do podman rm -f "
+                          f"{shlex.quote(phases[0].container_name)} >/dev/null 2>&1 && break; "
+                          "sleep 0.5; done")
+    out.append("trap " + shlex.quote("; ".join(["set +e", *cleanup])) + " EXIT")
+    for i, spec in enumerate(phases):
+        out.append(f"# {spec.name}: network {spec.network}"
+                   + ("" if spec.trusted else ", runs the Containerfile's steps"))
+        out.append(_run_lines(podman_run_argv(plan, spec, later_phase=i > 0), plan.builder_image))
+        if userns and i == 0:
+            first = shlex.quote(spec.container_name)
+            out.append("BUILDCAGE_UIDMAP=$(podman inspect --format "
+                       f"'{{{{index .HostConfig.IDMappings.UIDMap 0}}}}' {first})")
+            out.append("BUILDCAGE_GIDMAP=$(podman inspect --format "
+                       f"'{{{{index .HostConfig.IDMappings.GIDMap 0}}}}' {first})")
+            out.append(f'chown "$(echo "$BUILDCAGE_UIDMAP" | cut -d: -f2)" '
+                       f"{shlex.quote(str(plan.facts_dir))}")
+    return "\n".join(out)
 
 
-def kube_pod(plan: BuildPlan) -> dict[str, Any]:
-    """A Pod running the same builder (playable with ``podman kube play``)."""
+def _pvc_name(plan: BuildPlan) -> str:
+    return plan.store_volume
+
+
+def kube_pod(plan: BuildPlan, phase: Phase | PhaseName | None = None) -> dict[str, Any]:
+    """A Pod running one phase of the same build (playable with ``podman kube play``).
+
+    A fresh store is a PersistentVolumeClaim named like the store volume (podman kube play
+    maps a claim to the named volume), so the phases' Pods share it as the containers do.
+    The build phase's Pod has no host network; on a cluster, the NetworkPolicy in
+    ``kube_manifest`` denies it all egress."""
+    spec = _phase(plan, phase)
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
-    for i, m in enumerate(plan.mounts()):
+    for i, m in enumerate(spec.mounts):
         name = f"v{i}-" + "".join(c if c.isalnum() else "-" for c in m.purpose.lower())[:40]
         name = name.rstrip("-")
         if m.kind == "volume":
-            volumes.append({"name": name, "emptyDir": {}})
+            volumes.append({"name": name, "persistentVolumeClaim": {"claimName": _pvc_name(plan)}})
+        elif m.kind == "secret":
+            # A Kubernetes Secret of that name with the contents under the key "data",
+            # projected as the one file the build phase reads.
+            base = m.target.rsplit("/", 1)[-1]
+            volumes.append({"name": name, "secret": {"secretName": m.source,
+                                                     "items": [{"key": "data", "path": base}]}})
         else:
             kind = "CharDevice" if m.kind == "device" else ("Directory" if not m.source.endswith(
                 (".conf", ".json")) else "File")
             volumes.append({"name": name, "hostPath": {"path": m.source, "type": kind}})
-        mounts.append({"name": name, "mountPath": m.target, "readOnly": m.read_only})
+        mounts.append({"name": name, "readOnly": m.read_only,
+                       "mountPath": m.target.rsplit("/", 1)[0] if m.kind == "secret" else m.target})
     security: dict[str, Any] = {"privileged": False, "allowPrivilegeEscalation": False}
     caps: dict[str, list[str]] = {}
     if plan.profile.cap_add:
@@ -128,6 +235,7 @@ def kube_pod(plan: BuildPlan) -> dict[str, Any]:
         elif opt.startswith("label=level:"):
             security["seLinuxOptions"] = {"level": opt.removeprefix("label=level:")}
     annotations = {f"buildcage/{k.split('.', 1)[1]}": v for k, v in plan.labels().items()}
+    annotations["buildcage/phase"] = spec.name
     spec_extra: dict[str, Any] = {}
     if plan.profile.userns != "host":
         # Kubernetes' own switch for a user namespace. podman 4.3's kube play fails such a pod
@@ -136,23 +244,45 @@ def kube_pod(plan: BuildPlan) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": plan.container_name,
-                     "labels": {"app": "buildcage", **plan.owner_labels()},
+        "metadata": {"name": spec.container_name,
+                     "labels": {"app": "buildcage", "buildcage-phase": spec.name,
+                                **plan.owner_labels()},
                      "annotations": annotations},
         "spec": {
             "restartPolicy": "Never",
-            "hostNetwork": True,
+            "hostNetwork": spec.network == "host",
             **spec_extra,
             "containers": [{
                 "name": "builder",
                 "image": plan.builder_image,
-                "command": plan.command(),
+                "command": list(spec.command),
                 "env": [{"name": k, "value": v} for k, v in plan.environment().items()],
                 "securityContext": security,
                 "volumeMounts": mounts,
             }],
             "volumes": volumes,
         },
+    }
+
+
+def network_policy(plan: BuildPlan) -> dict[str, Any]:
+    """Denies the build phase's Pod every connection (no egress or ingress rule at all)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": f"{plan.container_name}-build-isolated"},
+        "spec": {"podSelector": {"matchLabels": {"buildcage-phase": "build"}},
+                 "policyTypes": ["Ingress", "Egress"]},
+    }
+
+
+def persistent_volume_claim(plan: BuildPlan) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": _pvc_name(plan), "labels": {"app": "buildcage"}},
+        "spec": {"accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "10Gi"}}},
     }
 
 
@@ -184,5 +314,14 @@ def to_yaml(value: Any, indent: int = 0) -> str:
 
 
 def kube_manifest(plan: BuildPlan) -> str:
-    return "# buildcage build plan as a Kubernetes Pod (podman kube play works too)\n" + to_yaml(
-        kube_pod(plan)) + "\n"
+    """Every document of the build: the shared claim (fresh store), the build phase's
+    NetworkPolicy, then one Pod per phase, to be run in order, each after the last finished."""
+    docs: list[dict[str, Any]] = []
+    if plan.profile.store == "fresh":
+        docs.append(persistent_volume_claim(plan))
+    docs.append(network_policy(plan))
+    docs += [kube_pod(plan, spec) for spec in plan.phases()]
+    head = ("# buildcage build plan for Kubernetes: run the Pods in order (fetch, build,\n"
+            "# publish), each after the previous one succeeded. The build Pod runs the\n"
+            "# Containerfile's steps and gets no network. `podman kube play` plays each Pod.\n")
+    return head + "---\n".join(to_yaml(d) + "\n" for d in docs)

@@ -18,13 +18,30 @@ from podman.errors import ImageNotFound
 
 from tui.engine.buildah_output import BuildahOutputParser
 from tui.engine.containers import remove_container, stop_gracefully
-from tui.engine.events import BuildStarted, Done, Event, Failed
+from tui.engine.events import (
+    BuildStarted,
+    Done,
+    Event,
+    Failed,
+    ImageBuilt,
+    ImageInfo,
+    PushStarted,
+)
 from tui.engine.events import Warning as BuildWarning
+from tui.engine.image_facts import ImageFacts, read_facts
 from tui.engine.logs import ApiLogPoller, LogFileTail
 from tui.engine.orphans import builders_on_store, claim_store, collect_on_start, owned
-from tui.engine.plan import BuildPlan
+from tui.engine.plan import BuildPlan, Phase
+from tui.engine.planner import secret_looking_args
 from tui.engine.renderings import create_kwargs
-from tui.engine.stores import prepare, release, store_root, stray_working_containers
+from tui.engine.stores import (
+    HostState,
+    prepare,
+    release,
+    store_image_names,
+    store_root,
+    stray_working_containers,
+)
 
 EventSink = Callable[[Event], None]
 
@@ -59,7 +76,13 @@ class BuildRunner:
         self._container_started = 0.0
         self._canceled = threading.Event()
         self._container = None
+        """The phase container running now (the one cancel stops)."""
+        self._containers: list = []
+        """Every phase container made so far, removed when the build ends."""
+        self._idmap: dict[str, list[str]] | None = None
+        self._announced = False
         self._lock = threading.Lock()
+        self.facts = ImageFacts()
 
     def cancel(self) -> None:
         """Asks the build to stop; returns at once (the stop itself runs on its own thread)."""
@@ -85,7 +108,7 @@ class BuildRunner:
             store_lock = self._lock_store()
             state = prepare(self.client, self.plan)
             if not self.canceled:
-                exit_code = self._run_container()
+                exit_code = self._run_phases(state)
         except ImageNotFound:
             error = Failed(message=f"builder image {self.plan.builder_image} not found: run "
                                    "provision/provision.sh (or `buildcage doctor`)")
@@ -97,16 +120,14 @@ class BuildRunner:
             left += self._cleanup(state)
             if store_lock is not None:
                 store_lock.close()  # releases the flock
+        if error is None and not self.canceled and exit_code == 0 and not self.facts.image_id:
+            # Never "succeeded" without an image: a builder that did not run exits 0 too.
+            error = Failed(message="the builder exited without building an image")
         if error is not None and not self.canceled:
             self._emit(error)
         elif not self.canceled:
             for event in self.parser.finish(exit_code, time.time()):
                 self._emit(event)
-        if (error is None and exit_code == 0 and not self.canceled and not self.parser.image_id
-                and self.parser.failed is None):
-            # Never "succeeded" without an image: a builder that did not run exits 0 too.
-            error = Failed(message="the builder exited without building an image")
-            self._emit(error)
         if left:
             self._emit(Failed(message="could not remove: " + "; ".join(left)))
         if self.canceled:
@@ -115,9 +136,9 @@ class BuildRunner:
             status = "succeeded"
         else:
             status = "failed"
-        pushed = self.parser.pushed[-1] if self.parser.pushed else None
+        pushed = self.facts.pushed
         done = Done(
-            status=status, image_id=self.parser.image_id,
+            status=status, image_id=self.facts.image_id,
             duration_s=round(time.time() - started, 3),
             steps_total=self.parser.steps_total, cache_hits=self.parser.cache_hits,
             pushed=f"{pushed.ref}@{pushed.digest}" if pushed else "",
@@ -125,11 +146,70 @@ class BuildRunner:
         self._emit(done)
         return done
 
-    def _start_builder(self):
-        """Creates and starts the builder container; None when canceled in between."""
-        container = self.client.containers.create(**create_kwargs(self.plan))
+    def _run_phases(self, state: HostState) -> int:
+        """Fetch (trusted, host network), build (untrusted, no network), publish (trusted):
+        each a container on the same store; stops at the first that fails."""
+        for spec in self._phases(state):
+            if self.canceled:
+                return -1
+            if spec.name == "publish":
+                for event in self.parser.finish(0, time.time()):  # the build's last step
+                    self._emit(event)
+                self._own_facts_dir()
+                self.parser.begin_push()
+                push = self.plan.push_argv()
+                if push is not None:
+                    self._emit(PushStarted(ref=push[0]))
+            code = self._run_container(spec)
+            if code != 0:
+                return code
+            if spec.name == "publish":
+                self._read_facts()
+        return 0
+
+    def _phases(self, state: HostState) -> list[Phase]:
+        """The phases to run: no fetch container when the store already holds every image."""
+        phases = self.plan.phases()
+        present = set(state.pinned_images) | set(store_image_names(self.plan))
+        if all(ref in present for ref in self.plan.fetch_refs()):
+            phases = [p for p in phases if p.name != "fetch"]
+        return phases
+
+    def _own_facts_dir(self) -> None:
+        """A user-namespaced publish phase writes the facts as its root, an unprivileged host
+        uid: the (private, per-build) facts directory is handed to that uid."""
+        if self._idmap is None:
+            return
+        uid, gid = (int(m[0].split(":")[1]) for m in (self._idmap["UidMap"],
+                                                      self._idmap["GidMap"]))
+        os.chown(self.plan.facts_dir, uid, gid)
+
+    def _read_facts(self) -> None:
+        """The image and the push as the trusted publish phase recorded them: out of band,
+        never from what the build printed."""
+        facts = read_facts(self.plan)
+        self.facts = facts
+        if facts.image_id:
+            self._emit(ImageBuilt(image_id=facts.image_id))
+        if facts.layers is not None:
+            self._emit(ImageInfo(layers=facts.layers))
+        if facts.pushed is not None:
+            self._emit(facts.pushed)
+
+    def _start_builder(self, spec: Phase):
+        """Creates and starts one phase's container; None when canceled in between."""
+        container = self.client.containers.create(**create_kwargs(self.plan, spec, self._idmap))
         with self._lock:
             self._container = container
+            self._containers.append(container)
+        if self.plan.profile.userns != "host" and self._idmap is None:
+            # Later phases get this container's mapping, so they own the store alike. The
+            # container stays (stopped) until the build ends: podman's automatic allocation
+            # then hands that range to nobody else meanwhile.
+            container.reload()
+            maps = container.attrs.get("HostConfig", {}).get("IDMappings") or {}
+            if maps.get("UidMap") and maps.get("GidMap"):
+                self._idmap = {"UidMap": maps["UidMap"], "GidMap": maps["GidMap"]}
         if self.canceled:
             return None
         container.start()
@@ -139,17 +219,25 @@ class BuildRunner:
         """Removes the builder; returns "" or why it could not."""
         return remove_container(container)
 
-    def _run_container(self) -> int:
-        self._container_started = time.time()
-        container = self._start_builder()
+    def _run_container(self, spec: Phase) -> int:
+        if not self._container_started:
+            self._container_started = time.time()
+        container = self._start_builder(spec)
         if container is None:
             return -1
-        self._emit(BuildStarted(build_id=self.plan.build_id, profile=self.plan.profile.name,
-                                context=str(self.plan.context), tag=self.plan.tag,
-                                container_id=container.id))
-        if self.plan.profile.store == "fresh" and not self.plan.push:
-            self._emit(BuildWarning(message="no push target: the image is deleted with the "
-                                            "fresh store when the build ends"))
+        if not self._announced:
+            self._announced = True
+            self._emit(BuildStarted(build_id=self.plan.build_id, profile=self.plan.profile.name,
+                                    context=str(self.plan.context), tag=self.plan.tag,
+                                    container_id=container.id))
+            for name in secret_looking_args(self.plan.build_args):
+                self._emit(BuildWarning(
+                    message=f"build argument {name} looks like a secret: build arguments are "
+                            f"recorded in the image's history; pass it with "
+                            f"--secret id={name},src=FILE and RUN --mount=type=secret,id={name}"))
+            if self.plan.profile.store == "fresh" and not self.plan.push:
+                self._emit(BuildWarning(message="no push target: the image is deleted with the "
+                                                "fresh store when the build ends"))
         source = self._log_source(container)
         outcome: list[int | BaseException] = []
         notes: list[str] = []
@@ -254,7 +342,7 @@ class BuildRunner:
         if busy:  # their working containers look the same as the strays: leave them all
             return [f"{len(ids)} Buildah working containers in {root}: not swept while "
                     f"{', '.join(c.name for c in busy)} runs on that store"]
-        kwargs = create_kwargs(self.plan)
+        kwargs = create_kwargs(self.plan, "build", self._idmap)
         kwargs.update(command=["buildah", "rm", *ids], name=f"{self.plan.container_name}-sweep")
         try:
             sweeper = self.client.containers.create(**kwargs)
@@ -278,11 +366,11 @@ class BuildRunner:
     def _cleanup(self, state) -> list[str]:
         left: list[str] = []
         with self._lock:
-            container, self._container = self._container, None
-        if container is not None:
+            containers, self._containers, self._container = self._containers, [], None
+        for container in containers:
             problem = self._remove_builder(container)
             if problem:
-                left.append(f"container {self.plan.container_name} ({problem})")
+                left.append(f"container {container.name} ({problem})")
         if state is not None:
             left += release(self.client, state)
         return left

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +39,10 @@ class HostState:
     """References of the pinned images, for the user."""
     files: list[Path] = field(default_factory=list)
     """Per-build files to delete afterwards."""
+    secrets: list[str] = field(default_factory=list)
+    """Podman secrets holding the build's arguments and --secret files."""
+    build_dir: Path | None = None
+    """The per-build directory (facts), removed whole."""
 
 
 def write_plan_files(plan: BuildPlan) -> None:
@@ -53,9 +59,30 @@ def write_plan_files(plan: BuildPlan) -> None:
         Path(target.path).mkdir(parents=True, exist_ok=True)
 
 
+def write_secret_files(plan: BuildPlan) -> None:
+    """For the pasteable command only: the secrets' contents as files only the user can read
+    (``podman secret create NAME FILE``); the runner creates its secrets from memory."""
+    folder = plan.build_dir / "secrets"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name, data in plan.secret_data().items():
+        path = folder / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+
+
 def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True) -> HostState:
     state = HostState()
     write_plan_files(plan)
+    state.build_dir = plan.build_dir
+    plan.facts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        for name, data in plan.secret_data().items():
+            client.secrets.create(name, data)
+            state.secrets.append(name)
+    except BaseException:
+        release(client, state)
+        raise
     if plan.profile.store == "host":
         state.files.append(plan.mount_record_path)
     if plan.profile.store == "fresh":
@@ -100,6 +127,17 @@ def release(client: PodmanClient, state: HostState) -> list[str]:
         except Exception as exc:  # podman down: say what is left behind
             left.append(f"pin container {pin_id[:12]} ({exc})")
     state.pins.clear()
+    for name in state.secrets:
+        try:
+            client.secrets.get(name).remove()
+        except NotFound:
+            pass
+        except Exception as exc:  # podman down: say what is left behind
+            left.append(f"podman secret {name} ({exc})")
+    state.secrets.clear()
+    if state.build_dir is not None:
+        shutil.rmtree(state.build_dir, ignore_errors=True)
+        state.build_dir = None
     for path in state.files:
         path.unlink(missing_ok=True)
     state.files.clear()
@@ -130,6 +168,19 @@ def store_root(plan: BuildPlan) -> Path | None:
     if plan.store_dir is not None:
         return plan.store_dir / "storage"
     return None  # a fresh volume: removed whole
+
+
+def store_image_names(plan: BuildPlan) -> list[str]:
+    """Names of the images a persistent buildcage store holds (its own records), to skip the
+    fetch phase when nothing is missing. A wrong record costs a clear Buildah error, no more."""
+    root = store_root(plan)
+    if root is None or plan.profile.store != "project":
+        return []
+    try:
+        records = json.loads((root / "overlay-images" / "images.json").read_text())
+        return [str(n) for record in records for n in record.get("names") or []]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
 
 
 def stray_working_containers(root: Path, since: float) -> list[str]:

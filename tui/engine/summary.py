@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tui.engine.facts import SecurityFacts
-from tui.engine.profiles import Profile
+from tui.engine.facts import SecurityFacts, describe_network
+from tui.engine.profiles import DEFAULT_CAPS, HOST_ESCAPE_CAPS, Profile
 
 
 @dataclass(frozen=True)
@@ -19,18 +19,22 @@ class Rating:
 def security_rating(facts: SecurityFacts) -> Rating:
     """Start from 5 and take away for each real weakness seen on the container."""
     score, reasons = 5, []
+    host_userns = facts.userns.startswith("host")
     if facts.privileged:
         score, reasons = 1, ["privileged container"]
     if facts.engine_sockets:
         score = 1
-        reasons.append("a container engine socket is mounted")
+        reasons.append("an engine socket is reachable: " + ", ".join(facts.engine_sockets)
+                       + "; whoever reaches it controls the host's containers")
+    via = f", through {', '.join(facts.host_store_via)}" if facts.host_store_via else ""
     if facts.host_store == "read-write":
         score -= 3
-        reasons.append("can write the host's image store: it can plant images the host will run")
+        reasons.append(f"can write the host's image store{via}: it can plant images the host "
+                       "will run")
     elif facts.host_store == "read-only":
         score -= 1
-        reasons.append("reads the host's image store (read-only): it sees every host image")
-    if facts.userns.startswith("host"):
+        reasons.append(f"reads the host's image store (read-only{via}): it sees every host image")
+    if host_userns:
         score -= 1
         reasons.append("root in the builder is root on the host (no user namespace)")
     else:
@@ -38,12 +42,23 @@ def security_rating(facts: SecurityFacts) -> Rating:
     if facts.selinux == "disabled":
         score -= 1
         reasons.append("SELinux separation disabled")
-    if "SYS_ADMIN" in facts.effective_caps:
-        if facts.userns.startswith("host"):
-            score -= 2
-            reasons.append("CAP_SYS_ADMIN on the host")
+    for cap in sorted(set(facts.effective_caps) - DEFAULT_CAPS):
+        if cap in HOST_ESCAPE_CAPS and host_userns:
+            score = 1
+            reasons.append(f"CAP_{cap} with root as the host's root: a way out of the container")
         else:
-            reasons.append("CAP_SYS_ADMIN inside its own user namespace only")
+            score -= 1
+            where = "" if host_userns else " (inside its own user namespace)"
+            reasons.append(f"CAP_{cap} beyond the default set{where}")
+    network = facts.network
+    if network == "none":
+        reasons.append("no network: RUN steps reach nothing")
+    elif network in ("host", "bridge") or network.startswith(("container:", "ns:")):
+        score -= 1
+        reasons.append(f"{network.split(':')[0]} network: "
+                       + describe_network(network).split(": ", 1)[1])
+    elif network:
+        reasons.append(f"network {describe_network(network)}")
     return Rating(max(1, min(5, score)), tuple(reasons))
 
 

@@ -104,9 +104,7 @@ def confirm_then(screen: Screen, engine: Engine, profiles: list[str],
     for name in risky:
         profile = engine.profiles.get(name)
         lines.append(f"{name}: {profile.summary}.")
-        if profile.store == "host":
-            lines.append("The build writes into the host's own image store: it can plant or "
-                         "replace images the host will run.")
+        lines += [f"{risk.text[:1].upper()}{risk.text[1:]}." for risk in profile.risks()]
     detail = "\n".join(lines)
 
     def answered(yes: bool | None) -> None:

@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from tui.engine.facts import MountFact, SecurityFacts
+from tui.engine.facts import MountFact, SecurityFacts, describe_network
 from tui.engine.summary import ProfileSummary, Rating
 
 LOADING = "checking on a real container…"
@@ -41,9 +41,10 @@ def fact_rows(facts: SecurityFacts) -> list[tuple[str, str]]:
         ("SELinux", facts.selinux),
         ("seccomp", facts.seccomp),
         ("user ns", facts.userns),
-        ("host store", facts.host_store),
+        ("host store", facts.host_store + (f" via {', '.join(facts.host_store_via)}"
+                                           if facts.host_store_via else "")),
         ("engine socket", ", ".join(facts.engine_sockets) or "none"),
-        ("network", facts.network or "default"),
+        ("network", describe_network(facts.network)),
         ("devices", ", ".join(facts.devices) or "none"),
         ("limits", limits),
     ]
@@ -98,7 +99,9 @@ class SummaryCard(Widget, can_focus=True):
         text.append(profile.name, self._style("title"))
         text.append(f" · {profile.summary}", self._style("muted"))
         if profile.requires_confirmation:
-            text.append("\n⚠ asks for confirmation before it runs", self._style("bad"))
+            text.append("\n⚠ asks for confirmation before it runs:", self._style("bad"))
+            for risk in profile.risks():
+                text.append(f"\n  ⚠ {risk.text}", self._style("bad"))
         self._rating(text, "Security", summary.security)
         self._rating(text, "Speed", summary.speed)
         text.append("\nFacts, read from a real builder container:", self._style("label"))

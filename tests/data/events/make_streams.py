@@ -9,6 +9,7 @@ plausible durations (a cold pull-and-push build slower than a warm one); everyth
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tui.engine.buildah_output import parse_lines  # noqa: E402
+from tui.engine.buildah_output import BuildahOutputParser  # noqa: E402
 from tui.engine.events import (  # noqa: E402
     BuildStarted,
     CacheHit,
@@ -25,7 +26,9 @@ from tui.engine.events import (  # noqa: E402
     Event,
     Failed,
     ImageBuilt,
+    ImageInfo,
     Pushed,
+    PushStarted,
     StepStarted,
 )
 
@@ -60,22 +63,54 @@ STREAMS = (
 
 
 def record(stream: Stream) -> list[Event]:
-    """BuildStarted, the parsed events of the log, then the Done the runner would send."""
+    """BuildStarted, then what the runner sends for the log: the build phase's lines parsed,
+    the publish phase's push lines parsed, the facts the publish phase wrote (here taken from
+    the captured ``buildcage:`` lines our builder script printed when these logs were made),
+    and the Done."""
     lines = (ROOT / "tests" / "data" / stream.log).read_text().splitlines()
-    body = parse_lines(lines, stream.exit_code, start=START + 0.5, step_s=stream.step_s)
+    split = next((i for i, line in enumerate(lines) if line.startswith("buildcage: ")),
+                 len(lines))
+    build, publish = lines[:split], [x for x in lines[split:] if not x.startswith("buildcage: ")]
+    protocol = [x.split(" ", 2)[1:] for x in lines[split:] if x.startswith("buildcage: ")]
+    clock = iter(START + 0.5 + i * stream.step_s for i in range(len(lines) + 10))
+    parser = BuildahOutputParser()
+    body: list[Event] = []
+    for line in build:
+        body += parser.feed(line, next(clock))
+    image = next((x for x in reversed(build) if len(x) == 64 and x.isalnum()), "")
+    pushed: list[Pushed] = []
+    if stream.exit_code == 0:
+        now = next(clock)
+        body += parser.finish(0, now)
+        for kind, text in protocol:
+            if kind == "push":
+                body.append(PushStarted(ref=text, time=now))
+        parser.begin_push()
+        for line in publish:
+            body += parser.feed(line, next(clock))
+        now = next(clock)
+        body.append(ImageBuilt(image_id=image, time=now))
+        for kind, text in protocol:
+            if kind == "manifest":
+                layers = tuple(x["size"] for x in json.loads(text)["layers"])
+                body.append(ImageInfo(layers=layers, time=now))
+            elif kind == "pushed":
+                ref, digest = text.split()
+                pushed.append(Pushed(ref=ref, digest=digest, time=now))
+        body += pushed
+    end = next(clock)
+    body += parser.finish(stream.exit_code, end)
+    failed = any(isinstance(e, Failed) for e in body) or stream.exit_code != 0
     started = BuildStarted(build_id=f"replay-{stream.name}", profile=stream.profile,
                            context=stream.context, tag=stream.tag, time=START)
-    failed = any(isinstance(e, Failed) for e in body) or stream.exit_code != 0
-    image = [e.image_id for e in body if isinstance(e, ImageBuilt)]
-    pushed = [f"{e.ref}@{e.digest}" for e in body if isinstance(e, Pushed)]
-    end = START + 0.5 + len(lines) * stream.step_s + 0.2
+    end += 0.2
     done = Done(
         status="failed" if failed else "succeeded",
-        image_id="" if failed or not image else image[-1],
+        image_id="" if failed else image,
         duration_s=round(end - START, 3),
         steps_total=sum(isinstance(e, StepStarted) for e in body),
         cache_hits=sum(isinstance(e, CacheHit) for e in body),
-        pushed=pushed[-1] if pushed else "",
+        pushed=f"{pushed[-1].ref}@{pushed[-1].digest}" if pushed else "",
         time=end,
     )
     return [started, *body, done]
