@@ -243,7 +243,7 @@ def store_use(attrs: dict[str, Any]) -> StoreUse | None:
     """The store a builder writes, from its inspect data (a fresh volume is not a store here:
     it goes whole)."""
     for mount in attrs.get("Mounts") or []:
-        if mount.get("Type") != "bind" or not mount.get("RW"):
+        if not isinstance(mount, dict) or mount.get("Type") != "bind" or not mount.get("RW"):
             continue
         source, target = Path(mount.get("Source", "")), mount.get("Destination", "")
         if target == "/var/lib/containers":
@@ -411,12 +411,12 @@ def collect(client: Any, orphans: list[Orphan], *, dry_run: bool = False,
 
 
 def _inspect(container: Any) -> dict[str, Any] | None:
+    """Inspect data, or None when the container is gone (another collector was quicker: a
+    container being removed answers with errors other than NotFound too)."""
     try:
         container.reload()
-    except NotFound:
+    except Exception:
         return None
-    except Exception:  # podman trouble: try with what the list said
-        return dict(container.attrs)
     return dict(container.attrs)
 
 
