@@ -38,9 +38,9 @@ BOOT = "b00t"
 
 
 # -- a fake /proc ----------------------------------------------------------------------------------
-def stat_line(pid: int, start: int, comm: str = "python3") -> str:
+def stat_line(pid: int, start: int, comm: str = "python3", state: str = "S") -> str:
     # Fields 3..52 after "(comm)"; field 22 (index 19 of those) is the start time.
-    rest = ["S"] + ["0"] * 49
+    rest = [state] + ["0"] * 49
     rest[19] = str(start)
     return f"{pid} ({comm}) {' '.join(rest)}\n"
 
@@ -61,6 +61,34 @@ def test_process_start_is_field_22_even_after_a_command_with_spaces_and_parens(t
     (proc / "42" / "stat").write_text(stat_line(42, 987654, comm="a b) c (d"))
     assert process_start(42, proc) == 987654
     assert process_start(43, proc) is None
+
+
+def test_a_zombie_is_gone(tmp_path):
+    """Killed, not reaped yet by its parent: it runs nothing any more."""
+    proc = fake_proc(tmp_path, {})
+    (proc / "7").mkdir()
+    (proc / "7" / "stat").write_text(stat_line(7, 5000, state="Z"))
+    assert process_start(7, proc) is None
+    assert Machine(HOST, BOOT, proc).gone(Owner(HOST, 7, 5000, BOOT))
+
+
+def test_a_real_zombie_and_a_reaped_child_are_gone():
+    import signal
+    import subprocess
+    import time
+
+    child = subprocess.Popen(["sleep", "60"])
+    machine = Machine.here()
+    owner = machine.owner(child.pid)
+    assert not machine.gone(owner)
+    os.kill(child.pid, signal.SIGKILL)
+    deadline = time.time() + 10
+    while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.time() < deadline
+        time.sleep(0.01)
+    assert machine.gone(owner)  # killed, its parent (this test) has not reaped it yet
+    child.wait()
+    assert machine.gone(owner)
 
 
 def test_this_process_as_owner_matches_proc():

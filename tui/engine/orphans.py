@@ -76,15 +76,18 @@ class Owner:
 
 
 def process_start(pid: int, proc: Path = PROC) -> int | None:
-    """Start time of process ``pid`` (field 22 of ``/proc/PID/stat``), None if there is none."""
+    """Start time of process ``pid`` (field 22 of ``/proc/PID/stat``), None if there is none
+    or it has exited already (a zombie that its parent has not reaped yet runs nothing)."""
     try:
         text = (proc / str(pid) / "stat").read_text()
     except (OSError, ValueError):
         return None
     # Field 2 is the command in parentheses and may itself hold spaces and ")": split after it.
     rest = text.rpartition(")")[2].split()
+    if not rest or rest[0] in ("Z", "X", "x"):  # rest[0] is field 3, the state
+        return None
     try:
-        return int(rest[19])  # rest[0] is field 3
+        return int(rest[19])
     except (IndexError, ValueError):
         return None
 
