@@ -518,3 +518,26 @@ def test_sweeper_maps_the_same_user_ids_as_its_builder():
         {"container_id": 0, "host_id": 200000, "size": 65536}]
     assert kwargs["volumes"] == {"buildcage-store-0123456789ab": {
         "bind": "/var/lib/containers", "mode": "rw"}}
+
+
+def test_a_cancel_sweep_leaves_the_store_alone_while_another_builder_writes_it(tmp_path):
+    """The runner's own sweep after a cancel: a working container created after this build
+    started may be another builder's (one whose process died lost the flock, not the store)."""
+    import calendar
+
+    from tui.engine.runner import BuildRunner
+
+    plan = plan_for(tmp_path, "project", project="p")
+    assert plan.store_dir is not None
+    plan.store_dir.parent.mkdir(parents=True)
+    project_store(tmp_path / "x", "p", {"theirs": "2026-11-29T09:00:05Z"}).rename(plan.store_dir)
+    world = World()
+    FakeContainer(world, "buildcage-orphan-build", labels("orphan", DEAD), "running",
+                  mounts=[store_mount(plan.store_dir)])
+    runner = BuildRunner(FakeClient(world), plan, lambda event: None)  # type: ignore[arg-type]
+    runner._container_started = calendar.timegm((2026, 11, 29, 9, 0, 0))  # before "theirs"
+    left = runner._sweep()
+    assert world.created == []  # no sweeper
+    assert stray_ids(plan.store_dir) == {"theirs"}
+    assert left == [f"1 Buildah working containers in {plan.store_dir / 'storage'}: not swept "
+                    "while buildcage-orphan-build runs on that store"]
