@@ -444,7 +444,7 @@ def test_the_store_is_not_swept_while_another_build_runs_on_it(machine, tmp_path
     assert ("rm", "buildcage-aaa") in world.log
     assert not any(kind == "create" for kind, _ in world.log)
     assert stray_ids(store) == {"stray"}
-    assert "not swept while buildcage-far runs on that store" in report.left[0]
+    assert "not swept, buildcage-far runs on that store" in report.left[0]
 
 
 def test_claiming_a_store_collects_a_dead_processes_builder_under_the_held_lock(
@@ -539,5 +539,28 @@ def test_a_cancel_sweep_leaves_the_store_alone_while_another_builder_writes_it(t
     left = runner._sweep()
     assert world.created == []  # no sweeper
     assert stray_ids(plan.store_dir) == {"theirs"}
-    assert left == [f"1 Buildah working containers in {plan.store_dir / 'storage'}: not swept "
-                    "while buildcage-orphan-build runs on that store"]
+    assert left == [f"1 Buildah working containers in {plan.store_dir / 'storage'}: not swept, "
+                    "buildcage-orphan-build runs on that store"]
+
+
+def test_a_cancel_sweep_never_runs_when_podman_cannot_say_who_uses_the_store(tmp_path):
+    import calendar
+
+    from tui.engine.runner import BuildRunner
+
+    plan = plan_for(tmp_path, "project", project="p")
+    assert plan.store_dir is not None
+    plan.store_dir.parent.mkdir(parents=True)
+    project_store(tmp_path / "x", "p", {"theirs": "2026-11-29T09:00:05Z"}).rename(plan.store_dir)
+    world = World()
+    client = FakeClient(world)
+
+    def down(**kwargs: Any) -> list:
+        raise ConnectionError("podman went away")
+
+    client.containers.list = down  # type: ignore[method-assign]
+    runner = BuildRunner(client, plan, lambda event: None)  # type: ignore[arg-type]
+    runner._container_started = calendar.timegm((2026, 11, 29, 9, 0, 0))
+    [left] = runner._sweep()  # says so instead of raising (the clean-up after it must run)
+    assert "not swept, who else uses that store cannot be told (podman went away)" in left
+    assert world.created == [] and stray_ids(plan.store_dir) == {"theirs"}

@@ -273,6 +273,17 @@ def builders_on_store(client: Any, root: Path, exclude_builds: set[str]) -> list
     return found
 
 
+def store_busy(client: Any, root: Path, exclude_builds: set[str]) -> str:
+    """"" when no other build's builder writes the store at ``root``; else who does, or why
+    that cannot be told. A sweep waits either way: the working containers of a builder still
+    running look just like the ones a stopped Buildah left."""
+    try:
+        busy = builders_on_store(client, root, exclude_builds)
+    except Exception as exc:  # podman trouble: cannot tell, so do not touch the store
+        return f"who else uses that store cannot be told ({exc})"
+    return f"{', '.join(_name(c) for c in busy)} runs on that store" if busy else ""
+
+
 def _same(a: Path, b: Path) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
@@ -367,10 +378,9 @@ def sweep_store(client: Any, use: StoreUse, since: float, attrs: dict[str, Any],
     ids = stray_working_containers(use.root, since)
     if not ids:
         return ""
-    busy = builders_on_store(client, use.root, builds)
+    busy = store_busy(client, use.root, builds)
     if busy:
-        return (f"{len(ids)} Buildah working containers in {use.root}: not swept while "
-                f"{', '.join(_name(c) for c in busy)} runs on that store")
+        return f"{len(ids)} Buildah working containers in {use.root}: not swept, {busy}"
     labels = {**_labels_of(attrs), **owner_label()}
     try:
         sweeper = client.containers.create(**sweeper_kwargs(attrs, ids, labels))
@@ -549,13 +559,18 @@ def claim_store(client: Any, plan: BuildPlan, canceled: Callable[[], bool],
             if owner is not None and machine.gone(owner):
                 dead.add(labels.get(BUILD_LABEL, ""))
         if dead:
-            orphans = [o for o in find_orphans(client, machine) if o.build_id in dead]
-            report = collect(client, orphans, held=held)
+            try:
+                orphans = [o for o in find_orphans(client, machine) if o.build_id in dead]
+                report = collect(client, orphans, held=held)
+            except Exception as exc:  # podman trouble: wait (cancelable), never share the store
+                orphans, report = [], Report(left=[f"what dead builds left on the store ({exc})"])
             for orphan in orphans:
                 warn(f"removed {', '.join(orphan.things())}: left on this store by "
                      f"{orphan.describe()}")
             for line in report.left:
-                warn(f"could not remove {line}")
+                if line not in told:
+                    told.add(line)
+                    warn(f"could not remove {line}")
             if not report.left:
                 continue
         for container in busy:
