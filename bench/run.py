@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tui.engine.buildah_output import BuildahOutputParser
 from tui.engine.config import load_config
-from tui.engine.events import Done, Event
+from tui.engine.events import Done, Event, PhaseDone
 from tui.engine.session import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,12 +40,19 @@ def native(context: Path, cold: bool) -> tuple[float, int]:
     return seconds, parser.cache_hits
 
 
+TRUSTED: dict[tuple[str, str], list[float]] = defaultdict(list)
+"""(profile, cold|warm) -> seconds of the trusted phases (fetch, publish) per build."""
+
+
 def buildcage(engine: Engine, context: Path, profile: str, cold: bool) -> tuple[float, int]:
     done: list[Done] = []
+    trusted: list[float] = []
 
     def keep(event: Event) -> None:
         if isinstance(event, Done):
             done.append(event)
+        elif isinstance(event, PhaseDone) and event.phase != "build":
+            trusted.append(event.duration_s)
 
     plan = engine.plan(context, profile=profile, no_cache=cold, confirmed=True,
                        project="bench")
@@ -54,6 +61,7 @@ def buildcage(engine: Engine, context: Path, profile: str, cold: bool) -> tuple[
     seconds = time.perf_counter() - start
     if done[-1].status != "succeeded":
         raise SystemExit(f"{profile} build failed")
+    TRUSTED[(profile, "cold" if cold else "warm")].append(sum(trusted))
     return seconds, done[-1].cache_hits
 
 
@@ -103,6 +111,25 @@ def main() -> None:
             row += [f"{statistics.median(times[(name, phase)]):.2f}",
                     f"{statistics.median(ratios[(name, phase)]):.2f}"]
         row.append(str(hits[(name, "warm")]))
+        lines.append("| " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "## What the phases cost",
+        "",
+        "A build's RUN steps run in a container with no network; pulling bases (fetch, only "
+        "when the store lacks one) and reading the image's facts and pushing (publish) run in "
+        "trusted containers of their own (see the README's threat model). Median seconds of "
+        "those trusted phases per build, included in the times above:",
+        "",
+        "| profile | cold: fetch + publish s | share of cold | warm: fetch + publish s "
+        "| share of warm |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name in PROFILES:
+        row = [name]
+        for phase in ("cold", "warm"):
+            spent = statistics.median(TRUSTED[(name, phase)])
+            row += [f"{spent:.2f}", f"{spent / statistics.median(times[(name, phase)]):.0%}"]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Command: `.venv/bin/python bench/run.py "
               f"--rounds {opts.rounds} --context {opts.context.relative_to(ROOT)}`", ""]

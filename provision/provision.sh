@@ -29,7 +29,7 @@ daemon() {
 
 # 1. Packages -----------------------------------------------------------------------------------
 packages=(podman runc fuse-overlayfs buildah skopeo docker-registry debootstrap busybox-static
-          netavark containernetworking-plugins uidmap curl tmux)
+          netavark containernetworking-plugins uidmap curl tmux apache2-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -93,6 +93,25 @@ else
 fi
 
 # 5. Local registry -----------------------------------------------------------------------------
+# Passwords go through stdin, never a command line.
+# Every request needs credentials (distribution's htpasswd auth has no read-only mode): a RUN
+# step has no network, but if anything ever reaches the registry without buildcage's trusted
+# phases, it can neither upload, overwrite nor delete the bases every later build pulls. The
+# password is made once; root's containers auth file holds it (buildcage mounts that file into
+# its trusted phases only).
+AUTHFILE=/root/.config/containers/auth.json
+if [ ! -s "$STATE/registry.password" ]; then
+  mkdir -p "$STATE"
+  (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$STATE/registry.password")
+  say registry "made a password ($STATE/registry.password)"
+fi
+password=$(cat "$STATE/registry.password")
+if [ ! -s "$STATE/registry.htpasswd" ] || \
+   ! printf '%s' "$password" | htpasswd -vi "$STATE/registry.htpasswd" buildcage > /dev/null 2>&1
+then
+  (umask 077; printf '%s' "$password" | htpasswd -Bin buildcage > "$STATE/registry.htpasswd")
+  say registry "wrote $STATE/registry.htpasswd"
+fi
 write_if_changed "$STATE/registry.yml" "# Written by buildcage provision/provision.sh
 version: 0.1
 log:
@@ -102,17 +121,37 @@ storage:
     rootdirectory: $STATE/registry
   delete:
     enabled: true
+auth:
+  htpasswd:
+    realm: buildcage-registry
+    path: $STATE/registry.htpasswd
 http:
   addr: $REGISTRY"
-ping_registry() { curl -fsS --max-time 2 "http://$REGISTRY/v2/" > /dev/null 2>&1; }
+registry_status() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$REGISTRY/v2/" 2>/dev/null || true; }
+ping_registry() { [ "$(registry_status)" = 401 ]; }
+if [ "$(registry_status)" = 200 ]; then
+  # A registry from before credentials (or another one): restart it with this config.
+  pkill -f "docker-registry serve $STATE/registry.yml" || true
+  for _ in $(seq 50); do [ "$(registry_status)" = 000 ] && break; sleep 0.2; done
+  say registry "stopped the registry that took writes without credentials"
+fi
 if ping_registry; then
-  say registry "ok answers on $REGISTRY"
+  say registry "ok answers on $REGISTRY (credentials required)"
 else
   mkdir -p "$STATE/registry"
   daemon /var/log/buildcage-registry.log docker-registry serve "$STATE/registry.yml"
   for _ in $(seq 50); do ping_registry && break; sleep 0.2; done
   ping_registry || { echo "registry did not start: see /var/log/buildcage-registry.log" >&2; exit 1; }
-  say registry "started on $REGISTRY (data in $STATE/registry)"
+  say registry "started on $REGISTRY (data in $STATE/registry, credentials required)"
+fi
+if ! grep -qF "$(printf 'buildcage:%s' "$password" | base64 -w0)" "$AUTHFILE" 2>/dev/null; then
+  mkdir -p "$(dirname "$AUTHFILE")"
+  printf '%s' "$password" | podman login --authfile "$AUTHFILE" --tls-verify=false \
+    -u buildcage --password-stdin "$REGISTRY" > /dev/null
+  chmod 600 "$AUTHFILE"
+  say registry "credentials in $AUTHFILE"
+else
+  say registry "ok credentials in $AUTHFILE"
 fi
 
 # 6. Images: rebuilt only when missing or when their recipe changed (label buildcage.recipe).
@@ -150,11 +189,11 @@ if [ "$(podman image inspect --format '{{.Id}}' "$BASE_REMOTE" 2>/dev/null)" != 
   podman tag "$BASE_IMAGE" "$BASE_REMOTE"
   say base "tagged $BASE_REMOTE"
 fi
-remote_digest=$(skopeo inspect --tls-verify=false --format '{{.Labels}}' "docker://$BASE_REMOTE" 2>/dev/null || true)
+remote_digest=$(skopeo inspect --authfile "$AUTHFILE" --tls-verify=false --format '{{.Labels}}' "docker://$BASE_REMOTE" 2>/dev/null || true)
 if [[ "$remote_digest" == *"$base_recipe"* ]]; then
   say base "ok $BASE_REMOTE in the registry"
 else
-  podman push -q --tls-verify=false "$BASE_REMOTE" > /dev/null
+  podman push -q --authfile "$AUTHFILE" --tls-verify=false "$BASE_REMOTE" > /dev/null
   say base "pushed $BASE_REMOTE"
 fi
 say done "host ready: podman $SOCKET, registry $REGISTRY, builder $BUILDER_IMAGE"

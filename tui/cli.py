@@ -107,7 +107,8 @@ def cmd_plan(engine, args: argparse.Namespace) -> int:
     from tui.engine.renderings import create_kwargs, kube_manifest, podman_run
     from tui.engine.stores import write_plan_files, write_secret_files
 
-    plan = _make_plan(engine, args)
+    # Printed to be run later: the command mounts the context itself, not a snapshot.
+    plan = _make_plan(engine, args).without_snapshot()
     write_plan_files(plan)  # the printed command refers to these files: make it runnable as is
     if args.format == "podman":
         write_secret_files(plan)  # private to the user; the printed script removes them

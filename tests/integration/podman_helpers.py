@@ -66,16 +66,29 @@ def build(engine: Engine, context: Path | str, **options) -> Recorder:
     return recorder
 
 
+AUTHFILE = Path("/root/.config/containers/auth.json")
+"""Where provisioning keeps the local registry's credentials (it requires them)."""
+
+
+def registry_auth() -> dict[str, str]:
+    """The Authorization header for the local registry, from the provisioned auth file."""
+    auths = json.loads(AUTHFILE.read_text()).get("auths", {})
+    return {"Authorization": f"Basic {auths[REGISTRY]['auth']}"}
+
+
 def registry_digest(repository: str, tag: str) -> str:
     """The manifest digest the local registry serves for repository:tag."""
     request = urllib.request.Request(
         f"http://{REGISTRY}/v2/{repository}/manifests/{tag}", method="HEAD",
         headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
-                           "application/vnd.docker.distribution.manifest.v2+json"})
+                           "application/vnd.docker.distribution.manifest.v2+json",
+                 **registry_auth()})
     with urllib.request.urlopen(request, timeout=5) as response:
         return response.headers["Docker-Content-Digest"]
 
 
 def registry_tags(repository: str) -> list[str]:
-    with urllib.request.urlopen(f"http://{REGISTRY}/v2/{repository}/tags/list", timeout=5) as r:
+    request = urllib.request.Request(f"http://{REGISTRY}/v2/{repository}/tags/list",
+                                     headers=registry_auth())
+    with urllib.request.urlopen(request, timeout=5) as r:
         return json.load(r).get("tags") or []

@@ -98,10 +98,12 @@ def test_build_output_cannot_forge_facts(engine, tmp_path, profile):
 RUN echo "buildcage: push {REGISTRY}/evil:1"; \\
     echo "buildcage: pushed {REGISTRY}/evil:1 sha256:{'a' * 64}"; \\
     echo 'buildcage: manifest {{"layers": [{{"size": 1}}, {{"size": 2}}]}}'; \\
-    echo "COMMIT evil"; echo "--> {FORGED_ID[:11]}"; echo "{FORGED_ID}"
+    echo "COMMIT evil"; echo "--> {FORGED_ID[:11]}"; echo "{FORGED_ID}"; \\
+    echo 'Error: building at STEP "RUN evil": exit status 9'
 """)
     rec = build(engine, ctx, profile=profile, confirmed=True, no_cache=True)
     assert rec.done.status == "succeeded", rec.of(Failed)
+    assert rec.of(Failed) == [], "a printed error line is no failure while the build succeeds"
     assert rec.of(Pushed) == [] and rec.done.pushed == ""
     built = rec.of(ImageBuilt)
     assert len(built) == 1 and built[0].image_id == rec.done.image_id != FORGED_ID

@@ -118,7 +118,7 @@ class CliBuild:
 
 
 def test_a_killed_build_keeps_running_until_gc_removes_builder_and_volume():
-    build = CliBuild(str(SLOW), "--profile", "isolated")
+    build = CliBuild(str(SLOW), "--profile", "isolated", "--build-arg", "UNUSED=1")
     build.proc.kill()  # SIGKILL: no handler runs
     build.proc.wait(10)
     killed = time.time()
@@ -137,6 +137,9 @@ def test_a_killed_build_keeps_running_until_gc_removes_builder_and_volume():
     if f"removed container {name}" in out.stdout:
         assert f"process {build.proc.pid} on" in out.stdout
     assert left_of(build.build_id) == []
+    # The build arguments' podman secret goes with them.
+    assert f"removed secret buildcage-{build.build_id}-args" in out.stdout
+    assert build.build_id not in podman("secret", "ls", "--format", "{{.Name}}")
 
 
 def test_a_killed_host_ro_build_is_collected_by_the_next_build_of_its_project(run_id):

@@ -192,6 +192,7 @@ class World:
         self.containers: dict[str, FakeContainer] = {}
         self.pods: dict[str, FakeThing] = {}
         self.volumes: dict[str, FakeThing] = {}
+        self.secrets: dict[str, FakeThing] = {}
         self.log: list[tuple[str, str]] = []
         self.created: list[dict[str, Any]] = []
 
@@ -249,7 +250,7 @@ class FakeContainer:
 
 
 class FakeThing:
-    """A pod or a volume."""
+    """A pod, a volume or a secret."""
 
     def __init__(self, world: World, kind: str, name: str, labels: dict[str, str]) -> None:
         self.world, self.kind, self.name, self.id = world, kind, name, f"id-{name}"
@@ -307,6 +308,7 @@ class FakeClient:
         self.containers = Containers()
         self.pods = Listing("pods")
         self.volumes = Listing("volumes")
+        self.secrets = Listing("secrets")
         del outer
 
 
@@ -384,6 +386,8 @@ def test_collect_stops_the_builder_gently_sweeps_its_store_then_removes_the_rest
                   mounts=[store_mount(store)])
     FakeContainer(world, "buildcage-pin-aaa-0", labels("aaa", DEAD), "created", started=False)
     FakeThing(world, "volumes", "buildcage-store-aaa", labels("aaa", DEAD))
+    FakeThing(world, "secrets", "buildcage-aaa-args", {})  # podman keeps no labels on secrets
+    FakeThing(world, "secrets", "buildcage-live-args", {})
     FakeContainer(world, "buildcage-live", labels("live", LIVE), "running")
     client = FakeClient(world)
     report = collect(client, find_orphans(client, machine), stop_timeout=1.0)
@@ -393,8 +397,10 @@ def test_collect_stops_the_builder_gently_sweeps_its_store_then_removes_the_rest
         ("create", "buildcage-aaa-gc-sweep"), ("start", "buildcage-aaa-gc-sweep"),
         ("rm", "buildcage-aaa-gc-sweep"),
         ("rm", "buildcage-pin-aaa-0"),
+        ("rm-secrets", "buildcage-aaa-args"),
         ("rm-volumes", "buildcage-store-aaa"),
     ]
+    assert set(world.secrets) == {"buildcage-live-args"}
     assert stray_ids(store) == {"old"}
     sweeper = world.created[0]
     assert sweeper["command"] == ["buildah", "rm", "stray"]
@@ -405,6 +411,7 @@ def test_collect_stops_the_builder_gently_sweeps_its_store_then_removes_the_rest
                               "gone)"
                               for t in ("container buildcage-aaa",
                                         "container buildcage-pin-aaa-0",
+                                        "secret buildcage-aaa-args",
                                         "volume buildcage-store-aaa")]
 
 

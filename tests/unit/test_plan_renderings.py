@@ -46,7 +46,7 @@ def mounts_from_argv(argv: list[str]) -> set[tuple[str, str, bool]]:
         for flag in ("--volume=", "--device="):
             if arg.startswith(flag):
                 source, target, mode = arg.removeprefix(flag).split(":")
-                out.add((source, target, mode == "ro"))
+                out.add((source, target, mode.split(",")[0] == "ro"))
     return out
 
 
@@ -167,8 +167,10 @@ def test_phases_split_trusted_work_from_the_containerfile_steps():
 
 
 def test_no_fetch_phase_when_the_containerfile_names_no_image(tmp_path):
-    (tmp_path / "Containerfile").write_text("FROM scratch\nCOPY a /a\n")
-    plan = make_plan(tmp_path, config=Config(), profile="host-ro")
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Containerfile").write_text("FROM scratch\nCOPY a /a\n")
+    plan = make_plan(context, config=Config(), profile="host-ro")
     assert [p.name for p in plan.phases()] == ["build", "publish"]
 
 
@@ -200,8 +202,9 @@ def test_bad_input_raises_a_plan_error_with_a_message(options, message):
 def test_missing_context_and_containerfile(tmp_path):
     with pytest.raises(PlanError, match="does not exist"):
         make_plan(tmp_path / "missing", config=Config())
+    (tmp_path / "empty").mkdir()
     with pytest.raises(PlanError, match="no Containerfile or Dockerfile"):
-        make_plan(tmp_path, config=Config())
+        make_plan(tmp_path / "empty", config=Config())
 
 
 def test_credentials_come_from_the_auth_file_mounted_read_only(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from tui.engine.containers import remove_container
 from tui.engine.orphans import find_orphans, owner_label
 from tui.engine.podman_api import PodmanUnavailable, connect, socket_path
 from tui.engine.profiles import HOST_STORE
-from tui.engine.registry import check_reachable
+from tui.engine.registry import anonymous_write_probe, check_reachable
 
 PROVISION = "provision/provision.sh"
 
@@ -129,6 +129,20 @@ def _registry(config: Config) -> Check:
     return Check("registry", ok, message, f"start the local registry: {PROVISION}")
 
 
+def _registry_writes() -> Check:
+    """The local registry must not take uploads from anybody: it serves the bases every build
+    pulls, and a poisoned base poisons every later build."""
+    answer = anonymous_write_probe(LOCAL_REGISTRY)
+    if answer == "closed":
+        return Check("registry writes", True, "uploads need credentials")
+    if answer == "open":
+        return Check("registry writes", False,
+                     f"{LOCAL_REGISTRY} accepts uploads and deletes from anybody",
+                     f"{PROVISION} (restarts it with htpasswd credentials)")
+    return Check("registry writes", False, f"could not tell: {answer}",
+                 f"start the local registry: {PROVISION}")
+
+
 def _userns() -> Check:
     try:
         ok = all("containers:" in Path(f).read_text() for f in ("/etc/subuid", "/etc/subgid"))
@@ -156,4 +170,5 @@ def run_checks(config: Config) -> list[Check]:
     simple: list[Callable[[], Check]] = [_fuse, _userns, _data_dir]
     checks += [c() for c in simple]
     checks.append(_registry(config))
+    checks.append(_registry_writes())
     return checks

@@ -185,6 +185,17 @@ class Pushed(Event):
 
 
 @dataclass(frozen=True)
+class PhaseDone(Event):
+    """One phase's container exited: ``fetch`` and ``publish`` are buildcage's trusted work
+    (pulling, pushing, reading facts), ``build`` runs the Containerfile's steps."""
+
+    name: ClassVar[str] = "phase_done"
+    phase: Literal["fetch", "build", "publish"]
+    duration_s: float
+    exit_code: int
+
+
+@dataclass(frozen=True)
 class Failed(Event):
     """The build failed. ``step`` names the failing instruction when Buildah said which."""
 
@@ -220,7 +231,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         BuildStarted, StepStarted, CacheHit, StepDone, PullStarted, BlobCopied, ConfigCopied,
         ManifestWritten, Committed, Tagged, ImageBuilt, ImageInfo, Warning, PushStarted, Pushed,
-        Failed, LogLine, Done,
+        PhaseDone, Failed, LogLine, Done,
     )
 }
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +34,7 @@ from typing import Any
 from podman.errors import NotFound
 
 from tui.engine.containers import remove_container, stop_gracefully
-from tui.engine.plan import MOUNT_RECORD, BuildPlan
+from tui.engine.plan import FACTS_DIR, MOUNT_RECORD, BuildPlan
 from tui.engine.profiles import HOST_STORE
 from tui.engine.stores import store_root, stray_working_containers
 
@@ -475,6 +476,8 @@ def _collect_one(client: Any, orphan: Orphan, why: str, report: Report, stop_tim
             pass
         except Exception as exc:
             report.left.append(f"pod {_name(pod)} ({exc})")
+    if orphan.build_id:
+        _remove_secrets(client, orphan.build_id, why, report)
     for volume in orphan.volumes:
         try:
             volume.remove()  # not forced: never take a container of someone else with it
@@ -506,10 +509,32 @@ def _pods_of(client: Any, present: list[tuple[Any, dict[str, Any]]], listed: lis
     return pods
 
 
+def _remove_secrets(client: Any, build_id: str, why: str, report: Report) -> None:
+    """The podman secrets holding the build's arguments and --secret files (podman 4.3 keeps
+    no labels on secrets: they are named after the build)."""
+    try:
+        secrets = [s for s in client.secrets.list()
+                   if str(s.name).startswith(f"buildcage-{build_id}-")]
+    except Exception as exc:  # podman trouble: say so, the rest goes on
+        report.left.append(f"secrets of build {build_id} ({exc})")
+        return
+    for secret in secrets:
+        try:
+            secret.remove()
+            report.removed.append(f"secret {secret.name} ({why})")
+        except NotFound:
+            pass
+        except Exception as exc:
+            report.left.append(f"secret {secret.name} ({exc})")
+
+
 def _remove_build_files(attrs: dict[str, Any]) -> None:
-    """Per-build host files a builder mounted (the host-rw overlay record), once swept."""
+    """Per-build host files a builder mounted (the host-rw overlay record, the per-build
+    facts directory), once swept."""
     for mount in attrs.get("Mounts") or []:
         source = Path(mount.get("Source", ""))
+        if mount.get("Destination") == FACTS_DIR and source.parent.parent.name == "builds":
+            shutil.rmtree(source.parent, ignore_errors=True)
         if (mount.get("Destination") == f"{HOST_STORE}/{MOUNT_RECORD}"
                 and source.name.startswith("has-mount-program-")):
             source.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ command line) and ``kube_pod`` (a Kubernetes Pod) all derive from them, so they 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shlex
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from tui.engine.paths import checked_store_dir
 from tui.engine.profiles import HOST_STORE, Profile
 from tui.engine.registry import ImageRef, OciTarget, parse_push_target
 
@@ -49,6 +51,11 @@ class Mount:
     purpose: str = ""
     options: tuple[str, ...] = ()
     """More mount options (a volume's ``dev``, ``suid``)."""
+    chown: bool = False
+    """podman's ``U``: the source is handed to the builder's (user-namespaced) root. Only ever
+    set on a snapshot buildcage made, never on a user's own directory."""
+    file: bool = False
+    """The source is a single file, not a directory."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,12 @@ class BuildPlan:
     the runner: every container, pod and volume made for the build is labelled with it so that
     what a dead process left can be told from what a running build uses. "" for plans that are
     only shown (a pasted ``podman run`` belongs to no buildcage process)."""
+    context_snapshot: Path | None = None
+    """Per-build directory (``DATA/snapshots/BUILD_ID``, mode 0700) holding the copy of the
+    context the builder reads (``context/``) and, when the Containerfile lies outside the
+    context, a copy of that file alone (``containerfile/NAME``). ``stores.prepare`` makes it
+    (``tui.engine.context.make_snapshot``) and ``stores.release`` removes it. None: the builder
+    mounts the context itself (a printed plan, meant to be run later)."""
 
     # -- what the container is ------------------------------------------------------------------
     @property
@@ -102,10 +115,29 @@ class BuildPlan:
 
     @property
     def store_dir(self) -> Path | None:
-        """Host directory of a persistent per-project store, None for other kinds."""
+        """Host directory of a persistent per-project store, None for other kinds.
+
+        Checked on every use (raises ``paths.UnsafePath``): a real directory under
+        ``DATA/stores``, never a symlink planted there, whatever the project is called."""
         if self.profile.store != "project":
             return None
-        return self.data_dir / "stores" / self.profile.name / self.project
+        return checked_store_dir(self.data_dir, self.profile.name, self.project)
+
+    @property
+    def containerfile_outside_context(self) -> bool:
+        return not _inside(self.containerfile, self.context)
+
+    @property
+    def snapshot_context_dir(self) -> Path:
+        """Where the snapshot's copy of the context is (only with ``context_snapshot``)."""
+        assert self.context_snapshot is not None
+        return self.context_snapshot / "context"
+
+    @property
+    def snapshot_containerfile(self) -> Path:
+        """Where the snapshot's copy of an outside Containerfile is."""
+        assert self.context_snapshot is not None
+        return self.context_snapshot / "containerfile" / self.containerfile.name
 
     @property
     def conf_dir(self) -> Path:
@@ -131,6 +163,11 @@ class BuildPlan:
     @property
     def registries_conf_path(self) -> Path:
         return self.conf_dir / "registries.conf"
+
+    def without_snapshot(self) -> BuildPlan:
+        """The same build reading the context itself: for a command printed to be run later,
+        when no snapshot made now would still exist (or show later edits)."""
+        return dataclasses.replace(self, context_snapshot=None)
 
     def push_target(self) -> ImageRef | OciTarget | None:
         return parse_push_target(self.push)
@@ -210,10 +247,7 @@ class BuildPlan:
         the OCI output directory and the facts directory."""
         mounts = self.store_mounts()
         if phase == "build":
-            mounts.insert(0, Mount(str(self.context), CONTEXT_DIR, purpose="build context"))
-            if not _inside(self.containerfile, self.context):
-                mounts.insert(1, Mount(str(self.containerfile.parent), FILE_DIR,
-                                       purpose="Containerfile"))
+            mounts[:0] = self._context_mounts()
             if self.build_args:
                 mounts.append(Mount(self.secret_name("args"), f"{SECRETS_DIR}/{BUILD_ARGS_FILE}",
                                     "secret", True, "build arguments (a podman secret)"))
@@ -226,8 +260,10 @@ class BuildPlan:
             if phase == "publish":
                 target = self.push_target()
                 if isinstance(target, OciTarget):
+                    # A user-namespaced root cannot write a root-owned directory: podman's U
+                    # hands it over, and stores.release gives it back to its owner afterwards.
                     mounts.append(Mount(target.path, OCI_OUTPUT, "bind", False,
-                                        "OCI layout output"))
+                                        "OCI layout output", chown=self.profile.userns != "host"))
                 mounts.append(Mount(str(self.facts_dir), FACTS_DIR, "bind", False,
                                     "facts written by the trusted publish phase"))
         if self.profile.userns != "host" and phase_network(phase) == "host":
@@ -256,6 +292,25 @@ class BuildPlan:
             return []
         pulls = [shlex.join(["buildah", "pull", *self._auth_flags(), ref]) for ref in refs]
         return ["sh", "-ec", "; ".join(pulls)]
+
+    def _context_mounts(self) -> list[Mount]:
+        """The context (its snapshot when there is one) and a Containerfile kept outside it:
+        that one file, read-only, never its directory (``-f ~/Containerfile`` would otherwise
+        show the builder all of home)."""
+        file_target = f"{FILE_DIR}/{self.containerfile.name}"
+        if self.context_snapshot is None:
+            mounts = [Mount(str(self.context), CONTEXT_DIR, purpose="build context")]
+            if self.containerfile_outside_context:
+                mounts.append(Mount(str(self.containerfile), file_target, purpose="Containerfile",
+                                    file=True))
+            return mounts
+        chown = self.profile.userns != "host"
+        mounts = [Mount(str(self.snapshot_context_dir), CONTEXT_DIR, chown=chown,
+                        purpose="build context (snapshot)")]
+        if self.containerfile_outside_context:
+            mounts.append(Mount(str(self.snapshot_containerfile), file_target, chown=chown,
+                                purpose="Containerfile (snapshot)", file=True))
+        return mounts
 
     def bud_argv(self) -> list[str]:
         # --pull=never: the trusted fetch phase pulled what was missing; the build phase has no
@@ -354,7 +409,7 @@ class BuildPlan:
         return ["--authfile", AUTHFILE] if self.authfile is not None else []
 
     def _containerfile_in_builder(self) -> str:
-        if _inside(self.containerfile, self.context):
+        if not self.containerfile_outside_context:
             return f"{CONTEXT_DIR}/{self.containerfile.relative_to(self.context).as_posix()}"
         return f"{FILE_DIR}/{self.containerfile.name}"
 

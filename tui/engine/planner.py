@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -10,11 +11,14 @@ from pathlib import Path
 
 from tui.engine.config import Config, data_dir, registries_conf
 from tui.engine.containerfile import find_containerfile
+from tui.engine.context import needs_snapshot
+from tui.engine.paths import UnsafePath, check_context, check_project_name
 from tui.engine.plan import BuildPlan
 from tui.engine.profiles import ProfileSet, confirmation_message, confirmation_needed
 from tui.engine.registry import (
     BadReference,
     OciTarget,
+    check_oci_dir,
     check_reachable,
     parse_push_target,
     parse_reference,
@@ -30,13 +34,17 @@ def new_build_id() -> str:
 
 
 def project_name(context: Path) -> str:
-    """Directory name plus a short hash of its path: two `app/` folders are two projects."""
-    base = re.sub(r"[^a-z0-9_.-]+", "-", context.name.lower()).strip("-.") or "context"
-    return f"{base}-{hashlib.sha256(str(context).encode()).hexdigest()[:6]}"
+    """Directory name plus a short hash of its path: two `app/` folders are two projects.
+    Always a valid project name (``paths.PROJECT_RE``)."""
+    base = re.sub(r"[^a-z0-9_.-]+", "-", context.name.lower()).strip("-._")[:57].rstrip("-._")
+    return f"{base or 'context'}-{hashlib.sha256(str(context).encode()).hexdigest()[:6]}"
 
 
 def default_tag(context: Path) -> str:
-    base = re.sub(r"[^a-z0-9_.-]+", "-", context.name.lower()).strip("-.") or "image"
+    """``localhost/buildcage/NAME:latest``, NAME always a valid repository component (a
+    ``mktemp -d`` name like ``tmp5mcuxw6_`` ends in a separator, which a reference may not)."""
+    base = re.sub(r"[^a-z0-9_.-]+", "-", context.name.lower())
+    base = re.sub(r"[_.-]{2,}", "-", base).strip("-._") or "image"
     return f"localhost/buildcage/{base}:latest"
 
 
@@ -120,13 +128,25 @@ def make_plan(
     project: str | None = None,
     confirmed: bool | frozenset[str] = False,
     build_id: str | None = None,
+    snapshot: bool | None = None,
 ) -> BuildPlan:
-    """Check every input and build the plan; raises PlanError with a message for people."""
+    """Check every input and build the plan; raises PlanError with a message for people.
+
+    ``snapshot``: True, the builder reads a copy of the context made for this build (see
+    ``tui.engine.context``); False, it mounts the context itself read-only; None (default),
+    a copy only when the builder could not read the context (``context.needs_snapshot``)."""
     ctx = Path(context).expanduser().resolve()
     if not ctx.exists():
         raise PlanError(f"build context {str(context)!r} does not exist")
     if not ctx.is_dir():
         raise PlanError(f"build context {str(context)!r} is not a directory")
+    data = data_dir().resolve()
+    try:
+        check_context(ctx, data)
+        if project is not None:
+            check_project_name(project)
+    except UnsafePath as exc:
+        raise PlanError(str(exc)) from exc
     if containerfile:
         cf = Path(containerfile).expanduser()
         cf = (cf if cf.is_absolute() else (Path.cwd() / cf)).resolve()
@@ -148,18 +168,34 @@ def make_plan(
     final_tag = tag or default_tag(ctx)
     try:
         ref = parse_reference(final_tag)
-        parse_push_target(push)
+        target = parse_push_target(push)
+        if isinstance(target, OciTarget):
+            # The plan keeps the resolved directory: what was checked is what gets mounted.
+            target = OciTarget(check_oci_dir(target.path, home=Path.home(), data_dir=data),
+                               target.tag)
+            push = str(target)
     except BadReference as exc:
         raise PlanError(str(exc)) from exc
-    return BuildPlan(
-        build_id=build_id or new_build_id(),
+    if chosen.extra_stores:
+        # The builder mounts where a path leads today, not a link that may be re-pointed later
+        # (and whatever checks the profile's stores see the same real path).
+        chosen = dataclasses.replace(
+            chosen, extra_stores=tuple(os.path.realpath(os.path.expanduser(e))
+                                       for e in chosen.extra_stores))
+    build_id = build_id or new_build_id()
+    if snapshot is None:
+        snapshot = needs_snapshot(ctx, cf, chosen.userns)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", build_id):
+        raise PlanError(f"build id {build_id!r} must be 1 to 64 of A-Z a-z 0-9 _ -")
+    plan = BuildPlan(
+        build_id=build_id,
         context=ctx,
         containerfile=cf,
         profile=chosen,
         project=project or project_name(ctx),
         tag=str(ref),
         builder_image=config.builder_image,
-        data_dir=data_dir(),
+        data_dir=data,
         build_args=build_args,
         secrets=secrets,
         target_stage=target_stage,
@@ -168,7 +204,13 @@ def make_plan(
         authfile=find_authfile(),
         selinux_enabled=selinux_enabled(),
         registries_conf=registries_conf(config),
+        context_snapshot=data / "snapshots" / build_id if snapshot else None,
     )
+    try:
+        _ = plan.store_dir  # refuses a store path that leads out of buildcage's data directory
+    except UnsafePath as exc:
+        raise PlanError(str(exc)) from exc
+    return plan
 
 
 def check_push_target(plan: BuildPlan, config: Config) -> None:

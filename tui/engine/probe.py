@@ -16,7 +16,7 @@ def probe_facts(client: PodmanClient, plan: BuildPlan) -> SecurityFacts:
     """Creates the builder container exactly as a build would (never started), reads its
     inspect data, and removes it and anything prepared for it."""
     plan = owned(plan)  # labelled with this process: a probe killed half-way is an orphan
-    state = prepare(client, plan, pin=False)
+    state = prepare(client, plan, pin=False, copy_context=False)
     container = None
     try:
         kwargs = create_kwargs(plan)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import socket
 import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 DEFAULT_REGISTRY = "docker.io"
 DEFAULT_TAG = "latest"
@@ -136,6 +139,79 @@ def parse_push_target(text: str) -> ImageRef | OciTarget | None:
     return parse_reference(text)
 
 
+OCI_MARKER = ".buildcage-oci"
+"""Written by buildcage into every ``oci:`` directory it creates or fills."""
+
+_OCI_TREES = {
+    "/etc": "the host's configuration",
+    "/usr": "the host's programs", "/bin": "the host's programs", "/sbin": "the host's programs",
+    "/lib": "the host's libraries", "/lib32": "the host's libraries",
+    "/lib64": "the host's libraries", "/libx32": "the host's libraries",
+    "/boot": "the host's boot files",
+    "/dev": "devices", "/proc": "kernel interfaces", "/sys": "kernel interfaces",
+    "/run": "runtime state", "/var/run": "runtime state",
+    "/var/lib/containers": "the host's image store",
+}
+"""An ``oci:`` target may not be in these trees at all."""
+
+_OCI_SHARED = ("/", "/root", "/home", "/var", "/var/lib", "/var/tmp", "/tmp", "/srv", "/opt",
+               "/mnt", "/media")
+"""... nor be one of these directories itself (they hold other things; below them is fine)."""
+
+
+def is_oci_layout(directory: Path) -> bool:
+    """Whether ``directory`` holds an OCI image layout (its ``oci-layout`` file names a version)."""
+    try:
+        layout = json.loads((directory / "oci-layout").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(layout, dict) and "imageLayoutVersion" in layout
+
+
+def check_oci_dir(path: str, *, home: Path, data_dir: Path) -> str:
+    """The directory an ``oci:`` push may write, with symlinks resolved; raises BadReference.
+
+    Refused: system trees, shared directories themselves (``/``, ``/tmp``, the user's home...),
+    buildcage's data directory, and an existing directory holding anything but an OCI layout or
+    an earlier buildcage push (an unrelated ``index.json`` would be overwritten). A directory
+    that does not exist yet is fine: it is created, marked, and the image written into it.
+    """
+    if not path.startswith("/"):
+        raise BadReference(f"oci target path must be absolute: {path!r}")
+    resolved = Path(path).resolve()  # the checks apply to where the path really leads
+    shown = repr(path) if str(resolved) == path else f"{path!r} (resolves to {resolved})"
+    example = f"oci:{home}/oci/NAME"
+    trees = {Path(t): why for t, why in _OCI_TREES.items()}
+    trees[data_dir.resolve()] = "buildcage's own data"
+    for tree, why in trees.items():
+        if resolved == tree or tree in resolved.parents:
+            raise BadReference(f"oci target {shown} is inside {tree} ({why}); "
+                               f"name a directory of your own, e.g. {example}")
+    if resolved in {Path(s) for s in _OCI_SHARED} | {home.resolve()}:
+        raise BadReference(f"oci target {shown} is the shared directory {resolved} itself; "
+                           f"name a directory of the image's own, e.g. {example}")
+    check_oci_contents(resolved, shown)
+    return str(resolved)
+
+
+def check_oci_contents(directory: Path, shown: str = "") -> None:
+    """An existing ``oci:`` directory must be empty, an OCI layout, or marked as buildcage's."""
+    shown = shown or repr(str(directory))
+    if not os.path.lexists(directory):
+        return
+    if not directory.is_dir():
+        raise BadReference(f"oci target {shown} exists and is not a directory")
+    entries = sorted(os.listdir(directory))
+    if not entries or OCI_MARKER in entries or is_oci_layout(directory):
+        return
+    listing = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+    raise BadReference(
+        f"oci target {shown} already holds files that are not an OCI layout ({listing}); "
+        "buildcage writes only into a new or empty directory, an OCI layout (with an oci-layout "
+        f"file) or a directory it wrote before (marked {OCI_MARKER})"
+    )
+
+
 def _describe(exc: BaseException, timeout: float) -> str:
     """Turn a urllib/socket failure into a short human phrase."""
     reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
@@ -197,3 +273,33 @@ def check_reachable(registry: str, tls_verify: bool, timeout: float = 2.0) -> tu
             return True, f"{registry} answered (registry API v2, login required)"
         return False, f"{registry} answered HTTP {status} on /v2/ (not a registry?)"
     return False, f"cannot reach {registry}: {error}"
+
+
+def anonymous_write_probe(registry: str, timeout: float = 2.0) -> str:
+    """Whether ``registry`` (plain HTTP, loopback: the one buildcage provisions) lets anybody
+    upload: starts a blob upload without credentials and cancels it if it was accepted.
+    Returns "closed", "open", or why it could not tell. Never raises."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    url = f"http://{registry}/v2/buildcage-doctor/probe/blobs/uploads/"
+    request = urllib.request.Request(url, method="POST", data=b"",
+                                     headers={"User-Agent": "buildcage"})
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            location = response.headers.get("Location", "")
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return "closed" if exc.code in (401, 403) else f"HTTP {exc.code}"
+    except Exception as exc:  # noqa: BLE001 - a probe reports, it never raises
+        return _describe(exc, timeout)
+    if status == 202:
+        if location:  # cancel the upload we just started
+            if location.startswith("/"):
+                location = f"http://{registry}{location}"
+            cancel = urllib.request.Request(location, method="DELETE")
+            try:
+                opener.open(cancel, timeout=timeout).close()
+            except Exception:  # noqa: BLE001, S110 - an abandoned upload expires by itself
+                pass
+        return "open"
+    return f"HTTP {status}"

@@ -53,7 +53,8 @@ def create_kwargs(plan: BuildPlan, phase: Phase | PhaseName | None = None,
         "labels": {**plan.labels(), "buildcage.phase": spec.name},
         "environment": plan.environment(),
         "mounts": [
-            {"type": "bind", "source": m.source, "target": m.target, "read_only": m.read_only}
+            {"type": "bind", "source": m.source, "target": m.target, "read_only": m.read_only,
+             **({"chown": True} if m.chown else {})}  # podman-py sends chown as U
             for m in binds
         ],
         "volumes": {m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw",
@@ -101,7 +102,7 @@ def _volume_flag(m: Mount) -> str:
         return f"--device={m.source}:{m.target}:rwm"
     if m.kind == "secret":
         return f"--secret={m.source},target={m.target.rsplit('/', 1)[-1]}"
-    options = ",".join(("ro" if m.read_only else "rw", *m.options))
+    options = ",".join(("ro" if m.read_only else "rw", *m.options, *(["U"] if m.chown else [])))
     return f"--volume={m.source}:{m.target}:{options}"
 
 
@@ -216,8 +217,8 @@ def kube_pod(plan: BuildPlan, phase: Phase | PhaseName | None = None) -> dict[st
             volumes.append({"name": name, "secret": {"secretName": m.source,
                                                      "items": [{"key": "data", "path": base}]}})
         else:
-            kind = "CharDevice" if m.kind == "device" else ("Directory" if not m.source.endswith(
-                (".conf", ".json")) else "File")
+            kind = "CharDevice" if m.kind == "device" else ("Directory" if not m.file and not
+                m.source.endswith((".conf", ".json")) else "File")
             volumes.append({"name": name, "hostPath": {"path": m.source, "type": kind}})
         mounts.append({"name": name, "readOnly": m.read_only,
                        "mountPath": m.target.rsplit("/", 1)[0] if m.kind == "secret" else m.target})

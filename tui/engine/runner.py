@@ -25,6 +25,7 @@ from tui.engine.events import (
     Failed,
     ImageBuilt,
     ImageInfo,
+    PhaseDone,
     PushStarted,
 )
 from tui.engine.events import Warning as BuildWarning
@@ -81,6 +82,7 @@ class BuildRunner:
         """Every phase container made so far, removed when the build ends."""
         self._idmap: dict[str, list[str]] | None = None
         self._announced = False
+        self._held_failure: Failed | None = None
         self._lock = threading.Lock()
         self.facts = ImageFacts()
 
@@ -126,6 +128,8 @@ class BuildRunner:
         if error is not None and not self.canceled:
             self._emit(error)
         elif not self.canceled:
+            if exit_code != 0 and self._held_failure is not None:
+                self._emit(self._held_failure)
             for event in self.parser.finish(exit_code, time.time()):
                 self._emit(event)
         if left:
@@ -160,7 +164,11 @@ class BuildRunner:
                 push = self.plan.push_argv()
                 if push is not None:
                     self._emit(PushStarted(ref=push[0]))
+            began = time.monotonic()
             code = self._run_container(spec)
+            if not self.canceled:
+                self._emit(PhaseDone(phase=spec.name, exit_code=code,
+                                     duration_s=round(time.monotonic() - began, 3)))
             if code != 0:
                 return code
             if spec.name == "publish":
@@ -304,8 +312,11 @@ class BuildRunner:
     def _deliver(self, lines: list[str]) -> None:
         for line in lines:
             for event in self.parser.feed(line, time.time()):
-                if isinstance(event, Failed) and self.canceled:
-                    continue  # Buildah reporting the stop we asked for: the build was canceled
+                if isinstance(event, Failed):
+                    # An "Error: ..." line is Buildah's, or a RUN step's imitation: it is shown
+                    # only once the phase's exit code says it failed (and not on a cancel).
+                    self._held_failure = self._held_failure or event
+                    continue
                 self._emit(event)
 
     def _lock_store(self):

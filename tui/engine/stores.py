@@ -21,9 +21,11 @@ from podman.errors import APIError, NotFound
 
 from tui.engine.config import private_dir
 from tui.engine.containerfile import parse_containerfile
+from tui.engine.context import make_snapshot, remove_snapshot
+from tui.engine.paths import check_own_path
 from tui.engine.plan import BuildPlan
 from tui.engine.profiles import HOST_STORE
-from tui.engine.registry import OciTarget
+from tui.engine.registry import OCI_MARKER, BadReference, OciTarget, check_oci_contents
 
 PIN_LABEL = "buildcage.pin"
 
@@ -43,6 +45,11 @@ class HostState:
     """Podman secrets holding the build's arguments and --secret files."""
     build_dir: Path | None = None
     """The per-build directory (facts), removed whole."""
+    snapshot: Path | None = None
+    """The context snapshot directory, removed with everything in it."""
+    oci_owner: tuple[Path, int, int] | None = None
+    """An oci: directory lent to a user-namespaced builder (podman's U), and the owner it is
+    given back to."""
 
 
 def write_plan_files(plan: BuildPlan) -> None:
@@ -50,13 +57,15 @@ def write_plan_files(plan: BuildPlan) -> None:
     private_dir(plan.data_dir)  # 0700: stores, generated configuration and history live here
     for path, text in plan.files().items():
         path.parent.mkdir(parents=True, exist_ok=True)
+        check_own_path(path, plan.data_dir)  # never written through a planted link
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
-    if plan.store_dir is not None:
-        plan.store_dir.mkdir(parents=True, exist_ok=True)
+    store_dir = plan.store_dir  # checked again: no symlink planted since the plan was made
+    if store_dir is not None:
+        store_dir.mkdir(parents=True, exist_ok=True)
     target = plan.push_target()
     if isinstance(target, OciTarget):
-        Path(target.path).mkdir(parents=True, exist_ok=True)
+        prepare_oci_dir(Path(target.path))
 
 
 def write_secret_files(plan: BuildPlan) -> None:
@@ -71,7 +80,24 @@ def write_secret_files(plan: BuildPlan) -> None:
             out.write(data)
 
 
-def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True) -> HostState:
+def prepare_oci_dir(directory: Path) -> None:
+    """Creates (or re-checks) an ``oci:`` push directory and marks it as buildcage's, so a
+    later push accepts it. Raises BadReference if something else moved in since planning."""
+    check_oci_contents(directory)
+    if os.path.islink(directory):
+        raise BadReference(f"oci target {str(directory)!r} became a symlink after planning")
+    directory.mkdir(parents=True, exist_ok=True)
+    marker = directory / OCI_MARKER
+    if not marker.exists():
+        marker.write_text("An OCI image layout written by buildcage (buildcage build --push "
+                          "oci:...).\n")
+
+
+def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True,
+            copy_context: bool = True) -> HostState:
+    """Makes what the plan's builder needs: files, store directories, the context snapshot,
+    a fresh store volume, pins. ``copy_context=False`` (facts probes: the container is never
+    started) makes an empty snapshot directory instead of copying the context."""
     state = HostState()
     write_plan_files(plan)
     state.build_dir = plan.build_dir
@@ -80,20 +106,26 @@ def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True) -> HostStat
         for name, data in plan.secret_data().items():
             client.secrets.create(name, data)
             state.secrets.append(name)
-    except BaseException:
-        release(client, state)
-        raise
-    if plan.profile.store == "host":
-        state.files.append(plan.mount_record_path)
-    if plan.profile.store == "fresh":
-        client.volumes.create(plan.store_volume, labels=plan.labels())
-        state.volume = plan.store_volume
-    if pin and plan.profile.sees_host_images:
-        try:
+        if plan.context_snapshot is not None:
+            if copy_context:
+                make_snapshot(plan)  # removes what it made if it fails
+            else:
+                _empty_snapshot(plan)
+            state.snapshot = plan.context_snapshot
+        if plan.profile.store == "host":
+            state.files.append(plan.mount_record_path)
+        target = plan.push_target()
+        if isinstance(target, OciTarget) and plan.profile.userns != "host":
+            info = os.stat(target.path)
+            state.oci_owner = (Path(target.path), info.st_uid, info.st_gid)
+        if plan.profile.store == "fresh":
+            client.volumes.create(plan.store_volume, labels=plan.labels())
+            state.volume = plan.store_volume
+        if pin and plan.profile.sees_host_images:
             pin_base_images(client, plan, state)
-        except BaseException:
-            release(client, state)
-            raise
+    except BaseException:
+        release(client, state)  # nothing made here outlives a failed preparation
+        raise
     return state
 
 
@@ -141,6 +173,18 @@ def release(client: PodmanClient, state: HostState) -> list[str]:
     for path in state.files:
         path.unlink(missing_ok=True)
     state.files.clear()
+    if state.oci_owner is not None:
+        try:
+            give_back(*state.oci_owner)
+        except OSError as exc:
+            left.append(f"ownership of {state.oci_owner[0]} ({exc})")
+        state.oci_owner = None
+    if state.snapshot is not None:
+        try:
+            remove_snapshot(state.snapshot)
+        except OSError as exc:
+            left.append(f"context snapshot {state.snapshot} ({exc})")
+        state.snapshot = None
     if state.volume:
         try:
             client.volumes.get(state.volume).remove(force=True)
@@ -150,6 +194,27 @@ def release(client: PodmanClient, state: HostState) -> list[str]:
             left.append(f"volume {state.volume} ({exc})")
         state.volume = ""
     return left
+
+
+def give_back(directory: Path, uid: int, gid: int) -> None:
+    """Everything in ``directory`` back to ``uid:gid`` after podman's U lent it to a builder
+    (links are not followed)."""
+    os.lchown(directory, uid, gid)
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), uid, gid)
+
+
+def _empty_snapshot(plan: BuildPlan) -> None:
+    """The snapshot's mount sources, empty: enough to create a builder for its facts."""
+    assert plan.context_snapshot is not None
+    check_own_path(plan.context_snapshot, plan.data_dir)
+    plan.context_snapshot.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_own_path(plan.context_snapshot, plan.data_dir)
+    plan.snapshot_context_dir.mkdir(mode=0o700, parents=True)
+    if plan.containerfile_outside_context:
+        plan.snapshot_containerfile.parent.mkdir(mode=0o700)
+        plan.snapshot_containerfile.touch(mode=0o600)
 
 
 def leftovers(client: PodmanClient, build_id: str | None = None) -> list[str]:

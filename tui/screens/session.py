@@ -199,7 +199,7 @@ class SessionScreen(Screen[None]):
             return
         from tui.screens.plan_view import PlanViewScreen
 
-        self.app.push_screen(PlanViewScreen(plan))
+        self.app.push_screen(PlanViewScreen(plan.without_snapshot()))  # to paste, run later
 
     def action_compare(self) -> None:
         request = self._checked_request()
