@@ -212,13 +212,16 @@ def test_credentials_come_from_the_auth_file_mounted_read_only(tmp_path, monkeyp
     auth.write_text('{"auths": {"127.0.0.1:5000": {"auth": "c2VjcmV0OnNlY3JldA=="}}}')
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth))
     plan = plan_for("host-ro", push="127.0.0.1:5000/demo/hello:1")
+    name = plan.secret_name("auth")
+    assert plan.secret_data()[name] == auth.read_bytes()
     for phase in ("fetch", "publish"):
-        mount = [m for m in plan.phase_mounts(phase) if m.source == str(auth)]
-        assert mount and mount[0].read_only and mount[0].target == "/run/buildcage/auth.json"
-        assert "--authfile /run/buildcage/auth.json" in plan.phase(phase).command[2]
+        mount = [m for m in plan.phase_mounts(phase) if m.source == name]
+        assert mount and mount[0].kind == "secret" and mount[0].target == "/run/secrets/auth.json"
+        assert "--authfile /run/secrets/auth.json" in plan.phase(phase).command[2]
     # The phase that runs the Containerfile's steps never sees the credentials.
-    assert not [m for m in plan.phase_mounts("build") if m.source == str(auth)]
+    assert not [m for m in plan.phase_mounts("build") if m.source == name]
     assert "--authfile" not in plan.build_command()[2]
+    assert f"podman secret create {name} {auth}" in podman_run(plan)
     rendered = podman_run(plan)
     assert "c2VjcmV0" not in rendered and "c2VjcmV0" not in str(create_kwargs(plan))
     assert "REGISTRY_AUTH_FILE" not in rendered

@@ -22,7 +22,7 @@ from tui.engine.registry import ImageRef, OciTarget, parse_push_target
 CONTEXT_DIR = "/context"
 FILE_DIR = "/buildcage/containerfile"
 SHARED_STORE = "/var/lib/shared"
-AUTHFILE = "/run/buildcage/auth.json"
+AUTHFILE = "/run/secrets/auth.json"
 OCI_OUTPUT = "/output"
 SECRET_COPIES = "/var/tmp/buildcage-secrets"
 SECRETS_DIR = "/run/secrets"
@@ -256,7 +256,10 @@ class BuildPlan:
                                     "secret", True, f"secret {name} (a podman secret)"))
         else:
             if self.authfile is not None:
-                mounts.append(Mount(str(self.authfile), AUTHFILE, purpose="registry credentials"))
+                # A podman secret, not a bind mount: a user-namespaced builder's root could not
+                # read the user's 0600 auth file, and the secret is gone with the build.
+                mounts.append(Mount(self.secret_name("auth"), AUTHFILE, "secret", True,
+                                    "registry credentials (a podman secret)"))
             if phase == "publish":
                 target = self.push_target()
                 if isinstance(target, OciTarget):
@@ -399,6 +402,8 @@ class BuildPlan:
     def secret_data(self) -> dict[str, bytes]:
         """Podman secret name -> contents: what ``prepare`` creates and ``release`` removes."""
         data: dict[str, bytes] = {}
+        if self.authfile is not None:
+            data[self.secret_name("auth")] = self.authfile.read_bytes()
         if self.build_args:
             data[self.secret_name("args")] = self.build_args_file().encode()
         for name, src in self.secrets:

@@ -162,12 +162,13 @@ def podman_run(plan: BuildPlan) -> str:
     if plan.profile.store == "fresh":
         out.append(f"podman volume create {shlex.quote(plan.store_volume)} >/dev/null")
         cleanup.append(f"podman volume rm --force {shlex.quote(plan.store_volume)}")
-    for m in plan.phase_mounts("build"):
-        if m.kind == "secret":
-            src = plan.build_dir / "secrets" / m.source
-            out.append(f"podman secret create {shlex.quote(m.source)} {shlex.quote(str(src))}"
-                       " >/dev/null")
-            cleanup.append(f"podman secret rm {shlex.quote(m.source)} >/dev/null")
+    for name in plan.secret_data():
+        # The auth file is read where it is; the rest from the private per-build directory.
+        src = (plan.authfile if plan.authfile is not None and name == plan.secret_name("auth")
+               else plan.build_dir / "secrets" / name)
+        out.append(f"podman secret create {shlex.quote(name)} {shlex.quote(str(src))}"
+                   " >/dev/null")
+        cleanup.append(f"podman secret rm {shlex.quote(name)} >/dev/null")
     phases = plan.phases()
     userns = plan.profile.userns != "host"
     if userns:
