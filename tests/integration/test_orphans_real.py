@@ -6,18 +6,20 @@ provably dead (a child process this test started and reaped): never anyone else'
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from podman_helpers import ROOT, Background
 
-from tui.engine.orphans import OWNER_LABEL, Machine, current_owner
+from tui.engine.orphans import OWNER_LABEL, STORE_LOCK, Machine, current_owner
 from tui.engine.stores import PIN_LABEL
 
 SLOW = ROOT / "tests" / "data" / "contexts" / "slow"
@@ -58,6 +60,36 @@ def state(name: str) -> str:
     return podman("inspect", name, "--format", "{{.State.Status}}")
 
 
+def removed_between(since: float, until: float) -> set[str]:
+    """Names of containers, pods and volumes podman removed in [since, until), by anyone."""
+    out = subprocess.run(["podman", "events", "--since", str(int(since)), "--until",
+                          str(int(until) + 1), "--filter", "event=remove", "--format",
+                          "{{json .}}"], capture_output=True, text=True, timeout=60).stdout
+    names = set()
+    for line in out.splitlines():
+        event = json.loads(line)
+        stamp = event["Time"].rstrip("Z")
+        head, _, fraction = stamp.partition(".")
+        when = datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp()
+        when += float(f"0.{fraction or 0}")
+        if since <= when < until:
+            names.add(event["Name"])
+    return names
+
+
+def gc_removed(things: list[str], since: float) -> subprocess.CompletedProcess[str]:
+    """Runs `buildcage gc`; each of ``things`` ("container NAME", "pod NAME", ...) must be
+    named as removed by it, unless another buildcage process removed it first (since
+    ``since``): this podman is shared, and every build collects orphans when it starts."""
+    started = time.time()
+    out = cli("gc")
+    assert out.returncode == 0, out.stderr
+    elsewhere = removed_between(since, started)
+    for thing in things:
+        assert f"removed {thing} " in out.stdout or thing.split()[1] in elsewhere, out.stdout
+    return out
+
+
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([BUILDCAGE, *args], capture_output=True, text=True, cwd=ROOT,
                           timeout=timeout)
@@ -91,6 +123,7 @@ def test_a_killed_build_keeps_running_until_gc_removes_builder_and_volume(profil
                      "--build-arg", "UNUSED=1")
     build.proc.kill()  # SIGKILL: no handler runs
     build.proc.wait(10)
+    killed = time.time()
     name, volume = f"buildcage-{build.build_id}-build", f"buildcage-store-{build.build_id}"
     assert state(name) == "running"  # the orphan: its process is gone, its builder is not
     fresh = profile == "isolated"
@@ -99,17 +132,18 @@ def test_a_killed_build_keeps_running_until_gc_removes_builder_and_volume(profil
     assert owner.split(":")[1] == str(build.proc.pid)
 
     dry = cli("gc", "--dry-run")
-    assert dry.returncode == 0 and f"would remove container {name}" in dry.stdout
-    assert state(name) == "running"
+    assert dry.returncode == 0
+    if name not in removed_between(killed, time.time()):
+        assert f"would remove container {name}" in dry.stdout
 
-    out = cli("gc")
-    assert out.returncode == 0, out.stderr
-    assert f"removed container {name}" in out.stdout
-    assert (f"removed volume {volume}" in out.stdout) == fresh
-    assert f"process {build.proc.pid} on" in out.stdout
+    things = [f"container {name}"] + ([f"volume {volume}"] if fresh else [])
+    out = gc_removed(things, killed)
+    assert fresh or f"removed volume {volume}" not in out.stdout
+    if f"removed container {name}" in out.stdout:  # (else another build's start collected it)
+        assert f"process {build.proc.pid} on" in out.stdout
+        # The build arguments' podman secret goes with them.
+        assert f"removed secret buildcage-{build.build_id}-args" in out.stdout
     assert left_of(build.build_id) == []
-    # The build arguments' podman secret goes with them.
-    assert f"removed secret buildcage-{build.build_id}-args" in out.stdout
     assert build.build_id not in podman("secret", "ls", "--format", "{{.Name}}")
 
 
@@ -121,16 +155,20 @@ def test_a_killed_host_ro_build_is_collected_by_the_next_build_of_its_project(ru
     build = CliBuild(str(SLOW), "--profile", "host-ro", "--project", project)
     build.proc.kill()
     build.proc.wait(10)
+    killed = time.time()
+    builder = f"buildcage-{build.build_id}-build"
     pins = podman("ps", "-a", "--filter", f"label={PIN_LABEL}={build.build_id}",
                   "--format", "{{.Names}}").split()
-    assert pins and state(f"buildcage-{build.build_id}-build") == "running"
+    assert pins and state(builder) == "running"
 
+    started = time.time()
     out = cli("build", str(HELLO), "--profile", "host-ro", "--project", project, "--json")
     assert out.returncode == 0, out.stdout[-2000:]
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     warnings = [r["message"] for r in rows if r["event"] == "warning"]
-    assert any(f"container buildcage-{build.build_id}" in w and "which is gone" in w
-               for w in warnings), warnings
+    if builder not in removed_between(killed, started):  # (another build may have been first)
+        assert any(f"container {builder}" in w and "which is gone" in w
+                   for w in warnings), warnings
     assert rows[-1]["status"] == "succeeded"
     assert left_of(build.build_id) == []
     store = Path(os.environ["XDG_DATA_HOME"]) / "buildcage" / "stores" / "host-ro" / project
@@ -177,16 +215,23 @@ def dead_owner() -> str:
 
 
 @pytest.fixture
-def fake_orphan(run_id: str, dead_owner: str) -> Iterator[str]:
+def fake_orphan(run_id: str, dead_owner: str, tmp_path: Path) -> Iterator[tuple[str, object]]:
     """A container and a volume of build it-RUN_ID whose owner is gone; removed afterwards
-    if the test did not."""
+    if the test did not. The container mounts a store of its own whose lock the test holds
+    (yielded), so that no other buildcage process collects it before the test lets go."""
     build = f"it-{run_id}"
+    store = tmp_path / "store"
+    store.mkdir()
+    lock = open(store / STORE_LOCK, "w")  # noqa: SIM115 - closed below
+    fcntl.flock(lock, fcntl.LOCK_EX)
     label = [f"--label=buildcage.build={build}", f"--label={OWNER_LABEL}={dead_owner}"]
+    subprocess.run(["podman", "create", "--name", f"buildcage-{build}", *label,
+                    f"--volume={store}:/var/lib/containers", "--network=none", BUSYBOX,
+                    "true"], check=True, capture_output=True)
     subprocess.run(["podman", "volume", "create", *label, f"buildcage-store-{build}"],
                    check=True, capture_output=True)
-    subprocess.run(["podman", "create", "--name", f"buildcage-{build}", *label,
-                    "--network=none", BUSYBOX, "true"], check=True, capture_output=True)
-    yield build
+    yield build, lock
+    lock.close()
     subprocess.run(["podman", "rm", "-f", f"buildcage-{build}"], capture_output=True)
     subprocess.run(["podman", "volume", "rm", "-f", f"buildcage-store-{build}"],
                    capture_output=True)
@@ -205,22 +250,27 @@ def live_thing(run_id: str) -> Iterator[str]:
 
 
 def test_doctor_reports_an_orphan_and_gc_removes_only_it(fake_orphan, live_thing):
+    build, lock = fake_orphan
     out = cli("doctor")
     line = next(row for row in out.stdout.splitlines() if " orphans " in f" {row} ")
     assert line.startswith("FAIL"), out.stdout
-    assert f"buildcage-{fake_orphan}" in out.stdout and live_thing not in line
+    assert f"buildcage-{build}" in out.stdout and live_thing not in line
     assert "fix: buildcage gc" in out.stdout
     assert out.returncode == 1
 
-    removed = cli("gc")
-    assert removed.returncode == 0, removed.stderr
-    assert f"removed container buildcage-{fake_orphan}" in removed.stdout
-    assert f"removed volume buildcage-store-{fake_orphan}" in removed.stdout
-    assert left_of(fake_orphan) == []
+    # While its store is locked (a build is using it), gc leaves the orphan for later.
+    held = cli("gc")
+    assert f"buildcage-{build}" in held.stderr and "in use by a build" in held.stderr
+    assert f"buildcage-{build}" in left_of(build)
+
+    lock.close()
+    gc_removed([f"container buildcage-{build}", f"volume buildcage-store-{build}"],
+               time.time())
+    assert left_of(build) == []
     assert left_of(live_thing) == [f"buildcage-{live_thing}"]  # its owner (this test) lives
     after = cli("doctor")
     line = next(row for row in after.stdout.splitlines() if " orphans " in f" {row} ")
-    assert fake_orphan not in line
+    assert build not in line
 
 
 def test_a_build_waits_for_a_builder_still_running_on_its_store(engine, run_id):
@@ -293,3 +343,21 @@ def test_closing_the_tuis_terminal_cancels_its_build_and_cleans_up(run_id):
         assert time.time() < deadline, "the TUI did not exit after its terminal closed"
         time.sleep(0.2)
     assert left_of(build_id) == []
+
+
+def test_a_killed_kube_build_leaves_pods_that_gc_removes(run_id):
+    """As Kubernetes Pods (one per phase), the orphan is the build phase's running Pod and the
+    fetch phase's exited one."""
+    build = CliBuild(str(SLOW), "--profile", "project", "--project", f"kube-orphan-{run_id}",
+                     "--on", "kube")
+    build.proc.kill()
+    build.proc.wait(10)
+    killed = time.time()
+    pods = podman("pod", "ps", "--filter", f"name=buildcage-{build.build_id}", "--format",
+                  "{{.Name}}").split()
+    assert f"buildcage-{build.build_id}-build" in pods
+    assert state(f"buildcage-{build.build_id}-build-builder") == "running"
+    gc_removed([f"container buildcage-{build.build_id}-build-builder",
+                *(f"pod {pod}" for pod in pods)], killed)
+    assert left_of(build.build_id) == []
+    assert podman("pod", "ps", "--filter", f"name=buildcage-{build.build_id}", "-q") == ""

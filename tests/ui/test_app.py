@@ -108,7 +108,8 @@ async def test_theme_change_restyles_the_step_statuses(history) -> None:
 
 
 def test_cli_entry_point_exists() -> None:
-    """tui/cli.py launches the TUI with ``run_app(engine, start_dir, interrupts)``."""
+    """tui/cli.py launches the TUI with ``run_app(engine, start_dir, interrupts)`` (the signal
+    handlers main installed first thing; the app takes SIGHUP/SIGTERM over once it runs)."""
     import inspect
 
     from tui.app import run_app

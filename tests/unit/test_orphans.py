@@ -38,9 +38,9 @@ BOOT = "b00t"
 
 
 # -- a fake /proc ----------------------------------------------------------------------------------
-def stat_line(pid: int, start: int, comm: str = "python3") -> str:
+def stat_line(pid: int, start: int, comm: str = "python3", state: str = "S") -> str:
     # Fields 3..52 after "(comm)"; field 22 (index 19 of those) is the start time.
-    rest = ["S"] + ["0"] * 49
+    rest = [state] + ["0"] * 49
     rest[19] = str(start)
     return f"{pid} ({comm}) {' '.join(rest)}\n"
 
@@ -61,6 +61,34 @@ def test_process_start_is_field_22_even_after_a_command_with_spaces_and_parens(t
     (proc / "42" / "stat").write_text(stat_line(42, 987654, comm="a b) c (d"))
     assert process_start(42, proc) == 987654
     assert process_start(43, proc) is None
+
+
+def test_a_zombie_is_gone(tmp_path):
+    """Killed, not reaped yet by its parent: it runs nothing any more."""
+    proc = fake_proc(tmp_path, {})
+    (proc / "7").mkdir()
+    (proc / "7" / "stat").write_text(stat_line(7, 5000, state="Z"))
+    assert process_start(7, proc) is None
+    assert Machine(HOST, BOOT, proc).gone(Owner(HOST, 7, 5000, BOOT))
+
+
+def test_a_real_zombie_and_a_reaped_child_are_gone():
+    import signal
+    import subprocess
+    import time
+
+    child = subprocess.Popen(["sleep", "60"])
+    machine = Machine.here()
+    owner = machine.owner(child.pid)
+    assert not machine.gone(owner)
+    os.kill(child.pid, signal.SIGKILL)
+    deadline = time.time() + 10
+    while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.time() < deadline
+        time.sleep(0.01)
+    assert machine.gone(owner)  # killed, its parent (this test) has not reaped it yet
+    child.wait()
+    assert machine.gone(owner)
 
 
 def test_this_process_as_owner_matches_proc():
@@ -86,6 +114,14 @@ def test_gone_means_provably_gone(tmp_path):
     assert machine.gone(Owner(HOST, 101, 5000, BOOT))  # no such process
     assert machine.gone(Owner(HOST, 100, 5000, "earlier"))  # an earlier boot
     assert not machine.gone(Owner("otherhost", 101, 1, BOOT))  # cannot be checked from here
+
+
+def test_without_a_working_proc_nobody_is_gone(tmp_path):
+    empty = tmp_path / "no-proc"
+    empty.mkdir()
+    machine = Machine.here(empty)
+    assert not machine.usable
+    assert not machine.gone(Owner(machine.host, 12345, 1))
 
 
 # -- labels ----------------------------------------------------------------------------------------
@@ -415,7 +451,7 @@ def test_the_store_is_not_swept_while_another_build_runs_on_it(machine, tmp_path
     assert ("rm", "buildcage-aaa") in world.log
     assert not any(kind == "create" for kind, _ in world.log)
     assert stray_ids(store) == {"stray"}
-    assert "not swept while buildcage-far runs on that store" in report.left[0]
+    assert "not swept, buildcage-far runs on that store" in report.left[0]
 
 
 def test_claiming_a_store_collects_a_dead_processes_builder_under_the_held_lock(
@@ -489,3 +525,51 @@ def test_sweeper_maps_the_same_user_ids_as_its_builder():
         {"container_id": 0, "host_id": 200000, "size": 65536}]
     assert kwargs["volumes"] == {"buildcage-store-0123456789ab": {
         "bind": "/var/lib/containers", "mode": "rw"}}
+
+
+def test_a_cancel_sweep_leaves_the_store_alone_while_another_builder_writes_it(tmp_path):
+    """The runner's own sweep after a cancel: a working container created after this build
+    started may be another builder's (one whose process died lost the flock, not the store)."""
+    import calendar
+
+    from tui.engine.runner import BuildRunner
+
+    plan = plan_for(tmp_path, "project", project="p")
+    assert plan.store_dir is not None
+    plan.store_dir.parent.mkdir(parents=True)
+    project_store(tmp_path / "x", "p", {"theirs": "2026-11-29T09:00:05Z"}).rename(plan.store_dir)
+    world = World()
+    FakeContainer(world, "buildcage-orphan-build", labels("orphan", DEAD), "running",
+                  mounts=[store_mount(plan.store_dir)])
+    runner = BuildRunner(FakeClient(world), plan, lambda event: None)  # type: ignore[arg-type]
+    # Set when the build phase starts: earlier than "theirs" here.
+    runner._container_started = calendar.timegm((2026, 11, 29, 9, 0, 0))  # noqa: SLF001 - the runner's start time
+    left = runner._sweep()  # noqa: SLF001 - the cancel sweep alone, without a real build
+    assert world.created == []  # no sweeper
+    assert stray_ids(plan.store_dir) == {"theirs"}
+    assert left == [f"1 Buildah working containers in {plan.store_dir / 'storage'}: not swept, "
+                    "buildcage-orphan-build runs on that store"]
+
+
+def test_a_cancel_sweep_never_runs_when_podman_cannot_say_who_uses_the_store(tmp_path):
+    import calendar
+
+    from tui.engine.runner import BuildRunner
+
+    plan = plan_for(tmp_path, "project", project="p")
+    assert plan.store_dir is not None
+    plan.store_dir.parent.mkdir(parents=True)
+    project_store(tmp_path / "x", "p", {"theirs": "2026-11-29T09:00:05Z"}).rename(plan.store_dir)
+    world = World()
+    client = FakeClient(world)
+
+    def down(**kwargs: Any) -> list:
+        raise ConnectionError("podman went away")
+
+    client.containers.list = down  # type: ignore[method-assign]
+    runner = BuildRunner(client, plan, lambda event: None)  # type: ignore[arg-type]
+    runner._container_started = calendar.timegm((2026, 11, 29, 9, 0, 0))  # noqa: SLF001 - the runner's start time
+    # It says so instead of raising (the clean-up after it must run).
+    [left] = runner._sweep()  # noqa: SLF001 - the cancel sweep alone, without a real build
+    assert "not swept, who else uses that store cannot be told (podman went away)" in left
+    assert world.created == [] and stray_ids(plan.store_dir) == {"theirs"}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tui.engine.config import LOCAL_REGISTRY, Config, data_dir, ensure_data_dir
 from tui.engine.containers import remove_container
-from tui.engine.orphans import OWNER_LABEL, current_owner, find_orphans
+from tui.engine.orphans import find_orphans, owner_label
 from tui.engine.podman_api import PodmanUnavailable, connect, socket_path
 from tui.engine.profiles import HOST_STORE
 from tui.engine.registry import anonymous_write_probe, check_reachable
@@ -101,7 +101,7 @@ def _container_starts(client, image: str) -> str:
     try:
         container = client.containers.create(
             image=image, command=["true"], network_mode="none",
-            labels={"buildcage.doctor": "1", OWNER_LABEL: str(current_owner())})
+            labels={"buildcage.doctor": "1", **owner_label()})
         container.start()
         code = container.wait()
         return "" if code in (0, {"StatusCode": 0}) else f"a test container exited {code}"

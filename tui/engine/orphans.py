@@ -77,15 +77,18 @@ class Owner:
 
 
 def process_start(pid: int, proc: Path = PROC) -> int | None:
-    """Start time of process ``pid`` (field 22 of ``/proc/PID/stat``), None if there is none."""
+    """Start time of process ``pid`` (field 22 of ``/proc/PID/stat``), None if there is none
+    or it has exited already (a zombie that its parent has not reaped yet runs nothing)."""
     try:
         text = (proc / str(pid) / "stat").read_text()
     except (OSError, ValueError):
         return None
     # Field 2 is the command in parentheses and may itself hold spaces and ")": split after it.
     rest = text.rpartition(")")[2].split()
+    if not rest or rest[0] in ("Z", "X", "x"):  # rest[0] is field 3, the state
+        return None
     try:
-        return int(rest[19])  # rest[0] is field 3
+        return int(rest[19])
     except (IndexError, ValueError):
         return None
 
@@ -105,11 +108,15 @@ class Machine:
     host: str
     boot: str
     proc: Path = PROC
+    usable: bool = True
+    """False when this process cannot read its own /proc entry: then nobody can be shown to
+    be gone, and nothing is ever collected (better a leftover than a live build removed)."""
 
     @classmethod
     def here(cls, proc: Path = PROC) -> Machine:
         # Owner labels are colon-separated; a host name never holds one, but be sure.
-        return cls(socket.gethostname().replace(":", "-") or "localhost", boot_id(proc), proc)
+        host = socket.gethostname().replace(":", "-") or "localhost"
+        return cls(host, boot_id(proc), proc, process_start(os.getpid(), proc) is not None)
 
     def owner(self, pid: int | None = None) -> Owner:
         """The owner value of process ``pid`` (default: this process)."""
@@ -121,7 +128,7 @@ class Machine:
 
     def gone(self, owner: Owner) -> bool:
         """True only when ``owner`` is provably not running: never for another host's."""
-        if owner.host != self.host:
+        if owner.host != self.host or not self.usable:
             return False
         if owner.boot and self.boot and owner.boot != self.boot:
             return True
@@ -139,9 +146,24 @@ def current_owner() -> Owner:
     return _owners[pid]
 
 
+def owner_label() -> dict[str, str]:
+    """This process's owner label for something made outside a plan (doctor's test
+    container, a gc's sweeper); none where /proc cannot tell."""
+    try:
+        return {OWNER_LABEL: str(current_owner())}
+    except LookupError:
+        return {}
+
+
 def owned(plan: BuildPlan) -> BuildPlan:
-    """The plan with this process as its owner: everything made from it carries the label."""
-    return plan if plan.owner else replace(plan, owner=str(current_owner()))
+    """The plan with this process as its owner: everything made from it carries the label
+    (none where /proc cannot tell this process's start time: never collected then)."""
+    if plan.owner:
+        return plan
+    try:
+        return replace(plan, owner=str(current_owner()))
+    except LookupError:
+        return plan
 
 
 # -- finding ------------------------------------------------------------------------------------
@@ -225,7 +247,7 @@ def store_use(attrs: dict[str, Any]) -> StoreUse | None:
     """The store a builder writes, from its inspect data (a fresh volume is not a store here:
     it goes whole)."""
     for mount in attrs.get("Mounts") or []:
-        if mount.get("Type") != "bind" or not mount.get("RW"):
+        if not isinstance(mount, dict) or mount.get("Type") != "bind" or not mount.get("RW"):
             continue
         source, target = Path(mount.get("Source", "")), mount.get("Destination", "")
         if target == "/var/lib/containers":
@@ -250,6 +272,17 @@ def builders_on_store(client: Any, root: Path, exclude_builds: set[str]) -> list
                                                                                 "paused"):
             found.append(container)
     return found
+
+
+def store_busy(client: Any, root: Path, exclude_builds: set[str]) -> str:
+    """"" when no other build's builder writes the store at ``root``; else who does, or why
+    that cannot be told. A sweep waits either way: the working containers of a builder still
+    running look just like the ones a stopped Buildah left."""
+    try:
+        busy = builders_on_store(client, root, exclude_builds)
+    except Exception as exc:  # noqa: BLE001 - podman trouble: cannot tell, so do not touch the store
+        return f"who else uses that store cannot be told ({exc})"
+    return f"{', '.join(_name(c) for c in busy)} runs on that store" if busy else ""
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -346,11 +379,10 @@ def sweep_store(client: Any, use: StoreUse, since: float, attrs: dict[str, Any],
     ids = stray_working_containers(use.root, since)
     if not ids:
         return ""
-    busy = builders_on_store(client, use.root, builds)
+    busy = store_busy(client, use.root, builds)
     if busy:
-        return (f"{len(ids)} Buildah working containers in {use.root}: not swept while "
-                f"{', '.join(_name(c) for c in busy)} runs on that store")
-    labels = {**_labels_of(attrs), OWNER_LABEL: str(current_owner())}
+        return f"{len(ids)} Buildah working containers in {use.root}: not swept, {busy}"
+    labels = {**_labels_of(attrs), **owner_label()}
     try:
         sweeper = client.containers.create(**sweeper_kwargs(attrs, ids, labels))
         try:
@@ -393,12 +425,12 @@ def collect(client: Any, orphans: list[Orphan], *, dry_run: bool = False,
 
 
 def _inspect(container: Any) -> dict[str, Any] | None:
+    """Inspect data, or None when the container is gone (another collector was quicker: a
+    container being removed answers with errors other than NotFound too)."""
     try:
         container.reload()
-    except NotFound:
+    except Exception:  # noqa: BLE001 - a container being removed answers with other errors too
         return None
-    except Exception:  # noqa: BLE001 - podman trouble: try with what the list said
-        return dict(container.attrs)
     return dict(container.attrs)
 
 
@@ -552,13 +584,18 @@ def claim_store(client: Any, plan: BuildPlan, canceled: Callable[[], bool],
             if owner is not None and machine.gone(owner):
                 dead.add(labels.get(BUILD_LABEL, ""))
         if dead:
-            orphans = [o for o in find_orphans(client, machine) if o.build_id in dead]
-            report = collect(client, orphans, held=held)
+            try:
+                orphans = [o for o in find_orphans(client, machine) if o.build_id in dead]
+                report = collect(client, orphans, held=held)
+            except Exception as exc:  # noqa: BLE001 - podman trouble: wait (cancelable), never share the store
+                orphans, report = [], Report(left=[f"what dead builds left on the store ({exc})"])
             for orphan in orphans:
                 warn(f"removed {', '.join(orphan.things())}: left on this store by "
                      f"{orphan.describe()}")
             for line in report.left:
-                warn(f"could not remove {line}")
+                if line not in told:
+                    told.add(line)
+                    warn(f"could not remove {line}")
             if not report.left:
                 continue
         for container in busy:

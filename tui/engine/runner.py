@@ -33,7 +33,7 @@ from tui.engine.events import (
 )
 from tui.engine.image_facts import ImageFacts, read_facts
 from tui.engine.logs import ApiLogPoller, LogFileTail
-from tui.engine.orphans import builders_on_store, claim_store, collect_on_start, owned
+from tui.engine.orphans import claim_store, collect_on_start, owned, store_busy
 from tui.engine.plan import BuildPlan, Phase
 from tui.engine.planner import secret_looking_args
 from tui.engine.renderings import create_kwargs
@@ -360,10 +360,9 @@ class BuildRunner:
         ids = stray_working_containers(root, self._container_started - 1) if root else []
         if root is None or not ids:
             return []
-        busy = builders_on_store(self.client, root, {self.plan.build_id})
-        if busy:  # their working containers look the same as the strays: leave them all
-            return [f"{len(ids)} Buildah working containers in {root}: not swept while "
-                    f"{', '.join(c.name for c in busy)} runs on that store"]
+        busy = store_busy(self.client, root, {self.plan.build_id})
+        if busy:  # another builder's working containers look the same: leave them all
+            return [f"{len(ids)} Buildah working containers in {root}: not swept, {busy}"]
         kwargs = create_kwargs(self.plan, "build", self._idmap)
         kwargs.update(command=["buildah", "rm", *ids], name=f"{self.plan.container_name}-sweep")
         try:
