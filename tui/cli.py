@@ -69,8 +69,8 @@ def parser() -> argparse.ArgumentParser:
     profiles = sub.add_parser("profiles", help="profiles with facts checked on real containers")
     profiles.add_argument("--json", action="store_true")
     sub.add_parser("doctor", help="check this machine, with fixes")
-    gc = sub.add_parser("gc", help="remove containers, pods and volumes left by buildcage "
-                                   "processes that are gone (killed, terminal closed)")
+    gc = sub.add_parser("gc", help="remove containers, pods, volumes and secrets left by "
+                                   "buildcage processes that are gone (killed, terminal closed)")
     gc.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     history = sub.add_parser("history", help="recent builds")
     history.add_argument("--json", action="store_true")

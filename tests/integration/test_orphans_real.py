@@ -19,7 +19,13 @@ from pathlib import Path
 import pytest
 from podman_helpers import ROOT, Background
 
-from tui.engine.orphans import OWNER_LABEL, STORE_LOCK, Machine, current_owner
+from tui.engine.orphans import (
+    OWNER_LABEL,
+    STORE_LOCK,
+    Machine,
+    collect_on_start,
+    current_owner,
+)
 from tui.engine.stores import PIN_LABEL
 
 SLOW = ROOT / "tests" / "data" / "contexts" / "slow"
@@ -372,3 +378,120 @@ def test_a_killed_kube_build_leaves_pods_that_gc_removes(run_id):
     assert left_of(build.build_id) == []
     assert podman("pod", "ps", "--filter", f"name=buildcage-{build.build_id}", "-q") == ""
 
+
+# A process that makes a build's podman secrets exactly as the runner does (prepare, with the
+# runner's own secret maker), then either dies by SIGKILL right after the last secret exists
+# (before any container, pod or volume of the build) or stays alive until told to release.
+SECRET_MAKER = """
+import os, signal, sys
+from tui.engine.config import load_config
+from tui.engine.orphans import owned
+from tui.engine.planner import make_plan
+from tui.engine.podman_api import connect
+from tui.engine.runner import BuildRunner
+from tui.engine.stores import prepare, release
+
+context, project, secret_file, how = sys.argv[1:5]
+config = load_config()
+plan = owned(make_plan(context, config=config, profile="project", project=project,
+                       build_args=(("UNUSED", "1"),), secrets=(("token", secret_file),)))
+assert plan.authfile is not None, "the registry auth file is one of the secrets"
+print(plan.build_id, flush=True)
+client = connect(config.podman_url)
+
+def make(client, plan):
+    names = BuildRunner._make_secrets(client, plan)
+    if how == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return names
+
+state = prepare(client, plan, make_secrets=make)
+print("ready", flush=True)
+sys.stdin.readline()
+print("left: " + repr(release(client, state)), flush=True)
+"""
+
+
+class SecretMaker:
+    def __init__(self, project: str, secret_file: Path, how: str) -> None:
+        self.proc = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "python"), "-c", SECRET_MAKER, str(HELLO), project,
+             str(secret_file), how], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT)
+        assert self.proc.stdout is not None
+        self.build_id = self.proc.stdout.readline().strip()
+        assert self.build_id, "the secret maker never planned"
+        if how == "die":
+            assert self.proc.wait(60) == -signal.SIGKILL
+        else:
+            assert self.proc.stdout.readline().strip() == "ready"
+
+    def secrets(self) -> list[str]:
+        return sorted(n for n in podman("secret", "ls", "--format", "{{.Name}}").split()
+                      if n.startswith(f"buildcage-{self.build_id}-"))
+
+
+def test_secrets_of_a_build_killed_before_its_first_container_are_collected(engine, run_id,
+                                                                            tmp_path):
+    """No labelled container, pod or volume tells of these secrets: podman 4.3 keeps no
+    labels on secrets. gc, doctor and the start of every build still find them once their
+    process is gone, and never touch a live process's secrets."""
+    value = f"do-not-print-{run_id}"
+    secret_file = tmp_path / "token"
+    secret_file.write_text(value)
+    makers: list[SecretMaker] = []
+    try:
+        live = SecretMaker(f"sec-live-{run_id}", secret_file, "wait")
+        makers.append(live)
+        dead = SecretMaker(f"sec-dead-{run_id}", secret_file, "die")
+        makers.append(dead)
+        mine = [f"buildcage-{dead.build_id}-{what}" for what in ("args", "auth", "s-token")]
+        assert dead.secrets() == mine and len(live.secrets()) == 3
+        assert left_of(dead.build_id) == []  # nothing labelled: only the secrets tell
+
+        doctor = cli("doctor")
+        line = next(row for row in doctor.stdout.splitlines() if " orphans " in f" {row} ")
+        assert line.startswith("FAIL") and f"secret buildcage-{dead.build_id}-" in line, line
+        assert live.build_id not in doctor.stdout
+        dry = cli("gc", "--dry-run")
+        for name in mine:
+            assert f"would remove secret {name} (build {dead.build_id} of" in dry.stdout
+        assert dead.secrets() == mine
+
+        out = cli("gc")
+        assert out.returncode == 0, out.stderr
+        for name in mine:
+            assert f"removed secret {name} (build {dead.build_id} of buildcage process " \
+                   f"{dead.proc.pid} on" in out.stdout
+        assert dead.secrets() == [] and len(live.secrets()) == 3
+        assert live.build_id not in out.stdout
+
+        # The start of every build collects them too (the runner's first step).
+        again = SecretMaker(f"sec-dead2-{run_id}", secret_file, "die")
+        makers.append(again)
+        assert len(again.secrets()) == 3
+        warnings: list[str] = []
+        collect_on_start(engine.client(), warnings.append)
+        assert again.secrets() == [] and len(live.secrets()) == 3
+        assert any(f"secret buildcage-{again.build_id}-args" in w for w in warnings), warnings
+
+        assert live.proc.stdin is not None and live.proc.stdout is not None
+        live.proc.stdin.write("\n")
+        live.proc.stdin.flush()
+        assert live.proc.stdout.readline().strip() == "left: []"
+        assert live.proc.wait(60) == 0
+        assert live.secrets() == []
+        # The values were never written down: neither in buildcage's data directory nor in
+        # what gc and doctor print.
+        data = Path(os.environ["XDG_DATA_HOME"]) / "buildcage"
+        for path in data.rglob("*"):
+            if "stores" not in path.parts and path.is_file() and not path.is_symlink():
+                assert value.encode() not in path.read_bytes(), path
+        assert value not in doctor.stdout + dry.stdout + out.stdout + out.stderr
+    finally:
+        for maker in makers:
+            if maker.proc.poll() is None:
+                maker.proc.kill()
+                maker.proc.wait()
+            for name in maker.secrets():
+                podman("secret", "rm", name)

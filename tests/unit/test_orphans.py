@@ -573,3 +573,178 @@ def test_a_cancel_sweep_never_runs_when_podman_cannot_say_who_uses_the_store(tmp
     [left] = runner._sweep()  # noqa: SLF001 - the cancel sweep alone, without a real build
     assert "not swept, who else uses that store cannot be told (podman went away)" in left
     assert world.created == [] and stray_ids(plan.store_dir) == {"theirs"}
+
+
+# -- secrets that no labelled thing tells of -------------------------------------------------------
+def secret_plan(tmp_path: Path, owner: str = DEAD, project: str = "p") -> Any:
+    """A plan with all three kinds of secret (auth file, build arguments, a --secret file)."""
+    import dataclasses
+
+    token, auth = tmp_path / f"token-{project}", tmp_path / f"auth-{project}.json"
+    token.write_text("value-of-the-token")
+    auth.write_text('{"auths": {"127.0.0.1:5000": {"auth": "value-of-the-auth"}}}')
+    plan = plan_for(tmp_path, "project", project=project)
+    return dataclasses.replace(plan, owner=owner, authfile=auth,
+                               build_args=(("PASSWORD", "value-of-the-arg"),),
+                               secrets=(("token", str(token)),))
+
+
+def make_fake_secrets(world: World) -> Any:
+    def make(client: Any, plan: Any) -> list[str]:
+        for name in plan.secret_data():
+            FakeThing(world, "secrets", name, {})
+        return list(plan.secret_data())
+    return make
+
+
+def test_a_builds_secret_record_is_written_before_its_secrets_and_holds_no_value(tmp_path):
+    from tui.engine.secret_owners import RECORDS, secret_names
+    from tui.engine.stores import release
+
+    plan = secret_plan(tmp_path)
+    record = plan.data_dir / RECORDS / f"{plan.build_id}.json"
+    world = World()
+    seen: list[dict[str, Any]] = []
+
+    def make(client: Any, plan: Any) -> list[str]:
+        seen.append(json.loads(record.read_text()))  # already there: a kill now leaves it
+        assert record.stat().st_mode & 0o777 == 0o600
+        assert record.parent.stat().st_mode & 0o777 == 0o700
+        return make_fake_secrets(world)(client, plan)
+
+    state = prepare(FakeClient(world), plan, pin=False, make_secrets=make)  # type: ignore[arg-type]
+    assert seen[0] == {"build": plan.build_id, "owner": DEAD, "secrets": secret_names(plan)}
+    # Every name either runner gives a secret is in it (local podman secrets, kube Secrets).
+    assert set(world.secrets) <= set(secret_names(plan))
+    assert {plan.kube_secret_name(p.name) for p in plan.phases()} <= set(secret_names(plan))
+    assert "value-of" not in record.read_text()
+    assert release(FakeClient(world), state) == []  # type: ignore[arg-type]
+    assert world.secrets == {} and not record.exists()
+
+
+def test_no_record_for_a_plan_without_owner_or_without_secrets(tmp_path):
+    import dataclasses
+
+    from tui.engine.secret_owners import write_record
+
+    assert write_record(secret_plan(tmp_path, owner="")) is None  # never collected
+    plain = dataclasses.replace(secret_plan(tmp_path), authfile=None, build_args=(), secrets=())
+    assert write_record(plain) is None
+    assert not (plain.data_dir / "secret-owners").exists()
+
+
+def test_the_record_stays_while_some_secret_may_still_exist(tmp_path):
+    from tui.engine.secret_owners import RECORDS
+    from tui.engine.stores import release
+
+    plan = secret_plan(tmp_path)
+    record = plan.data_dir / RECORDS / f"{plan.build_id}.json"
+    world = World()
+
+    def half(client: Any, plan: Any) -> list[str]:
+        FakeThing(world, "secrets", plan.secret_name("auth"), {})
+        raise RuntimeError("podman went away")  # one made, not returned: the state never knew
+
+    with pytest.raises(RuntimeError):
+        prepare(FakeClient(world), plan, pin=False, make_secrets=half)  # type: ignore[arg-type]
+    assert record.exists()  # for gc, once this process is gone
+
+    class Stuck(FakeThing):
+        def remove(self, force: bool = False) -> None:
+            raise RuntimeError("podman went away")
+
+    world = World()
+    other = secret_plan(tmp_path, project="q")
+    state = prepare(FakeClient(world), other, pin=False,  # type: ignore[arg-type]
+                    make_secrets=make_fake_secrets(world))
+    Stuck(world, "secrets", other.secret_name("args"), {})
+    left = release(FakeClient(world), state)  # type: ignore[arg-type]
+    assert left == [f"podman secret {other.secret_name('args')} (podman went away)"]
+    assert (other.data_dir / RECORDS / f"{other.build_id}.json").exists()
+
+
+def test_secrets_a_dead_process_recorded_are_orphans_though_nothing_is_labelled(
+        machine, tmp_path):
+    from tui.engine.secret_owners import RECORDS, write_record
+
+    world = World()
+    dead = secret_plan(tmp_path, DEAD, "dead")
+    live = secret_plan(tmp_path, LIVE, "live")
+    far = secret_plan(tmp_path, ELSEWHERE, "far")
+    for plan in (dead, live, far):
+        write_record(plan)
+        make_fake_secrets(world)(None, plan)
+    # Named like the dead build's, but not one of its names: never taken.
+    FakeThing(world, "secrets", f"buildcage-{dead.build_id}x-args", {})
+    client = FakeClient(world)
+    data = dead.data_dir
+    [orphan] = find_orphans(client, machine, data)
+    why = f"build {dead.build_id} of buildcage process 200 on testhost, which is gone"
+    mine = [dead.secret_name(w) for w in ("auth", "args", "s-token")]
+    assert orphan.things() == [f"secret {name}" for name in mine]
+    assert orphan.describe() == why
+    assert collect(client, [orphan], dry_run=True).removed == [f"secret {n} ({why})"
+                                                                for n in mine]
+    assert world.log == []
+
+    report = collect(client, find_orphans(client, machine, data))
+    assert report.removed == [f"secret {n} ({why})" for n in mine] and report.left == []
+    assert not set(mine) & set(world.secrets)
+    assert f"buildcage-{dead.build_id}x-args" in world.secrets
+    assert len([n for n in world.secrets if live.build_id in n]) == 3  # its owner lives
+    assert len([n for n in world.secrets if far.build_id in n]) == 3  # cannot be checked
+    records = {p.name for p in (data / RECORDS).iterdir()}
+    assert records == {f"{live.build_id}.json", f"{far.build_id}.json"}
+    assert find_orphans(client, machine, data) == []
+
+
+def test_a_dead_processes_record_with_no_secret_left_is_named_and_removed(machine, tmp_path):
+    from tui.engine.secret_owners import write_record
+
+    plan = secret_plan(tmp_path)
+    record = write_record(plan)  # killed before its first secret existed
+    client = FakeClient(World())
+    [orphan] = find_orphans(client, machine, plan.data_dir)
+    assert orphan.things() == [f"record {record}"]
+    report = collect(client, [orphan])
+    assert report.removed == [f"record {record} ({orphan.describe()})"]
+    assert record is not None and not record.exists()
+
+
+def test_a_killed_builds_containers_and_recorded_secrets_go_together(machine, tmp_path):
+    from tui.engine.secret_owners import write_record
+
+    world = World()
+    plan = secret_plan(tmp_path)
+    record = write_record(plan)
+    make_fake_secrets(world)(None, plan)
+    FakeContainer(world, f"buildcage-{plan.build_id}-fetch", labels(plan.build_id, DEAD),
+                  "exited")
+    client = FakeClient(world)
+    [orphan] = find_orphans(client, machine, plan.data_dir)
+    assert orphan.things()[0] == f"container buildcage-{plan.build_id}-fetch"
+    assert len(orphan.things()) == 4  # and its three secrets; the record goes quietly
+    report = collect(client, [orphan])
+    assert len(report.removed) == 4 and report.left == []
+    assert world.secrets == {} and world.containers == {}
+    assert record is not None and not record.exists()
+
+
+def test_records_that_are_not_plainly_records_are_skipped(tmp_path):
+    from tui.engine.secret_owners import RECORDS, read_records
+
+    folder = tmp_path / RECORDS
+    folder.mkdir()
+    good = {"build": "abc", "owner": DEAD, "secrets": ["buildcage-abc-args", "my-own-secret"]}
+    (folder / "abc.json").write_text(json.dumps(good))
+    (folder / "other.json").write_text(json.dumps({**good, "build": "abc"}))  # not its name
+    (folder / "abc.txt").write_text(json.dumps(good))
+    (folder / "bad name.json").write_text(json.dumps({**good, "build": "bad name"}))
+    (folder / "junk.json").write_text("{not json")
+    (folder / "big.json").write_text(json.dumps({**good, "build": "big"}) + " " * 70000)
+    (tmp_path / "elsewhere.json").write_text(json.dumps({**good, "build": "link"}))
+    (folder / "link.json").symlink_to(tmp_path / "elsewhere.json")
+    [record] = read_records(tmp_path)
+    assert (record.build_id, record.owner) == ("abc", DEAD)
+    assert record.names == ("buildcage-abc-args",)  # never a secret that is not the build's
+    assert list(read_records(tmp_path / "missing")) == []

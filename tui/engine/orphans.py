@@ -14,7 +14,12 @@ build that still runs: its owner is alive.
 Collecting an orphan is the careful cancel of the runner, after the fact: each running container
 gets SIGTERM to Buildah first (it removes its working containers itself), then the kill; then the
 persistent store it wrote is swept of working containers Buildah still left, under that store's
-lock and only while no other builder runs on it; then pins, pods and volumes go.
+lock and only while no other builder runs on it; then pins, pods, secrets and volumes go.
+
+Secrets carry no labels (podman 4.3) and exist before a build's first container: a process
+killed in between leaves secrets only its record tells of (``tui.engine.secret_owners``); a
+record whose owner is gone makes an orphan of its secrets, whether or not anything labelled of
+that build is left.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from typing import Any
 
 from podman.errors import NotFound
 
+from tui.engine import secret_owners
+from tui.engine.config import data_dir
 from tui.engine.containers import remove_container, stop_gracefully
 from tui.engine.plan import FACTS_DIR, MOUNT_RECORD, BuildPlan
 from tui.engine.profiles import HOST_STORE
@@ -199,19 +206,36 @@ class Orphan:
     containers: list[Any] = field(default_factory=list)
     pods: list[Any] = field(default_factory=list)
     volumes: list[Any] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+    """Names of podman secrets its record (``tui.engine.secret_owners``) names that exist."""
+    record: Path | None = None
+    """That record: it goes once the secrets are gone."""
+
+    def labelled(self) -> bool:
+        return bool(self.containers or self.pods or self.volumes)
 
     def things(self) -> list[str]:
         return ([f"container {_name(c)}" for c in self.containers]
                 + [f"pod {_name(p)}" for p in self.pods]
-                + [f"volume {_name(v)}" for v in self.volumes])
+                + [f"volume {_name(v)}" for v in self.volumes]
+                + [f"secret {name}" for name in self.secrets]
+                + ([f"record {self.record}"] if self.record_alone() else []))
+
+    def record_alone(self) -> bool:
+        """A record left with nothing else (its process died before its first secret, or
+        after its last was removed) is named itself: else it goes quietly with the rest."""
+        return self.record is not None and not (self.labelled() or self.secrets)
 
     def describe(self) -> str:
         what = f"build {self.build_id} of " if self.build_id else ""
         return f"{what}buildcage process {self.owner.pid} on {self.owner.host}, which is gone"
 
 
-def find_orphans(client: Any, machine: Machine | None = None) -> list[Orphan]:
-    """Every orphan on the podman service: three labelled list calls and /proc reads."""
+def find_orphans(client: Any, machine: Machine | None = None,
+                 data: Path | None = None) -> list[Orphan]:
+    """Every orphan on the podman service: three labelled list calls and /proc reads; and the
+    secrets recorded in data directory ``data`` (default: buildcage's) by processes that are
+    gone (one more list call, only when there is such a record)."""
     machine = machine or Machine.here()
     found: dict[tuple[str, str], Orphan] = {}
 
@@ -231,6 +255,15 @@ def find_orphans(client: Any, machine: Machine | None = None) -> list[Orphan]:
             add(pod, "pods")
     for volume in client.volumes.list(filters={"label": OWNER_LABEL}):
         add(volume, "volumes")
+    dead = [(owner, record) for record in secret_owners.read_records(data or data_dir())
+            if (owner := Owner.parse(record.owner)) is not None and machine.gone(owner)]
+    if dead:
+        existing = {str(secret.name) for secret in client.secrets.list()}
+        for owner, record in dead:
+            orphan = found.setdefault((str(owner), record.build_id),
+                                      Orphan(owner, record.build_id))
+            orphan.secrets = [name for name in record.names if name in existing]
+            orphan.record = record.path
     return list(found.values())
 
 
@@ -476,8 +509,10 @@ def _collect_one(client: Any, orphan: Orphan, why: str, report: Report, stop_tim
             pass
         except Exception as exc:  # noqa: BLE001 - cleanup goes on: the pod is reported as left
             report.left.append(f"pod {_name(pod)} ({exc})")
-    if orphan.build_id:
-        _remove_secrets(client, orphan.build_id, why, report)
+    secrets_gone = True
+    if orphan.build_id and orphan.labelled():
+        secrets_gone = _remove_secrets(client, orphan.build_id, why, report)
+    _remove_recorded(client, orphan, why, report, secrets_gone)
     for volume in orphan.volumes:
         try:
             volume.remove()  # not forced: never take a container of someone else with it
@@ -509,15 +544,16 @@ def _pods_of(client: Any, present: list[tuple[Any, dict[str, Any]]], listed: lis
     return pods
 
 
-def _remove_secrets(client: Any, build_id: str, why: str, report: Report) -> None:
+def _remove_secrets(client: Any, build_id: str, why: str, report: Report) -> bool:
     """The podman secrets holding the build's arguments and --secret files (podman 4.3 keeps
-    no labels on secrets: they are named after the build)."""
+    no labels on secrets: they are named after the build). True when none is left."""
     try:
         secrets = [s for s in client.secrets.list()
                    if str(s.name).startswith(f"buildcage-{build_id}-")]
     except Exception as exc:  # noqa: BLE001 - podman trouble: say so, the rest goes on
         report.left.append(f"secrets of build {build_id} ({exc})")
-        return
+        return False
+    gone = True
     for secret in secrets:
         try:
             secret.remove()
@@ -526,6 +562,33 @@ def _remove_secrets(client: Any, build_id: str, why: str, report: Report) -> Non
             pass
         except Exception as exc:  # noqa: BLE001 - cleanup goes on: the secret is reported as left
             report.left.append(f"secret {secret.name} ({exc})")
+            gone = False
+    return gone
+
+
+def _remove_recorded(client: Any, orphan: Orphan, why: str, report: Report,
+                     gone: bool) -> None:
+    """The secrets the orphan's record names (by exact name), then the record, unless one of
+    the build's secrets could not be removed (``gone`` False): then it stays for later."""
+    for name in orphan.secrets:
+        try:
+            client.secrets.get(name).remove()
+            report.removed.append(f"secret {name} ({why})")
+        except NotFound:
+            pass  # removed with the build's labelled things just now, or by another collector
+        except Exception as exc:  # noqa: BLE001 - cleanup goes on: the secret is reported as left
+            report.left.append(f"secret {name} ({exc})")
+            gone = False
+    if orphan.record is None or not gone:
+        return
+    alone = orphan.record_alone()
+    try:
+        secret_owners.forget(orphan.record)
+    except OSError as exc:
+        report.left.append(f"record {orphan.record} ({exc})")
+        return
+    if alone:
+        report.removed.append(f"record {orphan.record} ({why})")
 
 
 def _remove_build_files(attrs: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from podman import PodmanClient
 from podman.errors import APIError, NotFound
 
+from tui.engine import secret_owners
 from tui.engine.config import private_dir
 from tui.engine.containerfile import parse_containerfile, read_containerfile
 from tui.engine.context import make_snapshot, remove_snapshot
@@ -44,6 +45,8 @@ class HostState:
     """Per-build files to delete afterwards."""
     secrets: list[str] = field(default_factory=list)
     """Podman secrets holding the build's arguments and --secret files."""
+    secret_record: Path | None = None
+    """Who made the secrets (``tui.engine.secret_owners``), removed once they all are."""
     build_dir: Path | None = None
     """The per-build directory (facts), removed whole."""
     snapshot: Path | None = None
@@ -122,7 +125,14 @@ def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True,
     state.build_dir = plan.build_dir
     plan.facts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        state.secrets += make_secrets(client, plan)
+        # The record first: a process killed right after making a secret leaves it to gc.
+        state.secret_record = secret_owners.write_record(plan)
+        try:
+            state.secrets += make_secrets(client, plan)
+        except BaseException:
+            # Some may exist, unknown to ``state``: the record stays, for gc once we are gone.
+            state.secret_record = None
+            raise
         if plan.context_snapshot is not None:
             if copy_context:
                 make_snapshot(plan)  # removes what it made if it fails
@@ -176,6 +186,7 @@ def release(client: PodmanClient, state: HostState) -> list[str]:
         except Exception as exc:  # noqa: BLE001 - podman down: say what is left behind
             left.append(f"pin container {pin_id[:12]} ({exc})")
     state.pins.clear()
+    secrets_left = False
     for name in state.secrets:
         try:
             client.secrets.get(name).remove()
@@ -183,7 +194,11 @@ def release(client: PodmanClient, state: HostState) -> list[str]:
             pass
         except Exception as exc:  # noqa: BLE001 - podman down: say what is left behind
             left.append(f"podman secret {name} ({exc})")
+            secrets_left = True
     state.secrets.clear()
+    if state.secret_record is not None and not secrets_left:  # else gc needs it later
+        secret_owners.forget(state.secret_record)
+        state.secret_record = None
     if state.build_dir is not None:
         shutil.rmtree(state.build_dir, ignore_errors=True)
         state.build_dir = None
