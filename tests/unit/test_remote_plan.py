@@ -18,6 +18,7 @@ from tui.engine.profiles import HOST_STORE
 from tui.engine.renderings import create_kwargs, podman_run
 from tui.engine.request import BuildRequest
 from tui.engine.session import Engine
+from tui.engine.summary import security_rating
 from tui.engine.transfer import TransferError, extract_into, write_archive
 
 HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello"
@@ -114,6 +115,9 @@ def test_remote_facts_take_sources_as_named():
     ]}
     facts = facts_from_inspect(attrs, remote=True)
     assert facts.remote
+    assert any("another host" in r for r in security_rating(facts).reasons)
+    assert not any("another host" in r for r in security_rating(
+        facts_from_inspect(attrs)).reasons)
     assert "/run/podman/podman.sock as /r/podman/podman.sock" in facts.engine_sockets
     assert facts.host_store == "read-only" and facts.host_store_via == ("/var/lib/shared",)
 
