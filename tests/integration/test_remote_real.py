@@ -1,8 +1,8 @@
 """A podman service on another host (issue 7, item 8), for real: a second podman service on this
 machine in its own mount namespace, where this machine's temporary files, home, checkout and
-buildcage's data directory are hidden (empty tmpfs over them), reached over TCP on loopback.
-Whatever the builder needs from here must reach it through the API (copies in and out), as it
-would over ``ssh://``; a bind mount of a local path would fail there."""
+buildcage's data directory are hidden (empty tmpfs over them), reached over ``ssh://`` through a
+test sshd on loopback. Whatever the builder needs from here must reach it through the API
+(copies in and out); a bind mount of a local path fails there."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from podman_helpers import REGISTRY, ROOT, Recorder, registry_digest
 from tui.engine.config import load_config
 from tui.engine.events import BuildStarted, Failed, ImageBuilt, LogLine, Pushed
 from tui.engine.history import History
+from tui.engine.podman_api import PodmanUnavailable, connect
 from tui.engine.request import BuildRequest
 from tui.engine.session import Engine
 from tui.engine.stores import leftovers
@@ -50,40 +51,107 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _wait(client: PodmanClient, process: subprocess.Popen, what: str) -> None:
+    deadline = time.time() + 60
+    while True:
+        with contextlib.suppress(Exception):  # not listening yet
+            if client.ping():
+                return
+        assert process.poll() is None, f"{what} did not start"
+        assert time.time() < deadline, f"{what} never answered"
+        time.sleep(0.3)
+
+
 @pytest.fixture(scope="module")
-def remote_url(provisioned: None, data_home: Path) -> Iterator[str]:
-    url = f"tcp://127.0.0.1:{_free_port()}"
+def remote_socket(provisioned: None, data_home: Path) -> Iterator[str]:
+    """A podman service that cannot see this machine's files, on a unix socket under /run."""
+    folder = Path(tempfile.mkdtemp(prefix="buildcage-it-remote-", dir="/run"))
+    sock = folder / "podman.sock"
     mounts = " && ".join(f"mount -t tmpfs buildcage-hidden {h}" for h in _hidden(data_home))
     service = subprocess.Popen(
         ["unshare", "--mount", "--propagation", "slave", "sh", "-c",
-         f"{mounts} && exec podman system service --time=0 {url}"],
+         f"{mounts} && exec podman system service --time=0 unix://{sock}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        client = PodmanClient(base_url=url)
-        deadline = time.time() + 60
-        while True:
-            with contextlib.suppress(Exception):  # not listening yet
-                if client.ping():
-                    break
-            assert service.poll() is None, "the remote podman service did not start"
-            assert time.time() < deadline, "the remote podman service never answered"
-            time.sleep(0.3)
-        yield url
+        _wait(PodmanClient(base_url=f"unix://{sock}"), service, "the remote podman service")
+        yield str(sock)
     finally:
         os.killpg(service.pid, signal.SIGTERM)
         service.wait(30)
+        subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+@dataclasses.dataclass
+class Ssh:
+    port: int
+    identity: Path
+    known_hosts: Path
 
 
 @pytest.fixture(scope="module")
-def remote_engine(remote_url: str, data_home: Path) -> Engine:
-    config = dataclasses.replace(load_config(), podman_url=remote_url)
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ssh]:
+    """An sshd of this test on loopback, root by key only; its host key known to the client
+    through a known_hosts file of this test (the user's own is never touched)."""
+    home = tmp_path_factory.mktemp("sshd")
+    for name in ("host_key", "id"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / name)],
+                       check=True)
+    (home / "authorized_keys").write_text((home / "id.pub").read_text())
+    port = _free_port()
+    (home / "known_hosts").write_text(f"[127.0.0.1]:{port} {(home / 'host_key.pub').read_text()}")
+    (home / "sshd_config").write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {home / 'host_key'}
+AuthorizedKeysFile {home / 'authorized_keys'}
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+AllowStreamLocalForwarding yes
+PidFile {home / 'sshd.pid'}
+""")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    daemon = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(home / "sshd_config")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert daemon.poll() is None and time.time() < deadline, "sshd did not start"
+            time.sleep(0.1)
+        yield Ssh(port, home / "id", home / "known_hosts")
+    finally:
+        daemon.terminate()
+        daemon.wait(10)
+
+
+@pytest.fixture(scope="module")
+def remote_url(remote_socket: str, sshd: Ssh) -> str:
+    return f"ssh://root@127.0.0.1:{sshd.port}{remote_socket}"
+
+
+@pytest.fixture(scope="module")
+def remote_engine(remote_url: str, sshd: Ssh, data_home: Path) -> Engine:
+    config = dataclasses.replace(load_config(), podman_url=remote_url,
+                                 podman_identity=str(sshd.identity),
+                                 podman_known_hosts=str(sshd.known_hosts))
     return Engine(config, History(data_home / "remote-history.sqlite3"))
 
 
-def test_the_remote_service_really_cannot_see_this_machines_files(remote_url, tmp_path):
+def test_an_unknown_host_key_is_refused_with_the_way_to_trust_it(remote_url, sshd, tmp_path):
+    """No trust on first use: a host whose key is not known gets no connection (a man in the
+    middle would get the context, the secrets and the registry credentials)."""
+    (tmp_path / "known_hosts").write_text("")
+    with pytest.raises(PodmanUnavailable, match="host key must be known"):
+        connect(remote_url, str(sshd.identity), str(tmp_path / "known_hosts"))
+
+
+def test_the_remote_service_really_cannot_see_this_machines_files(remote_socket, tmp_path):
     """The premise of every test here: a bind mount of a local path fails over there."""
     (tmp_path / "here").write_text("local")
-    client = PodmanClient(base_url=remote_url)
+    client = PodmanClient(base_url=f"unix://{remote_socket}")
     with pytest.raises(APIError, match="no such file or directory"):
         client.containers.create(
             image="localhost/buildcage/builder:latest", command=["cat", "/mnt/here"],
@@ -115,7 +183,7 @@ def _build(engine: Engine, request: BuildRequest) -> Recorder:
 
 @pytest.mark.parametrize("profile", ["isolated", "host-ro", "project"])
 def test_a_private_context_builds_and_pushes_on_a_remote_service(
-        remote_engine, remote_url, run_id, tmp_path, profile):
+        remote_engine, remote_socket, run_id, tmp_path, profile):
     marker = f"remote-{profile}-{run_id}"
     ctx, containerfile = _private_context(tmp_path, marker)
     repo = f"it/remote-{profile}"
@@ -129,11 +197,11 @@ def test_a_private_context_builds_and_pushes_on_a_remote_service(
     pushed = rec.of(Pushed)
     assert pushed and pushed[0].digest == registry_digest(repo, run_id)
     build_id = rec.of(BuildStarted)[0].build_id
-    assert leftovers(PodmanClient(base_url=remote_url), build_id) == []
+    assert leftovers(PodmanClient(base_url=f"unix://{remote_socket}"), build_id) == []
 
 
 def test_a_remote_project_store_keeps_its_layers_in_a_volume_there(
-        remote_engine, remote_url, run_id, tmp_path):
+        remote_engine, remote_socket, run_id, tmp_path):
     marker = f"remote-cache-{run_id}"
     ctx, containerfile = _private_context(tmp_path, marker)
     request = BuildRequest(ctx, profile="project", containerfile=str(containerfile),
@@ -144,7 +212,7 @@ def test_a_remote_project_store_keeps_its_layers_in_a_volume_there(
     assert again.done.status == "succeeded", again.of(Failed)
     assert again.done.cache_hits >= 2 and again.done.image_id == first.done.image_id
     plan = remote_engine.plan_for(request, confirmed=True)
-    client = PodmanClient(base_url=remote_url)
+    client = PodmanClient(base_url=f"unix://{remote_socket}")
     volume = client.volumes.get(plan.project_volume)
     try:
         assert volume.attrs["Labels"]["buildcage.project"] == f"remote-cache-{run_id}"

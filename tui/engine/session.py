@@ -73,7 +73,8 @@ class Engine:
         from tui.engine.podman_api import connect
 
         if self._client is None:
-            self._client = connect(self.config.podman_url)
+            self._client = connect(self.config.podman_url, self.config.podman_identity,
+                                   self.config.podman_known_hosts)
         return self._client
 
     @property
