@@ -29,7 +29,7 @@ from tui.engine.text import visible
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:.]+\]")
 _WATCHDOG = ('exec 3<&0; ssh "$@" </dev/null & ssh=$!; '
-             '(read -r _ <&3; kill "$ssh" 2>/dev/null) & wait "$ssh"')
+             '(read -r _ <&3; kill "$ssh") 2>/dev/null & wait "$ssh"')
 """Runs ssh; when buildcage's end of stdin closes (it exited, however), ssh is ended too. (An
 asynchronous list's stdin is /dev/null in sh: the pipe is read through fd 3.)"""
 
@@ -115,9 +115,9 @@ class SshTunnel:
         deadline = time.monotonic() + self.timeout
         while not os.path.exists(local):
             if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr \
-                    else ""
-                self.close()
+                proc = self._proc
+                self.close()  # ends the watchdog's reader, the last other holder of stderr
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
                 raise SshTunnelError(
                     f"ssh to {self.target.destination} port {self.target.port} failed: "
                     f"{visible(err.strip()) or 'no message'} (the host key must be known: "
