@@ -102,18 +102,3 @@ def test_a_build_whose_history_cannot_be_written_still_succeeds(tmp_path, data_h
 def test_a_malformed_podman_url_is_named(url):
     with pytest.raises(PodmanUnavailable, match="is not a podman service address"):
         connect(url)
-
-
-@pytest.mark.parametrize("url", ["ssh://root@build-host:22/run/podman/podman.sock",
-                                 "tcp://10.0.0.5:8080"])
-def test_a_remote_podman_service_is_refused_with_a_reason(tmp_path, url):
-    """The builder would bind-mount this machine's paths on another host: refused, before
-    anything is written or any connection is tried."""
-    from tui.engine.config import Config
-    from tui.engine.planner import PlanError
-    from tui.engine.request import BuildRequest
-    from tui.engine.session import Engine
-
-    engine = Engine(Config(podman_url=url), reach=lambda *_: (True, "ok"))
-    with pytest.raises(PlanError, match="not a local unix socket"):
-        engine.prepare(BuildRequest(HELLO))

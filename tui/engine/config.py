@@ -35,8 +35,10 @@ DEFAULT_PODMAN_URL = "unix:///run/podman/podman.sock"
 # A profile as read from ``[profiles.NAME]``; load_config checks it with the profiles module.
 ProfileSpec = dict[str, Any]
 
-_TOP_KEYS = {"default_profile", "builder_image", "podman_url", "registries", "profiles"}
-_STRING_KEYS = ("default_profile", "builder_image", "podman_url")
+_TOP_KEYS = {"default_profile", "builder_image", "podman_url", "podman_identity",
+             "podman_known_hosts", "registries", "profiles"}
+_STRING_KEYS = ("default_profile", "builder_image", "podman_url", "podman_identity",
+                "podman_known_hosts")
 
 
 class ConfigError(UserError, ValueError):
@@ -114,6 +116,10 @@ class Config:
     default_profile: str = DEFAULT_PROFILE
     builder_image: str = DEFAULT_BUILDER_IMAGE
     podman_url: str = DEFAULT_PODMAN_URL
+    podman_identity: str = ""
+    """ssh private key for an ``ssh://`` podman_url ("" : ssh's own choice)."""
+    podman_known_hosts: str = ""
+    """known_hosts file for an ``ssh://`` podman_url ("" : ssh's own, ~/.ssh/known_hosts)."""
 
     def tls_verify_for(self, registry_host: str) -> bool:
         """Whether TLS must be verified for ``registry_host``; unknown registries: True."""
@@ -190,6 +196,9 @@ def load_config(path: Path | None = None) -> Config:
     podman_url = os.environ.get("BUILDCAGE_PODMAN_URL", "")
     if podman_url:
         config.podman_url = podman_url
+    identity = os.environ.get("BUILDCAGE_PODMAN_IDENTITY", "")
+    if identity:
+        config.podman_identity = identity
     return config
 
 

@@ -30,7 +30,7 @@ class Check:
 def _socket(config: Config) -> Check:
     path = socket_path(config.podman_url)
     try:
-        client = connect(config.podman_url)
+        client = connect(config.podman_url, config.podman_identity, config.podman_known_hosts)
         client.close()
     except PodmanUnavailable as exc:
         return Check("socket", False, str(exc).split(". Start")[0],
@@ -40,7 +40,7 @@ def _socket(config: Config) -> Check:
 
 def _podman(config: Config) -> list[Check]:
     try:
-        client = connect(config.podman_url)
+        client = connect(config.podman_url, config.podman_identity, config.podman_known_hosts)
     except PodmanUnavailable:
         fix = "start the podman service first (see the socket check)"
         return [Check(n, False, "not checked: podman does not answer", fix)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from tui.engine.hostpaths import (
     ENGINE_SOCKETS,
     HOST_STORE,
+    KNOWN_SOCKETS,
     PathReach,
     engine_socket_locations,
     reach,
@@ -57,6 +58,10 @@ class SecurityFacts:
     ulimits: tuple[str, ...] = field(default=())
     host_store_via: tuple[str, ...] = field(default=())
     """Builder paths through which the host's image store is reached (see read_host_store)."""
+    remote: bool = False
+    """The podman service runs on another host: mount sources are taken as podman names them
+    (they cannot be resolved or looked into from here; a remote plan mounts no user-chosen
+    path, see tui.engine.planner.check_remote_profile)."""
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -109,18 +114,32 @@ def _reaches(mounts: tuple[MountFact, ...], host_store: str,
             for m in mounts if m.source]
 
 
-def read_host_store_mounts(mounts: tuple[MountFact, ...], host_store: str = HOST_STORE
-                           ) -> tuple[MountFact, ...]:
+def read_host_store_mounts(mounts: tuple[MountFact, ...], host_store: str = HOST_STORE,
+                           remote: bool = False) -> tuple[MountFact, ...]:
     """The mounts through which the builder reaches the host's image store: the store itself,
     a part of it, or a directory holding it, after resolving symlinks on the host. A podman
     volume lives under the store's ``volumes`` directory but is not the image store."""
+    if remote:
+        return tuple(m for m in mounts if m.source and m.kind != "volume"
+                     and literal_store_relation(m.source, host_store) != "none")
     return tuple(m for m in mounts if m.source and m.kind != "volume"
                  and store_relation(realpath(m.source), host_store) != "none")
 
 
-def read_host_store(mounts: tuple[MountFact, ...], host_store: str = HOST_STORE) -> HostAccess:
+def literal_store_relation(source: str, host_store: str = HOST_STORE) -> str:
+    """How a path on another host stands to that host's store, from the names alone."""
+    source, store = source.rstrip("/") or "/", host_store.rstrip("/")
+    if source == store:
+        return "is"
+    if source.startswith(store + "/"):
+        return "none" if source.startswith(store + "/volumes/") else "inside"
+    return "contains" if store.startswith(source.rstrip("/") + "/") else "none"
+
+
+def read_host_store(mounts: tuple[MountFact, ...], host_store: str = HOST_STORE,
+                    remote: bool = False) -> HostAccess:
     """How the container reaches the host's image store: the strongest access of any mount."""
-    through = read_host_store_mounts(mounts, host_store)
+    through = read_host_store_mounts(mounts, host_store, remote)
     if any(not m.read_only for m in through):
         return "read-write"
     return "read-only" if through else "none"
@@ -159,12 +178,26 @@ def describe_network(mode: str) -> str:
     return mode or "default"
 
 
-def facts_from_inspect(attrs: dict[str, Any], host_store: str = HOST_STORE) -> SecurityFacts:
+def read_remote_engine_sockets(mounts: tuple[MountFact, ...]) -> tuple[str, ...]:
+    """The known engine socket paths under a remote container's mount sources, by name."""
+    out: list[str] = []
+    for m in mounts:
+        source = m.source.rstrip("/") or "/"
+        for sock in KNOWN_SOCKETS:
+            if m.source and (source == "/" or sock == source or sock.startswith(source + "/")):
+                inside = m.target.rstrip("/") + sock[len(source.rstrip("/")):]
+                out.append(sock if inside == sock else f"{sock} as {inside}")
+    return tuple(dict.fromkeys(out))
+
+
+def facts_from_inspect(attrs: dict[str, Any], host_store: str = HOST_STORE,
+                       remote: bool = False) -> SecurityFacts:
     """The facts of a container from its inspect data; mount sources are looked at on this
-    machine (resolved, and looked into), which is the podman host when podman is local."""
+    machine (resolved, and looked into), which is the podman host when podman is local; on a
+    ``remote`` service they are taken as named."""
     host = attrs.get("HostConfig", {})
     mounts = read_mounts(attrs)
-    store_mounts = read_host_store_mounts(mounts, host_store)
+    store_mounts = read_host_store_mounts(mounts, host_store, remote)
     devices = tuple(d.get("PathOnHost", "") for d in host.get("Devices") or [])
     return SecurityFacts(
         privileged=read_privileged(attrs),
@@ -176,9 +209,11 @@ def facts_from_inspect(attrs: dict[str, Any], host_store: str = HOST_STORE) -> S
         userns=read_userns(attrs),
         mounts=mounts,
         devices=devices,
-        host_store=read_host_store(mounts, host_store),
+        host_store=read_host_store(mounts, host_store, remote),
         host_store_via=tuple(m.target for m in store_mounts),
-        engine_sockets=read_engine_sockets(mounts),
+        engine_sockets=(read_remote_engine_sockets(mounts) if remote
+                        else read_engine_sockets(mounts)),
+        remote=remote,
         network=host.get("NetworkMode", ""),
         pids_limit=int(host.get("PidsLimit") or 0),
         ulimits=tuple(f"{u['Name'].removeprefix('RLIMIT_').lower()}={u['Soft']}:{u['Hard']}"

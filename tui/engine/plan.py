@@ -38,13 +38,18 @@ STORAGE_CONF = "/etc/containers/storage.conf"
 REGISTRIES_CONF = "/etc/containers/registries.conf.d/99-buildcage.conf"
 MOUNT_RECORD = "overlay/.has-mount-program"
 
-MountKind = Literal["bind", "volume", "device", "secret"]
+MountKind = Literal["bind", "volume", "device", "secret", "copy", "sync"]
+"""``copy``: a file or directory of this machine copied into the container before it starts
+(``put_archive``); ``sync``: a directory copied in before and copied back out after the phase
+(``get_archive``). Both replace bind mounts of this machine's paths when the podman service runs
+on another host (``BuildPlan.remote``): there those paths do not exist, or are other files."""
 PhaseName = Literal["fetch", "build", "publish"]
 
 
 @dataclass(frozen=True)
 class Mount:
-    """One thing the builder sees from outside: a host path, a podman volume or a device."""
+    """One thing the builder sees from outside: a host path, a podman volume, a device, a
+    podman secret, or (remote service) a copy of a local file or directory."""
 
     source: str
     target: str
@@ -99,6 +104,10 @@ class BuildPlan:
     the runner: every container, pod and volume made for the build is labelled with it so that
     what a dead process left can be told from what a running build uses. "" for plans that are
     only shown (a pasted ``podman run`` belongs to no buildcage process)."""
+    remote: bool = False
+    """The podman service runs on another host (an ``ssh://`` or ``tcp://`` URL): the builder
+    gets copies of this machine's files (``copy``/``sync`` mounts) instead of bind mounts, and a
+    project store is a podman volume there instead of a directory here."""
     context_snapshot: Path | None = None
     """Per-build directory (``DATA/snapshots/BUILD_ID``, mode 0700) holding the copy of the
     context the builder reads (``context/``) and, when the Containerfile lies outside the
@@ -121,9 +130,22 @@ class BuildPlan:
 
         Checked on every use (raises ``paths.UnsafePath``): a real directory under
         ``DATA/stores``, never a symlink planted there, whatever the project is called."""
-        if self.profile.store != "project":
+        if self.profile.store != "project" or self.remote:
             return None
         return checked_store_dir(self.data_dir, self.profile.name, self.project)
+
+    @property
+    def project_volume(self) -> str:
+        """The podman volume holding a project store on a remote service (kept, like the
+        directory a local service uses). Named by a digest: profile and project names are
+        checked, but a volume name has its own rules."""
+        return f"buildcage-project-{_digest(self.profile.name + '/' + self.project)}"
+
+    def project_volume_labels(self) -> dict[str, str]:
+        """No build id and no owner: a project store outlives every build and every process,
+        so the orphan collector must never take it."""
+        return {"buildcage.store": "project", "buildcage.profile": self.profile.name,
+                "buildcage.project": self.project}
 
     @property
     def containerfile_outside_context(self) -> bool:
@@ -168,8 +190,9 @@ class BuildPlan:
 
     def without_snapshot(self) -> BuildPlan:
         """The same build reading the context itself: for a command printed to be run later,
-        when no snapshot made now would still exist (or show later edits)."""
-        return dataclasses.replace(self, context_snapshot=None)
+        when no snapshot made now would still exist (or show later edits). Printed commands
+        bind-mount the paths they name, so they are run on the machine that has them."""
+        return dataclasses.replace(self, context_snapshot=None, remote=False)
 
     def push_target(self) -> ImageRef | OciTarget | None:
         return parse_push_target(self.push)
@@ -224,6 +247,9 @@ class BuildPlan:
             # the user namespace and by the device cgroup either way.
             mounts.append(Mount(self.store_volume, "/var/lib/containers", "volume", False,
                                 "fresh store, removed after the build", ("dev", "suid")))
+        elif store == "project" and self.remote:
+            mounts.append(Mount(self.project_volume, "/var/lib/containers", "volume", False,
+                                f"store of project {self.project} (a volume on the service)"))
         elif store == "project":
             mounts.append(Mount(str(self.store_dir), "/var/lib/containers", "bind", False,
                                 f"store of project {self.project}"))
@@ -238,10 +264,21 @@ class BuildPlan:
             mounts.append(Mount(HOST_STORE, SHARED_STORE, purpose="host store, read-only"))
         for i, extra in enumerate(self.profile.extra_stores, start=1):
             mounts.append(Mount(extra, f"{SHARED_STORE}-{i}", purpose="additional image store"))
-        mounts.append(Mount(str(self.storage_conf_path), STORAGE_CONF, purpose="storage.conf"))
-        mounts.append(Mount(str(self.registries_conf_path), REGISTRIES_CONF,
-                            purpose="registries (TLS settings)"))
+        mounts.append(self._local(Mount(str(self.storage_conf_path), STORAGE_CONF,
+                                        purpose="storage.conf", file=True)))
+        mounts.append(self._local(Mount(str(self.registries_conf_path), REGISTRIES_CONF,
+                                        purpose="registries (TLS settings)", file=True)))
         return mounts
+
+    def _local(self, mount: Mount, *, output: bool = False) -> Mount:
+        """A bind mount of this machine's path; for a remote service, a copy of it put into the
+        container before it starts (``output``: and copied back once the phase has ended)."""
+        if not self.remote:
+            return mount
+        kind: MountKind = "sync" if output else "copy"
+        how = "copied in and out" if output else "copied in"
+        return dataclasses.replace(mount, kind=kind, chown=False,
+                                   purpose=f"{mount.purpose} ({how})")
 
     def phase_mounts(self, phase: PhaseName) -> list[Mount]:
         """What the container of ``phase`` sees. Only the untrusted build phase sees the context,
@@ -268,10 +305,12 @@ class BuildPlan:
                 if isinstance(target, OciTarget):
                     # A user-namespaced root cannot write a root-owned directory: podman's U
                     # hands it over, and stores.release gives it back to its owner afterwards.
-                    mounts.append(Mount(target.path, OCI_OUTPUT, "bind", False,
-                                        "OCI layout output", chown=self.profile.userns != "host"))
-                mounts.append(Mount(str(self.facts_dir), FACTS_DIR, "bind", False,
-                                    "facts written by the trusted publish phase"))
+                    mounts.append(self._local(
+                        Mount(target.path, OCI_OUTPUT, "bind", False, "OCI layout output",
+                              chown=self.profile.userns != "host"), output=True))
+                mounts.append(self._local(
+                    Mount(str(self.facts_dir), FACTS_DIR, "bind", False,
+                          "facts written by the trusted publish phase"), output=True))
         if self.profile.userns != "host" and phase_network(phase) == "host":
             # A user namespace may not mount a fresh sysfs while it shares the host's network
             # (needed for the loopback registry); podman then needs the host's, read-only.
@@ -307,17 +346,19 @@ class BuildPlan:
         show the builder all of home)."""
         file_target = f"{FILE_DIR}/{self.containerfile.name}"
         if self.context_snapshot is None:
+            assert not self.remote, "a remote service reads a snapshot of the context"
             mounts = [Mount(str(self.context), CONTEXT_DIR, purpose="build context")]
             if self.containerfile_outside_context:
                 mounts.append(Mount(str(self.containerfile), file_target, purpose="Containerfile",
                                     file=True))
             return mounts
         chown = self.profile.userns != "host"
-        mounts = [Mount(str(self.snapshot_context_dir), CONTEXT_DIR, chown=chown,
-                        purpose="build context (snapshot)")]
+        mounts = [self._local(Mount(str(self.snapshot_context_dir), CONTEXT_DIR, chown=chown,
+                                    purpose="build context (snapshot)"))]
         if self.containerfile_outside_context:
-            mounts.append(Mount(str(self.snapshot_containerfile), file_target, chown=chown,
-                                purpose="Containerfile (snapshot)", file=True))
+            mounts.append(self._local(Mount(str(self.snapshot_containerfile), file_target,
+                                            chown=chown, purpose="Containerfile (snapshot)",
+                                            file=True)))
         return mounts
 
     def bud_argv(self) -> list[str]:

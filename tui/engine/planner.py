@@ -15,7 +15,7 @@ from tui.engine.context import needs_snapshot
 from tui.engine.errors import UserError
 from tui.engine.paths import UnsafePath, check_context, check_project_name
 from tui.engine.plan import BuildPlan
-from tui.engine.profiles import ProfileSet, confirmation_message, confirmation_needed
+from tui.engine.profiles import Profile, ProfileSet, confirmation_message, confirmation_needed
 from tui.engine.registry import (
     BadReference,
     OciTarget,
@@ -129,12 +129,15 @@ def make_plan(
     confirmed: bool | frozenset[str] = False,
     build_id: str | None = None,
     snapshot: bool | None = None,
+    remote: bool = False,
 ) -> BuildPlan:
     """Check every input and build the plan; raises PlanError with a message for people.
 
     ``snapshot``: True, the builder reads a copy of the context made for this build (see
     ``tui.engine.context``); False, it mounts the context itself read-only; None (default),
-    a copy only when the builder could not read the context (``context.needs_snapshot``)."""
+    a copy only when the builder could not read the context (``context.needs_snapshot``).
+    ``remote``: the podman service runs on another host (see ``BuildPlan.remote``): always a
+    snapshot, copied to the builder."""
     ctx = Path(context).expanduser().resolve()
     if not ctx.exists():
         raise PlanError(f"build context {str(context)!r} does not exist")
@@ -182,6 +185,9 @@ def make_plan(
         chosen = dataclasses.replace(
             chosen, extra_stores=tuple(os.path.realpath(os.path.expanduser(e))
                                        for e in chosen.extra_stores))
+    if remote:
+        check_remote_profile(chosen)
+        snapshot = True
     build_id = build_id or new_build_id()
     if snapshot is None:
         snapshot = needs_snapshot(ctx, cf, chosen.userns)
@@ -205,6 +211,7 @@ def make_plan(
         selinux_enabled=selinux_enabled(),
         registries_conf=registries_conf(config),
         context_snapshot=data / "snapshots" / build_id if snapshot else None,
+        remote=remote,
     )
     try:
         _ = plan.store_dir  # refuses a store path that leads out of buildcage's data directory
@@ -212,3 +219,21 @@ def make_plan(
         raise PlanError(str(exc)) from exc
     return plan
 
+
+
+def check_remote_profile(profile: Profile) -> None:
+    """What a profile cannot do on a podman service on another host; raises PlanError."""
+    if profile.extra_stores:
+        # Paths on the service's host: buildcage cannot resolve them or look inside them from
+        # here (issue 7, item 6: facts about what is mounted come from the real thing).
+        raise PlanError(f"profile {profile.name!r} mounts extra stores "
+                        f"({', '.join(profile.extra_stores)}): paths on the podman host, which "
+                        "buildcage cannot check from this machine; run buildcage on the podman "
+                        "host, or use a profile without extra_stores")
+    if profile.store == "host":
+        # The builder needs a private copy of the store's mount-program record bind-mounted
+        # over the host's own (see BuildPlan.store_mounts); that file lives on this machine.
+        raise PlanError(f"profile {profile.name!r} writes the host store, which needs a file "
+                        "of this machine mounted into it: not served on a podman service on "
+                        "another host; run buildcage on the podman host, or use host-ro, "
+                        "project or isolated")

@@ -31,16 +31,37 @@ def check_url(url: str) -> None:
             "(podman_url in config.toml, or BUILDCAGE_PODMAN_URL)")
 
 
-def connect(url: str) -> PodmanClient:
+def connect(url: str, identity: str = "", known_hosts: str = "") -> PodmanClient:
+    """A client of the service at ``url``; ``ssh://`` goes through buildcage's own tunnel
+    (tui.engine.ssh_tunnel: the host key checked, one ssh for the session)."""
     check_url(url)
+    tunnel = None
+    base_url = url
+    if url.startswith(("ssh://", "http+ssh://")):
+        from tui.engine.ssh_tunnel import SshTunnel, SshTunnelError
+
+        try:
+            tunnel = SshTunnel(url, identity=identity, known_hosts=known_hosts)
+            base_url = tunnel.open()
+        except SshTunnelError as exc:
+            raise PodmanUnavailable(str(exc)) from exc
     try:
-        client = PodmanClient(base_url=url, timeout=60)
+        client = PodmanClient(base_url=base_url, timeout=60)
         ok = client.ping()
     except Exception as exc:  # the client raises several types for "nobody there"
+        if tunnel is not None:
+            tunnel.close()
         raise PodmanUnavailable(_message(url, exc)) from exc
     if not ok:
+        if tunnel is not None:
+            tunnel.close()
         raise PodmanUnavailable(_message(url, None))
+    TUNNELS[id(client)] = tunnel  # lives as long as the process (closed at exit)
     return client
+
+
+TUNNELS: dict[int, object] = {}
+"""The ssh tunnel behind each client connected through one (kept open)."""
 
 
 def _message(url: str, exc: BaseException | None) -> str:

@@ -23,7 +23,7 @@ def probe_facts(client: PodmanClient, plan: BuildPlan) -> SecurityFacts:
         kwargs["name"] = f"{plan.container_name}-probe"
         container = client.containers.create(**kwargs)
         container.reload()
-        return facts_from_inspect(container.attrs)
+        return facts_from_inspect(container.attrs, remote=plan.remote)
     finally:
         if container is not None:
             remove_container(container)

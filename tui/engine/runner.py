@@ -46,6 +46,7 @@ from tui.engine.stores import (
     store_root,
     stray_working_containers,
 )
+from tui.engine.transfer import copy_in, copy_out, outputs
 
 EventSink = Callable[[Event], None]
 
@@ -196,8 +197,8 @@ class BuildRunner:
     def _own_facts_dir(self) -> None:
         """A user-namespaced publish phase writes the facts as its root, an unprivileged host
         uid: the (private, per-build) facts directory is handed to that uid."""
-        if self._idmap is None:
-            return
+        if self._idmap is None or self.plan.remote:
+            return  # (a remote builder's facts are copied back by this process)
         uid, gid = (int(m[0].split(":")[1]) for m in (self._idmap["UidMap"],
                                                       self._idmap["GidMap"]))
         os.chown(self.plan.facts_dir, uid, gid)
@@ -228,6 +229,7 @@ class BuildRunner:
             maps = container.attrs.get("HostConfig", {}).get("IDMappings") or {}
             if maps.get("UidMap") and maps.get("GidMap"):
                 self._idmap = {"UidMap": maps["UidMap"], "GidMap": maps["GidMap"]}
+        copy_in(container, spec.mounts)  # a remote service: this machine's files, copied
         if self.canceled:
             return None
         container.start()
@@ -275,6 +277,8 @@ class BuildRunner:
         result = outcome[0] if outcome else -1
         if isinstance(result, BaseException):
             raise result  # the podman service stayed away, or another API error
+        if outputs(spec.mounts) and not self.canceled:
+            copy_out(container, spec.mounts)  # a remote service: the facts, an OCI layout
         return result
 
     @staticmethod
@@ -316,7 +320,8 @@ class BuildRunner:
         container.reload()
         log = container.attrs.get("HostConfig", {}).get("LogConfig", {})
         path = Path(log.get("Path") or "/nonexistent")
-        if self.use_log_file and log.get("Type") == "k8s-file" and os.access(path, os.R_OK):
+        if self.use_log_file and not self.plan.remote and log.get("Type") == "k8s-file" \
+                and os.access(path, os.R_OK):
             return LogFileTail(path)
         return ApiLogPoller(container)
 

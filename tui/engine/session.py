@@ -73,8 +73,15 @@ class Engine:
         from tui.engine.podman_api import connect
 
         if self._client is None:
-            self._client = connect(self.config.podman_url)
+            self._client = connect(self.config.podman_url, self.config.podman_identity,
+                                   self.config.podman_known_hosts)
         return self._client
+
+    @property
+    def remote(self) -> bool:
+        """Whether the podman service runs on another host: every URL but a unix socket. The
+        builder then gets copies of this machine's files, not bind mounts (``BuildPlan.remote``)."""
+        return not self.config.podman_url.startswith(("unix://", "http+unix://"))
 
     def plan(self, context: str | Path, **options) -> BuildPlan:
         """See tui.engine.planner.make_plan for the options; raises PlanError."""
@@ -89,7 +96,8 @@ class Engine:
                          push=request.push, build_args=request.build_args,
                          secrets=request.secrets,
                          target_stage=request.target_stage, no_cache=request.no_cache,
-                         project=request.project or None, confirmed=confirmed)
+                         project=request.project or None, confirmed=confirmed,
+                         remote=self.remote)
 
     def prepare(self, request: BuildRequest, *, confirmed: bool | frozenset[str] = False,
                 check_push: bool = True) -> PreparedBuild:
@@ -98,13 +106,10 @@ class Engine:
         ``check_push`` that the push target's registry answers. Writes the plan's files, so its
         ``podman run`` and Pod renderings run as printed. Raises a UserError saying what to
         change."""
-        if not self.config.podman_url.startswith("unix://"):
-            # The builder bind-mounts this machine's paths (the context or its snapshot, the
-            # project stores, the generated configuration, the facts directory): on another
-            # host they do not exist, or are other files. Refused rather than half-working.
-            raise PlanError(f"podman service {self.config.podman_url!r} is not a local unix "
-                            "socket: buildcage mounts this machine's files into the builder, "
-                            "so run buildcage on the podman host (unix:///run/podman/podman.sock)")
+        if self.remote and request.on == "kube":
+            raise PlanError("--on kube plays Pods that mount this machine's files (hostPath): "
+                            f"not on the podman service {self.config.podman_url!r} on another "
+                            "host; run buildcage on the podman host for --on kube")
         plan = self.plan_for(request, confirmed=confirmed)
         parse_containerfile(read_containerfile(plan.containerfile))
         target = parse_push_target(plan.push)

@@ -142,18 +142,27 @@ def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True,
         if plan.profile.store == "host":
             state.files.append(plan.mount_record_path)
         target = plan.push_target()
-        if isinstance(target, OciTarget) and plan.profile.userns != "host":
+        if isinstance(target, OciTarget) and plan.profile.userns != "host" and not plan.remote:
             info = os.stat(target.path)
             state.oci_owner = (Path(target.path), info.st_uid, info.st_gid)
         if plan.profile.store == "fresh":
             client.volumes.create(plan.store_volume, labels=plan.labels())
             state.volume = plan.store_volume
+        if plan.profile.store == "project" and plan.remote:
+            project_volume(client, plan)
         if pin and plan.profile.sees_host_images:
             pin_base_images(client, plan, state)
     except BaseException:
         release(client, state)  # nothing made here outlives a failed preparation
         raise
     return state
+
+
+def project_volume(client: PodmanClient, plan: BuildPlan) -> None:
+    """A remote service's project store: a labelled volume there, made once and kept."""
+    if not client.volumes.exists(plan.project_volume):
+        with contextlib.suppress(APIError):  # made meanwhile by another build: as good
+            client.volumes.create(plan.project_volume, labels=plan.project_volume_labels())
 
 
 def base_images(plan: BuildPlan) -> list[str]:

@@ -59,6 +59,10 @@ def security_rating(facts: SecurityFacts) -> Rating:
                        + describe_network(network).split(": ", 1)[1])
     elif network:
         reasons.append(f"network {describe_network(network)}")
+    if facts.remote:
+        reasons.append("podman runs on another host: its mounts are judged by their names "
+                       "(paths there cannot be looked into from here; only built-in ones are "
+                       "allowed)")
     return Rating(max(1, min(5, score)), tuple(reasons))
 
 

@@ -1,0 +1,43 @@
+"""ssh:// podman URLs: nothing in them reaches ssh as an option, the host key is checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from tui.engine.ssh_tunnel import SshTunnel, SshTunnelError, parse_ssh_url
+
+
+def test_a_url_names_user_host_port_and_the_services_socket():
+    target = parse_ssh_url("ssh://root@build-host:2222/run/podman/podman.sock")
+    assert (target.user, target.host, target.port, target.socket) == (
+        "root", "build-host", 2222, "/run/podman/podman.sock")
+    assert parse_ssh_url("ssh://10.1.2.3/run/podman/podman.sock").destination == "10.1.2.3"
+
+
+@pytest.mark.parametrize("url", [
+    "ssh://-oProxyCommand=touch%20x/run/podman/podman.sock",
+    "ssh://-oProxyCommand=sh@host/run/podman/podman.sock",
+    "ssh://root@host",                             # no socket path
+    "ssh://root:secret@host/run/podman/podman.sock",  # a password in a config file
+    "ssh://root@host:notaport/run/podman/podman.sock",
+    "ssh://root@ho st/run/podman/podman.sock",
+    "ssh://root@host/run/x:/etc/passwd",           # -L LOCAL:REMOTE must stay two parts
+])
+def test_hostile_or_broken_urls_are_refused(url):
+    with pytest.raises(SshTunnelError):
+        parse_ssh_url(url)
+
+
+def test_ssh_is_asked_to_check_the_host_key_and_never_to_prompt(tmp_path):
+    key = tmp_path / "id"
+    key.write_text("k")
+    tunnel = SshTunnel("ssh://root@build-host:2222/run/podman/podman.sock", identity=str(key),
+                       known_hosts=str(tmp_path / "kh"))
+    argv = tunnel.argv("/tmp/x/podman.sock")
+    assert "StrictHostKeyChecking no" not in " ".join(argv)
+    assert ["-o", "BatchMode=yes"] == argv[2:4]
+    assert argv[-2:] == ["--", "root@build-host"]  # the destination can never be an option
+    assert "-L" in argv and argv[argv.index("-L") + 1] == \
+        "/tmp/x/podman.sock:/run/podman/podman.sock"
+    assert f"UserKnownHostsFile={tmp_path / 'kh'}" in argv
+    assert argv[argv.index("-i") + 1] == str(key)
