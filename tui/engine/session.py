@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tui.engine.cache_inputs import read_inputs
+from tui.engine.cache_why import CacheExplainer, Lookup, earlier_files, store_key
 from tui.engine.config import Config, load_config
 from tui.engine.containerfile import parse_containerfile, read_containerfile
 from tui.engine.events import BuildWarning, Done, Event, StepDone, StepStarted
@@ -159,24 +161,61 @@ class Engine:
         return BuildRunner(self.client(), plan, self.recording(plan, on_event))
 
     def recording(self, plan: BuildPlan, on_event: EventSink) -> EventSink:
-        """Passes events on and records the build in history when its Done arrives, before
-        passing the Done on. History that cannot be written is a warning: the build itself
-        went as its Done says."""
+        """Passes events on, with the ``CacheMiss`` events that explain the steps that ran
+        (``explainer``), and records the build in history when its Done arrives, before
+        passing the Done on. History that cannot be written, or an explanation that fails, is
+        a warning: the build itself went as its Done says."""
         steps = StepLog()
+        explainer = self.explainer(plan)
+        broken: list[str] = []
+
+        def explain(event: Event) -> list[Event]:
+            if explainer is None or broken:
+                return []
+            try:
+                if isinstance(event, Done):
+                    return explainer.finish(event)
+                return explainer.feed(event)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not end the build
+                broken.append(f"{type(exc).__name__}: {exc}")
+                return [BuildWarning(message=f"cache explanations stopped: {broken[0]}")]
 
         def sink(event: Event) -> None:
             steps.feed(event)
-            if isinstance(event, Done):
-                try:
-                    self.record(plan, event, steps)
-                except HistoryError as exc:
-                    on_event(BuildWarning(message=f"not recorded in history: {exc}",
-                                          time=event.time))
+            if not isinstance(event, Done):
+                on_event(event)
+                for extra in explain(event):
+                    on_event(extra)
+                return
+            for extra in explain(event):
+                on_event(extra)
+            try:
+                self.record(plan, event, steps, None if broken else explainer)
+            except HistoryError as exc:
+                on_event(BuildWarning(message=f"not recorded in history: {exc}",
+                                      time=event.time))
             on_event(event)
 
         return sink
 
-    def record(self, plan: BuildPlan, done: Done, steps: StepLog) -> int:
+    def explainer(self, plan: BuildPlan) -> CacheExplainer | None:
+        """Reads what the plan's steps are keyed on (the Containerfile, build arguments, the
+        context files COPY/ADD read) and the earlier builds to compare with; None when history
+        cannot be read (the build goes on, unexplained)."""
+        try:
+            lookup = Lookup(self.history)
+            store = store_key(plan, self.config.podman_url)
+            key = self.history.secret_key()
+            earlier = {} if plan.profile.store == "fresh" else \
+                earlier_files(lookup, str(plan.context), store)
+            inputs = read_inputs(plan, key, earlier, files=plan.profile.store != "fresh")
+        except (HistoryError, OSError):
+            return None
+        return CacheExplainer(plan, inputs, lookup, store)
+
+    def record(self, plan: BuildPlan, done: Done, steps: StepLog,
+               explainer: CacheExplainer | None = None) -> int:
+        cache, misses, bases = explainer.record() if explainer is not None else ([], [], None)
         return self.history.add(BuildRecord(
             started_at=time.time() - done.duration_s,
             profile=plan.profile.name,
@@ -195,4 +234,6 @@ class Engine:
             no_cache=plan.no_cache,
             warm=done.cache_hits > 0,
             steps=[steps.steps[k] for k in sorted(steps.steps)],
-        ))
+            store=explainer.store if explainer is not None else "",
+            bases=bases,
+        ), cache=cache, misses=misses)
