@@ -1,5 +1,5 @@
 """Command line: `buildcage [DIR]` starts the TUI (its picker in DIR); build, plan, profiles,
-doctor, gc and history are headless and use the same engine.
+doctor, gc, history and why are headless and use the same engine.
 
 Exit codes: 0 success, 1 a failed build (or failed checks), 2 bad input (a UserError, with a
 message saying what to change), 130 cancelled (Ctrl-C, SIGTERM, SIGHUP), 141 output closed early
@@ -75,6 +75,14 @@ def parser() -> argparse.ArgumentParser:
     history = sub.add_parser("history", help="recent builds")
     history.add_argument("--json", action="store_true")
     history.add_argument("-n", type=int, default=20)
+    why = sub.add_parser("why", help="why the steps of the last build of a context ran "
+                                     "instead of coming from the cache")
+    why.add_argument("context", nargs="?",
+                     help="build context (default: the last build in history)")
+    why.add_argument("--profile", help="the last build with this profile")
+    why.add_argument("--project", help="the last build in this project's store")
+    why.add_argument("--build", type=int, metavar="ID", help="this build of `buildcage history`")
+    why.add_argument("--json", action="store_true")
     return top
 
 
@@ -209,7 +217,54 @@ def cmd_history(engine, args: argparse.Namespace) -> int:
     return 0
 
 
-VERBS = ("build", "plan", "profiles", "doctor", "gc", "history")
+def cmd_why(engine, args: argparse.Namespace) -> int:
+    from tui.cli_output import print_why
+    from tui.engine.cache_why import why_report
+
+    record = _why_record(engine, args)  # HistoryError / UserError: exit 2, named
+    report = why_report(engine.history, record)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print_why(report)
+    return 0
+
+
+def _why_record(engine, args: argparse.Namespace):
+    from tui.engine.cache_why import profile_store_key
+    from tui.engine.planner import project_name
+
+    history = engine.history
+    if args.build is not None:
+        found = history.get(args.build)
+        if found is None:
+            raise UserError(f"no build #{args.build} in history (buildcage history lists them)")
+        return found
+    if args.context is None:
+        if args.profile or args.project:
+            raise UserError("--profile and --project need a CONTEXT")
+        recent = history.recent(1)
+        if not recent:
+            raise UserError("no build in history yet")
+        return recent[0]
+    context = Path(args.context).expanduser().resolve()
+    store = None
+    if args.profile or args.project:
+        try:
+            profile = engine.profiles.get(args.profile or engine.config.default_profile)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+        remote = engine.config.podman_url if engine.remote else ""
+        store = profile_store_key(profile, args.project or project_name(context), remote)
+    found = history.last_build(str(context), store=store,
+                               profile=args.profile if store is None else None)
+    if found is None:
+        raise UserError(f"no build of {context} in history"
+                        + (" with those options" if store else ""))
+    return found
+
+
+VERBS = ("build", "plan", "profiles", "doctor", "gc", "history", "why")
 
 
 class Interrupted(BaseException):
@@ -264,7 +319,7 @@ def _run(argv: list[str], state: dict[str, bool], interrupts: Interrupts) -> int
         code = cmd_build(engine, args, interrupts)
     else:
         handler = {"plan": cmd_plan, "profiles": cmd_profiles, "doctor": cmd_doctor,
-                   "gc": cmd_gc, "history": cmd_history}[args.verb]
+                   "gc": cmd_gc, "history": cmd_history, "why": cmd_why}[args.verb]
         code = handler(engine, args)
     sys.stdout.flush()  # a closed pipe shows here, inside main, not at interpreter exit
     return code

@@ -36,6 +36,7 @@ from tui.engine.cache_reasons import (
     NoEarlierBuild,
     OtherStore,
     Unknown,
+    reason_from_dict,
 )
 from tui.engine.events import (
     BaseImages,
@@ -49,6 +50,7 @@ from tui.engine.events import (
 )
 from tui.engine.history import BuildRecord, CacheMissRecord, CacheStep, History
 from tui.engine.plan import BuildPlan
+from tui.engine.profiles import Profile
 
 MAX_LISTED = 20
 """Paths named per kind (added, removed, changed) in one reason; the rest are counted."""
@@ -57,13 +59,19 @@ MAX_LISTED = 20
 def store_key(plan: BuildPlan, podman_url: str = "") -> str:
     """Which image store (so which layer cache) a build uses. A fresh store is new for every
     build; a project store is per profile and project, and per podman service when remote."""
-    store = plan.profile.store
-    if store == "fresh":
-        return f"fresh:{plan.build_id}"
-    if store == "host":
+    return profile_store_key(plan.profile, plan.project, podman_url if plan.remote else "",
+                             plan.build_id)
+
+
+def profile_store_key(profile: Profile, project: str, remote_url: str = "",
+                      build_id: str = "") -> str:
+    """``store_key`` from its parts (``buildcage why --profile P --project N``)."""
+    if profile.store == "fresh":
+        return f"fresh:{build_id}"
+    if profile.store == "host":
         return "host"
-    key = f"project:{plan.profile.name}:{plan.project}"
-    return f"{key}@{podman_url}" if plan.remote else key
+    key = f"project:{profile.name}:{project}"
+    return f"{key}@{remote_url}" if remote_url else key
 
 
 def store_label(key: str) -> str:
@@ -501,3 +509,64 @@ def _missed(ran: Ran, via: str) -> EarlierStepMissed:
 def _stage_seen(earlier: Earlier, stage: int) -> bool:
     return any(s == stage for s, _ in earlier.steps)
 
+
+
+OUTCOMES = {"from": "", "cached": "cached", "built": "ran", "failed": "failed",
+            "canceled": "canceled", "running": "ran"}
+"""How ``buildcage why`` names what happened to a step."""
+
+
+@dataclass(frozen=True)
+class WhyStep:
+    stage: int
+    step: int
+    instruction: str
+    outcome: str
+    """from, cached, built, failed or canceled (as recorded)."""
+    layer_id: str = ""
+    reasons: tuple[MissReason, ...] = ()
+    compared_with: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "step": self.step, "instruction": self.instruction,
+                "outcome": self.outcome, "layer_id": self.layer_id,
+                "compared_with": self.compared_with,
+                "reasons": [reason.to_dict() for reason in self.reasons]}
+
+
+@dataclass(frozen=True)
+class WhyReport:
+    """What ``buildcage why`` shows of one build of history."""
+
+    build: BuildRecord
+    steps: tuple[WhyStep, ...]
+    recorded: bool
+    """False for a build recorded before buildcage explained cache misses."""
+
+    def to_dict(self) -> dict[str, Any]:
+        b = self.build
+        return {"build": b.id, "context": b.context, "profile": b.profile, "status": b.status,
+                "started_at": b.started_at, "store": b.store, "store_label": store_label(b.store),
+                "steps_total": b.steps_total, "cache_hits": b.cache_hits,
+                "no_cache": b.no_cache, "recorded": self.recorded,
+                "steps": [step.to_dict() for step in self.steps]}
+
+
+def why_report(history: History, record: BuildRecord) -> WhyReport:
+    """The steps of a build of history with the reasons recorded for the ones that ran."""
+    assert record.id is not None
+    cache = history.cache_steps(record.id)
+    misses = {(m.stage, m.step): m for m in history.cache_misses(record.id)}
+    steps = []
+    for c in cache:
+        miss = misses.get((c.stage, c.step))
+        reasons: tuple[MissReason, ...] = ()
+        if miss is not None:
+            reasons = tuple(reason_from_dict(r) for r in miss.reasons)
+        steps.append(WhyStep(c.stage, c.step, c.instruction, c.outcome, c.layer_id, reasons,
+                             miss.compared_with if miss else None))
+    if not cache:  # recorded before: only what the steps table has
+        steps = [WhyStep(s.stage, s.step, s.instruction,
+                         "cached" if s.cached else "from" if is_from(s.instruction) else "built")
+                 for s in record.steps]
+    return WhyReport(record, tuple(steps), bool(cache))
