@@ -365,3 +365,13 @@ def test_a_failing_explainer_warns_and_the_build_goes_on(engine, ctx, monkeypatc
     assert warnings == ["cache explanations stopped: RuntimeError: boom"]
     assert isinstance(build.events[-1], Done)
     assert engine.history.recent()[0].status == "succeeded"
+
+
+def test_a_step_added_at_the_end_is_a_new_step(engine, ctx) -> None:
+    first = first_build(engine, ctx)
+    containerfile(ctx, CONTAINERFILE + "RUN echo more\n")
+    build = Build(engine, ctx).steps([*STEPS, "RUN echo more"], cached=range(2, 8),
+                                     reuse=first).bases().done()
+    (reason,) = build.misses()["1:8"]
+    assert reason == InstructionChanged(old="", new="RUN echo more", build=1)
+    assert reason.short() == "new step" and "did not have" in reason.full()

@@ -103,9 +103,11 @@ class InstructionChanged(MissReason):
     build: int = 0
 
     def short(self) -> str:
-        return "instruction"
+        return "instruction" if self.old else "new step"
 
     def full(self) -> str:
+        if not self.old:
+            return f"a step build #{self.build} did not have: {self.new!r}"
         return f"the instruction changed since build #{self.build}: {self.old!r} -> {self.new!r}"
 
 

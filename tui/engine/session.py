@@ -20,7 +20,7 @@ from tui.engine.cache_inputs import read_inputs
 from tui.engine.cache_why import CacheExplainer, Lookup, earlier_files, store_key
 from tui.engine.config import Config, load_config
 from tui.engine.containerfile import parse_containerfile, read_containerfile
-from tui.engine.events import BuildWarning, Done, Event, StepDone, StepStarted
+from tui.engine.events import BuildWarning, Done, Event, LogLine, StepDone, StepStarted
 from tui.engine.history import BuildRecord, History, HistoryError, StepRecord
 from tui.engine.plan import BuildPlan
 from tui.engine.planner import PlanError, make_plan
@@ -181,6 +181,9 @@ class Engine:
                 return [BuildWarning(message=f"cache explanations stopped: {broken[0]}")]
 
         def sink(event: Event) -> None:
+            if type(event) is LogLine:  # most events by far (a million for some builds)
+                on_event(event)
+                return
             steps.feed(event)
             if not isinstance(event, Done):
                 on_event(event)
