@@ -92,3 +92,18 @@ def test_why_bad_input_is_a_message(args: list[str], capsys) -> None:
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("buildcage: error: ") and "Traceback" not in err
+
+
+def test_a_reason_this_version_cannot_read_is_shown_as_such(ctx: Path, capsys) -> None:
+    import sqlite3
+
+    with History() as history:
+        path = history.path
+    db = sqlite3.connect(path)
+    db.execute("UPDATE cache_misses SET reasons = ? WHERE build_id = 2 AND step = 2",
+               (json.dumps([{"kind": "from_the_future", "x": 1}]),))
+    db.commit()
+    db.close()
+    assert main(["why", str(ctx), "--json"]) == 0
+    (reason,) = json.loads(capsys.readouterr().out)["steps"][1]["reasons"]
+    assert reason["kind"] == "unknown" and "from_the_future" in reason["checked"][0]

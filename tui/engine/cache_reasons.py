@@ -11,7 +11,7 @@ changed.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 
@@ -307,11 +307,3 @@ def reason_from_dict(data: dict[str, Any]) -> MissReason:
     known = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in fields_.items() if k in known})
 
-
-@dataclass(frozen=True)
-class StepMiss:
-    """One step's reasons (for history and ``buildcage why``)."""
-
-    stage: int
-    step: int
-    reasons: tuple[MissReason, ...] = field(default_factory=tuple)

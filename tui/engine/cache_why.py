@@ -562,7 +562,7 @@ def why_report(history: History, record: BuildRecord) -> WhyReport:
         miss = misses.get((c.stage, c.step))
         reasons: tuple[MissReason, ...] = ()
         if miss is not None:
-            reasons = tuple(reason_from_dict(r) for r in miss.reasons)
+            reasons = tuple(_stored_reason(r) for r in miss.reasons)
         steps.append(WhyStep(c.stage, c.step, c.instruction, c.outcome, c.layer_id, reasons,
                              miss.compared_with if miss else None))
     if not cache:  # recorded before: only what the steps table has
@@ -570,3 +570,12 @@ def why_report(history: History, record: BuildRecord) -> WhyReport:
                          "cached" if s.cached else "from" if is_from(s.instruction) else "built")
                  for s in record.steps]
     return WhyReport(record, tuple(steps), bool(cache))
+
+
+def _stored_reason(data: dict[str, Any]) -> MissReason:
+    """A reason as history keeps it; one this buildcage cannot read (written by another
+    version) is shown as such rather than failing the whole report."""
+    try:
+        return reason_from_dict(data)
+    except (ValueError, TypeError):
+        return Unknown(checked=(f"a reason this buildcage cannot read: {data.get('kind')!r}",))
