@@ -248,19 +248,21 @@ def _why_record(engine, args: argparse.Namespace):
             raise UserError("no build in history yet")
         return recent[0]
     context = Path(args.context).expanduser().resolve()
-    store = None
+    store = profile_name = None
     if args.profile or args.project:
         try:
             profile = engine.profiles.get(args.profile or engine.config.default_profile)
         except ValueError as exc:
             raise UserError(str(exc)) from exc
-        remote = engine.config.podman_url if engine.remote else ""
-        store = profile_store_key(profile, args.project or project_name(context), remote)
-    found = history.last_build(str(context), store=store,
-                               profile=args.profile if store is None else None)
+        if profile.store == "fresh":  # a store of its own for every build: by profile only
+            profile_name = profile.name
+        else:
+            remote = engine.config.podman_url if engine.remote else ""
+            store = profile_store_key(profile, args.project or project_name(context), remote)
+    found = history.last_build(str(context), store=store, profile=profile_name)
     if found is None:
-        raise UserError(f"no build of {context} in history"
-                        + (" with those options" if store else ""))
+        chosen = " with those options" if args.profile or args.project else ""
+        raise UserError(f"no build of {context} in history{chosen}")
     return found
 
 

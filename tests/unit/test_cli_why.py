@@ -107,3 +107,18 @@ def test_a_reason_this_version_cannot_read_is_shown_as_such(ctx: Path, capsys) -
     assert main(["why", str(ctx), "--json"]) == 0
     (reason,) = json.loads(capsys.readouterr().out)["steps"][1]["reasons"]
     assert reason["kind"] == "unknown" and "from_the_future" in reason["checked"][0]
+
+
+def test_why_of_a_fresh_store_profile_finds_its_builds_by_profile(tmp_path: Path,
+                                                                  capsys) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "Containerfile").write_text("\n".join(STEPS) + "\n")
+    with History() as history:
+        engine = Engine(config=Config(), history=history)
+        plan = engine.plan(tmp_path, profile="isolated")
+        sink = engine.recording(plan, lambda event: None)
+        sink(StepStarted(stage=1, stages=1, step=1, steps=1, instruction="FROM scratch"))
+        sink(StepDone(stage=1, step=1, layer_id="", duration_s=0.1))
+        sink(Done(status="succeeded"))
+    assert main(["why", str(tmp_path), "--profile", "isolated", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["profile"] == "isolated"
