@@ -122,3 +122,14 @@ def test_an_unreadable_containerfile_is_a_note_not_an_error(tmp_path: Path) -> N
     plan = make_plan(tmp_path, config=Config(), profile="project")
     (tmp_path / "Containerfile").write_bytes(b"FROM \xff\n")
     assert "could not be read" in read_inputs(plan, KEY).note
+
+
+def test_owners_count_unless_the_builder_reads_a_snapshot(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    os.chown(tmp_path / "f", 1234, 1234)
+    (tmp_path / "Containerfile").write_text("FROM scratch\nCOPY f /f\n")
+    direct = make_plan(tmp_path, config=Config(), profile="project", snapshot=False)
+    copied = make_plan(tmp_path, config=Config(), profile="project", snapshot=True)
+    assert read_inputs(direct, KEY).step(1, 2).files["f"].uid == 1234
+    # A snapshot's copies belong to the builder's root whoever owns the originals.
+    assert read_inputs(copied, KEY).step(1, 2).files["f"].uid == 0

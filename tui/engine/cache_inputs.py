@@ -195,7 +195,10 @@ def read_inputs(plan: BuildPlan, key: bytes, earlier: Mapping[str, FileEntry] | 
     build_args = dict(plan.build_args)
     secrets = frozenset(secret_looking_args(plan.build_args))
     global_values = info.global_values(build_args)
-    reader = _ContextReader(plan.context, matcher, earlier or {})
+    # A snapshot's copies all belong to the builder's root (podman's U), whoever owns the
+    # originals: their owners are not what Buildah sees.
+    reader = _ContextReader(plan.context, matcher, earlier or {},
+                            owners=plan.context_snapshot is None)
     inputs = BuildInputs()
     stage: StageInput | None = None
     scope: dict[str, str] = {}
@@ -290,10 +293,12 @@ class _ContextReader:
     """Lists and hashes context paths without following a link or leaving the context."""
 
     def __init__(self, context: Path, matcher: IgnoreMatcher | None,
-                 earlier: Mapping[str, FileEntry]) -> None:
+                 earlier: Mapping[str, FileEntry], owners: bool = True) -> None:
         self.context = context
         self.matcher = matcher
         self.earlier = earlier
+        self.owners = owners
+        """Record owners (False: every entry is taken as root's)."""
         self.cache: dict[str, FileEntry] = {}
         """Entries already read in this build (several steps copy the same files)."""
 
@@ -424,8 +429,9 @@ class _ContextReader:
             kind, digest = "l", os.readlink(name, dir_fd=dir_fd)
         else:
             kind, digest = "o", ""
-        entry = FileEntry(kind, mode, info.st_uid, info.st_gid, info.st_size, digest,
-                          info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+        uid, gid = (info.st_uid, info.st_gid) if self.owners else (0, 0)
+        entry = FileEntry(kind, mode, uid, gid, info.st_size, digest, info.st_mtime_ns,
+                          info.st_ctime_ns, info.st_ino)
         self.cache[rel] = entry
         return entry
 
