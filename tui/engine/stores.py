@@ -126,7 +126,7 @@ def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True,
     plan.facts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         # The record first: a process killed right after making a secret leaves it to gc.
-        state.secret_record = secret_owners.write_record(plan)
+        state.secret_record = secret_owners.write_record(plan, secret_owners.service_of(client))
         try:
             state.secrets += make_secrets(client, plan)
         except BaseException:
