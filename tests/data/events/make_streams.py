@@ -27,6 +27,7 @@ from tui.engine.events import (  # noqa: E402
     Failed,
     ImageBuilt,
     ImageInfo,
+    ImageLoaded,
     Pushed,
     PushStarted,
     StepStarted,
@@ -46,11 +47,15 @@ class Stream:
     step_s: float
     exit_code: int = 0
     tag: str = "localhost/buildcage/hello:latest"
+    load: bool = False
+    """Built with --load: the runner's ImageLoaded (the podman API's answer) follows the facts."""
 
 
 STREAMS = (
     Stream("warm-push", "captured/host-ro-hello-manifest-push.log", "host-ro", "examples/hello",
            0.1),
+    Stream("warm-push-load", "captured/host-ro-hello-manifest-push.log", "host-ro",
+           "examples/hello", 0.1, load=True),
     Stream("cold-pull-push", "captured/isolated-hello-pull-push.log", "isolated",
            "examples/hello", 0.35),
     Stream("multistage-target", "buildah/target.log", "host-ro", "examples/multistage", 0.3,
@@ -98,6 +103,9 @@ def record(stream: Stream) -> list[Event]:
                 ref, digest = text.split()
                 pushed.append(Pushed(ref=ref, digest=digest, time=now))
         body += pushed
+        if stream.load:
+            body.append(ImageLoaded(image_id=image, tag=stream.tag, tags=(stream.tag,),
+                                    time=next(clock)))
     end = next(clock)
     body += parser.finish(stream.exit_code, end)
     failed = any(isinstance(e, Failed) for e in body) or stream.exit_code != 0
@@ -111,6 +119,7 @@ def record(stream: Stream) -> list[Event]:
         steps_total=sum(isinstance(e, StepStarted) for e in body),
         cache_hits=sum(isinstance(e, CacheHit) for e in body),
         pushed=f"{pushed[-1].ref}@{pushed[-1].digest}" if pushed else "",
+        loaded=stream.tag if stream.load and not failed else "",
         time=end,
     )
     return [started, *body, done]
