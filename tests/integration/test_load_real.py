@@ -18,6 +18,7 @@ from podman_helpers import EXAMPLES, ROOT, Recorder
 from tui.engine.config import data_dir
 from tui.engine.events import Failed, ImageBuilt, ImageLoaded, LoadRefused
 from tui.engine.request import BuildRequest
+from tui.engine.stores import leftovers
 
 BASE = "127.0.0.1:5000/buildcage/busybox:latest"
 GREETING = (EXAMPLES / "hello" / "greeting.txt").read_text()
@@ -133,5 +134,27 @@ def test_a_tag_taken_while_building_is_not_moved_and_nothing_is_loaded(engine, r
         assert host_id(tag) == host_id(BASE)
         assert host_id(built) == ""  # refused before loading: not even an untagged copy
         assert not Path(prepared.plan.build_dir).exists()
+    finally:
+        remove(tag)
+
+
+def test_a_finished_build_loads_later_from_its_store(engine, run_id):
+    """The TUI's key after a build without --load: a short-lived container on the build's
+    store exports the image by id, and the same load follows."""
+    tag = f"localhost/buildcage-it/later-{run_id}:1"
+    plan = engine.plan(EXAMPLES / "hello", profile="host-ro", tag=tag, no_cache=True,
+                       project=f"later-{run_id}")
+    rec = Recorder()
+    engine.runner(plan, rec).run()
+    assert rec.done.status == "succeeded" and rec.done.loaded == ""
+    built = rec.done.image_id
+    assert host_id(built) == ""
+    try:
+        loaded = engine.load_built(plan, built)
+        assert (loaded.image_id, loaded.tag, loaded.tags) == (built, tag, (tag,))
+        assert podman_run(tag) == GREETING
+        assert not plan.build_dir.exists()
+        assert leftovers(engine.client(), plan.build_id) == []
+        assert engine.loaded_before(tag, built)  # history remembers it for the tag rule
     finally:
         remove(tag)

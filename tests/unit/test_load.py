@@ -265,3 +265,101 @@ def test_cli_refuses_load_on_kube_with_exit_2(tmp_path):
                               "BUILDCAGE_PODMAN_URL": f"unix://{tmp_path}/none.sock"})
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("buildcage: error: --load") and "Traceback" not in out.stderr
+
+
+def test_a_later_load_needs_a_store_that_outlived_the_build():
+    from tui.engine.load import LoadError, load_built
+
+    plan = plan_for("isolated")
+    with pytest.raises(LoadError, match="removed with the build.*--load"):
+        load_built(FakeClient({}), plan, NEW, loaded_before=never)
+    with pytest.raises(LoadConflict):  # the tag rule first, whatever the store
+        load_built(FakeClient({TAG: OLD}), plan, NEW, loaded_before=never)
+
+
+def test_comparison_builds_deliver_nothing():
+    request = BuildRequest(HELLO, "host-ro", push="127.0.0.1:5000/x:1", load=True,
+                           load_overwrite=True)
+    compared = request.with_profile("isolated", no_cache=True)
+    assert (compared.push, compared.load, compared.load_overwrite) == ("", False, False)
+
+
+# -- load_archive's own bookkeeping, on a stand-in for the API ------------------------------------
+class LoadingClient(FakeClient):
+    """Answers the load with ``answer`` and remembers what was removed."""
+
+    def __init__(self, tags: dict[str, str], answer: str) -> None:
+        super().__init__(tags)
+        self.api = self
+        self.answer = answer
+        self.removed: list[str] = []
+        self.images.remove = self.removed.append  # type: ignore[attr-defined]
+
+    def post(self, path: str, **kwargs):
+        assert path == "/images/load" and kwargs["data"].read(5) == b"tar!!"
+        self.images.tags[self.answer] = self.answer  # now on the host, by id
+        client = self
+
+        class Response:
+            def raise_for_status(self) -> None:
+                pass
+
+            def json(self) -> dict:
+                return {"Names": [f"sha256:{client.answer}"]}
+
+        return Response()
+
+
+def archive_plan(tmp_path):
+    plan = plan_for("host-ro", load=True)
+    plan.output_dir.mkdir(parents=True)
+    (plan.output_dir / ARCHIVE_FILE).write_bytes(b"tar!!")
+    return plan
+
+
+def test_a_cancel_during_the_load_leaves_nothing_on_the_host(tmp_path):
+    from tui.engine.load import load_archive
+
+    plan = archive_plan(tmp_path)
+    client = LoadingClient({}, NEW)
+    calls = iter([False, True])  # not before the upload; by the time it is done
+    assert load_archive(client, plan, NEW, loaded_before=never,
+                        canceled=lambda: next(calls)) is None
+    assert client.removed == [NEW]  # the image it brought in went again
+    assert not (plan.output_dir / ARCHIVE_FILE).exists()  # and so did the archive
+
+
+def test_an_archive_holding_another_image_is_not_tagged(tmp_path):
+    from tui.engine.load import LoadError, load_archive
+
+    plan = archive_plan(tmp_path)
+    client = LoadingClient({}, OLD)
+    with pytest.raises(LoadError, match="held image aaaaaaaaaaaa, not the built bbbbbbbbbbbb"):
+        load_archive(client, plan, NEW, loaded_before=never)
+    assert client.removed == [OLD]
+
+
+def test_an_image_the_host_had_before_is_never_removed(tmp_path):
+    from tui.engine.load import load_archive
+
+    plan = archive_plan(tmp_path)
+    client = LoadingClient({NEW: NEW}, NEW)  # the host has this very image already
+    calls = iter([False, True])
+    assert load_archive(client, plan, NEW, loaded_before=never,
+                        canceled=lambda: next(calls)) is None
+    assert client.removed == []
+
+
+def test_the_archive_is_read_only_as_a_regular_file(tmp_path):
+    """A link planted where the archive should be is not followed (the host's files are not
+    sent anywhere), and it is removed like the archive."""
+    from tui.engine.load import LoadError, load_archive
+
+    plan = plan_for("host-ro", load=True)
+    plan.output_dir.mkdir(parents=True)
+    secret = tmp_path / "secret"
+    secret.write_text("host secret")
+    (plan.output_dir / ARCHIVE_FILE).symlink_to(secret)
+    with pytest.raises(LoadError, match="not a regular file"):
+        load_archive(LoadingClient({}, NEW), plan, NEW, loaded_before=never)
+    assert not (plan.output_dir / ARCHIVE_FILE).is_symlink() and secret.exists()

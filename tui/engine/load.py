@@ -15,8 +15,11 @@ keeps a build from replacing, say, ``docker.io/library/alpine:latest`` that the 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import shlex
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -168,7 +171,18 @@ def _post(client, archive: Path) -> str:
     """Streams the archive to the API's load; the loaded image's id. podman-py's
     ``images.load(file_path=...)`` reads the whole file into memory first (``read_bytes``): an
     open file through its API client is sent in pieces instead."""
-    with open(archive, "rb") as data:
+    try:
+        # Never through a link: the output directory belongs to the publish phase's root (an
+        # unprivileged uid under a user namespace), and this process reads as the host's user.
+        fd = os.open(archive, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LoadError("the publish phase's image archive is not a regular file (a "
+                            "symbolic link)") from exc
+        raise LoadError(f"no image archive from the publish phase ({exc.strerror})") from exc
+    with os.fdopen(fd, "rb") as data:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LoadError("the publish phase's image archive is not a regular file")
         response = client.api.post("/images/load", data=data, timeout=LOAD_TIMEOUT,
                                    headers={"Content-type": "application/x-tar"})
     response.raise_for_status()
@@ -222,15 +236,16 @@ def run_argv(podman_url: str, image_id: str) -> list[str]:
 def run_interactive(argv: list[str]) -> int:
     """On the real terminal (the TUI suspended): runs ``argv``, then waits for Enter so that
     what the image printed last can be read before the TUI draws over it."""
+    shown = [a[:12] if len(a) == 64 else a for a in argv]  # the image id, short
+    print(f"buildcage: {shlex.join(shown)}", flush=True)
     try:
         code = subprocess.run(argv, check=False).returncode
     except OSError as exc:  # podman not installed on this machine, say
         print(f"buildcage: cannot run {argv[0]}: {exc.strerror or exc}")
         code = 127
-    print(f"\n[{shlex.join(argv)} exited with {code}] Enter returns to buildcage", flush=True)
+    print(f"\nbuildcage: exited with {code}; Enter returns to buildcage", flush=True)
     try:
         input()
     except (EOFError, OSError):
         pass
     return code
-

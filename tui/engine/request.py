@@ -49,7 +49,10 @@ class BuildRequest:
                    load=bool(record.loaded))
 
     def with_profile(self, profile: str, *, no_cache: bool, push: str = "") -> BuildRequest:
-        return replace(self, profile=profile, no_cache=no_cache, push=push)
+        """The same build in another profile (the comparison's): it delivers only where
+        ``push`` says, never into the host's store."""
+        return replace(self, profile=profile, no_cache=no_cache, push=push, load=False,
+                       load_overwrite=False)
 
 
 @dataclass(frozen=True)
