@@ -124,17 +124,19 @@ def load_built(client, plan: BuildPlan, image_id: str, *, loaded_before: LoadedB
         return load_from_host_store(client, plan, image_id)
     if plan.profile.store == "fresh":
         raise LoadError(f"profile {plan.profile.name}'s store was removed with the build: "
-                        f"build again with --load (in the TUI: \"load into host\")")
+                        "build again with --load (in the TUI: tick \"Load into this host's "
+                        "podman\")")
     if plan.profile.userns != "host":
         raise LoadError(f"profile {plan.profile.name} runs its builder in a user namespace of "
                         f"its own, which a later container cannot share: build again with --load")
     plan = dataclasses.replace(plan, load_overwrite=overwrite)
-    _export(client, plan, image_id)
     try:
+        _export(client, plan, image_id)
         loaded = load_archive(client, plan, image_id, loaded_before=loaded_before)
     finally:
-        shutil.rmtree(plan.build_dir, ignore_errors=True)
-    assert loaded is not None  # never canceled
+        shutil.rmtree(plan.build_dir, ignore_errors=True)  # the archive, however it went
+    if loaded is None:  # only a cancel says None, and nothing cancels this one
+        raise LoadError("the load was canceled")
     return loaded
 
 
