@@ -69,6 +69,9 @@ def write_plan_files(plan: BuildPlan) -> None:
         store_dir.mkdir(parents=True, exist_ok=True)
     check_own_path(plan.facts_dir, plan.data_dir)
     plan.facts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the publish phase's
+    if plan.writes_archive:
+        check_own_path(plan.output_dir, plan.data_dir)
+        plan.output_dir.mkdir(mode=0o700, exist_ok=True)  # its --load archive
     target = plan.push_target()
     if isinstance(target, OciTarget):
         prepare_oci_dir(Path(target.path))

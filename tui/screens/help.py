@@ -26,6 +26,8 @@ container can see of the host.
 | | `F2` | podman run / Kubernetes manifest of the plan |
 | | `F3` `F4` | history · compare profiles |
 | build | `c` | cancel the build |
+| | `l` | load the image into this host's podman (asks before moving a tag) |
+| | `r` | run the loaded image (`podman run --rm -it`), then come back |
 | | `Esc` | back (once the build ended) |
 | history | `r` | rebuild the selected build |
 | compare | `F5` | run each chosen profile cold, then warm |
