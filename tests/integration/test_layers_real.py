@@ -34,7 +34,8 @@ LAYERED = f"""FROM {BASE}
 COPY a.bin /data/a.bin
 RUN head -c 3000 /dev/zero > /data/b.bin && head -c 500 /dev/zero > /data/c.bin
 ENV X=1
-RUN head -c 2000 /dev/zero > /data/a.bin && rm /data/b.bin && touch "/data/$(printf 'esc\\033]0;t\\007')"
+RUN head -c 2000 /dev/zero > /data/a.bin && rm /data/b.bin && \\
+    touch "/data/$(printf 'esc\\033]0;t\\007')"
 """
 
 

@@ -19,9 +19,9 @@ from tui.engine.layer_reader import (
     LayersError,
     read_layout,
     reader_command,
-    saved_report,
     save_report,
     save_where,
+    saved_report,
     where_built,
 )
 from tui.engine.layers import LayerReport

@@ -35,6 +35,9 @@ OUTPUT_DIR = "/buildcage/output"
 """Per-build output of the trusted publish phase (``--load``): the image archive the host's
 podman loads. Never mounted where a Containerfile step runs."""
 ARCHIVE_FILE = "image.tar"
+LAYERS_DIR = f"{FACTS_DIR}/layers"
+"""Where the publish phase of a build whose store cannot be read later (``keeps_layers``) writes
+the image's layers, uncompressed (a ``dir:`` layout), for tui.engine.layer_reader."""
 BUILD_ARGS_FILE = "build-args.env"
 IMAGE_FILE = "image.json"
 DIGEST_FILE = "digest"
@@ -203,6 +206,14 @@ class BuildPlan:
     def writes_archive(self) -> bool:
         """``--load`` needs an archive, except when the builder wrote the host's store itself."""
         return self.load and self.profile.store != "host"
+
+    @property
+    def keeps_layers(self) -> bool:
+        """No later container can read this build's store: a fresh volume removed with the
+        build, or a user namespace of its own that a later container cannot share. The publish
+        phase then writes the layers into the facts directory and buildcage keeps their report
+        (tui.engine.layer_reader); other stores are read when asked (``buildcage layers``)."""
+        return self.profile.store == "fresh" or self.profile.userns != "host"
 
     @property
     def registries_conf_path(self) -> Path:
@@ -449,6 +460,10 @@ class BuildPlan:
             script.append(shlex.join(push[1]))
         if self.writes_archive:
             script.append(shlex.join(archive_argv(self.tag)))
+        if self.keeps_layers:
+            # Optional: a failure (a full disk) costs the layers' report, never the build.
+            script.append(f"{shlex.join(layers_argv(self.tag, LAYERS_DIR))} "
+                          f"|| rm -rf {LAYERS_DIR}")
         return ["sh", "-ec", "; ".join(script)]
 
     def phase(self, name: PhaseName) -> Phase:
@@ -536,6 +551,13 @@ def archive_argv(image: str) -> list[str]:
     a docker-archive load also gave the image its source's name). The host's image id is the
     build's either way. Quiet, so no "Copying blob" line is counted as the push's."""
     return ["buildah", "push", "--quiet", image, f"oci-archive:{OUTPUT_DIR}/{ARCHIVE_FILE}"]
+
+
+def layers_argv(image: str, directory: str) -> list[str]:
+    """Writes ``image``'s layers as uncompressed tars (their digests are then their diff ids)
+    into a ``dir:`` layout, with its manifest and config: what tui.engine.layer_reader reads,
+    headers only. Quiet: no "Copying blob" line is taken for a push's."""
+    return ["buildah", "push", "--quiet", "--disable-compression", image, f"dir:{directory}"]
 
 
 def phase_network(phase: PhaseName) -> str:

@@ -32,6 +32,7 @@ from tui.engine.events import (
     Status,
 )
 from tui.engine.image_facts import ImageFacts, read_facts
+from tui.engine.layer_reader import keep_after_build
 from tui.engine.load import LoadedBefore, LoadError, load_archive, load_from_host_store
 from tui.engine.logs import ApiLogPoller, LogFileTail
 from tui.engine.orphans import claim_store, collect_on_start, owned, store_busy
@@ -191,6 +192,8 @@ class BuildRunner:
                 # The image's record is written before the push: a failed push still says
                 # which image the store holds (its Pushed fact is simply missing).
                 self._read_facts()
+                if code == 0:
+                    self._keep_layers()
                 if code == 0 and self.plan.load and self.facts.image_id:
                     self._load()
             if code != 0:
@@ -249,6 +252,14 @@ class BuildRunner:
             self._emit(ImageInfo(layers=facts.layers))
         if facts.pushed is not None:
             self._emit(facts.pushed)
+
+    def _keep_layers(self) -> None:
+        """Where the image was built, for ``buildcage layers`` later, and the report of the
+        layers the publish phase wrote when the store goes with the build (layer_reader)."""
+        if self.facts.image_id:
+            problem = keep_after_build(self.plan, self.facts.image_id)
+            if problem:
+                self._warn(problem)
 
     def _start_builder(self, spec: Phase):
         """Creates and starts one phase's container; None when canceled in between."""

@@ -30,6 +30,9 @@ from tui.engine.summary import ProfileSummary, summarize
 if TYPE_CHECKING:  # podman is imported on first connection, so importing the engine stays cheap
     from podman import PodmanClient
 
+    from tui.engine.layer_reader import LayerSource
+    from tui.engine.layers import LayerReport
+
 EventSink = Callable[[Event], None]
 Reach = Callable[[str, bool], tuple[bool, str]]
 """``reach(registry, tls_verify) -> (answers, message)``: does a push target's registry answer."""
@@ -179,6 +182,21 @@ class Engine:
         from tui.engine.load import run_argv
 
         return run_argv(self.config.podman_url, image_id)
+
+    def layer_source(self, image: str = "", *, last: bool = False, profile: str = "",
+                     project: str = "") -> LayerSource:
+        """Which image ``buildcage layers [IMAGE | --last]`` means, in which store (see
+        tui.engine.layer_reader.find_source); raises a UserError."""
+        from tui.engine.layer_reader import find_source
+
+        return find_source(self, image, last=last, profile=profile, project=project)
+
+    def layers(self, source: LayerSource) -> LayerReport:
+        """What each layer of the image holds, and dive's waste measures: a kept report, or
+        read from the store by a short-lived trusted container (blocks; raises a UserError)."""
+        from tui.engine.layer_reader import read_layers
+
+        return read_layers(self, source)
 
     def summary(self, plan: BuildPlan) -> ProfileSummary:
         """Creates the builder container (never started), reads its facts, removes it."""
