@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import humanize
-
-from tui.engine.layers import Layer, LayerReport, TreeNode, WasteLimit, change_tree, shown_path
+from tui.engine.layers import (
+    Layer,
+    LayerReport,
+    TreeNode,
+    WasteLimit,
+    change_tree,
+    shown_path,
+)
+from tui.engine.layers import human_size as size
 
 MARKS = {"added": "+", "changed": "~", "removed": "-", None: " "}
 INSTRUCTION_WIDTH = 200
-
-
-def size(value: int) -> str:
-    return f"{value} B" if value < 1000 else humanize.naturalsize(value)
 
 
 def percent(value: float) -> str:
@@ -79,5 +81,6 @@ def print_report(report: LayerReport, limit: int | None = 20) -> None:
 
 
 def waste_message(report: LayerReport, limit: WasteLimit) -> str:
-    return (f"{report.wasted_bytes} bytes wasted ({percent(report.wasted_percent)} of what the "
-            f"layers above the first add), more than --max-waste {limit.describe()}")
+    return (f"{report.wasted_bytes} bytes wasted ({percent(report.wasted_percent)} of the "
+            f"{report.user_size} bytes the layers above the first add): over --max-waste "
+            f"{limit.describe()}")

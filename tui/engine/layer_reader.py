@@ -427,7 +427,9 @@ def read_layers(engine: Engine, source: LayerSource) -> LayerReport:
         raise LayersError(f"profile {profile.name} runs its builder in a user namespace of its "
                           f"own, which a later container cannot share, and no report of "
                           f"{source.image[:19]}'s layers was kept: build it again")
-    project = source.project or project_name(Path(source.context or Path.cwd()))
+    where = where_built(data, source.image) if not source.project else None
+    project = source.project or (where or {}).get("project") \
+        or project_name(Path(source.context or Path.cwd()))
     with tempfile.TemporaryDirectory(prefix="buildcage-layers-") as ctx:
         # A plan only for its store mounts: nothing is built, and the reader runs nothing from
         # a Containerfile (so no profile confirmation is asked for, as for a build).

@@ -79,6 +79,19 @@ def entry_from_header(header: TarHeader) -> Entry | None:
     return Entry(path, header.size, header.type == DIRECTORY)
 
 
+def human_size(value: int) -> str:
+    """``900 B``, ``2.0 kB``, ``1.5 MB``: decimal units with one decimal, as podman and dive
+    print sizes (and as ``humanize.naturalsize`` does, without the dependency here)."""
+    if value < 1000:
+        return f"{value} B"
+    amount = float(value)
+    for unit in ("kB", "MB", "GB", "TB", "PB"):
+        amount /= 1000
+        if round(amount, 1) < 1000 or unit == "PB":
+            return f"{amount:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -509,9 +522,7 @@ class WasteLimit:
         return wasted_bytes > self.value
 
     def describe(self) -> str:
-        if self.percent:
-            return f"{self.value:g}% of the bytes the layers above the first add"
-        return f"{int(self.value)} bytes"
+        return f"{self.value:g}%" if self.percent else f"{int(self.value)} bytes"
 
 
 def parse_max_waste(text: str) -> WasteLimit:
