@@ -34,6 +34,8 @@ from tui.engine.events import (
 )
 from tui.engine.facts import facts_from_inspect
 from tui.engine.history import BuildRecord, History, StepRecord
+from tui.engine.layer_reader import LayerSource
+from tui.engine.layers import LayerReport
 from tui.engine.plan import BuildPlan
 from tui.engine.session import Engine, EventSink, Reach
 from tui.engine.summary import ProfileSummary, summarize
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 DATA = Path(__file__).resolve().parents[1] / "data"
 EVENTS = DATA / "events"
 INSPECT = DATA / "inspect"
+LAYERS = DATA / "layers"
 
 StreamSource = str | Callable[[BuildPlan], Iterable[Event]]
 
@@ -126,7 +129,8 @@ class ReplayEngine(Engine):
                  pause_after: int | None = None, scale: dict[str, float] | None = None,
                  summary_error: Exception | None = None, summary_delay: float = 0.0,
                  inspect_dir: Path = INSPECT, reach: Reach = registry_answers,
-                 host_images: dict[str, str] | None = None) -> None:
+                 host_images: dict[str, str] | None = None,
+                 layers: str | Exception = "layered") -> None:
         super().__init__(config=config or Config(), history=history, reach=reach)
         self.stream = stream
         self.delay = delay
@@ -137,12 +141,26 @@ class ReplayEngine(Engine):
         self.inspect_dir = inspect_dir
         self.runners: list[ReplayRunner] = []
         """Every runner handed out, in order (tests look at their plans)."""
+        self.layer_report = layers
+        """What ``layers()`` gives: a report recorded in tests/data/layers (by name), or an
+        error it raises."""
+        self.layer_sources: list[LayerSource] = []
+        """Every source the layers screen asked for, in order."""
         self.last_on = ""
         """Where the last build was asked to run ("local" or "kube")."""
         self.host_images: dict[str, str] = dict(host_images or {})
         """The host store as the load sees it: tag -> image id."""
         self.loads: list[tuple[str, bool]] = []
         """(image id, overwrite) of every load after a build (``load_built``), in order."""
+
+    def layers(self, source: LayerSource) -> LayerReport:
+        """A recorded report (``buildcage layers --json`` of a real build), no podman."""
+        self.layer_sources.append(source)
+        if isinstance(self.layer_report, Exception):
+            raise self.layer_report
+        path = LAYERS / f"{self.layer_report}.json"
+        report = LayerReport.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return dataclasses.replace(report, image_id=source.image)  # the build's, as asked
 
     def client(self) -> PodmanClient:
         raise RuntimeError("the replay engine has no podman connection")

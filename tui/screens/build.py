@@ -15,8 +15,10 @@ from textual.widgets import Footer, Header, ProgressBar, Static
 from tui.batching import BuildEvents, EventBatcher
 from tui.engine.errors import UserError
 from tui.engine.events import Done, Failed, ImageLoaded, LogLine
+from tui.engine.layer_reader import LayerSource
 from tui.engine.request import PreparedBuild, Runner
 from tui.engine.text import visible
+from tui.messages import LayersRequested
 from tui.screens.base import BuildcageScreen
 from tui.services import Services, show_error
 from tui.state.build_state import BuildState
@@ -39,6 +41,7 @@ class BuildScreen(BuildcageScreen[None]):
         Binding("c", "cancel", "Cancel"),
         Binding("l", "load", "Load into host"),
         Binding("r", "run", "Run it"),
+        Binding("i", "layers", "Layers"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -183,7 +186,23 @@ class BuildScreen(BuildcageScreen[None]):
             return self.loadable
         if action == "run":
             return self.state.loaded is not None
+        if action == "layers":
+            return self.has_image
         return True
+
+    @property
+    def has_image(self) -> bool:
+        """A finished build that made an image (whose layers ``i`` shows)."""
+        state = self.state
+        return state.done is not None and state.done.status == "succeeded" \
+            and bool(state.image_id)
+
+    def action_layers(self) -> None:
+        if self.has_image:
+            plan = self.plan
+            self.post_message(LayersRequested(LayerSource(
+                image=self.state.image_id, profile=plan.profile.name, project=plan.project,
+                context=str(plan.context))))
 
     @property
     def loadable(self) -> bool:

@@ -56,7 +56,8 @@ class ResultPanel(_Panel):
             layers = ", ".join(size(layer) for layer in info.layers)
             count = len(info.layers)
             self._field(text, "size", f"{size(info.size)} in {count} layer{'s' * (count != 1)}")
-            self._field(text, "layers", layers)
+            self._field(text, "layers", layers + (" · i shows their files"
+                                                  if done.status == "succeeded" else ""))
         if state.pushed:
             for pushed in state.pushed:
                 self._field(text, "pushed", pushed.ref)
