@@ -127,3 +127,29 @@ async def test_a_report_that_cannot_be_read_says_why(history: History) -> None:
         note = screen.query_one(LayerSummary).render().plain
         assert "store is removed with its build \\x1b[2J" in note
         assert screen.query_one(LayerList).row_count == 0
+
+
+async def test_a_large_layer_is_sorted_off_the_ui_thread(history: History, monkeypatch) -> None:
+    from tui.engine.layers import Entry, LayerInput, analyze
+    from tui.messages import LayersRequested
+    from tui.screens import layers as layers_screen
+
+    monkeypatch.setattr(layers_screen, "INLINE_CHANGES", 1000)
+    many = [Entry(f"/m/f{i:05d}", i, False) for i in range(3000)]
+    big = analyze("7" * 64, [LayerInput("l0", [Entry("/m", 0, True), *many])])
+    engine = ReplayEngine(history)
+    monkeypatch.setattr(engine, "layers", lambda source: big)
+    app = make_app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.post_message(LayersRequested(LayerSource(image="7" * 64, profile="host-ro")))
+        screen = await layers_shown(pilot)
+        files = screen.query_one(LayerFiles)
+        await wait_for(pilot, lambda: 0 in screen.indexes and files.root.children,
+                       what="the sorted tree")
+        assert tree_lines(screen) == ["▶ 4.5 MB + m/"]  # too many to open by itself
+        files.focus()
+        await pilot.press("enter")  # opened by hand: its children are added then
+        lines = tree_lines(screen)
+        # The largest first; a directory shows at most 500 children, then says how many more.
+        assert lines[:3] == ["▼ 4.5 MB + m/", "3.0 kB + f02999", "3.0 kB + f02998"]
+        assert lines[-1] == "… 2500 more, smaller"

@@ -202,3 +202,9 @@ def test_report_json_is_the_saved_form(tmp_path: Path) -> None:
     write_layout(tmp_path / "l", [layer_tar(("a", 7))], HISTORY[:1])
     report = read_layout(tmp_path / "l")
     assert LayerReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+
+
+def test_a_name_longer_than_a_path_can_be_is_refused(tmp_path: Path) -> None:
+    write_layout(tmp_path / "l", [layer_tar(("a/" * 2500 + "x", 1))], HISTORY[:1])
+    with pytest.raises(LayersError, match="layer 0 .*longer than a path can be"):
+        read_layout(tmp_path / "l")

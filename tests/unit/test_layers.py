@@ -200,3 +200,28 @@ def test_bad_max_waste_is_a_user_error(text: str) -> None:
 def test_a_report_survives_json() -> None:
     report = layered()
     assert LayerReport.from_dict(report.to_dict()) == report
+
+
+def test_absurdly_deep_paths_neither_recurse_nor_break_the_tree() -> None:
+    # 1500 levels (past Python's recursion limit; a real path stops near 2000: PATH_MAX).
+    deep = "/" + "/".join("d" for _ in range(1500))
+    entries = [d("/d" * (n + 1)) for n in range(1500)]
+    report = analyze("9" * 64, [LayerInput("l0", [*entries, f(deep + "/x", 7)]),
+                                LayerInput("l1", [wh("/d")])])
+    assert kinds(report, 1, "removed") == {"/d": 7}
+    tree = change_tree(report.layers[0], {"added"})
+    depth, node = 0, tree
+    while node.children:  # made a level at a time: nothing recurses
+        node, depth = node.children[0], depth + 1
+    assert (depth, node.name, node.size, node.kind) == (1501, "x", 7, "added")
+    assert tree.size == 7 and tree.children[0].kind == "added" and tree.children[0].is_dir
+
+
+def test_many_files_are_analysed_in_reasonable_memory_and_order() -> None:
+    files = [f(f"/many/f{i:06d}", i % 7) for i in range(50_000)]
+    report = analyze("8" * 64, [LayerInput("l0", [d("/many"), *files]),
+                                LayerInput("l1", [wh("/many")])])
+    assert report.layers[0].counts["added"] == (50_000, sum(i % 7 for i in range(50_000)))
+    assert kinds(report, 1, "removed") == {"/many": sum(i % 7 for i in range(50_000))}
+    top = change_tree(report.layers[0]).children[0].children
+    assert [n.size for n in top[:3]] == [6, 6, 6] and top[-1].size == 0

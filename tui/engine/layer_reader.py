@@ -64,6 +64,8 @@ READER_DIR = "/buildcage/layers"
 """Where the short-lived reader writes the layout (a private per-read host directory)."""
 KEEP = 200
 """Report and where-built files kept in ``DATA/layers`` (the newest)."""
+MAX_NAME = 4096
+"""Bytes in a layer's file name or link target: Linux's PATH_MAX."""
 _MAX_JSON = 16 * 1024 * 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX_PREFIX = re.compile(r"[0-9a-f]{12,64}")
@@ -173,6 +175,11 @@ def _entries(blob: IO[bytes], budget: int) -> Iterator[Entry]:
         stream = blob
     try:
         for header in read_headers(stream, max_entries=budget):
+            if len(header.name) > MAX_NAME or len(header.linkname) > MAX_NAME:
+                # No store can hold it (PATH_MAX); and a long path costs its depth in every
+                # walk of the analysis.
+                raise TarError(f"a name of {max(len(header.name), len(header.linkname))} "
+                               f"bytes, longer than a path can be ({MAX_NAME})")
             entry = entry_from_header(header)
             if entry is not None:
                 yield entry

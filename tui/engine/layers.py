@@ -253,7 +253,8 @@ class _Node:
 
 
 def _parts(path: str) -> list[str]:
-    return [p for p in path.split("/") if p]
+    """The names of a normalised absolute path (``Entry.path``): ``/a/b`` -> ``a``, ``b``."""
+    return path[1:].split("/") if len(path) > 1 else []
 
 
 def _find(root: _Node, path: str) -> _Node | None:
@@ -426,6 +427,21 @@ def instructions_for(history: object, count: int) -> list[tuple[str, tuple[str, 
 
 # -- the file tree of a layer ----------------------------------------------------------------------
 
+class _Dir:
+    """A path in a layer's change tree, with its bytes of each kind of change below it."""
+
+    __slots__ = ("change", "children", "counts", "sizes", "sorted")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Dir] = {}
+        self.change: Change | None = None
+        self.sizes = [0, 0, 0]
+        """Bytes of added, changed, removed changes at and below this path."""
+        self.counts = [0, 0, 0]
+        """How many added, changed, removed changes are at and below this path."""
+        self.sorted: dict[frozenset[ChangeKind], tuple[TreeNode, ...]] = {}
+
+
 @dataclass(frozen=True)
 class TreeNode:
     name: str
@@ -435,71 +451,86 @@ class TreeNode:
     kind: ChangeKind | None = None
     """None: a directory shown only because changes are inside it."""
     is_dir: bool = False
-    children: tuple[TreeNode, ...] = field(default=())
+    kinds: frozenset[ChangeKind] = field(default=frozenset(KINDS), repr=False, compare=False)
+    node: _Dir | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def children(self) -> tuple[TreeNode, ...]:
+        """Largest first, then by name; made when first asked (a layer may hold a hundred
+        thousand paths, and a tree is drawn a level at a time)."""
+        node = self.node
+        if node is None:
+            return ()
+        found = node.sorted.get(self.kinds)
+        if found is None:
+            found = tuple(sorted((_tree_node(name, f"{self.path.rstrip('/')}/{name}", child,
+                                             self.kinds)
+                                  for name, child in node.children.items()
+                                  if _weight(child, self.kinds) is not None),
+                                 key=lambda t: (-t.size, t.name)))
+            node.sorted[self.kinds] = found
+        return found
+
+
+def _weight(node: _Dir, kinds: frozenset[ChangeKind]) -> int | None:
+    """Its bytes of ``kinds``, or None when no change of those kinds is at or below it."""
+    wanted = [i for i, kind in enumerate(KINDS) if kind in kinds]
+    if not any(node.counts[i] for i in wanted):
+        return None
+    return sum(node.sizes[i] for i in wanted)
+
+
+def _tree_node(name: str, path: str, node: _Dir, kinds: frozenset[ChangeKind]) -> TreeNode:
+    change = node.change
+    kind = change.kind if change is not None and change.kind in kinds else None
+    return TreeNode(name=name, path=path, size=_weight(node, kinds) or 0, kind=kind,
+                    is_dir=bool(node.children) or (change is not None and change.is_dir),
+                    kinds=kinds, node=node)
+
+
+class ChangeIndex:
+    """A layer's changes as a tree of paths, made once; ``tree(kinds)`` views it with only
+    those kinds, each level largest first. Iterative throughout: paths may be absurdly deep."""
+
+    def __init__(self, layer: Layer) -> None:
+        self.root = _Dir()
+        for change in layer.changes:
+            node = self.root
+            for part in _parts(change.path):
+                child = node.children.get(part)
+                if child is None:
+                    child = node.children[part] = _Dir()
+                node = child
+            node.change = change
+        # Sizes below each path, children before parents (an explicit post-order walk).
+        order: list[_Dir] = []
+        todo = [self.root]
+        while todo:
+            node = todo.pop()
+            order.append(node)
+            todo.extend(node.children.values())
+        for node in reversed(order):
+            own = node.change
+            if own is not None:
+                kind = KINDS.index(own.kind)
+                node.counts[kind] += 1
+                if not own.is_dir or own.kind == "removed":
+                    node.sizes[kind] += own.size
+            for child in node.children.values():
+                for i in range(3):
+                    node.sizes[i] += child.sizes[i]
+                    node.counts[i] += child.counts[i]
+
+    def tree(self, kinds: Iterable[ChangeKind] = KINDS) -> TreeNode:
+        wanted = frozenset(kinds)
+        return TreeNode(name="/", path="/", size=_weight(self.root, wanted) or 0,
+                        is_dir=True, kinds=wanted, node=self.root)
 
 
 def change_tree(layer: Layer, kinds: Iterable[ChangeKind] = KINDS) -> TreeNode:
     """The layer's changes of ``kinds`` as a tree of paths, each level largest first (then by
     name); sizes of directories add up what changed inside them."""
-    wanted = set(kinds)
-
-    class Dir:
-        __slots__ = ("change", "children")
-
-        def __init__(self) -> None:
-            self.children: dict[str, Dir] = {}
-            self.change: Change | None = None
-
-    root = Dir()
-    for change in layer.changes:
-        if change.kind not in wanted:
-            continue
-        node = root
-        for part in _parts(change.path):
-            node = node.children.setdefault(part, Dir())
-        node.change = change
-
-    def build(name: str, path: str, node: Dir) -> TreeNode:
-        # Recursion is bounded by the depth of paths that changed; a hostile depth is flattened
-        # below (``_MAX_DEPTH``) rather than recursed into.
-        children = tuple(sorted(
-            (build(n, f"{path.rstrip('/')}/{n}", c) for n, c in node.children.items()),
-            key=lambda t: (-t.size, t.name)))
-        change = node.change
-        own = change.size if change is not None and (not change.is_dir or
-                                                      change.kind == "removed") else 0
-        return TreeNode(name=name, path=path or "/", size=own + sum(c.size for c in children),
-                        kind=change.kind if change else None,
-                        is_dir=bool(children) or (change is not None and change.is_dir),
-                        children=children)
-
-    return build("/", "", _flatten(root))
-
-
-_MAX_DEPTH = 200
-
-
-def _flatten(root: Any) -> Any:
-    """Paths deeper than ``_MAX_DEPTH`` directories are joined into one name at that depth, so
-    building and drawing the tree never recurses without bound."""
-    todo = [(root, 0)]
-    while todo:
-        node, depth = todo.pop()
-        if depth < _MAX_DEPTH:
-            todo.extend((child, depth + 1) for child in node.children.values())
-            continue
-        flat: dict[str, Any] = {}
-        inner = [("", node)]
-        while inner:
-            prefix, current = inner.pop()
-            for name, child in current.children.items():
-                joined = f"{prefix}/{name}" if prefix else name
-                if child.change is not None:
-                    flat[joined] = type(child)()
-                    flat[joined].change = child.change
-                inner.append((joined, child))
-        node.children = flat
-    return root
+    return ChangeIndex(layer).tree(kinds)
 
 
 # -- the CI gate -----------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ as far as ``OPEN_LINES`` lines. Names come from the image: every label is built 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from rich.style import Style
@@ -15,7 +14,7 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets._tree import TreeNode as UiNode
 
-from tui.engine.layers import KINDS, ChangeKind, Layer, TreeNode, change_tree, shown_path
+from tui.engine.layers import ChangeKind, TreeNode, shown_path
 from tui.engine.layers import human_size as size
 
 MARKS: dict[ChangeKind | None, str] = {"added": "+", "changed": "~", "removed": "-", None: " "}
@@ -24,7 +23,7 @@ OPEN_LINES = 60
 
 
 class LayerFiles(Tree[TreeNode | None]):
-    """``show(layer, kinds)``: the layer's changes of those kinds. A node's data is the engine's
+    """``show(tree)``: a layer's changes (``ChangeIndex.tree``). A node's data is the engine's
     ``TreeNode`` (None: the "… N more" line)."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = Tree.COMPONENT_CLASSES | {
@@ -35,19 +34,16 @@ class LayerFiles(Tree[TreeNode | None]):
         super().__init__("/", **kwargs)
         self.show_root = False
         self.guide_depth = 2
-        self.shown: Layer | None = None
-        """The layer drawn (``layer`` is Widget's CSS layer)."""
         self._filled: set[int] = set()
         """Ids of the nodes whose children were added."""
 
-    def show(self, layer: Layer | None, kinds: Iterable[ChangeKind] = KINDS) -> None:
+    def show(self, root: TreeNode | None) -> None:
+        """Draws ``root``'s children (a layer's ``ChangeIndex.tree(kinds)``); None: nothing."""
         self.clear()
-        self.shown = layer
         self._filled = set()
-        if layer is None:
-            return
-        root = change_tree(layer, kinds)
         self.root.data = root
+        if root is None:
+            return
         self._fill(self.root)
         self._open()
         self.root.expand()
