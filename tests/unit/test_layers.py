@@ -225,3 +225,14 @@ def test_many_files_are_analysed_in_reasonable_memory_and_order() -> None:
     assert kinds(report, 1, "removed") == {"/many": sum(i % 7 for i in range(50_000))}
     top = change_tree(report.layers[0]).children[0].children
     assert [n.size for n in top[:3]] == [6, 6, 6] and top[-1].size == 0
+
+
+def test_odd_markers_at_the_root_do_not_break_the_analysis() -> None:
+    assert entry_from_header(TarHeader(b".wh.", 0, b"0")) is None
+    root_opaque = entry_from_header(TarHeader(b".wh..wh..opq", 0, b"0"))
+    assert root_opaque == Entry("/", 0, True, opaque=True)
+    report = analyze("6" * 64, [LayerInput("l0", [f("/a", 3), d("/b"), f("/b/c", 4)]),
+                                LayerInput("l1", [root_opaque, f("/z", 1)]),
+                                LayerInput("l2", [wh("/a")])])
+    assert kinds(report, 1, "removed") == {"/a": 3, "/b": 4}
+    assert kinds(report, 2, "removed") == {"/a": 0}  # hidden already

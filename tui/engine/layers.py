@@ -73,8 +73,8 @@ def entry_from_header(header: TarHeader) -> Entry | None:
     if base == OPAQUE:
         return Entry(parent or "/", 0, True, opaque=True)
     if base.startswith(WHITEOUT):
-        if base.startswith(WHITEOUT + WHITEOUT):
-            return None  # other AUFS metadata (hard-link directories): never content
+        if base.startswith(WHITEOUT + WHITEOUT) or base == WHITEOUT:
+            return None  # other AUFS metadata (hard-link directories), or a whiteout of nothing
         return Entry(posixpath.join(parent, base[len(WHITEOUT):]), 0, False, whiteout=True)
     return Entry(path, header.size, header.type == DIRECTORY)
 
@@ -282,7 +282,7 @@ def _layer_tree(entries: Iterable[Entry]) -> list[tuple[str, _Node]]:
     root = _Node()
     for entry in entries:
         if entry.opaque:
-            parent, name = _parent(root, entry.path + "/x")  # its directories, not the marker
+            _parent(root, entry.path.rstrip("/") + "/x")  # its directories, not the marker
             continue
         parent, name = _parent(root, entry.path)
         key = WHITEOUT + name if entry.whiteout else name
@@ -340,7 +340,9 @@ def _apply(stack: _Node, entries: Sequence[Entry]) -> list[Change]:
         elif not entry.is_dir or not below.is_dir:
             changes.append(Change(entry.path, "changed", entry.size, entry.is_dir))
     for entry in entries:  # removals first: they concern the layers below
-        if entry.whiteout or entry.opaque:
+        if entry.opaque and entry.path == "/":
+            stack.children = {}  # an opaque root hides every layer below
+        elif entry.whiteout or entry.opaque:
             parent, name = _parent(stack, entry.path)
             if entry.whiteout:
                 parent.children.pop(name, None)
