@@ -1,9 +1,10 @@
 """Command line: `buildcage [DIR]` starts the TUI (its picker in DIR); build, plan, profiles,
-doctor, gc, history and why are headless and use the same engine.
+doctor, gc, history, why and layers are headless and use the same engine.
 
 Exit codes: 0 success, 1 a failed build (or failed checks), 2 bad input (a UserError, with a
-message saying what to change), 130 cancelled (Ctrl-C, SIGTERM, SIGHUP), 141 output closed early
-(a pipe into ``head``). No condition a user caused ends in a traceback.
+message saying what to change), 3 ``layers --max-waste``: the image wastes more than allowed,
+130 cancelled (Ctrl-C, SIGTERM, SIGHUP), 141 output closed early (a pipe into ``head``). No
+condition a user caused ends in a traceback.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from tui.engine.request import BuildRequest
 
 EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED, EXIT_PIPE = 1, 2, 130, 141
+EXIT_WASTE = 3
+"""``buildcage layers --max-waste``: the image wastes more than the limit (a CI gate)."""
 
 
 def _plan_options(p: argparse.ArgumentParser) -> None:
@@ -63,6 +66,12 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--on", choices=["local", "kube"], default="local",
                        help="run as a plain container (local) or as the plan's Kubernetes Pod, "
                             "played with podman kube play (kube)")
+    build.add_argument("--load", action="store_true",
+                       help="put the image into this machine's podman store afterwards, so "
+                            "`podman run TAG` works at once (refuses to move a tag that names "
+                            "another image there)")
+    build.add_argument("--load-overwrite", action="store_true",
+                       help="--load, moving the tag even when it names another image")
     plan = sub.add_parser("plan", help="print the build as podman run, Kubernetes or JSON")
     _plan_options(plan)
     plan.add_argument("--format", choices=["podman", "kube", "json"], default="podman")
@@ -72,6 +81,21 @@ def parser() -> argparse.ArgumentParser:
     gc = sub.add_parser("gc", help="remove containers, pods, volumes and secrets left by "
                                    "buildcage processes that are gone (killed, terminal closed)")
     gc.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    layers = sub.add_parser("layers", help="what each layer of an image holds, and the bytes "
+                                           "it wastes (dive's measures)")
+    layers.add_argument("image", nargs="?", default="",
+                        help="image id or name (default: the last successful build)")
+    layers.add_argument("--last", action="store_true", help="the last successful build")
+    layers.add_argument("--json", action="store_true", help="the whole report as JSON")
+    layers.add_argument("--max-waste", default="", metavar="BYTES|PERCENT",
+                        help=f"exit {EXIT_WASTE} when more is wasted: bytes (6000, 6kB, 1.5MiB) "
+                             "or a percent of what the layers above the first add (10%%)")
+    layers.add_argument("--profile", default="", help="whose store to read an image from "
+                                                      "(default: the build's, or the config's)")
+    layers.add_argument("--project", default="", help="which project's store (default: the "
+                                                      "build's, or this directory's)")
+    layers.add_argument("--all", action="store_true", help="every changed path, not the "
+                                                           "largest 20 of each layer")
     history = sub.add_parser("history", help="recent builds")
     history.add_argument("--json", action="store_true")
     history.add_argument("-n", type=int, default=20)
@@ -95,6 +119,8 @@ def _request(args: argparse.Namespace) -> BuildRequest:
         tag=args.tag or "", push=args.push, build_args=parse_build_args(args.build_arg),
         secrets=parse_secrets(args.secret), target_stage=args.target,
         no_cache=args.no_cache, project=args.project or "", on=getattr(args, "on", "local"),
+        load=getattr(args, "load", False) or getattr(args, "load_overwrite", False),
+        load_overwrite=getattr(args, "load_overwrite", False),
     )
 
 
@@ -266,7 +292,28 @@ def _why_record(engine, args: argparse.Namespace):
     return found
 
 
-VERBS = ("build", "plan", "profiles", "doctor", "gc", "history", "why")
+
+def cmd_layers(engine, args: argparse.Namespace) -> int:
+    from tui.cli_layers import print_report, waste_message
+    from tui.engine.layers import parse_max_waste
+
+    limit = parse_max_waste(args.max_waste) if args.max_waste else None  # before any podman
+    source = engine.layer_source(args.image, last=args.last or not args.image,
+                                 profile=args.profile, project=args.project)
+    report = engine.layers(source)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print_report(report, limit=None if args.all else 20)
+    if limit is not None and limit.exceeded(wasted_bytes=report.wasted_bytes,
+                                            wasted_percent=report.wasted_percent):
+        print(f"buildcage: {waste_message(report, limit)}", file=sys.stderr)
+        return EXIT_WASTE
+    return 0
+
+
+
+VERBS = ("build", "plan", "profiles", "doctor", "gc", "history", "why", "layers")
 
 
 class Interrupted(BaseException):
@@ -321,7 +368,8 @@ def _run(argv: list[str], state: dict[str, bool], interrupts: Interrupts) -> int
         code = cmd_build(engine, args, interrupts)
     else:
         handler = {"plan": cmd_plan, "profiles": cmd_profiles, "doctor": cmd_doctor,
-                   "gc": cmd_gc, "history": cmd_history, "why": cmd_why}[args.verb]
+                   "gc": cmd_gc, "history": cmd_history, "why": cmd_why,
+                   "layers": cmd_layers}[args.verb]
         code = handler(engine, args)
     sys.stdout.flush()  # a closed pipe shows here, inside main, not at interpreter exit
     return code

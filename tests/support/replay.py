@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from tui.engine.config import Config
@@ -25,6 +26,7 @@ from tui.engine.events import (
     Done,
     Event,
     Failed,
+    ImageLoaded,
     Status,
     StepDone,
     StepStarted,
@@ -32,6 +34,8 @@ from tui.engine.events import (
 )
 from tui.engine.facts import facts_from_inspect
 from tui.engine.history import BuildRecord, History, StepRecord
+from tui.engine.layer_reader import LayerSource
+from tui.engine.layers import LayerReport
 from tui.engine.plan import BuildPlan
 from tui.engine.session import Engine, EventSink, Reach
 from tui.engine.summary import ProfileSummary, summarize
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
 DATA = Path(__file__).resolve().parents[1] / "data"
 EVENTS = DATA / "events"
 INSPECT = DATA / "inspect"
+LAYERS = DATA / "layers"
 
 StreamSource = str | Callable[[BuildPlan], Iterable[Event]]
 
@@ -123,7 +128,9 @@ class ReplayEngine(Engine):
                  stream: StreamSource | None = None, delay: float = 0.0,
                  pause_after: int | None = None, scale: dict[str, float] | None = None,
                  summary_error: Exception | None = None, summary_delay: float = 0.0,
-                 inspect_dir: Path = INSPECT, reach: Reach = registry_answers) -> None:
+                 inspect_dir: Path = INSPECT, reach: Reach = registry_answers,
+                 host_images: dict[str, str] | None = None,
+                 layers: str | Exception = "layered") -> None:
         super().__init__(config=config or Config(), history=history, reach=reach)
         self.stream = stream
         self.delay = delay
@@ -134,8 +141,26 @@ class ReplayEngine(Engine):
         self.inspect_dir = inspect_dir
         self.runners: list[ReplayRunner] = []
         """Every runner handed out, in order (tests look at their plans)."""
+        self.layer_report = layers
+        """What ``layers()`` gives: a report recorded in tests/data/layers (by name), or an
+        error it raises."""
+        self.layer_sources: list[LayerSource] = []
+        """Every source the layers screen asked for, in order."""
         self.last_on = ""
         """Where the last build was asked to run ("local" or "kube")."""
+        self.host_images: dict[str, str] = dict(host_images or {})
+        """The host store as the load sees it: tag -> image id."""
+        self.loads: list[tuple[str, bool]] = []
+        """(image id, overwrite) of every load after a build (``load_built``), in order."""
+
+    def layers(self, source: LayerSource) -> LayerReport:
+        """A recorded report (``buildcage layers --json`` of a real build), no podman."""
+        self.layer_sources.append(source)
+        if isinstance(self.layer_report, Exception):
+            raise self.layer_report
+        path = LAYERS / f"{self.layer_report}.json"
+        report = LayerReport.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return dataclasses.replace(report, image_id=source.image)  # the build's, as asked
 
     def client(self) -> PodmanClient:
         raise RuntimeError("the replay engine has no podman connection")
@@ -158,7 +183,26 @@ class ReplayEngine(Engine):
         if self.stream is not None:
             return load_stream(self.stream)
         cold = plan.no_cache or not plan.profile.keeps_cache
+        if plan.load and not cold:
+            return load_stream("warm-push-load")
         return load_stream("cold-pull-push" if cold else "warm-push")
+
+    def host_image_id(self, tag: str) -> str:
+        return self.host_images.get(tag, "")
+
+    def load_built(self, plan: BuildPlan, image_id: str, *, overwrite: bool = False
+                   ) -> ImageLoaded:
+        """The real tag rule (tui.engine.load.check_tag) on ``host_images``; no podman."""
+        from tui.engine.load import LoadConflict, check_tag
+
+        self.loads.append((image_id, overwrite))
+        refused = check_tag(_HostImages(self.host_images), plan.tag, image_id,
+                            overwrite=overwrite, loaded_before=self.loaded_before)
+        if refused is not None:
+            raise LoadConflict(refused.tag, refused.host_image_id)
+        self.host_images[plan.tag] = image_id
+        self.history.mark_loaded(image_id, plan.tag)
+        return ImageLoaded(image_id=image_id, tag=plan.tag, tags=(plan.tag,))
 
     def runner(self, plan: BuildPlan, on_event: EventSink, on: str = "local") -> ReplayRunner:
         self.last_on = on
@@ -167,6 +211,21 @@ class ReplayEngine(Engine):
                               scale=self.scale.get(plan.profile.name, 1.0))
         self.runners.append(runner)
         return runner
+
+
+class _HostImages:
+    """Enough of a PodmanClient for ``check_tag``: ``images.get(tag).id``."""
+
+    def __init__(self, tags: dict[str, str]) -> None:
+        self.images = self
+        self._tags = tags
+
+    def get(self, name: str) -> SimpleNamespace:
+        from podman.errors import ImageNotFound
+
+        if name not in self._tags:
+            raise ImageNotFound(name)
+        return SimpleNamespace(id=self._tags[name])
 
 
 class FrozenClock:

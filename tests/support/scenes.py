@@ -114,3 +114,14 @@ async def rebuilt_after_an_edit(pilot: Pilot, context: Path, edit: Callable[[], 
     if clock is not None:
         clock.now = 7.4
     await pilot.pause(0.25)
+
+
+async def layers_shown(pilot: Pilot) -> None:
+    """hello built (warm-push), then its layers from the result (the recorded report)."""
+    from tui.screens.layers import LayersScreen
+
+    await build_until(pilot, lambda s: s.finished)
+    await pilot.press("i")
+    await wait_for(pilot, lambda: isinstance(screen := pilot.app.screen, LayersScreen)
+                   and screen.report is not None, what="layers")
+    await pilot.pause(0.25)

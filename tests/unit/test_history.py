@@ -149,44 +149,6 @@ def test_writes_from_threads(history: History) -> None:
     assert all(len(b.steps) == 1 for b in builds)
 
 
-def test_a_version_1_database_is_migrated_and_keeps_its_builds(tmp_path: Path) -> None:
-    """A history written by buildcage before the cache explanations (schema 1) opens, keeps
-    its builds, and gains the cache record's columns and tables."""
-    from tui.engine.history import _SCHEMA, CacheMissRecord, CacheStep
-
-    path = tmp_path / "old.sqlite3"
-    db = sqlite3.connect(path)
-    for statement in _SCHEMA.split(";"):
-        if statement.strip():
-            db.execute(statement)
-    db.execute("PRAGMA user_version = 1")
-    db.execute(
-        "INSERT INTO builds (started_at, profile, context, containerfile, tag, target, status,"
-        " duration_s, steps_total, cache_hits, image_id, pushed, build_args, stage_target,"
-        " no_cache, warm) VALUES (5.0, 'host-ro', '/src/old', '', 't', '', 'succeeded', 1.5,"
-        " 1, 0, '', '', '{\"V\": \"1\"}', '', 0, 0)")
-    db.execute("INSERT INTO steps VALUES (1, 0, 1, 1, 'FROM x', 0.1, 0)")
-    db.commit()
-    db.close()
-    with History(path) as history:
-        old = history.get(1)
-        assert old is not None and old.context == "/src/old" and old.build_args == {"V": "1"}
-        assert old.steps == [StepRecord(1, 1, "FROM x", 0.1, False)]
-        assert old.store == "" and old.bases is None
-        assert history.cache_steps(1) == [] and history.cache_misses(1) == []
-        new_id = history.add(
-            record(store="project:project:app", bases={"x": {"id": "i", "digest": "d"}}),
-            cache=[CacheStep(1, 2, "RUN a", "abc", "built", {"args": {"A": "1"}},
-                             {"f": ["f", 420, 0, 0, 1, "h", 0, 0, 0]})],
-            misses=[CacheMissRecord(1, 2, "RUN a", 1, [{"kind": "no_cache"}])])
-        assert history.get(new_id).bases == {"x": {"id": "i", "digest": "d"}}  # type: ignore[union-attr]  # just added
-        assert history.cache_steps(new_id)[0].detail == {"args": {"A": "1"}}
-        assert history.build_with_layer("project:project:app", "abc") == (new_id, 1, 2)
-    db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
-    db.close()
-
-
 def test_file_lists_are_kept_for_the_newest_builds_only(history: History) -> None:
     from tui.engine.history import KEEP_FILE_LISTS, CacheStep
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import hmac
 import os
 import posixpath
 import re
@@ -46,6 +45,7 @@ from tui.engine.containerfile import (
 from tui.engine.ignorefile import IgnoreFileError, IgnoreMatcher, read_ignore
 from tui.engine.plan import BuildPlan
 from tui.engine.planner import secret_looking_args
+from tui.engine.secret_args import secret_digest
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -56,7 +56,6 @@ checked")."""
 BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
                           "ftp_proxy", "NO_PROXY", "no_proxy"})
 """Build arguments Buildah lets every stage see without an ARG (imagebuilder's allow-list)."""
-SECRET_PREFIX = "hmac-sha256:"
 
 
 @dataclass(frozen=True)
@@ -168,11 +167,6 @@ class BuildInputs:
             if (stage.name and stage.name == ref.lower()) or str(stage.index - 1) == ref:
                 return stage.index
         return None
-
-
-def secret_digest(key: bytes, name: str, value: str) -> str:
-    mac = hmac.new(key, f"{name}\0{value}".encode("utf-8", "surrogateescape"), hashlib.sha256)
-    return SECRET_PREFIX + mac.hexdigest()
 
 
 def read_inputs(plan: BuildPlan, key: bytes, earlier: Mapping[str, FileEntry] | None = None,

@@ -8,18 +8,20 @@ import secrets
 import sqlite3
 import statistics
 import threading
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Self
 
 from tui.engine.config import data_dir, ensure_data_dir, private_file
 from tui.engine.errors import UserError
+from tui.engine.secret_args import has_secret, withhold
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SIDE_FILES = ("-journal", "-wal", "-shm")
 STATUSES = ("succeeded", "failed", "canceled")
 
-_SCHEMA = """
+_BASE_TABLES = """
 CREATE TABLE builds (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     started_at REAL NOT NULL, profile TEXT NOT NULL, context TEXT NOT NULL,
@@ -27,7 +29,8 @@ CREATE TABLE builds (
     status TEXT NOT NULL, duration_s REAL NOT NULL, steps_total INTEGER NOT NULL,
     cache_hits INTEGER NOT NULL, image_id TEXT NOT NULL, pushed TEXT NOT NULL,
     build_args TEXT NOT NULL, stage_target TEXT NOT NULL, no_cache INTEGER NOT NULL,
-    warm INTEGER NOT NULL
+    warm INTEGER NOT NULL, loaded TEXT NOT NULL DEFAULT '',
+    store TEXT NOT NULL DEFAULT '', bases TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX builds_by_time ON builds (started_at);
 CREATE INDEX builds_by_profile ON builds (profile, context, status, started_at);
@@ -38,30 +41,37 @@ CREATE TABLE steps (
     PRIMARY KEY (build_id, seq)
 );
 """
-
-_MIGRATIONS: dict[int, str] = {
-    # 2: what the cache-miss explanations compare (tui.engine.cache_why): the store a build
-    # used, the images it read (from the publish phase's facts), each step's layer, outcome and
-    # inputs (build arguments it saw, secret ones as an HMAC; the context files it copied), and
-    # the reasons found for the steps that ran.
-    2: """
-ALTER TABLE builds ADD COLUMN store TEXT NOT NULL DEFAULT '';
-ALTER TABLE builds ADD COLUMN bases TEXT NOT NULL DEFAULT '';
-CREATE INDEX builds_by_store ON builds (store, context, started_at);
-CREATE TABLE cache_steps (
+_CACHE_TABLES = """
+CREATE INDEX IF NOT EXISTS builds_by_store ON builds (store, context, started_at);
+CREATE TABLE IF NOT EXISTS cache_steps (
     build_id INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
     stage INTEGER NOT NULL, step INTEGER NOT NULL, instruction TEXT NOT NULL,
     layer_id TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL, files TEXT,
     PRIMARY KEY (build_id, stage, step)
 );
-CREATE INDEX cache_steps_by_layer ON cache_steps (layer_id);
-CREATE TABLE cache_misses (
+CREATE INDEX IF NOT EXISTS cache_steps_by_layer ON cache_steps (layer_id);
+CREATE TABLE IF NOT EXISTS cache_misses (
     build_id INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
     stage INTEGER NOT NULL, step INTEGER NOT NULL, instruction TEXT NOT NULL,
     compared_with INTEGER, reasons TEXT NOT NULL,
     PRIMARY KEY (build_id, stage, step)
 );
-""",
+"""
+"""What the cache-miss explanations compare (tui.engine.cache_why): each step's layer, outcome
+and inputs (build arguments it saw, secret-looking ones as an HMAC; the context files it
+copied), and the reasons found for the steps that ran."""
+_SCHEMA = _BASE_TABLES + _CACHE_TABLES
+
+# Schema 3 is every column and table above; the files older buildcages wrote lack some:
+#   1          (before --load and the cache explanations): none of loaded, store, bases;
+#   2 (--load) : loaded;
+#   2 (why)    : store, bases and the cache tables (a development branch that also called
+#                its schema 2; told apart from --load's by its columns, not its number).
+# So an upgrade adds what is missing, column by column, whichever file it is.
+_ADDED_COLUMNS = {
+    "loaded": "TEXT NOT NULL DEFAULT ''",  # the host tag a build was loaded under (--load)
+    "store": "TEXT NOT NULL DEFAULT ''",  # the image store it used: its cache
+    "bases": "TEXT NOT NULL DEFAULT ''",  # the images it read from outside, JSON
 }
 KEEP_FILE_LISTS = 5
 """File lists (the largest part of a cache record) are kept for the newest builds of each
@@ -72,6 +82,23 @@ def _run(db: sqlite3.Connection, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():
             db.execute(statement)
+
+
+def _upgrade(db: sqlite3.Connection, key: Callable[[], bytes]) -> None:
+    """Brings a schema 1 or either schema 2 up to schema 3, keeping every row; the values of
+    secret-looking build arguments those kept in clear become digests (``key``: history's)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(builds)")}
+    if not have:
+        raise sqlite3.DatabaseError("no builds table")
+    for name, declaration in _ADDED_COLUMNS.items():
+        if name not in have:
+            db.execute(f"ALTER TABLE builds ADD COLUMN {name} {declaration}")
+    _run(db, _CACHE_TABLES)
+    for build_id, text in db.execute("SELECT id, build_args FROM builds").fetchall():
+        args = json.loads(text)
+        if isinstance(args, dict) and has_secret(args):
+            db.execute("UPDATE builds SET build_args = ? WHERE id = ?",
+                       (json.dumps(withhold(args, key()), sort_keys=True), build_id))
 
 
 class HistoryError(UserError, RuntimeError):
@@ -111,6 +138,8 @@ class BuildRecord:
     stage_target: str = ""
     no_cache: bool = False
     warm: bool = False
+    loaded: str = ""
+    """The host tag the image was loaded under (``--load``, or later from the TUI), else ""."""
     steps: list[StepRecord] = field(default_factory=list)
     store: str = ""
     """Which image store the build used (``tui.engine.cache_why.store_key``): its cache."""
@@ -190,6 +219,9 @@ class History:
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA foreign_keys = ON")
+            # What an update replaces (a secret value an older buildcage kept) is overwritten
+            # in the file, not left in a free page (Debian's SQLite is built so; not all are).
+            self._db.execute("PRAGMA secure_delete = ON")
             self._migrate()
         except (OSError, sqlite3.Error, HistoryError) as exc:
             self.close()
@@ -209,12 +241,11 @@ class History:
                     f"{self.path}: written by a newer buildcage"
                     f" (schema {version} > {SCHEMA_VERSION})"
                 )
-            if version < SCHEMA_VERSION:
-                if version == 0:
-                    _run(db, _SCHEMA)
-                    version = 1
-                for target in range(version + 1, SCHEMA_VERSION + 1):
-                    _run(db, _MIGRATIONS[target])  # an older buildcage's database, brought up
+            if version == 0:
+                _run(db, _SCHEMA)
+            elif version < SCHEMA_VERSION:
+                _upgrade(db, self.secret_key)  # a file an older buildcage wrote
+            if version != SCHEMA_VERSION:  # written only when it changes: opening stays a read
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.commit()
         except BaseException:
@@ -236,6 +267,9 @@ class History:
         if record.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}: {record.status!r}")
         try:
+            if has_secret(record.build_args):  # never a secret-looking value in clear
+                record = replace(record, build_args=withhold(record.build_args,
+                                                             self.secret_key()))
             return self._add(record, cache or [], misses or [])
         except sqlite3.Error as exc:  # a database damaged since it was opened, a full disk
             raise self._failed(exc) from exc
@@ -358,6 +392,8 @@ class History:
     def _read_key(path: Path) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, "rb") as handle:
+            if os.fstat(fd).st_mode & 0o077:  # made more open since: 0600 again
+                os.fchmod(fd, 0o600)
             data = handle.read(33)
         if len(data) != 32:
             raise OSError(0, "not a 32-byte key", str(path))
@@ -414,6 +450,27 @@ class History:
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
         return statistics.median(row[0] for row in rows) if rows else None
+
+    def loaded_before(self, tag: str, image_id: str) -> bool:
+        """Whether buildcage loaded ``image_id`` into the host under ``tag`` (the tag rule of
+        tui.engine.load: such a tag may move to the next build's image)."""
+        query = "SELECT 1 FROM builds WHERE loaded = ? AND image_id = ? LIMIT 1"
+        try:
+            with self._lock:
+                return self._conn().execute(query, (tag, image_id)).fetchone() is not None
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+
+    def mark_loaded(self, image_id: str, tag: str) -> bool:
+        """Records a load after the build (the TUI's key) on the latest build of ``image_id``;
+        False when history has no such build."""
+        query = ("UPDATE builds SET loaded = ? WHERE id = (SELECT id FROM builds WHERE "
+                 "image_id = ? ORDER BY started_at DESC, id DESC LIMIT 1)")
+        try:
+            with self._lock, self._conn() as db:
+                return db.execute(query, (tag, image_id)).rowcount > 0
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
 
     def close(self) -> None:
         """Close the database; safe to call twice."""

@@ -31,6 +31,13 @@ SECRETS_DIR = "/run/secrets"
 """Where podman mounts the build's secrets (build arguments, --secret files) in the build phase."""
 FACTS_DIR = "/buildcage/facts"
 """Per-build facts written by the trusted publish phase only (image, pushed digest)."""
+OUTPUT_DIR = "/buildcage/output"
+"""Per-build output of the trusted publish phase (``--load``): the image archive the host's
+podman loads. Never mounted where a Containerfile step runs."""
+ARCHIVE_FILE = "image.tar"
+LAYERS_DIR = f"{FACTS_DIR}/layers"
+"""Where the publish phase of a build whose store cannot be read later (``keeps_layers``) writes
+the image's layers, uncompressed (a ``dir:`` layout), for tui.engine.layer_reader."""
 BUILD_ARGS_FILE = "build-args.env"
 IMAGE_FILE = "image.json"
 BASE_FILE = "base-{index}"
@@ -111,6 +118,11 @@ class BuildPlan:
     """The podman service runs on another host (an ``ssh://`` or ``tcp://`` URL): the builder
     gets copies of this machine's files (``copy``/``sync`` mounts) instead of bind mounts, and a
     project store is a podman volume there instead of a directory here."""
+    load: bool = False
+    """``--load``: the publish phase also writes the image as an OCI archive into the output
+    directory, for the host's podman to load (tui.engine.load)."""
+    load_overwrite: bool = False
+    """``--load-overwrite``: the load may move a host tag that names another image."""
     context_snapshot: Path | None = None
     """Per-build directory (``DATA/snapshots/BUILD_ID``, mode 0700) holding the copy of the
     context the builder reads (``context/``) and, when the Containerfile lies outside the
@@ -186,6 +198,25 @@ class BuildPlan:
     @property
     def facts_dir(self) -> Path:
         return self.build_dir / "facts"
+
+    @property
+    def output_dir(self) -> Path:
+        """Where the publish phase writes the image archive for ``--load`` (inside the build's
+        directory, so it goes with it however the build ends)."""
+        return self.build_dir / "output"
+
+    @property
+    def writes_archive(self) -> bool:
+        """``--load`` needs an archive, except when the builder wrote the host's store itself."""
+        return self.load and self.profile.store != "host"
+
+    @property
+    def keeps_layers(self) -> bool:
+        """No later container can read this build's store: a fresh volume removed with the
+        build, or a user namespace of its own that a later container cannot share. The publish
+        phase then writes the layers into the facts directory and buildcage keeps their report
+        (tui.engine.layer_reader); other stores are read when asked (``buildcage layers``)."""
+        return self.profile.store == "fresh" or self.profile.userns != "host"
 
     @property
     def registries_conf_path(self) -> Path:
@@ -314,6 +345,10 @@ class BuildPlan:
                 mounts.append(self._local(
                     Mount(str(self.facts_dir), FACTS_DIR, "bind", False,
                           "facts written by the trusted publish phase"), output=True))
+                if self.writes_archive:
+                    mounts.append(self._local(
+                        Mount(str(self.output_dir), OUTPUT_DIR, "bind", False,
+                              "image archive for the host's podman (--load)"), output=True))
         if self.profile.userns != "host" and phase_network(phase) == "host":
             # A user namespace may not mount a fresh sysfs while it shares the host's network
             # (needed for the loopback registry); podman then needs the host's, read-only.
@@ -433,6 +468,12 @@ class BuildPlan:
         push = self.push_argv()
         if push is not None:
             script.append(shlex.join(push[1]))
+        if self.writes_archive:
+            script.append(shlex.join(archive_argv(self.tag)))
+        if self.keeps_layers:
+            # Optional: a failure (a full disk) costs the layers' report, never the build.
+            script.append(f"{shlex.join(layers_argv(self.tag, LAYERS_DIR))} "
+                          f"|| rm -rf {LAYERS_DIR}")
         return ["sh", "-ec", "; ".join(script)]
 
     def phase(self, name: PhaseName) -> Phase:
@@ -511,6 +552,22 @@ class BuildPlan:
         if self.profile.store == "host":
             files[self.mount_record_path] = "true" if self.profile.mount_program else "false"
         return files
+
+
+def archive_argv(image: str) -> list[str]:
+    """Writes ``image`` (a tag or an id) of the store as an OCI archive for the host's podman,
+    with no name inside: loading it moves no tag (tui.engine.load tags it after its checks),
+    while a docker-archive carries names that the load applies at once (measured on podman 4.3:
+    a docker-archive load also gave the image its source's name). The host's image id is the
+    build's either way. Quiet, so no "Copying blob" line is counted as the push's."""
+    return ["buildah", "push", "--quiet", image, f"oci-archive:{OUTPUT_DIR}/{ARCHIVE_FILE}"]
+
+
+def layers_argv(image: str, directory: str) -> list[str]:
+    """Writes ``image``'s layers as uncompressed tars (their digests are then their diff ids)
+    into a ``dir:`` layout, with its manifest and config: what tui.engine.layer_reader reads,
+    headers only. Quiet: no "Copying blob" line is taken for a push's."""
+    return ["buildah", "push", "--quiet", "--disable-compression", image, f"dir:{directory}"]
 
 
 def phase_network(phase: PhaseName) -> str:

@@ -8,9 +8,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
+from tui.engine.errors import UserError
 from tui.engine.events import Done
 from tui.engine.history import BuildRecord
 from tui.engine.plan import BuildPlan
+from tui.engine.secret_args import is_withheld
 
 Where = Literal["local", "kube"]
 
@@ -34,17 +36,33 @@ class BuildRequest:
     project: str = ""
     on: Where = "local"
     """Where it runs: "local" (a builder container) or "kube" (the plan's Pod, kube play)."""
+    load: bool = False
+    """Put the image into the host's own podman store afterwards (tui.engine.load)."""
+    load_overwrite: bool = False
+    """...even when its tag names another image there (asked for, or confirmed in the TUI)."""
 
     @classmethod
     def from_record(cls, record: BuildRecord) -> BuildRequest:
-        """The same settings as a build in history (for "rebuild")."""
+        """The same settings as a build in history (for "rebuild"). A secret-looking build
+        argument's value was not kept (tui.engine.secret_args): such a build cannot be repeated
+        from history alone (UserError naming them)."""
+        withheld = [name for name, value in record.build_args.items() if is_withheld(value)]
+        if withheld:
+            raise UserError(f"build argument{'s' if len(withheld) > 1 else ''} "
+                            f"{', '.join(withheld)} of build #{record.id} looked like a secret: "
+                            "history kept no value to build with again; start the build "
+                            "from the session form and give it there")
         return cls(context=Path(record.context), profile=record.profile,
                    containerfile=record.containerfile, push=record.target,
                    build_args=tuple(record.build_args.items()),
-                   target_stage=record.stage_target, no_cache=record.no_cache, tag=record.tag)
+                   target_stage=record.stage_target, no_cache=record.no_cache, tag=record.tag,
+                   load=bool(record.loaded))
 
     def with_profile(self, profile: str, *, no_cache: bool, push: str = "") -> BuildRequest:
-        return replace(self, profile=profile, no_cache=no_cache, push=push)
+        """The same build in another profile (the comparison's): it delivers only where
+        ``push`` says, never into the host's store."""
+        return replace(self, profile=profile, no_cache=no_cache, push=push, load=False,
+                       load_overwrite=False)
 
 
 @dataclass(frozen=True)
