@@ -38,7 +38,7 @@ from tui.engine.containerfile import (
     substitute,
 )
 from tui.engine.errors import UserError
-from tui.engine.events import CacheHit, Event, Failed, StepDone, StepStarted
+from tui.engine.events import CacheHit, Event, Failed, LogLine, StepDone, StepStarted
 from tui.engine.plan import BuildPlan
 from tui.engine.request import BuildRequest
 
@@ -326,6 +326,8 @@ class FailureLog:
         self._failed = False
 
     def feed(self, event: Event) -> None:
+        if type(event) is LogLine:
+            return  # (most events: one test, on the runner's thread)
         if isinstance(event, StepStarted):
             self._open = event
             self.started[f"{event.stage}:{event.step}"] = event

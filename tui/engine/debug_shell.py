@@ -191,9 +191,6 @@ class DebugSession:
         self._lock: Any = None
         self._runner: Any = None
         self._stop = threading.Event()
-        self._closed = False
-        self._left: list[str] = []
-        """What close() could not remove (said again by a second call)."""
         self._mutex = threading.Lock()
 
     @property
@@ -374,12 +371,13 @@ class DebugSession:
 
     # -- clean-up --------------------------------------------------------------------------
     def close(self) -> list[str]:
-        """Removes everything the session made; returns what could not be removed."""
+        """Removes everything the session made so far; returns what could not be removed.
+        Again after more was made (a cancel racing ``prepare``) removes that too."""
         with self._mutex:
-            if self._closed:
-                return list(self._left)
-            self._closed = True
-        left = self._left
+            return self._close()
+
+    def _close(self) -> list[str]:
+        left: list[str] = []
         with contextlib.suppress(NotFound):
             # Still there: the terminal went away (the shell ended, it removes itself). Killed
             # at once rather than stopped (10 s): its working container is swept below.
@@ -401,7 +399,7 @@ class DebugSession:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
-        return list(left)
+        return left
 
     def _working_ids(self, root: Path) -> list[str]:
         try:

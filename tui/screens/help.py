@@ -26,6 +26,7 @@ container can see of the host.
 | | `F2` | podman run / Kubernetes manifest of the plan |
 | | `F3` `F4` | history · compare profiles |
 | build | `c` | cancel the build |
+| | `s` | a shell where a RUN failed (the TUI comes back when it ends) |
 | | `Esc` | back (once the build ended) |
 | history | `r` | rebuild the selected build |
 | compare | `F5` | run each chosen profile cold, then warm |
