@@ -117,49 +117,58 @@ def _proxied(argv: list[str], stop: threading.Event, line: bytes) -> int:
     saved = termios.tcgetattr(0)
     previous = signal.signal(signal.SIGWINCH, resized) \
         if threading.current_thread() is threading.main_thread() else None
-    typed, ready, last_output = False, False, time.monotonic()
+    typed, ready, closed, last_output = False, False, False, time.monotonic()
     seen = b""
     try:
         tty.setraw(0)
-        while True:
-            if stop.is_set():
-                os.close(master)
-                master = -1
-                return _end(process)
+        while not stop.is_set():
             readable, _, _ = select.select([0, master], [], [], 0.05)
             if master in readable:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:
-                    data = b""
+                data = _read(master)
                 if not data:
-                    break  # the command closed the terminal: it has ended
-                os.write(1, data)
+                    closed = True  # the command closed its terminal: it is ending
+                    break
+                if not _write(1, data):
+                    break  # this terminal went away (a hang-up)
                 last_output = time.monotonic()
                 if not ready:
                     seen = (seen + data)[-256:]
                     ready = READY in seen
             if 0 in readable:
-                try:
-                    data = os.read(0, 65536)
-                except OSError:
-                    data = b""  # the terminal went away (hung up)
-                if not data:
-                    break
-                os.write(master, data)
+                data = _read(0)
+                if not data or not _write(master, data):
+                    break  # this terminal went away, or the command's
                 # The user typed first: do not type over them. (A terminal's answers to the
                 # shell's queries, such as busybox asking where the cursor is, are not typing.)
                 typed = typed or not _ANSWER_RE.fullmatch(data)
             if ready and not typed and time.monotonic() - last_output > QUIET_S:
-                os.write(master, line)
+                _write(master, line)
                 typed = True
-        try:  # it closed the terminal: podman removes its container (--rm), then exits
-            return process.wait(timeout=EXIT_WAIT_S)
-        except subprocess.TimeoutExpired:
-            return _end(process)
     finally:
-        termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        with contextlib.suppress(termios.error, OSError):  # (a terminal that hung up)
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
         if previous is not None:
             signal.signal(signal.SIGWINCH, previous)
-        if master >= 0:
-            os.close(master)
+        os.close(master)  # the command's terminal hangs up, if it still runs
+        if not closed and process.poll() is None:
+            _end(process)  # stopped, hung up, or an error on the way: never left running
+    try:  # podman removes its container (--rm), then exits
+        return process.wait(timeout=EXIT_WAIT_S)
+    except subprocess.TimeoutExpired:
+        return _end(process)
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return b""  # EIO: the other side of the terminal is gone
+
+
+def _write(fd: int, data: bytes) -> bool:
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        return False
+    return True

@@ -3,6 +3,8 @@ result or failure at the end."""
 
 from __future__ import annotations
 
+import termios
+import threading
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -260,14 +262,14 @@ class BuildScreen(BuildcageScreen[None]):
         except SuspendNotSupported:
             self.notify("this terminal cannot be handed over to a shell; run "
                         "`buildcage debug --last` in one", severity="warning", markup=False)
-        except OSError:
+        except (OSError, termios.error):
             pass  # the terminal went away while the shell had it (a hang-up): clean up
         finally:
-            self._close_shell(session, code)
-
-    @work(thread=True, group="debug-close")
-    def _close_shell(self, session: DebugSession, code: int | None) -> None:
-        self._shell_closed(session, code)
+            # A plain thread, not a worker: the app may be ending (a hang-up came while the
+            # shell ran) and cancels workers that have not started; the process waits for
+            # this one before it exits.
+            threading.Thread(target=self._shell_closed, args=(session, code),
+                             name="debug-close").start()
 
     def _shell_closed(self, session: DebugSession | None, code: int | None) -> None:
         """Off the UI thread: removes what the session made, then says so."""
@@ -295,6 +297,7 @@ class BuildScreen(BuildcageScreen[None]):
         session = self._debug
         if session is not None:  # quitting (a hang-up) while a shell is prepared or open
             session.cancel()
+            threading.Thread(target=session.close, name="debug-close").start()
         # Leaving (or quitting) mid-build must not leave the builder container running. The
         # flag covers a runner the worker has not made yet; it checks it once it has.
         if not self.finished:
