@@ -17,28 +17,24 @@ def notes(app) -> list[str]:
     return [str(n.message) for n in app._notifications]  # noqa: SLF001 - Textual has no public list of notifications
 
 
-class FakeProcess:
-    """What ``subprocess.Popen`` gives the terminal module: the shell, exited with 0."""
+def fake_popen(happened: list[object]):
+    """``subprocess.Popen`` as the terminal module calls it: the shell, exited with 0."""
 
-    started: list[list[str]] = []
+    class FakeProcess:
+        def __init__(self, argv: list[str]) -> None:
+            happened.append(("run", list(argv)))
 
-    def __init__(self, argv: list[str]) -> None:
-        self.argv = list(argv)
-        FakeProcess.started.append(self.argv)
-        self.happened.append(("run", self.argv))
+        def wait(self, timeout: float | None = None) -> int:
+            return 0
 
-    happened: list[object] = []
-
-    def wait(self, timeout: float | None = None) -> int:
-        return 0
+    return FakeProcess
 
 
 async def test_s_suspends_the_app_runs_the_shell_and_comes_back(history, monkeypatch):
     engine = ReplayEngine(history, stream="failed-exit42")
     app = make_app(engine)
     happened: list[object] = []
-    FakeProcess.happened = happened
-    monkeypatch.setattr("tui.engine.terminal.subprocess.Popen", FakeProcess)
+    monkeypatch.setattr("tui.engine.terminal.subprocess.Popen", fake_popen(happened))
     async with app.run_test(size=(120, 40)) as pilot:
         await build_until(pilot, lambda s: s.finished, context="broken")
         screen = app.screen
@@ -70,15 +66,15 @@ async def test_s_suspends_the_app_runs_the_shell_and_comes_back(history, monkeyp
 async def test_no_shell_where_the_terminal_cannot_be_handed_over(history, monkeypatch):
     engine = ReplayEngine(history, stream="failed-exit42")
     app = make_app(engine)
-    FakeProcess.happened = []
-    monkeypatch.setattr("tui.engine.terminal.subprocess.Popen", FakeProcess)
+    happened: list[object] = []
+    monkeypatch.setattr("tui.engine.terminal.subprocess.Popen", fake_popen(happened))
     async with app.run_test(size=(120, 40)) as pilot:
         await build_until(pilot, lambda s: s.finished, context="broken")
         await pilot.press("s")
         await wait_for(pilot, lambda: engine.debug_sessions
                        and engine.debug_sessions[-1].closed, what="the session closed")
         await pilot.pause()
-        assert FakeProcess.happened == []
+        assert happened == []
         assert any("buildcage debug --last" in n for n in notes(app))
 
 

@@ -181,6 +181,11 @@ def test_the_first_step_after_from_starts_from_the_base_image_or_stage():
         base_image(CF, 2, 2, {}, {})
     with pytest.raises(DebugError, match="scratch"):
         base_image("FROM scratch\nCOPY a /a\n", 1, 2, {}, {})
+    # What goes to buildah's command line is an image or a layer id, never an option.
+    with pytest.raises(DebugError, match="not an image reference"):
+        base_image("ARG B=--help\nFROM ${B}\nRUN x\n", 1, 2, {}, {})
+    with pytest.raises(DebugError, match="no layer"):
+        base_image(CF, 2, 6, {"2:5": "--rm"}, {})
     # A stage of only FROM: that stage's own base.
     text = "FROM busybox AS a\nFROM a\nRUN x\n"
     assert base_image(text, 2, 2, {}, {}) == "busybox"

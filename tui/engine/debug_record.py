@@ -48,6 +48,8 @@ KEEP = 20
 """Records kept (the newest); older ones are removed when a new one is written."""
 VERSION = 1
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LAYER_RE = re.compile(r"[0-9a-f]{6,64}")
+_IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}")
 
 
 class DebugError(UserError):
@@ -273,7 +275,7 @@ def base_image(text: str, stage: int, step: int, layers: dict[str, str],
     step before, or the stage's base; raises DebugError when the build never made it."""
     if step >= 3:
         layer = layers.get(f"{stage}:{step - 1}", "")
-        if not layer:
+        if not _LAYER_RE.fullmatch(layer):
             raise DebugError(f"Buildah named no layer for step {step - 1} of stage {stage}: "
                              "nothing to start a shell from")
         return layer
@@ -306,12 +308,14 @@ def _stage_base(stages: list[list[Any]], stage: int, values: dict[str, str],
         count = len(stages[earlier - 1])
         if count >= 2:
             layer = layers.get(f"{earlier}:{count}", "")
-            if layer:
+            if _LAYER_RE.fullmatch(layer):
                 return layer
             raise DebugError(f"Buildah named no layer for the end of stage {earlier}")
         return _stage_base(stages, earlier, values, layers, depth + 1)
     if base.lower() in ("", "scratch"):
         raise DebugError("the stage starts FROM scratch: there is no shell in it")
+    if not _IMAGE_RE.fullmatch(base):  # it goes to buildah's command line: never an option
+        raise DebugError(f"the stage's base {base!r} is not an image reference")
     return base
 
 
