@@ -352,3 +352,26 @@ def test_records_never_follow_a_planted_link(tmp_path):
         save_record(record, plan.data_dir)
     assert target.read_text() == "keep"
     assert json.loads(record.to_json())["version"] == 1
+
+
+def test_the_cli_says_why_there_is_no_shell_without_a_traceback(tmp_path, capsys, monkeypatch):
+    from tui.cli import main
+
+    assert main(["debug"]) == 2
+    assert "no record of a build that failed in a step" in capsys.readouterr().err
+    assert main(["debug", str(HELLO), "--last"]) == 2
+    assert "not both" in capsys.readouterr().err
+    plan = plan_for("host-ro", broken(tmp_path))
+    at_from = log_of(started(1, 1, "FROM nowhere"), Failed(message="no such image"),
+                     Done(status="failed")).record(plan)
+    assert at_from is not None
+    save_record(at_from, plan.data_dir)
+    assert main(["debug", "--last"]) == 2
+    err = capsys.readouterr().err
+    assert "no earlier state" in err and "Traceback" not in err
+    monkeypatch.setenv("BUILDCAGE_PODMAN_URL", "tcp://127.0.0.1:1")
+    record = log_of(*failing_events()).record(plan)
+    assert record is not None
+    save_record(record, plan.data_dir)
+    assert main(["debug", str(tmp_path / "ctx")]) == 2
+    assert "on the podman host" in capsys.readouterr().err
