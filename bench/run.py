@@ -1,10 +1,14 @@
-"""Benchmark every profile against native `podman build`, side by side, as ratios.
+"""Benchmark every profile against native `podman build` and Docker+BuildKit, side by side.
 
-Each round runs every contestant once, cold (no cache) then warm (same store, nothing changed),
-in a rotated order, so that the machine's noise falls on all of them alike. The native build's
-output is parsed by the same Buildah parser as buildcage's, so both report the same events.
+Workloads (generated, see bench/workloads.py): tiny, data, steps and examples/multistage; each
+cold (no cache), warm (nothing changed) and after a one-file edit. Each round runs every
+contestant on a workload in a rotated order, so that the machine's noise falls on all alike;
+ratios compare times of the same round (median over rounds). Then the event pipeline: parser
+throughput, a million-line build through the CLI per profile and through the TUI, first paint.
+Every figure is written to bench/results.md beside its target, *met* or *missed*.
 
-    .venv/bin/python bench/run.py [--rounds 3] [--context DIR] [--out bench/results.md]
+    .venv/bin/python bench/run.py [--rounds 3] [--workloads tiny,data,steps,multistage]
+                                  [--no-buildkit] [--no-micro] [--out bench/results.md]
 """
 
 from __future__ import annotations
@@ -13,9 +17,16 @@ import argparse
 import platform
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from buildkit import BuildKit, Unavailable
+from micro import cli_million_rss, parser_lines_per_second, tui
+from workloads import BASE, NAMES, edit, make
 
 from tui.engine.buildah_output import BuildahOutputParser
 from tui.engine.config import load_config
@@ -24,10 +35,14 @@ from tui.engine.session import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ["host-ro", "isolated", "project", "host-rw"]
+KINDS = ("cold", "warm", "edit")
+
+Key = tuple[str, str, str]
+"""(workload, contestant, cold|warm|edit)."""
 
 
-def native(context: Path, cold: bool) -> tuple[float, int]:
-    """`podman build` on the host; returns (seconds, cache hits) read through our parser."""
+def native(context: Path, cold: bool) -> float:
+    """`podman build` on the host (its output read by the same parser, for parity)."""
     argv = ["podman", "build", "--layers", "--pull=missing", "-t", "localhost/bench/native:latest"]
     if cold:
         argv.append("--no-cache")
@@ -37,14 +52,14 @@ def native(context: Path, cold: bool) -> tuple[float, int]:
     parser = BuildahOutputParser()
     for line in (out.stdout + out.stderr).splitlines():
         parser.feed(line, time.time())
-    return seconds, parser.cache_hits
+    return seconds
 
 
-TRUSTED: dict[tuple[str, str], list[float]] = defaultdict(list)
-"""(profile, cold|warm) -> seconds of the trusted phases (fetch, publish) per build."""
+TRUSTED: dict[Key, list[float]] = defaultdict(list)
+"""Seconds of the trusted phases (fetch, publish) per buildcage build."""
 
 
-def buildcage(engine: Engine, context: Path, profile: str, cold: bool) -> tuple[float, int]:
+def buildcage(engine: Engine, context: Path, profile: str, cold: bool, key: Key) -> float:
     done: list[Done] = []
     trusted: list[float] = []
 
@@ -55,86 +70,209 @@ def buildcage(engine: Engine, context: Path, profile: str, cold: bool) -> tuple[
             trusted.append(event.duration_s)
 
     plan = engine.plan(context, profile=profile, no_cache=cold, confirmed=True,
-                       project="bench")
+                       project=f"bench-{context.name}")
     start = time.perf_counter()
     engine.runner(plan, keep).run()
     seconds = time.perf_counter() - start
     if done[-1].status != "succeeded":
-        raise SystemExit(f"{profile} build failed")
-    TRUSTED[(profile, "cold" if cold else "warm")].append(sum(trusted))
-    return seconds, done[-1].cache_hits
+        raise SystemExit(f"{profile} build of {context.name} failed")
+    TRUSTED[key].append(sum(trusted))
+    return seconds
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+class Bench:
+    def __init__(self, opts: argparse.Namespace) -> None:
+        self.opts = opts
+        self.engine = Engine(load_config())
+        self.times: dict[Key, list[float]] = defaultdict(list)
+        self.ratio_native: dict[Key, list[float]] = defaultdict(list)
+        self.ratio_buildkit: dict[Key, list[float]] = defaultdict(list)
+        self.buildkit: BuildKit | None = None
+        self.notes: list[str] = []
+        self.micro: dict[str, float] = {}
+
+    def contestants(self) -> list[str]:
+        return ["native", *(["buildkit"] if self.buildkit else []), *PROFILES]
+
+    def run_one(self, workload: str, ctx: Path, name: str, kind: str, round_no: int) -> float:
+        if kind == "edit":
+            edit(ctx, round_no * 100 + hash(name) % 97)
+        cold = kind == "cold"
+        if name == "native":
+            return native(ctx, cold)
+        if name == "buildkit":
+            assert self.buildkit is not None
+            return self.buildkit.build(ctx, cold)
+        return buildcage(self.engine, ctx, name, cold, (workload, name, kind))
+
+    def builds(self, scratch: Path) -> None:
+        for workload in self.opts.workloads:
+            ctx = make(workload, scratch)
+            for round_no in range(self.opts.rounds):
+                names = self.contestants()
+                shift = round_no % len(names)
+                this: dict[tuple[str, str], float] = {}
+                for name in names[shift:] + names[:shift]:
+                    for kind in KINDS:
+                        seconds = self.run_one(workload, ctx, name, kind, round_no)
+                        this[(name, kind)] = seconds
+                        self.times[(workload, name, kind)].append(seconds)
+                        print(f"{workload:10} round {round_no + 1} {name:9} {kind}: "
+                              f"{seconds:6.2f}s", flush=True)
+                for (name, kind), seconds in this.items():
+                    self.ratio_native[(workload, name, kind)].append(
+                        seconds / this[("native", kind)])
+                    if ("buildkit", kind) in this:
+                        self.ratio_buildkit[(workload, name, kind)].append(
+                            seconds / this[("buildkit", kind)])
+
+    def micros(self, scratch: Path) -> None:
+        self.micro["parser"] = parser_lines_per_second()
+        print(f"parser: {self.micro['parser']:,.0f} lines/s", flush=True)
+        for profile in PROFILES:
+            rss, seconds = cli_million_rss(profile, BASE, scratch)
+            self.micro[f"cli_rss:{profile}"] = rss
+            self.micro[f"cli_s:{profile}"] = seconds
+            print(f"million lines, CLI, {profile}: {rss:.0f} MB peak, {seconds:.1f}s", flush=True)
+        for key, value in tui("million").items():
+            self.micro[f"tui_{key}"] = value
+        self.micro["first_paint_s"] = tui("paint")["first_paint_s"]
+        print(f"TUI: {self.micro}", flush=True)
+
+    def run(self) -> None:
+        with tempfile.TemporaryDirectory(prefix="buildcage-bench-") as tmp:
+            scratch = Path(tmp)
+            if self.opts.buildkit:
+                self.buildkit = BuildKit(BASE)
+                try:
+                    self.buildkit.start()
+                except Unavailable as exc:
+                    self.notes.append(f"Docker+BuildKit skipped: {exc}")
+                    self.buildkit = None
+            try:
+                self.builds(scratch)
+            finally:
+                if self.buildkit:
+                    self.buildkit.stop()
+            if self.opts.micro:
+                self.micros(scratch)
+        self.opts.out.write_text(self.report())
+        print(self.report())
+
+    # -- the report ---------------------------------------------------------------------------
+    def cell(self, key: Key) -> str:
+        seconds = med(self.times[key])
+        parts = [f"{seconds:.2f}"]
+        if key[1] != "native":
+            parts.append(f"{med(self.ratio_native[key]):.2f}x")
+        if self.buildkit is not None or self.ratio_buildkit.get(key):
+            if key[1] != "buildkit" and self.ratio_buildkit.get(key):
+                parts.append(f"BK {med(self.ratio_buildkit[key]):.1f}x")
+        return " / ".join(parts)
+
+    @staticmethod
+    def target(what: str, value: float, limit: float, unit: str = "x", digits: int = 2,
+               lower_is_better: bool = True, why: str = "") -> str:
+        met = value <= limit if lower_is_better else value >= limit
+        sign = "≤" if lower_is_better else "≥"
+        verdict = "**met**" if met else "**missed**"
+        return (f"| {what} | {value:,.{digits}f}{unit} | {sign} {limit:,.{digits}f}{unit} "
+                f"| {verdict} | {'' if met else why} |")
+
+    def report(self) -> str:
+        o = self.opts
+        lines = [
+            "# buildcage against native `podman build` and Docker+BuildKit",
+            "",
+            f"{o.rounds} rounds, {time.strftime('%Y-%m-%d')}, {platform.node()} "
+            f"({platform.machine()}, {_cpus()} CPUs). Wall seconds per build, including "
+            "container start and clean-up; each cell: median seconds / ratio to native "
+            "`podman build` in the same round / ratio to Docker+BuildKit (`BK`), medians over "
+            "rounds. cold = `--no-cache`; warm = unchanged rebuild; edit = one copied file "
+            "changed. One-shot builds (no session builder).",
+            "",
+        ]
+        lines += [f"> {note}" for note in self.notes] + ([""] if self.notes else [])
+        for workload in o.workloads:
+            lines += [f"## {workload}", "", "| runner | cold | warm | edit |",
+                      "| --- | --- | --- | --- |"]
+            for name in self.contestants():
+                lines.append(f"| {name} | " + " | ".join(
+                    self.cell((workload, name, k)) for k in KINDS) + " |")
+            lines.append("")
+        lines += ["## What the trusted phases cost", "",
+                  "Median seconds of fetch + publish per build (RUN steps run in a container "
+                  "with no network; pulls and pushes in trusted ones; see the threat model):",
+                  "", "| workload | " + " | ".join(f"{p} {k}" for p in PROFILES for k in KINDS)
+                  + " |", "| --- |" + " --- |" * (len(PROFILES) * len(KINDS))]
+        for workload in o.workloads:
+            lines.append(f"| {workload} | " + " | ".join(
+                f"{med(TRUSTED[(workload, p, k)]):.2f}" for p in PROFILES for k in KINDS) + " |")
+        lines += ["", "## Targets (issue 9), from this run", "",
+                  "| target | measured | target | verdict | why, where missed |",
+                  "| --- | --- | --- | --- | --- |"]
+        iso_cold = max(med(self.ratio_native[(w, "isolated", "cold")]) for w in o.workloads)
+        lines.append(self.target("isolated cold vs native cold (worst workload)", iso_cold, 1.0,
+                                 why="three containers (fetch, build, publish) and "
+                                     "fuse-overlayfs against podman's in-process build"))
+        kept = [p for p in PROFILES if p != "isolated"]
+        warm = max(med(self.ratio_native[(w, p, "warm")]) for w in o.workloads for p in kept)
+        lines.append(self.target("warm rebuild vs native warm (worst cached profile, "
+                                 "one-shot: no session builder yet)", warm, 1.0,
+                                 why="container start per phase (~0.2-0.3 s each) on a "
+                                     "sub-second build"))
+        edit_r = max(med(self.ratio_native[(w, p, "edit")]) for w in o.workloads for p in kept)
+        lines.append(self.target("one-file edit vs native edit (worst cached profile, "
+                                 "one-shot)", edit_r, 1.2, why="as warm, plus the commits"))
+        iso_warm = max(med(self.ratio_native[(w, "isolated", "warm")]) for w in o.workloads)
+        lines.append(self.target("isolated warm vs native warm (no registry cache yet)",
+                                 iso_warm, 2.0, why="a fresh store rebuilds every step"))
+        if self.micro:
+            m = self.micro
+            lines.append(self.target("parser throughput", m["parser"], 200_000, " lines/s",
+                                     digits=0, lower_is_better=False))
+            worst = max(m[f"cli_rss:{p}"] for p in PROFILES)
+            lines.append(self.target("million-line build, CLI `--json`, peak RSS (worst "
+                                     "profile)", worst, 100, " MB", 0))
+            lines.append(self.target("million-line build, TUI, worst gap between 20 ms ticks",
+                                     m["tui_worst_stall_ms"], 100, " ms", 0))
+            lines.append(self.target("million-line build, TUI, peak RSS", m["tui_rss_mb"], 150,
+                                     " MB", 0))
+            lines.append(self.target("TUI first paint (headless, from interpreter start)",
+                                     m["first_paint_s"], 1.0, " s"))
+            lines += ["", "Million-line CLI builds: " + ", ".join(
+                f"{p} {m[f'cli_rss:{p}']:.0f} MB in {m[f'cli_s:{p}']:.0f} s" for p in PROFILES)
+                + "."]
+        lines += ["", "Every secure profile's ratio to BuildKit is the `BK` figure in the tables; "
+                  "the long goal is parity.", "",
+                  f"Command: `.venv/bin/python bench/run.py --rounds {o.rounds} --workloads "
+                  f"{','.join(o.workloads)}`", ""]
+        return "\n".join(lines)
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
 
 
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     args.add_argument("--rounds", type=int, default=3)
-    args.add_argument("--context", type=Path, default=ROOT / "examples" / "multistage")
+    args.add_argument("--workloads", default=",".join(NAMES),
+                      type=lambda s: [w for w in s.split(",") if w])
+    args.add_argument("--no-buildkit", dest="buildkit", action="store_false")
+    args.add_argument("--no-micro", dest="micro", action="store_false")
     args.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
     opts = args.parse_args()
-    engine = Engine(load_config())
-    contestants = ["native", *PROFILES]
-    times: dict[tuple[str, str], list[float]] = defaultdict(list)
-    ratios: dict[tuple[str, str], list[float]] = defaultdict(list)
-    hits: dict[tuple[str, str], int] = {}
-    for round_no in range(opts.rounds):
-        shift = round_no % len(contestants)
-        order = contestants[shift:] + contestants[:shift]
-        this_round: dict[tuple[str, str], float] = {}
-        for name in order:
-            for phase in ("cold", "warm"):
-                cold = phase == "cold"
-                if name == "native":
-                    seconds, cached = native(opts.context, cold)
-                else:
-                    seconds, cached = buildcage(engine, opts.context, name, cold)
-                this_round[(name, phase)] = seconds
-                times[(name, phase)].append(seconds)
-                hits[(name, phase)] = cached
-                print(f"round {round_no + 1} {name:9} {phase}: {seconds:6.2f}s "
-                      f"({cached} cache hits)", flush=True)
-        for (name, phase), seconds in this_round.items():
-            ratios[(name, phase)].append(seconds / this_round[("native", phase)])
-    lines = [
-        "# buildcage against native `podman build`",
-        "",
-        f"Context `{opts.context.relative_to(ROOT)}`, {opts.rounds} rounds, "
-        f"{time.strftime('%Y-%m-%d')}, {platform.node()} ({platform.machine()}), "
-        "wall seconds per build including container start and clean-up. Ratio: the profile's "
-        "time over native's in the same round (median over rounds); below 1 is faster.",
-        "",
-        "| runner | cold median s | cold ratio | warm median s | warm ratio | warm cache hits |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for name in contestants:
-        row = [name]
-        for phase in ("cold", "warm"):
-            row += [f"{statistics.median(times[(name, phase)]):.2f}",
-                    f"{statistics.median(ratios[(name, phase)]):.2f}"]
-        row.append(str(hits[(name, "warm")]))
-        lines.append("| " + " | ".join(row) + " |")
-    lines += [
-        "",
-        "## What the phases cost",
-        "",
-        "A build's RUN steps run in a container with no network; pulling bases (fetch, only "
-        "when the store lacks one) and reading the image's facts and pushing (publish) run in "
-        "trusted containers of their own (see the README's threat model). Median seconds of "
-        "those trusted phases per build, included in the times above:",
-        "",
-        "| profile | cold: fetch + publish s | share of cold | warm: fetch + publish s "
-        "| share of warm |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for name in PROFILES:
-        row = [name]
-        for phase in ("cold", "warm"):
-            spent = statistics.median(TRUSTED[(name, phase)])
-            row += [f"{spent:.2f}", f"{spent / statistics.median(times[(name, phase)]):.0%}"]
-        lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Command: `.venv/bin/python bench/run.py "
-              f"--rounds {opts.rounds} --context {opts.context.relative_to(ROOT)}`", ""]
-    opts.out.write_text("\n".join(lines))
-    print("\n".join(lines))
+    unknown = set(opts.workloads) - set(NAMES)
+    if unknown:
+        raise SystemExit(f"unknown workloads {sorted(unknown)}; known: {', '.join(NAMES)}")
+    Bench(opts).run()
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ async def main(out: Path) -> None:
         await shoot("build-failed", out, build("broken", True), data,
                     stream="failed-multistage")
         await shoot("build-result", out, build("hello", True), data, stream="warm-push")
+        await shoot("build-loaded", out, build("hello", True), data, stream="warm-push-load")
         await shoot("history", out, history_shown, data)
         await shoot("compare", out, comparison_done, data)
 

@@ -22,15 +22,14 @@ from textual.screen import Screen
 from tui.engine.errors import UserError
 from tui.engine.request import BuildRequest, PreparedBuild
 from tui.engine.session import Engine
+from tui.engine.text import visible
 from tui.interrupts import APP_SIGNALS, Interrupts, detach_from_terminal
 from tui.messages import BuildRequested, CompareAsked, CompareRequested
 from tui.services import Reach, Services, show_error
 from tui.styles_path import css_path, widget_sheets
 
-if TYPE_CHECKING:
-    from tui.screens.session import SessionScreen
-
 if TYPE_CHECKING:  # imported at run time inside _session, like the other screens
+    from tui.engine.load import LoadConflict
     from tui.screens.session import SessionScreen
 
 DARK, LIGHT = "textual-dark", "textual-light"
@@ -116,12 +115,32 @@ class BuildcageApp(App[None]):
 
     @work(thread=True, group="prepare")
     def _prepare_build(self, request: BuildRequest, confirmed: bool) -> None:
+        from tui.engine.load import LoadConflict
+
         try:
             prepared = self.engine.prepare(request, confirmed=confirmed)
+        except LoadConflict as exc:  # the CLI's --load-overwrite, as a question
+            self.call_from_thread(self._ask_overwrite, request, confirmed, exc)
+            return
         except UserError as exc:
             self.call_from_thread(show_error, self, exc)
             return
         self.call_from_thread(self._open_build, prepared)
+
+    def _ask_overwrite(self, request: BuildRequest, confirmed: bool, conflict: LoadConflict
+                       ) -> None:
+        from dataclasses import replace
+
+        from tui.screens.confirm import overwrite_question
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._prepare_build(replace(request, load_overwrite=True), confirmed)
+            else:
+                self.notify(visible(f"not started: {conflict.tag} stays as it is on the host"),
+                            severity="warning", markup=False)
+
+        self.push_screen(overwrite_question(conflict.tag, conflict.host_image_id), answered)
 
     def _open_build(self, prepared: PreparedBuild) -> None:
         from tui.screens.build import BuildScreen

@@ -63,6 +63,12 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--on", choices=["local", "kube"], default="local",
                        help="run as a plain container (local) or as the plan's Kubernetes Pod, "
                             "played with podman kube play (kube)")
+    build.add_argument("--load", action="store_true",
+                       help="put the image into this machine's podman store afterwards, so "
+                            "`podman run TAG` works at once (refuses to move a tag that names "
+                            "another image there)")
+    build.add_argument("--load-overwrite", action="store_true",
+                       help="--load, moving the tag even when it names another image")
     plan = sub.add_parser("plan", help="print the build as podman run, Kubernetes or JSON")
     _plan_options(plan)
     plan.add_argument("--format", choices=["podman", "kube", "json"], default="podman")
@@ -100,6 +106,8 @@ def _request(args: argparse.Namespace) -> BuildRequest:
         tag=args.tag or "", push=args.push, build_args=parse_build_args(args.build_arg),
         secrets=parse_secrets(args.secret), target_stage=args.target,
         no_cache=args.no_cache, project=args.project or "", on=getattr(args, "on", "local"),
+        load=getattr(args, "load", False) or getattr(args, "load_overwrite", False),
+        load_overwrite=getattr(args, "load_overwrite", False),
     )
 
 

@@ -16,6 +16,8 @@ from tui.engine.events import (
     Event,
     Failed,
     ImageInfo,
+    ImageLoaded,
+    LoadRefused,
     LogLine,
     PullStarted,
     Pushed,
@@ -115,6 +117,12 @@ class HumanPrinter(_Output):
             return f"==> pushed {event.ref}@{event.digest}"
         if isinstance(event, ImageInfo):
             return f"==> image: {len(event.layers)} layers, {event.size} bytes"
+        if isinstance(event, ImageLoaded):
+            return (f"==> loaded into the host's podman as {event.tag} (image "
+                    f"{event.image_id[:12]})\n    run it: podman run --rm -it {event.tag}")
+        if isinstance(event, LoadRefused):
+            return (f"==> not loaded: {event.tag} on the host names image "
+                    f"{event.host_image_id[:12]}, not this build's {event.image_id[:12]}")
         if isinstance(event, BuildWarning):
             return f"warning: {event.message}"
         if isinstance(event, Failed):
@@ -127,6 +135,8 @@ class HumanPrinter(_Output):
                 parts.append(f"image {event.image_id[:12]}")
             if event.pushed:
                 parts.append(f"pushed {event.pushed}")
+            if event.loaded:
+                parts.append(f"loaded as {event.loaded}")
             return "buildcage: " + ", ".join(parts)
         return None
 

@@ -241,3 +241,24 @@ def test_an_oci_layout_is_copied_back_from_a_remote_builder(remote_engine, run_i
     index = json.loads((out / "index.json").read_text())
     tags = [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]]
     assert sorted(tags) == ["v1", "v2"]
+
+
+def test_load_puts_the_image_into_the_remote_hosts_podman(
+        remote_engine, remote_socket, run_id, tmp_path):
+    """--load on a remote service: the archive comes back through the API and is loaded
+    into that service's store (the podman host's), where `podman run` finds it."""
+    ctx, containerfile = _private_context(tmp_path, f"remote-load-{run_id}")
+    tag = f"localhost/it/remote-load:{run_id}"
+    rec = _build(remote_engine, BuildRequest(ctx, profile="isolated", tag=tag,
+                                             containerfile=str(containerfile), load=True))
+    assert rec.done.status == "succeeded", rec.of(Failed)
+    client = PodmanClient(base_url=f"unix://{remote_socket}")
+    image = client.images.get(tag)
+    try:
+        assert image.id.removeprefix("sha256:").startswith(rec.done.image_id[:12])
+        run = subprocess.run(["podman", "--url", f"unix://{remote_socket}", "run", "--rm",
+                              "--network", "none", tag, "cat", "/made"],
+                             capture_output=True, text=True, timeout=120)
+        assert run.stdout == "built\n", run.stderr
+    finally:
+        client.images.remove(image.id, force=True)

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from tui.engine.config import Config
@@ -28,6 +29,7 @@ from tui.engine.events import (
     Done,
     Event,
     Failed,
+    ImageLoaded,
     Status,
     StepDone,
     StepStarted,
@@ -126,7 +128,8 @@ class ReplayEngine(Engine):
                  stream: StreamSource | None = None, delay: float = 0.0,
                  pause_after: int | None = None, scale: dict[str, float] | None = None,
                  summary_error: Exception | None = None, summary_delay: float = 0.0,
-                 inspect_dir: Path = INSPECT, reach: Reach = registry_answers) -> None:
+                 inspect_dir: Path = INSPECT, reach: Reach = registry_answers,
+                 host_images: dict[str, str] | None = None) -> None:
         super().__init__(config=config or Config(), history=history, reach=reach)
         self.stream = stream
         self.delay = delay
@@ -139,6 +142,10 @@ class ReplayEngine(Engine):
         """Every runner handed out, in order (tests look at their plans)."""
         self.last_on = ""
         """Where the last build was asked to run ("local" or "kube")."""
+        self.host_images: dict[str, str] = dict(host_images or {})
+        """The host store as the load sees it: tag -> image id."""
+        self.loads: list[tuple[str, bool]] = []
+        """(image id, overwrite) of every load after a build (``load_built``), in order."""
         self.debug_sessions: list[ReplayDebugSession] = []
         """Every debug session handed out, in order."""
 
@@ -168,7 +175,26 @@ class ReplayEngine(Engine):
         if self.stream is not None:
             return load_stream(self.stream)
         cold = plan.no_cache or not plan.profile.keeps_cache
+        if plan.load and not cold:
+            return load_stream("warm-push-load")
         return load_stream("cold-pull-push" if cold else "warm-push")
+
+    def host_image_id(self, tag: str) -> str:
+        return self.host_images.get(tag, "")
+
+    def load_built(self, plan: BuildPlan, image_id: str, *, overwrite: bool = False
+                   ) -> ImageLoaded:
+        """The real tag rule (tui.engine.load.check_tag) on ``host_images``; no podman."""
+        from tui.engine.load import LoadConflict, check_tag
+
+        self.loads.append((image_id, overwrite))
+        refused = check_tag(_HostImages(self.host_images), plan.tag, image_id,
+                            overwrite=overwrite, loaded_before=self.loaded_before)
+        if refused is not None:
+            raise LoadConflict(refused.tag, refused.host_image_id)
+        self.host_images[plan.tag] = image_id
+        self.history.mark_loaded(image_id, plan.tag)
+        return ImageLoaded(image_id=image_id, tag=plan.tag, tags=(plan.tag,))
 
     def runner(self, plan: BuildPlan, on_event: EventSink, on: str = "local") -> ReplayRunner:
         self.last_on = on
@@ -177,6 +203,21 @@ class ReplayEngine(Engine):
                               scale=self.scale.get(plan.profile.name, 1.0))
         self.runners.append(runner)
         return runner
+
+
+class _HostImages:
+    """Enough of a PodmanClient for ``check_tag``: ``images.get(tag).id``."""
+
+    def __init__(self, tags: dict[str, str]) -> None:
+        self.images = self
+        self._tags = tags
+
+    def get(self, name: str) -> SimpleNamespace:
+        from podman.errors import ImageNotFound
+
+        if name not in self._tags:
+            raise ImageNotFound(name)
+        return SimpleNamespace(id=self._tags[name])
 
 
 class FrozenClock:

@@ -30,7 +30,8 @@ def test_recorded_streams_are_up_to_date(stream) -> None:
     assert path.read_text() == make_streams.render(stream)
     events = load_stream(stream.name)
     assert isinstance(events[-1], Done)
-    assert events[-1].status == ("failed" if stream.exit_code else "succeeded")
+    assert events[-1].status == ("failed" if stream.exit_code or stream.refused_by
+                                 else "succeeded")
 
 
 def test_warm_stream_has_cache_hits_and_a_push() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Checkbox
 from ui_helpers import fixed_records, make_app
 
 from tests.support.replay import FrozenClock, ReplayEngine
@@ -18,8 +19,10 @@ from tests.support.scenes import (
     comparison_done,
     history_shown,
     session_ready,
+    wait_for,
 )
 from tui.app import LIGHT
+from tui.screens.confirm import ConfirmScreen
 
 SMALL, LARGE = (80, 24), (160, 50)
 
@@ -66,6 +69,30 @@ def test_build_result(snap_compare, engine, size) -> None:
         await build_until(pilot, lambda s: s.finished)
 
     assert snap_compare(make_app(engine), terminal_size=size, run_before=run)
+
+
+def test_build_result_loaded(snap_compare, history) -> None:
+    """Built with "load into host": where the image went, and r to run it."""
+    engine = ReplayEngine(history, stream="warm-push-load")
+
+    async def run(pilot: Pilot) -> None:
+        await build_until(pilot, lambda s: s.finished)
+
+    assert snap_compare(make_app(engine), terminal_size=SMALL, run_before=run)
+
+
+def test_load_overwrite_question(snap_compare, history) -> None:
+    """The host's tag names another image: asked before the build moves it."""
+    engine = ReplayEngine(history, host_images={"localhost/buildcage/hello:latest": "0" * 64})
+
+    async def run(pilot: Pilot) -> None:
+        await session_ready(pilot, "hello")
+        pilot.app.screen.query_one("#load", Checkbox).value = True
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen))
+        await pilot.pause()
+
+    assert snap_compare(make_app(engine), terminal_size=SMALL, run_before=run)
 
 
 def test_history(snap_compare, engine, history) -> None:

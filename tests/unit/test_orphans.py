@@ -613,7 +613,8 @@ def test_a_builds_secret_record_is_written_before_its_secrets_and_holds_no_value
         return make_fake_secrets(world)(client, plan)
 
     state = prepare(FakeClient(world), plan, pin=False, make_secrets=make)  # type: ignore[arg-type]
-    assert seen[0] == {"build": plan.build_id, "owner": DEAD, "secrets": secret_names(plan)}
+    assert seen[0] == {"build": plan.build_id, "owner": DEAD, "service": "local",
+                       "secrets": secret_names(plan)}
     # Every name either runner gives a secret is in it (local podman secrets, kube Secrets).
     assert set(world.secrets) <= set(secret_names(plan))
     assert {plan.kube_secret_name(p.name) for p in plan.phases()} <= set(secret_names(plan))
@@ -696,6 +697,24 @@ def test_secrets_a_dead_process_recorded_are_orphans_though_nothing_is_labelled(
     records = {p.name for p in (data / RECORDS).iterdir()}
     assert records == {f"{live.build_id}.json", f"{far.build_id}.json"}
     assert find_orphans(client, machine, data) == []
+
+
+def test_another_podman_services_records_are_left_to_it(machine, tmp_path):
+    """A build on a remote service records that service: a gc against this machine's podman
+    neither finds its secrets nor removes its record as "alone" (they live over there)."""
+    from tui.engine.secret_owners import write_record
+
+    world = World()
+    remote = secret_plan(tmp_path, DEAD, "remote")
+    record = write_record(remote, "build-host:/var/lib/containers/storage")
+    local = secret_plan(tmp_path, DEAD, "local")
+    write_record(local)
+    make_fake_secrets(world)(None, local)
+    client = FakeClient(world)
+    [orphan] = find_orphans(client, machine, remote.data_dir)
+    assert orphan.build_id == local.build_id
+    collect(client, [orphan])
+    assert record is not None and record.exists()
 
 
 def test_a_dead_processes_record_with_no_secret_left_is_named_and_removed(machine, tmp_path):

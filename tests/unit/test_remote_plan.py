@@ -192,3 +192,18 @@ def test_nothing_lands_outside_the_destination(tmp_path, entries):
         extract_into(_tar(entries), dest, "output")
     assert not (tmp_path / "evil").exists() and not (tmp_path / "d" / "evil").exists()
     assert list(dest.iterdir()) == []
+
+
+def test_a_client_over_tcp_or_a_tunnel_is_remote_a_unix_socket_is_not():
+    from podman import PodmanClient
+
+    from tui.engine.podman_api import TUNNELS, is_remote
+
+    local = PodmanClient(base_url="unix:///run/podman/podman.sock")
+    assert not is_remote(local)
+    assert is_remote(PodmanClient(base_url="tcp://127.0.0.1:8080"))
+    TUNNELS[id(local)] = object()  # what connect() records for an ssh:// service
+    try:
+        assert is_remote(local)
+    finally:
+        del TUNNELS[id(local)]

@@ -41,3 +41,23 @@ def test_ssh_is_asked_to_check_the_host_key_and_never_to_prompt(tmp_path):
         "/tmp/x/podman.sock:/run/podman/podman.sock"
     assert f"UserKnownHostsFile={tmp_path / 'kh'}" in argv
     assert argv[argv.index("-i") + 1] == str(key)
+
+
+def test_only_old_empty_tunnel_directories_are_swept(tmp_path):
+    import os
+
+    from tui.engine.ssh_tunnel import PREFIX, sweep_stale_dirs
+
+    old_empty, old_live, new_empty = (tmp_path / f"{PREFIX}{n}" for n in ("a", "b", "c"))
+    for d in (old_empty, old_live, new_empty):
+        d.mkdir()
+    (old_live / "podman.sock").write_text("")
+    other = tmp_path / "unrelated"
+    other.mkdir()
+    for d in (old_empty, old_live, other):
+        os.utime(d, (1000.0, 1000.0))
+    sweep_stale_dirs(tmp_path, now=1000.0 + 3600)
+    assert not old_empty.exists()
+    assert old_live.exists() and other.exists()
+    sweep_stale_dirs(tmp_path)  # now: the new one is seconds old
+    assert new_empty.exists()

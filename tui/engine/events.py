@@ -185,6 +185,33 @@ class Pushed(Event):
 
 
 @dataclass(frozen=True)
+class ImageLoaded(Event):
+    """The built image is in the host's own podman store (``--load``): its id and names as the
+    podman API reports them after the load, never as the build printed them."""
+
+    name: ClassVar[str] = "image_loaded"
+    image_id: str
+    tag: str
+    """The name it was loaded under (the build's tag)."""
+    tags: tuple[str, ...] = ()
+    """Every name the image has on the host now."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", tuple(self.tags))  # JSON gives a list back
+
+
+@dataclass(frozen=True)
+class LoadRefused(Event):
+    """``--load`` did not move ``tag``: on the host it names ``host_image_id``, another image
+    that buildcage did not load there (``--load-overwrite`` moves it)."""
+
+    name: ClassVar[str] = "load_refused"
+    tag: str
+    image_id: str
+    host_image_id: str
+
+
+@dataclass(frozen=True)
 class PhaseDone(Event):
     """One phase's container exited: ``fetch`` and ``publish`` are buildcage's trusted work
     (pulling, pushing, reading facts), ``build`` runs the Containerfile's steps."""
@@ -224,6 +251,8 @@ class Done(Event):
     steps_total: int = 0
     cache_hits: int = 0
     pushed: str = ""
+    loaded: str = ""
+    """The host tag the image was loaded under (``--load``), else ""."""
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -231,7 +260,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         BuildStarted, StepStarted, CacheHit, StepDone, PullStarted, BlobCopied, ConfigCopied,
         ManifestWritten, Committed, Tagged, ImageBuilt, ImageInfo, BuildWarning, PushStarted,
-        Pushed, PhaseDone, Failed, LogLine, Done,
+        Pushed, ImageLoaded, LoadRefused, PhaseDone, Failed, LogLine, Done,
     )
 }
 

@@ -13,7 +13,7 @@ from typing import Any, Self
 from tui.engine.config import data_dir, ensure_data_dir, private_file
 from tui.engine.errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SIDE_FILES = ("-journal", "-wal", "-shm")
 STATUSES = ("succeeded", "failed", "canceled")
 
@@ -25,7 +25,7 @@ CREATE TABLE builds (
     status TEXT NOT NULL, duration_s REAL NOT NULL, steps_total INTEGER NOT NULL,
     cache_hits INTEGER NOT NULL, image_id TEXT NOT NULL, pushed TEXT NOT NULL,
     build_args TEXT NOT NULL, stage_target TEXT NOT NULL, no_cache INTEGER NOT NULL,
-    warm INTEGER NOT NULL
+    warm INTEGER NOT NULL, loaded TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX builds_by_time ON builds (started_at);
 CREATE INDEX builds_by_profile ON builds (profile, context, status, started_at);
@@ -36,6 +36,10 @@ CREATE TABLE steps (
     PRIMARY KEY (build_id, seq)
 );
 """
+_MIGRATIONS = {
+    # 1 -> 2: the host tag a build was loaded under (--load), "" for none.
+    2: "ALTER TABLE builds ADD COLUMN loaded TEXT NOT NULL DEFAULT ''",
+}
 
 
 class HistoryError(UserError, RuntimeError):
@@ -75,6 +79,8 @@ class BuildRecord:
     stage_target: str = ""
     no_cache: bool = False
     warm: bool = False
+    loaded: str = ""
+    """The host tag the image was loaded under (``--load``, or later from the TUI), else ""."""
     steps: list[StepRecord] = field(default_factory=list)
 
 
@@ -144,6 +150,10 @@ class History:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
+            else:
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    db.execute(_MIGRATIONS[step])  # a file an older buildcage wrote
+            if version != SCHEMA_VERSION:  # written only when it changes: opening stays a read
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.commit()
         except BaseException:
@@ -227,6 +237,27 @@ class History:
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
         return statistics.median(row[0] for row in rows) if rows else None
+
+    def loaded_before(self, tag: str, image_id: str) -> bool:
+        """Whether buildcage loaded ``image_id`` into the host under ``tag`` (the tag rule of
+        tui.engine.load: such a tag may move to the next build's image)."""
+        query = "SELECT 1 FROM builds WHERE loaded = ? AND image_id = ? LIMIT 1"
+        try:
+            with self._lock:
+                return self._conn().execute(query, (tag, image_id)).fetchone() is not None
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+
+    def mark_loaded(self, image_id: str, tag: str) -> bool:
+        """Records a load after the build (the TUI's key) on the latest build of ``image_id``;
+        False when history has no such build."""
+        query = ("UPDATE builds SET loaded = ? WHERE id = (SELECT id FROM builds WHERE "
+                 "image_id = ? ORDER BY started_at DESC, id DESC LIMIT 1)")
+        try:
+            with self._lock, self._conn() as db:
+                return db.execute(query, (tag, image_id)).rowcount > 0
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
 
     def close(self) -> None:
         """Close the database; safe to call twice."""

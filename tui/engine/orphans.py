@@ -257,6 +257,9 @@ def find_orphans(client: Any, machine: Machine | None = None,
         add(volume, "volumes")
     dead = [(owner, record) for record in secret_owners.read_records(data or data_dir())
             if (owner := Owner.parse(record.owner)) is not None and machine.gone(owner)]
+    if dead:  # another podman service's records are not for this one to judge
+        here = secret_owners.service_of(client)
+        dead = [(o, r) for o, r in dead if r.service == here]
     if dead:
         existing = {str(secret.name) for secret in client.secrets.list()}
         for owner, record in dead:

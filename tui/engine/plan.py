@@ -34,6 +34,10 @@ FACTS_DIR = "/buildcage/facts"
 DEBUG_DIR = "/buildcage/debug"
 """A debug shell's own files (the failed command, its history, the banner), in the shell's
 container and, bind-mounted again, in the working container the shell runs in."""
+OUTPUT_DIR = "/buildcage/output"
+"""Per-build output of the trusted publish phase (``--load``): the image archive the host's
+podman loads. Never mounted where a Containerfile step runs."""
+ARCHIVE_FILE = "image.tar"
 BUILD_ARGS_FILE = "build-args.env"
 IMAGE_FILE = "image.json"
 DIGEST_FILE = "digest"
@@ -117,6 +121,11 @@ class BuildPlan:
     """The podman service runs on another host (an ``ssh://`` or ``tcp://`` URL): the builder
     gets copies of this machine's files (``copy``/``sync`` mounts) instead of bind mounts, and a
     project store is a podman volume there instead of a directory here."""
+    load: bool = False
+    """``--load``: the publish phase also writes the image as an OCI archive into the output
+    directory, for the host's podman to load (tui.engine.load)."""
+    load_overwrite: bool = False
+    """``--load-overwrite``: the load may move a host tag that names another image."""
     context_snapshot: Path | None = None
     """Per-build directory (``DATA/snapshots/BUILD_ID``, mode 0700) holding the copy of the
     context the builder reads (``context/``) and, when the Containerfile lies outside the
@@ -197,6 +206,17 @@ class BuildPlan:
     def debug_dir(self) -> Path:
         """A debug shell's files on the host (in the per-build directory, removed with it)."""
         return self.build_dir / "debug"
+
+    @property
+    def output_dir(self) -> Path:
+        """Where the publish phase writes the image archive for ``--load`` (inside the build's
+        directory, so it goes with it however the build ends)."""
+        return self.build_dir / "output"
+
+    @property
+    def writes_archive(self) -> bool:
+        """``--load`` needs an archive, except when the builder wrote the host's store itself."""
+        return self.load and self.profile.store != "host"
 
     @property
     def registries_conf_path(self) -> Path:
@@ -332,6 +352,10 @@ class BuildPlan:
                 mounts.append(self._local(
                     Mount(str(self.facts_dir), FACTS_DIR, "bind", False,
                           "facts written by the trusted publish phase"), output=True))
+                if self.writes_archive:
+                    mounts.append(self._local(
+                        Mount(str(self.output_dir), OUTPUT_DIR, "bind", False,
+                              "image archive for the host's podman (--load)"), output=True))
         if self.profile.userns != "host" and phase_network(phase) == "host":
             # A user namespace may not mount a fresh sysfs while it shares the host's network
             # (needed for the loopback registry); podman then needs the host's, read-only.
@@ -445,6 +469,8 @@ class BuildPlan:
         push = self.push_argv()
         if push is not None:
             script.append(shlex.join(push[1]))
+        if self.writes_archive:
+            script.append(shlex.join(archive_argv(self.tag)))
         return ["sh", "-ec", "; ".join(script)]
 
     def debug_phase(self, command: list[str]) -> Phase:
@@ -537,6 +563,15 @@ class BuildPlan:
 TRUSTED_PHASES: tuple[PhaseName, ...] = ("fetch", "publish")
 """The phases that run only buildcage's own commands; every other one runs the Containerfile's
 steps (build) or a shell in their state (debug)."""
+
+
+def archive_argv(image: str) -> list[str]:
+    """Writes ``image`` (a tag or an id) of the store as an OCI archive for the host's podman,
+    with no name inside: loading it moves no tag (tui.engine.load tags it after its checks),
+    while a docker-archive carries names that the load applies at once (measured on podman 4.3:
+    a docker-archive load also gave the image its source's name). The host's image id is the
+    build's either way. Quiet, so no "Copying blob" line is counted as the push's."""
+    return ["buildah", "push", "--quiet", image, f"oci-archive:{OUTPUT_DIR}/{ARCHIVE_FILE}"]
 
 
 def phase_network(phase: PhaseName) -> str:

@@ -130,6 +130,8 @@ def make_plan(
     build_id: str | None = None,
     snapshot: bool | None = None,
     remote: bool = False,
+    load: bool = False,
+    load_overwrite: bool = False,
 ) -> BuildPlan:
     """Check every input and build the plan; raises PlanError with a message for people.
 
@@ -171,6 +173,9 @@ def make_plan(
     final_tag = tag or default_tag(ctx)
     try:
         ref = parse_reference(final_tag)
+        if load and ref.digest:
+            raise PlanError(f"--load names the image on the host by its tag: {final_tag!r} "
+                            "has a digest; give --tag NAME:TAG")
         target = parse_push_target(push)
         if isinstance(target, OciTarget):
             # The plan keeps the resolved directory: what was checked is what gets mounted.
@@ -212,6 +217,8 @@ def make_plan(
         registries_conf=registries_conf(config),
         context_snapshot=data / "snapshots" / build_id if snapshot else None,
         remote=remote,
+        load=load or load_overwrite,
+        load_overwrite=load_overwrite,
     )
     try:
         _ = plan.store_dir  # refuses a store path that leads out of buildcage's data directory

@@ -64,6 +64,15 @@ TUNNELS: dict[int, object] = {}
 """The ssh tunnel behind each client connected through one (kept open)."""
 
 
+def is_remote(client: object) -> bool:
+    """Whether a client talks to a podman service on another host: through a tunnel of ours,
+    or over TCP (a unix socket of this machine is local)."""
+    if TUNNELS.get(id(client)) is not None:
+        return True
+    base = getattr(getattr(client, "api", None), "base_url", None)
+    return getattr(base, "scheme", "http+unix") not in ("http+unix", "unix")
+
+
 def _message(url: str, exc: BaseException | None) -> str:
     why = f" ({type(exc).__name__})" if exc is not None else ""
     if not url.startswith("unix://"):

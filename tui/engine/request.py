@@ -34,6 +34,10 @@ class BuildRequest:
     project: str = ""
     on: Where = "local"
     """Where it runs: "local" (a builder container) or "kube" (the plan's Pod, kube play)."""
+    load: bool = False
+    """Put the image into the host's own podman store afterwards (tui.engine.load)."""
+    load_overwrite: bool = False
+    """...even when its tag names another image there (asked for, or confirmed in the TUI)."""
 
     @classmethod
     def from_record(cls, record: BuildRecord) -> BuildRequest:
@@ -41,10 +45,14 @@ class BuildRequest:
         return cls(context=Path(record.context), profile=record.profile,
                    containerfile=record.containerfile, push=record.target,
                    build_args=tuple(record.build_args.items()),
-                   target_stage=record.stage_target, no_cache=record.no_cache, tag=record.tag)
+                   target_stage=record.stage_target, no_cache=record.no_cache, tag=record.tag,
+                   load=bool(record.loaded))
 
     def with_profile(self, profile: str, *, no_cache: bool, push: str = "") -> BuildRequest:
-        return replace(self, profile=profile, no_cache=no_cache, push=push)
+        """The same build in another profile (the comparison's): it delivers only where
+        ``push`` says, never into the host's store."""
+        return replace(self, profile=profile, no_cache=no_cache, push=push, load=False,
+                       load_overwrite=False)
 
 
 @dataclass(frozen=True)

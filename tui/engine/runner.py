@@ -32,6 +32,7 @@ from tui.engine.events import (
     Status,
 )
 from tui.engine.image_facts import ImageFacts, read_facts
+from tui.engine.load import LoadedBefore, LoadError, load_archive, load_from_host_store
 from tui.engine.logs import ApiLogPoller, LogFileTail
 from tui.engine.orphans import claim_store, collect_on_start, owned, store_busy
 from tui.engine.plan import BuildPlan, Phase
@@ -96,6 +97,11 @@ class BuildRunner:
         self._held_failure: Failed | None = None
         self._lock = threading.Lock()
         self.facts = ImageFacts()
+        self.loaded_before: LoadedBefore = lambda tag, image_id: False
+        """The tag rule's memory (history): ``Engine.runner`` sets it."""
+        self._loaded = ""
+        """The host tag the image was loaded under (``--load``)."""
+        self._load_failure: Failed | None = None
 
     def cancel(self) -> None:
         """Asks the build to stop; returns at once (the stop itself runs on its own thread)."""
@@ -137,6 +143,8 @@ class BuildRunner:
         if error is None and not self.canceled and exit_code == 0 and not self.facts.image_id:
             # Never "succeeded" without an image: a builder that did not run exits 0 too.
             error = Failed(message="the builder exited without building an image")
+        if error is None and not self.canceled and exit_code == 0:
+            error = self._load_failure  # asked for --load and not loaded: as a failed push
         if error is not None and not self.canceled:
             self._emit(error)
         elif not self.canceled:
@@ -159,6 +167,7 @@ class BuildRunner:
             duration_s=round(time.time() - started, 3),
             steps_total=self.parser.steps_total, cache_hits=self.parser.cache_hits,
             pushed=f"{pushed.ref}@{pushed.digest}" if pushed else "",
+            loaded=self._loaded,
         )
         self._emit(done)
         return done
@@ -190,6 +199,8 @@ class BuildRunner:
                 # The image's record is written before the push: a failed push still says
                 # which image the store holds (its Pushed fact is simply missing).
                 self._read_facts()
+                if code == 0 and self.plan.load and self.facts.image_id:
+                    self._load()
             if code != 0:
                 return code
         return 0
@@ -203,13 +214,37 @@ class BuildRunner:
         return phases
 
     def _own_facts_dir(self) -> None:
-        """A user-namespaced publish phase writes the facts as its root, an unprivileged host
-        uid: the (private, per-build) facts directory is handed to that uid."""
+        """A user-namespaced publish phase writes the facts (and the --load archive) as its
+        root, an unprivileged host uid: the private, per-build directories go to that uid."""
         if self._idmap is None or self.plan.remote:
-            return  # (a remote builder's facts are copied back by this process)
+            return  # (a remote builder's files are copied back by this process)
         uid, gid = (int(m[0].split(":")[1]) for m in (self._idmap["UidMap"],
                                                       self._idmap["GidMap"]))
         os.chown(self.plan.facts_dir, uid, gid)
+        if self.plan.writes_archive:
+            os.chown(self.plan.output_dir, uid, gid)
+
+    def _load(self) -> None:
+        """``--load``, after the publish phase (tui.engine.load): the image into the host's
+        store, or the reason it is not (which fails the build, as a failed push does)."""
+        try:
+            if self.plan.writes_archive:
+                loaded = load_archive(self.client, self.plan, self.facts.image_id,
+                                      loaded_before=self.loaded_before,
+                                      canceled=lambda: self.canceled)
+            else:
+                loaded = load_from_host_store(self.client, self.plan, self.facts.image_id)
+        except LoadError as exc:
+            if exc.refused is not None:
+                self._emit(exc.refused)
+            self._load_failure = Failed(message=str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - podman's API refused the archive, say why
+            self._load_failure = Failed(message=f"--load: {type(exc).__name__}: {exc}")
+            return
+        if loaded is not None:
+            self._loaded = loaded.tag
+            self._emit(loaded)
 
     def _read_facts(self) -> None:
         """The image and the push as the trusted publish phase recorded them: out of band,

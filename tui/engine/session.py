@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from tui.engine.config import Config, load_config
 from tui.engine.containerfile import parse_containerfile, read_containerfile
-from tui.engine.events import BuildWarning, Done, Event, StepDone, StepStarted
+from tui.engine.events import BuildWarning, Done, Event, ImageLoaded, StepDone, StepStarted
 from tui.engine.history import BuildRecord, History, HistoryError, StepRecord
 from tui.engine.plan import BuildPlan
 from tui.engine.planner import PlanError, make_plan
@@ -100,7 +100,8 @@ class Engine:
                          secrets=request.secrets,
                          target_stage=request.target_stage, no_cache=request.no_cache,
                          project=request.project or None, confirmed=confirmed,
-                         remote=self.remote)
+                         remote=self.remote,
+                         load=request.load, load_overwrite=request.load_overwrite)
 
     def prepare(self, request: BuildRequest, *, confirmed: bool | frozenset[str] = False,
                 check_push: bool = True) -> PreparedBuild:
@@ -113,8 +114,20 @@ class Engine:
             raise PlanError("--on kube plays Pods that mount this machine's files (hostPath): "
                             f"not on the podman service {self.config.podman_url!r} on another "
                             "host; run buildcage on the podman host for --on kube")
+        if (request.load or request.load_overwrite) and request.on == "kube":
+            raise PlanError("--load puts the image into this machine's podman store, which a "
+                            "Kubernetes Pod's node does not share: --push it to a registry "
+                            "instead, or build without --on kube")
         plan = self.plan_for(request, confirmed=confirmed)
         parse_containerfile(read_containerfile(plan.containerfile))
+        if check_push and plan.load and not plan.load_overwrite:
+            # Before building for minutes: a tag the load would refuse to move (the load
+            # checks again when it happens; this is the early answer, and the TUI's question).
+            from tui.engine.load import LoadConflict
+
+            current = self.host_image_id(plan.tag)
+            if current and not self.loaded_before(plan.tag, current):
+                raise LoadConflict(plan.tag, current)
         target = parse_push_target(plan.push)
         if check_push and target is not None and not isinstance(target, OciTarget):
             ok, message = self.reach(target.registry, self.config.tls_verify_for(target.registry))
@@ -135,6 +148,40 @@ class Engine:
         podman, so raises PodmanUnavailable when the service does not answer. Every build
         that ends is recorded in history before its Done is delivered."""
         return self.runner(prepared.plan, on_event, on=prepared.on)
+
+    # -- the image on the host (tui.engine.load) ---------------------------------------------------
+    def host_image_id(self, tag: str) -> str:
+        """The id of the host's image named ``tag``, "" when none; connects to podman."""
+        from tui.engine.load import host_image_id
+
+        return host_image_id(self.client(), tag)
+
+    def loaded_before(self, tag: str, image_id: str) -> bool:
+        """Whether buildcage loaded ``image_id`` under ``tag`` (history; no when it cannot say)."""
+        try:
+            return self.history.loaded_before(tag, image_id)
+        except HistoryError:
+            return False
+
+    def load_built(self, plan: BuildPlan, image_id: str, *, overwrite: bool = False
+                   ) -> ImageLoaded:
+        """Loads a finished build's image into the host (blocking); raises LoadConflict when
+        its tag names another image and ``overwrite`` is not given, LoadError otherwise."""
+        from tui.engine.load import load_built
+
+        loaded = load_built(self.client(), plan, image_id, loaded_before=self.loaded_before,
+                            overwrite=overwrite)
+        try:
+            self.history.mark_loaded(image_id, loaded.tag)
+        except HistoryError:
+            pass  # loaded all the same; only the tag rule's memory of it is missing
+        return loaded
+
+    def run_argv(self, image_id: str) -> list[str]:
+        """``podman run --rm -it`` of a loaded image, on the service it was loaded into."""
+        from tui.engine.load import run_argv
+
+        return run_argv(self.config.podman_url, image_id)
 
     def summary(self, plan: BuildPlan) -> ProfileSummary:
         """Creates the builder container (never started), reads its facts, removes it."""
@@ -159,7 +206,9 @@ class Engine:
             from tui.engine.kube_runner import KubeRunner
 
             return KubeRunner(self.client(), plan, self.recording(plan, on_event))
-        return BuildRunner(self.client(), plan, self.recording(plan, on_event))
+        runner = BuildRunner(self.client(), plan, self.recording(plan, on_event))
+        runner.loaded_before = self.loaded_before
+        return runner
 
     def recording(self, plan: BuildPlan, on_event: EventSink) -> EventSink:
         """Passes events on and records the build in history when its Done arrives, before
@@ -269,5 +318,6 @@ class Engine:
             stage_target=plan.target_stage,
             no_cache=plan.no_cache,
             warm=done.cache_hits > 0,
+            loaded=done.loaded,
             steps=[steps.steps[k] for k in sorted(steps.steps)],
         ))

@@ -34,6 +34,30 @@ _WATCHDOG = ('exec 3<&0; ssh "$@" </dev/null & ssh=$!; '
 asynchronous list's stdin is /dev/null in sh: the pipe is read through fd 3.)"""
 
 
+PREFIX = "buildcage-ssh-"
+STALE_AFTER = 60.0
+"""Seconds after which an empty tunnel directory is a killed buildcage's (a live tunnel's holds
+its socket within a second or two)."""
+
+
+def sweep_stale_dirs(base: Path, now: float | None = None) -> None:
+    """Removes empty tunnel directories a killed buildcage left (its ssh is gone with it; the
+    socket with ssh). A directory that still holds a socket is a live tunnel's: rmdir fails."""
+    now = time.time() if now is None else now
+    try:
+        entries = list(base.glob(PREFIX + "*"))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            info = entry.lstat()
+            if entry.is_dir() and not entry.is_symlink() and info.st_uid == os.getuid() \
+                    and now - info.st_mtime > STALE_AFTER:
+                entry.rmdir()
+        except OSError:
+            continue  # not empty (alive), or gone meanwhile
+
+
 class SshTunnelError(UserError, RuntimeError):
     """The ssh tunnel to a podman service could not be opened; the message says why."""
 
@@ -106,7 +130,8 @@ class SshTunnel:
         if self.identity and not os.path.isfile(os.path.expanduser(self.identity)):
             raise SshTunnelError(f"podman_identity {self.identity!r} is not a file")
         base = os.environ.get("XDG_RUNTIME_DIR") or None
-        self._dir = Path(tempfile.mkdtemp(prefix="buildcage-ssh-", dir=base))  # 0700
+        sweep_stale_dirs(Path(base or tempfile.gettempdir()))
+        self._dir = Path(tempfile.mkdtemp(prefix=PREFIX, dir=base))  # 0700
         local = str(self._dir / "podman.sock")
         self._proc = subprocess.Popen(
             ["sh", "-c", _WATCHDOG, "sh", *self.argv(local)], stdin=subprocess.PIPE,

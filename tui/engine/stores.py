@@ -69,6 +69,9 @@ def write_plan_files(plan: BuildPlan) -> None:
         store_dir.mkdir(parents=True, exist_ok=True)
     check_own_path(plan.facts_dir, plan.data_dir)
     plan.facts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the publish phase's
+    if plan.writes_archive:
+        check_own_path(plan.output_dir, plan.data_dir)
+        plan.output_dir.mkdir(mode=0o700, exist_ok=True)  # its --load archive
     target = plan.push_target()
     if isinstance(target, OciTarget):
         prepare_oci_dir(Path(target.path))
@@ -126,7 +129,7 @@ def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True,
     plan.facts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         # The record first: a process killed right after making a secret leaves it to gc.
-        state.secret_record = secret_owners.write_record(plan)
+        state.secret_record = secret_owners.write_record(plan, secret_owners.service_of(client))
         try:
             state.secrets += make_secrets(client, plan)
         except BaseException:

@@ -16,7 +16,7 @@ from textual.widgets import Footer, Header, ProgressBar, Static
 
 from tui.batching import BuildEvents, EventBatcher
 from tui.engine.errors import UserError
-from tui.engine.events import Done, Failed, LogLine
+from tui.engine.events import Done, Failed, ImageLoaded, LogLine
 from tui.engine.request import PreparedBuild, Runner
 from tui.engine.text import visible
 from tui.screens.base import BuildcageScreen
@@ -31,6 +31,7 @@ from tui.widgets.step_table import StepTable
 if TYPE_CHECKING:
     from tui.engine.debug_record import DebugRecord
     from tui.engine.debug_shell import DebugSession
+    from tui.engine.load import LoadConflict
 
 TICK_S = 0.1
 VERBS = {"succeeded": "Built", "failed": "Failed", "canceled": "Canceled"}
@@ -41,6 +42,8 @@ class BuildScreen(BuildcageScreen[None]):
     BINDINGS = [
         Binding("c", "cancel", "Cancel"),
         Binding("s", "shell", "Shell"),
+        Binding("l", "load", "Load into host"),
+        Binding("r", "run", "Run it"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -62,6 +65,7 @@ class BuildScreen(BuildcageScreen[None]):
         """Set by the worker thread once podman answered."""
         self._started = services.clock()
         self._ticker: Timer | None = None
+        self._loading = False
         self.debug_record: DebugRecord | None = None
         """What a failed build left for a shell (tui.engine.debug_record), None otherwise."""
         self._debug: DebugSession | None = None
@@ -190,16 +194,28 @@ class BuildScreen(BuildcageScreen[None]):
 
     # -- actions --------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The footer offers Cancel only while running; Back is greyed out until the end;
-        Shell once a build failed in a step that a shell can open before."""
+        """The footer offers Cancel only while running; Back is greyed out until the end; Load
+        once there is an image that is not on the host yet, Run it once it is; Shell once a
+        build failed in a step that a shell can open before."""
         if action == "cancel":
             return not self.finished
         if action == "back":
             return True if self.finished else None
+        if action == "load":
+            return self.loadable
+        if action == "run":
+            return self.state.loaded is not None
         if action == "shell":
             record = self.debug_record
             return record is not None and not record.failed.problem
         return True
+
+    @property
+    def loadable(self) -> bool:
+        """A finished local build's image that is not loaded yet (a Pod's is on its node)."""
+        state = self.state
+        return (state.done is not None and state.done.status != "canceled"
+                and bool(state.image_id) and state.loaded is None and self.on == "local")
 
     def action_cancel(self) -> None:
         if self.finished or self.canceling:
@@ -210,6 +226,64 @@ class BuildScreen(BuildcageScreen[None]):
         if runner is not None:
             # Stopping a real container blocks: do it off the UI thread.
             self.run_worker(runner.cancel, thread=True, group="cancel")
+
+    def action_load(self, overwrite: bool = False) -> None:
+        if self.loadable and not self._loading:
+            self._loading = True
+            self.notify("loading into the host's podman…", timeout=3)
+            self._load(overwrite)
+
+    @work(thread=True, exclusive=True, group="load")
+    def _load(self, overwrite: bool) -> None:
+        from tui.engine.load import LoadConflict  # podman-py: not imported before it is needed
+
+        try:
+            loaded = self.services.engine.load_built(self.plan, self.state.image_id,
+                                                     overwrite=overwrite)
+        except LoadConflict as exc:
+            self.app.call_from_thread(self._ask_overwrite, exc)
+        except UserError as exc:
+            self.app.call_from_thread(show_error, self, exc, "Not loaded")
+        except Exception as exc:  # noqa: BLE001 - podman gone, API refused: shown, not raised
+            self.app.call_from_thread(show_error, self, UserError(f"{type(exc).__name__}: "
+                                                                  f"{exc}"), "Not loaded")
+        else:
+            self.app.call_from_thread(self._loaded, loaded)
+        finally:
+            self._loading = False
+
+    def _ask_overwrite(self, conflict: LoadConflict) -> None:
+        from tui.screens.confirm import overwrite_question
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.action_load(overwrite=True)
+
+        self.app.push_screen(overwrite_question(conflict.tag, conflict.host_image_id), answered)
+
+    def _loaded(self, loaded: ImageLoaded) -> None:
+        self.state.loaded = loaded
+        self.refresh_bindings()
+        panel = self.query_one(ResultPanel)
+        panel.state = self.state  # the result panel says where it went (and r runs it)
+        self.query_one(FailurePanel).display = False
+
+    def action_run(self) -> None:
+        """Suspends the TUI and runs the loaded image on the real terminal, then comes back."""
+        from tui.engine.load import run_interactive
+
+        loaded = self.state.loaded
+        if loaded is None:
+            return
+        argv = self.services.engine.run_argv(loaded.image_id)
+        try:
+            with self.app.suspend():
+                code = run_interactive(argv)
+        except SuspendNotSupported:
+            self.notify(visible(f"cannot hand the terminal over here; run: {' '.join(argv)}"),
+                        severity="warning", markup=False)
+            return
+        self.notify(f"podman run exited with {code}", markup=False)
 
     # -- a shell where it failed (tui.engine.debug_shell) -----------------------------------------
     def action_shell(self) -> None:

@@ -20,9 +20,9 @@ class ConfirmScreen(Dialog[bool]):
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, question: str, detail: str = "") -> None:
+    def __init__(self, question: str, detail: str = "", yes: str = "Yes, run it") -> None:
         super().__init__()
-        self.question, self.detail = question, detail
+        self.question, self.detail, self.yes = question, detail, yes
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -32,7 +32,7 @@ class ConfirmScreen(Dialog[bool]):
             with Horizontal(id="buttons"):
                 # "No" first and focused: the safe answer is the easy one.
                 yield Button("No", variant="primary", id="no")
-                yield Button("Yes, run it", variant="error", id="yes")
+                yield Button(self.yes, variant="error", id="yes")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -42,3 +42,13 @@ class ConfirmScreen(Dialog[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+def overwrite_question(tag: str, host_image_id: str) -> ConfirmScreen:
+    """The question before a load moves a host tag that names another image (the CLI's
+    ``--load-overwrite``)."""
+    return ConfirmScreen(
+        f"Move {tag} on the host to this build's image?",
+        f"On this host it names image {host_image_id[:12]} now, which buildcage did not load "
+        f"there. That image stays (by its id or other names); whatever runs {tag} afterwards "
+        f"runs what this build made.", yes="Yes, move it")

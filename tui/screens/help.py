@@ -27,6 +27,8 @@ container can see of the host.
 | | `F3` `F4` | history · compare profiles |
 | build | `c` | cancel the build |
 | | `s` | a shell where a RUN failed (the TUI comes back when it ends) |
+| | `l` | load the image into this host's podman (asks before moving a tag) |
+| | `r` | run the loaded image (`podman run --rm -it`), then come back |
 | | `Esc` | back (once the build ended) |
 | history | `r` | rebuild the selected build |
 | compare | `F5` | run each chosen profile cold, then warm |

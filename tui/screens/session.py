@@ -81,6 +81,9 @@ class SessionScreen(BuildcageScreen[None]):
                                  allow_blank=False, compact=True, id="profile")
                 yield PushTargetField(hosts, self.services.reach,
                                       self.engine.config.tls_verify_for, id="push-field")
+                with Horizontal(classes="form-row", id="load-row"):
+                    yield Label("Load", classes="form-label")
+                    yield Checkbox("into this host's podman", id="load", compact=True)
                 with Horizontal(classes="form-row", id="actions"):
                     yield Checkbox("no cache", id="no-cache", compact=True)
                     yield Checkbox("as a Kubernetes Pod", id="on-kube", compact=True)
@@ -134,7 +137,8 @@ class SessionScreen(BuildcageScreen[None]):
         return replace(base, push=field.value, build_args=fields.build_args(),
                        secrets=fields.secrets(), target_stage=fields.target_stage,
                        no_cache=self.query_one("#no-cache", Checkbox).value,
-                       on="kube" if self.query_one("#on-kube", Checkbox).value else "local")
+                       on="kube" if self.query_one("#on-kube", Checkbox).value else "local",
+                       load=self.query_one("#load", Checkbox).value)
 
     @on(Select.Changed, "#profile")
     def schedule_summary(self) -> None:

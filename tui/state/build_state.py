@@ -20,6 +20,8 @@ from tui.engine.events import (
     Failed,
     ImageBuilt,
     ImageInfo,
+    ImageLoaded,
+    LoadRefused,
     ManifestWritten,
     PullStarted,
     Pushed,
@@ -76,6 +78,9 @@ class BuildState:
     image_info: ImageInfo | None = None
     pushed: list[Pushed] = field(default_factory=list)
     failed: Failed | None = None
+    loaded: ImageLoaded | None = None
+    """Where the image went on the host (--load, or the result panel's key afterwards)."""
+    load_refused: LoadRefused | None = None
     done: Done | None = None
     running: str | None = None
     """Key of the step in progress."""
@@ -182,6 +187,10 @@ class BuildState:
             self.image_id = event.image_id
         elif isinstance(event, ImageInfo):
             self.image_info = event
+        elif isinstance(event, ImageLoaded):
+            self.loaded = event
+        elif isinstance(event, LoadRefused):
+            self.load_refused = event
         elif isinstance(event, BuildWarning):
             self.warnings.append(event.message)
 

@@ -65,6 +65,10 @@ class ResultPanel(_Panel):
             self._field(text, "pushed", done.pushed)
         else:
             self._field(text, "pushed", "no push")
+        if state.loaded is not None:
+            self._field(text, "host", f"{state.loaded.tag} · r runs it")
+        elif image_id:
+            self._field(text, "host", "not loaded · l loads it")
         hits = done.cache_hits or state.cache_hits
         self._field(text, "cache", f"{hits}/{done.steps_total or total} steps from cache")
         if state.warnings:
@@ -98,6 +102,12 @@ class FailurePanel(_Panel):
         step = (failed.step if failed else "") or (row.instruction if row else "")
         if step:
             self._field(text, "step", step)
+        refused = state.load_refused
+        if refused is not None:  # built, pushed if asked, but not loaded: say it the TUI's way
+            self._field(text, "error", f"not loaded: {refused.tag} on the host names image "
+                                       f"{refused.host_image_id[:12]}, which buildcage did not "
+                                       f"load there; l moves it (asks first)")
+            return text
         message = failed.message if failed else "the build ended without saying why"
         self._field(text, "error", message)
         if failed is not None and failed.exit_code is not None:

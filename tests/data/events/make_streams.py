@@ -27,10 +27,13 @@ from tui.engine.events import (  # noqa: E402
     Failed,
     ImageBuilt,
     ImageInfo,
+    ImageLoaded,
+    LoadRefused,
     Pushed,
     PushStarted,
     StepStarted,
 )
+from tui.engine.load import refusal_message  # noqa: E402
 
 START = 1_764_400_000.0
 """A fixed epoch (2025-11-29) so the streams, and screenshots made from them, never change."""
@@ -46,11 +49,19 @@ class Stream:
     step_s: float
     exit_code: int = 0
     tag: str = "localhost/buildcage/hello:latest"
+    load: bool = False
+    """Built with --load: the runner's ImageLoaded (the podman API's answer) follows the facts."""
+    refused_by: str = ""
+    """With ``load``: the host's tag names this other image at the load, which is refused."""
 
 
 STREAMS = (
     Stream("warm-push", "captured/host-ro-hello-manifest-push.log", "host-ro", "examples/hello",
            0.1),
+    Stream("warm-push-load", "captured/host-ro-hello-manifest-push.log", "host-ro",
+           "examples/hello", 0.1, load=True),
+    Stream("warm-push-refused", "captured/host-ro-hello-manifest-push.log", "host-ro",
+           "examples/hello", 0.1, load=True, refused_by="0123456789ab" + "c" * 52),
     Stream("cold-pull-push", "captured/isolated-hello-pull-push.log", "isolated",
            "examples/hello", 0.35),
     Stream("multistage-target", "buildah/target.log", "host-ro", "examples/multistage", 0.3,
@@ -98,19 +109,29 @@ def record(stream: Stream) -> list[Event]:
                 ref, digest = text.split()
                 pushed.append(Pushed(ref=ref, digest=digest, time=now))
         body += pushed
+        if stream.load and stream.refused_by:
+            now = next(clock)
+            body.append(LoadRefused(tag=stream.tag, image_id=image,
+                                    host_image_id=stream.refused_by, time=now))
+        elif stream.load:
+            body.append(ImageLoaded(image_id=image, tag=stream.tag, tags=(stream.tag,),
+                                    time=next(clock)))
     end = next(clock)
     body += parser.finish(stream.exit_code, end)
+    if stream.refused_by:  # the runner's Failed for it, after the build's last events
+        body.append(Failed(message=refusal_message(stream.tag, stream.refused_by), time=end))
     failed = any(isinstance(e, Failed) for e in body) or stream.exit_code != 0
     started = BuildStarted(build_id=f"replay-{stream.name}", profile=stream.profile,
                            context=stream.context, tag=stream.tag, time=START)
     end += 0.2
     done = Done(
         status="failed" if failed else "succeeded",
-        image_id="" if failed else image,
+        image_id=image if not failed or stream.refused_by else "",
         duration_s=round(end - START, 3),
         steps_total=sum(isinstance(e, StepStarted) for e in body),
         cache_hits=sum(isinstance(e, CacheHit) for e in body),
         pushed=f"{pushed[-1].ref}@{pushed[-1].digest}" if pushed else "",
+        loaded=stream.tag if stream.load and not failed else "",  # refused: not loaded
         time=end,
     )
     return [started, *body, done]
