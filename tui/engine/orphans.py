@@ -41,7 +41,7 @@ from podman.errors import NotFound
 from tui.engine import secret_owners
 from tui.engine.config import data_dir
 from tui.engine.containers import remove_container, stop_gracefully
-from tui.engine.plan import FACTS_DIR, MOUNT_RECORD, BuildPlan
+from tui.engine.plan import DEBUG_DIR, FACTS_DIR, MOUNT_RECORD, BuildPlan
 from tui.engine.profiles import HOST_STORE
 from tui.engine.stores import store_root, stray_working_containers
 
@@ -596,10 +596,11 @@ def _remove_recorded(client: Any, orphan: Orphan, why: str, report: Report,
 
 def _remove_build_files(attrs: dict[str, Any]) -> None:
     """Per-build host files a builder mounted (the host-rw overlay record, the per-build
-    facts directory), once swept."""
+    facts directory, a debug shell's directory), once swept."""
     for mount in attrs.get("Mounts") or []:
         source = Path(mount.get("Source", ""))
-        if mount.get("Destination") == FACTS_DIR and source.parent.parent.name == "builds":
+        if mount.get("Destination") in (FACTS_DIR, DEBUG_DIR) \
+                and source.parent.parent.name == "builds":
             shutil.rmtree(source.parent, ignore_errors=True)
         if (mount.get("Destination") == f"{HOST_STORE}/{MOUNT_RECORD}"
                 and source.name.startswith("has-mount-program-")):
