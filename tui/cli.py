@@ -105,6 +105,9 @@ def parser() -> argparse.ArgumentParser:
     debug.add_argument("--secret", action="append", default=[], metavar="id=NAME,src=FILE",
                        help="the build's --secret inputs again, when the shell rebuilds "
                             "(a fresh store kept nothing); never given to the shell itself")
+    debug.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE",
+                       help="the build's secret-looking build arguments again (buildcage "
+                            "keeps no value of one)")
     debug.add_argument("--allow-host-rw", action="store_true",
                        help="confirm a profile that can write the host's image store (host-rw)")
     debug.add_argument("--allow-unsafe-profile", action="store_true",
@@ -166,7 +169,7 @@ def cmd_debug(engine, args: argparse.Namespace, interrupts: Interrupts | None = 
     status. Signals end the shell or the rebuild, and everything made is removed."""
     from tui.cli_output import HumanPrinter
     from tui.engine.debug_shell import DebugCanceled
-    from tui.engine.planner import parse_secrets
+    from tui.engine.planner import parse_build_args, parse_secrets
 
     if args.context and args.last:
         raise UserError("debug takes a context or --last, not both")
@@ -176,6 +179,7 @@ def cmd_debug(engine, args: argparse.Namespace, interrupts: Interrupts | None = 
         print(f"buildcage: {visible(text)}", file=sys.stderr, flush=True)
 
     session = engine.debug(record, secrets=parse_secrets(args.secret),
+                           build_args=parse_build_args(args.build_arg),
                            confirmed=_confirmed(args), on_event=HumanPrinter(quiet=True),
                            on_note=note)
     note(f"opening a shell where build {record.build_id} of {record.context} failed "

@@ -1,9 +1,10 @@
 """A secret-looking build argument's value never reaches buildcage's own records: two real
 builds through the CLI with ``--build-arg TOKEN=...`` (the value changed between them, so the
-second build's cache explanation is about it), then every way buildcage shows or keeps what a
-build did: ``build --json``, ``why`` (human and JSON), ``history --json``, ``layers --last
---json`` and every file under the data directory (history.sqlite3 and its key, generated
-configuration, kept layer reports). The image itself does hold the values (Buildah records
+second build's cache explanation is about it) and one that fails in a step, then every way
+buildcage shows or keeps what a build did: ``build --json``, ``why`` (human and JSON),
+``history --json``, ``layers --last --json`` and every file under the data directory
+(history.sqlite3 and its key, generated configuration, kept layer reports, the record of the
+failed build for ``buildcage debug``). The image itself does hold the values (Buildah records
 build arguments in the image's history; the build warns about that), and so does the image
 store the build wrote under the data directory (DATA/buildcage/stores): only buildcage's own
 records are checked, every other file.
@@ -70,6 +71,16 @@ def test_a_secret_build_argument_is_in_no_record(provisioned, run_id: str,
     assert last["build_args"]["TOKEN"].startswith("hmac-sha256:")
     layers = cli("layers", "--last", "--json")
     assert layers.returncode == 0, layers.stderr
+
+    # A build that fails in a step leaves a record for a debug shell: names only, too.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "Containerfile").write_text(
+        f'FROM {BASE}\nARG TOKEN\nRUN test -n "$TOKEN" && exit 3\n')
+    failed = cli("build", str(broken), "--profile", "host-ro", "--project", project,
+                 "--build-arg", f"TOKEN={VALUES[0].decode()}", "--quiet")
+    assert failed.returncode == 1, failed.stderr
+    assert list((data / "buildcage" / "debug").glob("*.json"))
 
     stores = data / "buildcage" / "stores"  # Buildah's image store: the image, as built
     assert stores.is_dir()

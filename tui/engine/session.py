@@ -334,12 +334,15 @@ class Engine:
             return None
 
     def debug(self, record: DebugRecord, *, secrets: tuple[tuple[str, str], ...] = (),
+              build_args: tuple[tuple[str, str], ...] = (),
               confirmed: bool | frozenset[str] = False,
               on_event: EventSink | None = None,
               on_note: Callable[[str], None] | None = None) -> DebugSession:
         """A debug session for ``record`` (nothing runs before its ``prepare()``): the same
         request, checked again as a build is (profile, confirmation, paths). ``secrets``: the
-        build's --secret inputs, needed only when the session rebuilds (a fresh store)."""
+        build's --secret inputs, needed only when the session rebuilds (a fresh store).
+        ``build_args``: the values of its secret-looking build arguments (the record kept only
+        their names), always needed (the shell's environment has them, as the step's had)."""
         from dataclasses import replace
 
         from tui.engine.debug_record import DebugError
@@ -359,7 +362,15 @@ class Engine:
                              f"and the build read --secret {', '.join(missing)}: give "
                              f"{'them' if len(missing) > 1 else 'it'} again "
                              "(--secret id=NAME,src=FILE)")
-        request = record.request(secrets if rebuild else ())
+        values = dict(build_args)
+        unknown = [name for name in record.withheld_args if name not in values]
+        if unknown:
+            raise DebugError(f"build argument{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(unknown)} looked like a secret, so buildcage kept no "
+                             f"value for the shell: give {'them' if len(unknown) > 1 else 'it'} "
+                             "again (--build-arg NAME=VALUE)")
+        request = record.request(secrets if rebuild else (),
+                                 tuple((name, values[name]) for name in record.withheld_args))
         plan = self.prepare(request, confirmed=confirmed, check_push=False).plan
         if rebuild:
             plan = replace(plan, layers=True)

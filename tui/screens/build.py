@@ -344,6 +344,7 @@ class BuildScreen(BuildcageScreen[None]):
         session: DebugSession | None = None
         try:
             session = self.services.engine.debug(record, secrets=self.prepared.request.secrets,
+                                                 build_args=self.prepared.request.build_args,
                                                  confirmed=True, on_note=note)
             self._debug = session
             session.prepare()
