@@ -155,6 +155,18 @@ async def test_plan_view_shows_podman_run_and_kube_and_copies(engine) -> None:
         podman = app.screen.query_one("#podman-text", TextArea).text
         assert podman.startswith("set -e") and "\npodman run" in podman
         assert "/context:ro" in podman
+        # host-ro (the default) reads the host store through overlays: no Pod can.
+        kube = app.screen.query_one("#kube-text", TextArea).text
+        assert kube.startswith("# profile host-ro cannot run as a Kubernetes Pod")
+        await pilot.press("escape")
+        assert isinstance(app.screen, SessionScreen)
+        app.screen.query_one("#profile", Select).value = "project"
+        card = app.screen.query_one(SummaryCard)
+        await wait_for(pilot, lambda: card.summary is not None
+                       and card.summary.profile.name == "project")
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlanViewScreen))
+        await pilot.pause()
         await pilot.press("k")
         await pilot.press("c")
         kube = app.screen.query_one("#kube-text", TextArea).text
@@ -287,6 +299,8 @@ async def test_the_pod_box_runs_the_plan_as_a_kubernetes_pod(engine) -> None:
     app = make_app(engine)
     async with app.run_test() as pilot:
         await pick_context(pilot, "hello")
+        app.screen.query_one("#profile", Select).value = "project"  # host-ro has no Pod form
+        await pilot.pause()
         app.screen.query_one("#on-kube").value = True
         await pilot.press("f5")
         await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen), what="build screen")
