@@ -101,3 +101,13 @@ def test_the_overlays_show_in_the_facts_as_read_only_access_to_the_host_store():
                                     "/var/lib/shared/overlay-layers")
     assert {(m.kind, m.read_only) for m in facts.mounts if m.target.startswith("/var/lib/sh")
             } == {("overlay", True)}
+
+
+def test_containers_outside_the_phases_take_the_same_copies_first():
+    """The sweeper, the load's export and the layer reader run Buildah on the same mounts."""
+    argv = ["buildah", "rm", "abc"]
+    wrapped = host_ro().on_store(argv)
+    assert wrapped[:2] == ["sh", "-ec"]
+    assert wrapped[2].startswith("if [ -e /var/lib/shared/overlay-layers/layers.json ]")
+    assert wrapped[2].endswith("; exec buildah rm abc")
+    assert make_plan(HELLO, config=Config(), profile="project").on_store(argv) == argv

@@ -68,3 +68,9 @@ def prelude(shared: str) -> list[str]:
         lines.append(f"if [ -e {path} ]; then cp {path} {path}.copy; mv {path}.copy {path}; fi")
     lines += [f"{LAST_WRITER_SHELL} > {shlex.quote(f'{shared}/{rel}')}" for rel in LOCKS]
     return lines
+
+
+def on_store(shared: str, argv: list[str]) -> list[str]:
+    """``argv`` run after the ``prelude``: for a container on the host store's overlays that is
+    no phase (a sweeper, the load's export, the layer reader)."""
+    return ["sh", "-ec", "; ".join([*prelude(shared), "exec " + shlex.join(argv)])]

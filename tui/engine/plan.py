@@ -431,6 +431,12 @@ class BuildPlan:
             prelude.append(f"set -a; . {SECRET_COPIES}/{BUILD_ARGS_FILE}; set +a")
         return ["sh", "-ec", "; ".join([*prelude, "exec " + shlex.join(self.bud_argv())])]
 
+    def on_store(self, argv: list[str]) -> list[str]:
+        """``argv`` for a container on this plan's store mounts that is no phase (the cancel
+        sweep, the load's export, the layer reader): in host-ro, after the same private copies
+        of the host store's lists and lock files that every phase takes first."""
+        return hostview.on_store(SHARED_STORE, argv) if self.profile.host_store_ro else argv
+
     def _prelude(self, phase: PhaseName) -> list[str]:
         """What every phase runs before Buildah: its own copy of the host store's lists and its
         own lock files (host-ro, see tui.engine.hostview), then its secrets."""
