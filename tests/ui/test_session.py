@@ -101,12 +101,17 @@ async def test_summary_card_shows_facts_from_the_recorded_inspect(engine) -> Non
         assert summary.facts.host_store == "read-only"
         assert "CHOWN" in summary.facts.effective_caps
         text = card.render().plain
-        # host store read-only, no user namespace, host network: three off (issue 7, item 6).
-        assert "Security ●●○○○ 2/5" in text
-        assert "host network: RUN steps can reach services on the host's loopback" in text
-        assert "network        host: RUN steps can reach services on the host's loopback" in text
+        # host store read-only, no user namespace: two off (issue 7, item 6); the build phase's
+        # builder has no network.
+        assert "Security ●●●○○ 3/5" in text
+        assert "no network: RUN steps reach nothing" in text
+        assert "network        none: no network at all" in text
         assert "engine socket  none" in text
-        assert "ro /var/lib/shared ← /var/lib/containers/storage" in text
+        # Three overlays of the host store, never the store itself (tui.engine.hostview).
+        for part in ("overlay", "overlay-images", "overlay-layers"):
+            assert (f"ro+overlay /var/lib/shared/{part} ← /var/lib/containers/storage/{part}"
+                    in text)
+        assert "← /var/lib/containers/storage\n" not in text
         assert "no finished build of this context" in text
         # Another profile, other facts: isolated has a fresh volume store and no host store.
         app.screen.query_one("#profile", Select).value = "isolated"

@@ -517,7 +517,8 @@ def test_sweeper_has_the_builders_mounts_devices_and_limits():
         (m["Source"], m["Destination"], not m["RW"]) for m in attrs["Mounts"]}
     assert kwargs["devices"] == ["/dev/fuse:/dev/fuse:rwm"]
     assert {"Name": "nofile", "Soft": 1024, "Hard": 1024} in kwargs["ulimits"]
-    assert kwargs["pids_limit"] == 4096 and kwargs["network_mode"] == "host"
+    # (the build phase's builder: no network, so neither has the sweeper)
+    assert kwargs["pids_limit"] == 4096 and kwargs["network_mode"] == "none"
     assert "userns_mode" not in kwargs
 
 
