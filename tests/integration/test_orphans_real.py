@@ -472,6 +472,8 @@ def test_secrets_of_a_build_killed_before_its_first_container_are_collected(engi
         mine = [f"buildcage-{dead.build_id}-{what}" for what in ("args", "auth", "s-token")]
         assert dead.secrets() == mine and len(live.secrets()) == 3
         assert left_of(dead.build_id) == []  # nothing labelled: only the secrets tell
+        data = Path(os.environ["XDG_DATA_HOME"]) / "buildcage"
+        assert (data / "builds" / dead.build_id / "owner").is_file()  # its owner, written first
 
         doctor = cli("doctor")
         line = next(row for row in doctor.stdout.splitlines() if " orphans " in f" {row} ")
@@ -489,6 +491,9 @@ def test_secrets_of_a_build_killed_before_its_first_container_are_collected(engi
                    f"{dead.proc.pid} on" in out.stdout
         assert dead.secrets() == [] and len(live.secrets()) == 3
         assert live.build_id not in out.stdout
+        assert f"removed directory {data / 'builds' / dead.build_id} (build" in out.stdout
+        assert not (data / "builds" / dead.build_id).exists()
+        assert (data / "builds" / live.build_id).is_dir()
 
         # The start of every build collects them too (the runner's first step).
         again = SecretMaker(f"sec-dead2-{run_id}", secret_file, "die")
@@ -505,9 +510,9 @@ def test_secrets_of_a_build_killed_before_its_first_container_are_collected(engi
         assert live.proc.stdout.readline().strip() == "left: []"
         assert live.proc.wait(60) == 0
         assert live.secrets() == []
+        assert not (data / "builds" / live.build_id).exists()
         # The values were never written down: neither in buildcage's data directory nor in
         # what gc and doctor print.
-        data = Path(os.environ["XDG_DATA_HOME"]) / "buildcage"
         for path in data.rglob("*"):
             if "stores" not in path.parts and path.is_file() and not path.is_symlink():
                 assert value.encode() not in path.read_bytes(), path

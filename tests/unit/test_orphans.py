@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -812,3 +813,74 @@ def test_a_secret_copy_a_container_still_uses_is_not_reported_as_left(machine, t
     report = collect(client, find_orphans(client, machine, data=tmp_path))
     assert report.left == [] and report.removed == []
     assert "buildcage-0123456789ab-build" in world.volumes
+
+
+def _build_dir(data: Path, build_id: str, owner: str | None, age: float = 0.0,
+               snapshot: bool = True) -> list[Path]:
+    made = []
+    for kind in ("builds", "snapshots") if snapshot else ("builds",):
+        path = data / kind / build_id
+        (path / "facts").mkdir(parents=True)
+        made.append(path)
+    if owner is not None:
+        (data / "builds" / build_id / "owner").write_text(owner)
+    stamp = time.time() - age
+    for path in made:
+        for item in [path, *path.iterdir()]:
+            os.utime(item, (stamp, stamp), follow_symlinks=False)
+    return made
+
+
+def test_a_builds_directories_go_once_their_owner_is_gone_and_podman_holds_nothing_of_it(
+        machine, tmp_path):
+    """A process killed before its first container left DATA/builds/ID and DATA/snapshots/ID
+    (a copy of a private context) that nothing in podman points to."""
+    data = tmp_path / "data"
+    dead = _build_dir(data, "aaaaaaaaaaaa", DEAD)
+    live = _build_dir(data, "bbbbbbbbbbbb", LIVE)
+    young = _build_dir(data, "cccccccccccc", None, age=3600)  # an older version, still at work?
+    old = _build_dir(data, "dddddddddddd", None, age=3 * 24 * 3600, snapshot=False)
+    held = _build_dir(data, "eeeeeeeeeeee", None, age=3 * 24 * 3600)  # a live container's
+    with_pod = _build_dir(data, "ffffffffffff", DEAD)  # its containers go first, then these
+    (data / "builds" / "not-a-build").mkdir()
+    (data / "snapshots" / "012345678901").symlink_to(tmp_path)  # a link: never followed
+    world = World()
+    FakeContainer(world, "buildcage-eee", labels("eeeeeeeeeeee", LIVE), "running")
+    FakeContainer(world, "buildcage-fff", labels("ffffffffffff", DEAD), "exited")
+    client = FakeClient(world)
+    found = {o.build_id: o for o in find_orphans(client, machine, data=data)}
+    assert set(found) == {"aaaaaaaaaaaa", "dddddddddddd", "ffffffffffff"}
+    assert found["aaaaaaaaaaaa"].dirs == dead and found["dddddddddddd"].dirs == old
+    assert found["ffffffffffff"].dirs == with_pod
+    assert found["dddddddddddd"].owner is None
+    assert found["aaaaaaaaaaaa"].things() == [f"directory {p}" for p in dead]
+    report = collect(client, list(found.values()))
+    assert report.left == []
+    assert f"directory {dead[1]} (build aaaaaaaaaaaa of buildcage process 200 on testhost, " \
+           "which is gone)" in report.removed
+    assert world.log == [("rm", "buildcage-fff")]
+    for path in dead + old + with_pod:
+        assert not path.exists()
+    for path in live + young + held:
+        assert path.is_dir()
+    assert (data / "snapshots" / "012345678901").is_symlink() and tmp_path.is_dir()
+
+
+def test_prepare_writes_the_owner_before_anything_else_of_the_build(tmp_path):
+    from tui.engine.secret_owners import RECORDS
+
+    plan = secret_plan(tmp_path)
+    seen: list[str] = []
+
+    def make(client: Any, plan: Any) -> list[str]:
+        seen.append((plan.build_dir / "owner").read_text())
+        assert (plan.data_dir / RECORDS / f"{plan.build_id}.json").exists()
+        return []
+
+    state = prepare(FakeClient(World()), plan, pin=False, make_secrets=make)  # type: ignore[arg-type]
+    assert seen == [DEAD]
+    assert (plan.build_dir / "owner").stat().st_mode & 0o777 == 0o600
+    from tui.engine.stores import release
+
+    release(FakeClient(World()), state)  # type: ignore[arg-type]
+    assert not plan.build_dir.exists()

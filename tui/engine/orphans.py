@@ -38,7 +38,7 @@ from typing import Any
 
 from podman.errors import NotFound
 
-from tui.engine import secret_copies, secret_owners
+from tui.engine import build_dirs, secret_copies, secret_owners
 from tui.engine.config import data_dir
 from tui.engine.containers import remove_container, stop_gracefully
 from tui.engine.plan import DEBUG_DIR, FACTS_DIR, MOUNT_RECORD, BuildPlan
@@ -202,13 +202,16 @@ class Orphan:
     """What one dead process left of one build (or of one probe, doctor check, ...)."""
 
     owner: Owner | None
-    """None for Secret copies no process recorded (``tui.engine.secret_copies``)."""
+    """None for what no process recorded itself as owning (Secret copies of an older
+    version, ``tui.engine.secret_copies``; directories without an owner file)."""
     build_id: str
     containers: list[Any] = field(default_factory=list)
     pods: list[Any] = field(default_factory=list)
     volumes: list[Any] = field(default_factory=list)
     copies: list[Any] = field(default_factory=list)
     """Unlabelled volumes podman kube play made of the build's Secrets (secret_copies)."""
+    dirs: list[Path] = field(default_factory=list)
+    """The build's directories in the data directory (``tui.engine.build_dirs``)."""
     secrets: list[str] = field(default_factory=list)
     """Names of podman secrets its record (``tui.engine.secret_owners``) names that exist."""
     record: Path | None = None
@@ -222,17 +225,19 @@ class Orphan:
                 + [f"pod {_name(p)}" for p in self.pods]
                 + [f"volume {_name(v)}" for v in self.volumes + self.copies]
                 + [f"secret {name}" for name in self.secrets]
+                + [f"directory {path}" for path in self.dirs]
                 + ([f"record {self.record}"] if self.record_alone() else []))
 
     def record_alone(self) -> bool:
         """A record left with nothing else (its process died before its first secret, or
         after its last was removed) is named itself: else it goes quietly with the rest."""
-        return self.record is not None and not (self.labelled() or self.secrets or self.copies)
+        return self.record is not None and not (self.labelled() or self.secrets or self.copies
+                                                or self.dirs)
 
     def describe(self) -> str:
         what = f"build {self.build_id} of " if self.build_id else ""
         if self.owner is None:
-            return f"{what}a buildcage process that left no record (a Kubernetes Pod's Secret)"
+            return f"{what}a buildcage process that left no record of itself"
         return f"{what}buildcage process {self.owner.pid} on {self.owner.host}, which is gone"
 
 
@@ -275,12 +280,42 @@ def find_orphans(client: Any, machine: Machine | None = None,
             orphan.secrets = [name for name in record.names if name in existing]
             orphan.record = record.path
     by_build = {orphan.build_id: orphan for orphan in found.values() if orphan.build_id}
+
+    def orphan_of(build: str, owner: Owner | None) -> Orphan:
+        if build not in by_build:
+            by_build[build] = found[(str(owner or ""), build)] = Orphan(owner, build)
+        return by_build[build]
+
     for build, copies in secret_copies.list_copies(client).items():
         if build not in live:  # a live build's copy is its Pod's (or soon will be)
-            if build not in by_build:
-                by_build[build] = found[("", build)] = Orphan(None, build)
-            by_build[build].copies = copies
+            orphan_of(build, None).copies = copies
+    data_home = data or data_dir()
+    if build_dirs.has_any(data_home):  # the listing below only when there is something to judge
+        for left in build_dirs.left_dirs(data_home, _live_builds(client, machine),
+                                         lambda text: _gone(machine, text)):
+            orphan_of(left.build_id, Owner.parse(left.owner)).dirs = list(left.paths)
     return list(found.values())
+
+
+def _gone(machine: Machine, owner_text: str) -> bool:
+    owner = Owner.parse(owner_text)
+    return owner is not None and machine.gone(owner)
+
+
+def _live_builds(client: Any, machine: Machine) -> set[str]:
+    """Build ids of every labelled container, pod and volume whose owner is not known gone
+    (their directories are theirs; a dead build's go with its containers)."""
+    ids: set[str] = set()
+    listings = [client.containers.list(all=True, filters={"label": BUILD_LABEL}),
+                client.volumes.list(filters={"label": BUILD_LABEL})]
+    with contextlib.suppress(Exception):  # a podman without pods
+        listings.append(client.pods.list(filters={"label": BUILD_LABEL}))
+    for listing in listings:
+        for obj in listing:
+            labels = _labels(obj)
+            if not _gone(machine, labels.get(OWNER_LABEL, "")):
+                ids.add(labels.get(BUILD_LABEL, ""))
+    return ids
 
 
 # -- stores -------------------------------------------------------------------------------------
@@ -529,6 +564,11 @@ def _collect_one(client: Any, orphan: Orphan, why: str, report: Report, stop_tim
     if orphan.build_id and orphan.labelled():
         secrets_gone = _remove_secrets(client, orphan.build_id, why, report)
     _remove_recorded(client, orphan, why, report, secrets_gone)
+    for line in build_dirs.remove(build_dirs.LeftDirs(orphan.build_id, "", tuple(orphan.dirs))):
+        report.left.append(f"directory {line}")
+    if orphan.dirs:
+        report.removed += [f"directory {path} ({why})" for path in orphan.dirs
+                           if not path.exists()]
     for copy in orphan.copies:  # after the Pods: a copy a container still uses stays
         problem = secret_copies.remove_copy(client, _name(copy))
         if secret_copies.IN_USE in problem:
