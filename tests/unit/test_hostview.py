@@ -111,3 +111,8 @@ def test_containers_outside_the_phases_take_the_same_copies_first():
     assert wrapped[2].startswith("if [ -e /var/lib/shared/overlay-layers/layers.json ]")
     assert wrapped[2].endswith("; exec buildah rm abc")
     assert make_plan(HELLO, config=Config(), profile="project").on_store(argv) == argv
+    # The debug shell's container (and its sweep) too: its buildah from may read a host image.
+    shell = ["sh", "-ec", "buildah from --pull=never x\nbuildah run x -- /bin/sh"]
+    assert list(host_ro().debug_phase(shell).command) == host_ro().on_store(shell)
+    assert list(make_plan(HELLO, config=Config(), profile="project").debug_phase(shell).command
+                ) == shell

@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -828,3 +829,119 @@ def test_records_that_are_not_plainly_records_are_skipped(tmp_path):
     assert (record.build_id, record.owner) == ("abc", DEAD)
     assert record.names == ("buildcage-abc-args",)  # never a secret that is not the build's
     assert list(read_records(tmp_path / "missing")) == []
+
+
+def test_secret_copies_podman_kube_play_left_are_orphans_unless_a_live_build_recorded_them(
+        machine, tmp_path):
+    """podman kube play copies a Pod's Secret into an unlabelled volume of the Secret's name;
+    one whose build no live process recorded is collected, by exact kind of name only."""
+    from tui.engine.secret_owners import write_record
+
+    world = World()
+    live = secret_plan(tmp_path, LIVE, "live")
+    dead = secret_plan(tmp_path, DEAD, "dead")
+    for plan in (live, dead):
+        write_record(plan)
+        FakeThing(world, "volumes", plan.kube_secret_name("fetch"), {})
+    old = "0123456789ab"  # an older buildcage's kube build: no record at all
+    FakeThing(world, "volumes", f"buildcage-{old}-build", {})
+    # Not copies: buildcage's own labelled volume, a user's volume, names of another shape.
+    FakeThing(world, "volumes", f"buildcage-{old}-fetch", labels(old, LIVE))
+    for name in (f"buildcage-{old}-cache", f"buildcage-{old}x-fetch", "buildcage-store-fetch",
+                 f"mine-{old}-fetch"):
+        FakeThing(world, "volumes", name, {})
+    client = FakeClient(world)
+    found = {o.build_id: o for o in find_orphans(client, machine, data=live.data_dir)}
+    assert set(found) == {dead.build_id, old}
+    assert found[dead.build_id].things()[0] == f"volume {dead.kube_secret_name('fetch')}"
+    assert found[old].things() == [f"volume buildcage-{old}-build"]
+    assert found[old].describe().startswith(f"build {old} of a buildcage process that left no")
+    report = collect(client, list(found.values()))
+    assert report.left == []
+    assert {name for kind, name in world.log if kind == "rm-volumes"} == {
+        dead.kube_secret_name("fetch"), f"buildcage-{old}-build"}
+    assert live.kube_secret_name("fetch") in world.volumes
+
+
+def test_a_secret_copy_a_container_still_uses_is_not_reported_as_left(machine, tmp_path):
+    class InUse(FakeThing):
+        def remove(self, force: bool = False) -> None:
+            raise RuntimeError("volume is being used by the following container(s): abc")
+
+    world = World()
+    InUse(world, "volumes", "buildcage-0123456789ab-build", {})
+    client = FakeClient(world)
+    report = collect(client, find_orphans(client, machine, data=tmp_path))
+    assert report.left == [] and report.removed == []
+    assert "buildcage-0123456789ab-build" in world.volumes
+
+
+def _build_dir(data: Path, build_id: str, owner: str | None, age: float = 0.0,
+               snapshot: bool = True) -> list[Path]:
+    made = []
+    for kind in ("builds", "snapshots") if snapshot else ("builds",):
+        path = data / kind / build_id
+        (path / "facts").mkdir(parents=True)
+        made.append(path)
+    if owner is not None:
+        (data / "builds" / build_id / "owner").write_text(owner)
+    stamp = time.time() - age
+    for path in made:
+        for item in [path, *path.iterdir()]:
+            os.utime(item, (stamp, stamp), follow_symlinks=False)
+    return made
+
+
+def test_a_builds_directories_go_once_their_owner_is_gone_and_podman_holds_nothing_of_it(
+        machine, tmp_path):
+    """A process killed before its first container left DATA/builds/ID and DATA/snapshots/ID
+    (a copy of a private context) that nothing in podman points to."""
+    data = tmp_path / "data"
+    dead = _build_dir(data, "aaaaaaaaaaaa", DEAD)
+    live = _build_dir(data, "bbbbbbbbbbbb", LIVE)
+    young = _build_dir(data, "cccccccccccc", None, age=3600)  # an older version, still at work?
+    old = _build_dir(data, "dddddddddddd", None, age=3 * 24 * 3600, snapshot=False)
+    held = _build_dir(data, "eeeeeeeeeeee", None, age=3 * 24 * 3600)  # a live container's
+    with_pod = _build_dir(data, "ffffffffffff", DEAD)  # its containers go first, then these
+    (data / "builds" / "not-a-build").mkdir()
+    (data / "snapshots" / "012345678901").symlink_to(tmp_path)  # a link: never followed
+    world = World()
+    FakeContainer(world, "buildcage-eee", labels("eeeeeeeeeeee", LIVE), "running")
+    FakeContainer(world, "buildcage-fff", labels("ffffffffffff", DEAD), "exited")
+    client = FakeClient(world)
+    found = {o.build_id: o for o in find_orphans(client, machine, data=data)}
+    assert set(found) == {"aaaaaaaaaaaa", "dddddddddddd", "ffffffffffff"}
+    assert found["aaaaaaaaaaaa"].dirs == dead and found["dddddddddddd"].dirs == old
+    assert found["ffffffffffff"].dirs == with_pod
+    assert found["dddddddddddd"].owner is None
+    assert found["aaaaaaaaaaaa"].things() == [f"directory {p}" for p in dead]
+    report = collect(client, list(found.values()))
+    assert report.left == []
+    assert f"directory {dead[1]} (build aaaaaaaaaaaa of buildcage process 200 on testhost, " \
+           "which is gone)" in report.removed
+    assert world.log == [("rm", "buildcage-fff")]
+    for path in dead + old + with_pod:
+        assert not path.exists()
+    for path in live + young + held:
+        assert path.is_dir()
+    assert (data / "snapshots" / "012345678901").is_symlink() and tmp_path.is_dir()
+
+
+def test_prepare_writes_the_owner_before_anything_else_of_the_build(tmp_path):
+    from tui.engine.secret_owners import RECORDS
+
+    plan = secret_plan(tmp_path)
+    seen: list[str] = []
+
+    def make(client: Any, plan: Any) -> list[str]:
+        seen.append((plan.build_dir / "owner").read_text())
+        assert (plan.data_dir / RECORDS / f"{plan.build_id}.json").exists()
+        return []
+
+    state = prepare(FakeClient(World()), plan, pin=False, make_secrets=make)  # type: ignore[arg-type]
+    assert seen == [DEAD]
+    assert (plan.build_dir / "owner").stat().st_mode & 0o777 == 0o600
+    from tui.engine.stores import release
+
+    release(FakeClient(World()), state)  # type: ignore[arg-type]
+    assert not plan.build_dir.exists()

@@ -32,6 +32,9 @@ SECRETS_DIR = "/run/secrets"
 """Where podman mounts the build's secrets (build arguments, --secret files) in the build phase."""
 FACTS_DIR = "/buildcage/facts"
 """Per-build facts written by the trusted publish phase only (image, pushed digest)."""
+DEBUG_DIR = "/buildcage/debug"
+"""A debug shell's own files (the failed command, its history, the banner), in the shell's
+container and, bind-mounted again, in the working container the shell runs in."""
 OUTPUT_DIR = "/buildcage/output"
 """Per-build output of the trusted publish phase (``--load``): the image archive the host's
 podman loads. Never mounted where a Containerfile step runs."""
@@ -54,7 +57,10 @@ on another host (``BuildPlan.remote``): there those paths do not exist, or are o
 ``overlay``: a podman overlay volume (``-v SRC:DST:O``) of a path on the service's host: the
 source is the lower layer of an overlay whose upper layer is the container's own and goes with
 it; the builder may write there, the source never changes, no mount under it comes along."""
-PhaseName = Literal["fetch", "build", "publish"]
+PhaseName = Literal["fetch", "build", "publish", "debug"]
+"""``debug``: an interactive shell in a working container made from a failed build's last good
+layer (tui.engine.debug); it runs what the user types in the Containerfile's state, so it is as
+untrusted as the build phase."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,9 @@ class BuildPlan:
     push: str = ""
     """Push target as typed: a registry reference, ``oci:/dir[:tag]``, or "" for none."""
     no_cache: bool = False
+    layers: bool | None = None
+    """Commit a layer per step (``--layers``)? None: by the store, a fresh store commits once.
+    A debug shell's rebuild in a fresh store asks for the layers (tui.engine.debug)."""
     authfile: Path | None = None
     selinux_enabled: bool = False
     limits: Limits = field(default_factory=Limits)
@@ -199,6 +208,11 @@ class BuildPlan:
     @property
     def facts_dir(self) -> Path:
         return self.build_dir / "facts"
+
+    @property
+    def debug_dir(self) -> Path:
+        """A debug shell's files on the host (in the per-build directory, removed with it)."""
+        return self.build_dir / "debug"
 
     @property
     def output_dir(self) -> Path:
@@ -324,7 +338,14 @@ class BuildPlan:
         the build arguments and secrets; only the trusted phases see the registry credentials,
         the OCI output directory and the facts directory."""
         mounts = self.store_mounts()
-        if phase == "build":
+        if phase == "debug":
+            # What the build phase sees, less its secrets (build arguments reach the shell as
+            # a private file in the debug directory, --secret files not at all), plus that
+            # directory. Never the trusted phases' credentials, OCI output or facts.
+            mounts[:0] = self._context_mounts()
+            mounts.append(Mount(str(self.debug_dir), DEBUG_DIR, "bind", False,
+                                "debug shell's files", chown=self.profile.userns != "host"))
+        elif phase == "build":
             mounts[:0] = self._context_mounts()
             if self.build_args:
                 mounts.append(Mount(self.secret_name("args"), f"{SECRETS_DIR}/{BUILD_ARGS_FILE}",
@@ -409,7 +430,8 @@ class BuildPlan:
         # network to pull with anyway. The image's facts come out of band (publish phase).
         # A fresh store is deleted with the build: a layer per step is a commit nothing will
         # ever reuse, so it commits once (measured here: a 15-RUN build 3.4 s against 4.7 s).
-        layers = "--layers=false" if self.profile.store == "fresh" else "--layers"
+        keep = self.layers if self.layers is not None else self.profile.store != "fresh"
+        layers = "--layers" if keep else "--layers=false"
         argv = ["buildah", "bud", layers, "--force-rm", "--pull=never"]
         if self.no_cache:
             argv.append("--no-cache")
@@ -486,7 +508,18 @@ class BuildPlan:
                           f"|| rm -rf {LAYERS_DIR}")
         return ["sh", "-ec", "; ".join(script)]
 
+    def debug_phase(self, command: list[str]) -> Phase:
+        """The container of a debug shell running ``command`` (tui.engine.debug writes it):
+        the build phase's store, context, user namespace and network (none); in host-ro, after
+        the private lists and lock files every container on the host store's overlays takes."""
+        return Phase(name="debug", network=phase_network("debug"),
+                     command=tuple(self.on_store(command)),
+                     mounts=tuple(self.phase_mounts("debug")),
+                     container_name=f"{self.container_name}-shell")
+
     def phase(self, name: PhaseName) -> Phase:
+        if name == "debug":
+            raise ValueError("a debug phase needs its command: BuildPlan.debug_phase")
         command = {"fetch": self.fetch_argv, "build": self.build_command,
                    "publish": self.publish_command}[name]()
         return Phase(name=name, network=phase_network(name), command=tuple(command),
@@ -564,6 +597,11 @@ class BuildPlan:
         return files
 
 
+TRUSTED_PHASES: tuple[PhaseName, ...] = ("fetch", "publish")
+"""The phases that run only buildcage's own commands; every other one runs the Containerfile's
+steps (build) or a shell in their state (debug)."""
+
+
 def archive_argv(image: str) -> list[str]:
     """Writes ``image`` (a tag or an id) of the store as an OCI archive for the host's podman,
     with no name inside: loading it moves no tag (tui.engine.load tags it after its checks),
@@ -583,8 +621,9 @@ def layers_argv(image: str, directory: str) -> list[str]:
 def phase_network(phase: PhaseName) -> str:
     """Trusted phases reach the loopback registry through the host network; the build phase,
     where the Containerfile's RUN steps execute, has no network at all: under chroot isolation
-    Buildah cannot give a RUN step a namespace of its own, so it shares its container's."""
-    return "none" if phase == "build" else "host"
+    Buildah cannot give a RUN step a namespace of its own, so it shares its container's. So has
+    a debug shell, and any phase that is not known to be trusted."""
+    return "host" if phase in TRUSTED_PHASES else "none"
 
 
 @dataclass(frozen=True)
@@ -599,8 +638,8 @@ class Phase:
 
     @property
     def trusted(self) -> bool:
-        """Whether only buildcage's own commands run in it (no Containerfile step)."""
-        return self.name != "build"
+        """Whether only buildcage's own commands run in it (no Containerfile step, no shell)."""
+        return self.name in TRUSTED_PHASES
 
 
 def mcs_level(project: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from podman import PodmanClient
 from podman.errors import APIError, NotFound
 
-from tui.engine import secret_owners
+from tui.engine import build_dirs, secret_owners
 from tui.engine.config import private_dir
 from tui.engine.context import make_snapshot, remove_snapshot
 from tui.engine.paths import check_own_path
@@ -125,6 +125,7 @@ def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True,
     state = HostState()
     write_plan_files(plan)
     state.build_dir = plan.build_dir
+    build_dirs.mark(plan)  # first: a process killed from here on leaves its owner to gc
     plan.facts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         # The record first: a process killed right after making a secret leaves it to gc.

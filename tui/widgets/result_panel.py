@@ -84,6 +84,8 @@ class FailurePanel(_Panel):
 
     tail: reactive[list[str]] = reactive(list, layout=True)
     """The last lines of output (at most ``TAIL_LINES`` are kept)."""
+    shell: reactive[str] = reactive("", layout=True)
+    """What a debug shell offers here ("s opens ...", or why there is none); "" says nothing."""
 
     def validate_tail(self, tail: list[str]) -> list[str]:
         return tail[-TAIL_LINES:]
@@ -111,6 +113,8 @@ class FailurePanel(_Panel):
         self._field(text, "error", message)
         if failed is not None and failed.exit_code is not None:
             self._field(text, "exit", str(failed.exit_code))
+        if self.shell:
+            self._field(text, "shell", self.shell)
         text.append(f"\nlast {len(self.tail)} lines of output:", self.part("label"))
         for line in self.tail:
             text.append(f"\n  {visible(line)}", self.part("tail"))
