@@ -38,10 +38,10 @@ from typing import Any
 
 from podman.errors import NotFound
 
-from tui.engine import build_dirs, secret_copies, secret_owners
+from tui.engine import build_dirs, hostview, secret_copies, secret_owners
 from tui.engine.config import data_dir
 from tui.engine.containers import remove_container, stop_gracefully
-from tui.engine.plan import DEBUG_DIR, FACTS_DIR, MOUNT_RECORD, BuildPlan
+from tui.engine.plan import DEBUG_DIR, FACTS_DIR, MOUNT_RECORD, SHARED_STORE, BuildPlan
 from tui.engine.profiles import HOST_STORE
 from tui.engine.stores import store_root, stray_working_containers
 
@@ -408,16 +408,37 @@ def _epoch(stamp: str) -> float:
             return 0.0
 
 
+def overlay_source(mount: dict[str, Any]) -> str | None:
+    """The source of an overlay volume (``-v SRC:DST:O``) as a started container's inspect
+    shows it, else None. podman 4.3 shows one as a read-write bind of a merge directory of the
+    container's own (removed when it stops) with the source as its only ``lowerdir`` (measured
+    here; a created container's inspect shows no trace of its overlay volumes)."""
+    lowers = [o.removeprefix("lowerdir=") for o in mount.get("Options") or []
+              if isinstance(o, str) and o.startswith("lowerdir=")]
+    if mount.get("Type") != "bind" or len(lowers) != 1 or ":" in lowers[0] or not lowers[0]:
+        return None
+    return lowers[0]
+
+
 def sweeper_kwargs(attrs: dict[str, Any], ids: list[str], labels: dict[str, str]) -> dict[str, Any]:
     """A short-lived container with the mounts, devices and user namespace of the builder whose
-    inspect data is ``attrs``, running ``buildah rm`` on ``ids``."""
+    inspect data is ``attrs``, running ``buildah rm`` on ``ids``. The builder's overlay volumes
+    (host-ro's view of the host store) become the same overlays of the same sources, and the
+    sweeper first takes the same private lists and lock files as the builder's phases: never
+    the builder's merge directories (gone once it stopped), never the host's lock files."""
     host = attrs.get("HostConfig") or {}
-    mounts = [m for m in attrs.get("Mounts") or [] if m.get("Type") == "bind"]
-    volumes = [m for m in attrs.get("Mounts") or [] if m.get("Type") == "volume"]
+    every = [m for m in attrs.get("Mounts") or [] if isinstance(m, dict)]
+    overlays = [{"destination": m.get("Destination", ""), "source": source, "options": []}
+                for m in every if (source := overlay_source(m)) is not None]
+    mounts = [m for m in every if m.get("Type") == "bind" and overlay_source(m) is None]
+    volumes = [m for m in every if m.get("Type") == "volume"]
     network = host.get("NetworkMode") or "none"
+    argv = ["buildah", "rm", *ids]
+    if any(o["destination"].startswith(SHARED_STORE + "/") for o in overlays):
+        argv = hostview.on_store(SHARED_STORE, argv)
     kwargs: dict[str, Any] = {
         "image": attrs.get("Image") or attrs.get("ImageName"),
-        "command": ["buildah", "rm", *ids],
+        "command": argv,
         "name": f"{_name_of(attrs)}-gc-sweep",
         "labels": labels,
         "mounts": [{"type": "bind", "source": m["Source"], "target": m["Destination"],
@@ -431,6 +452,8 @@ def sweeper_kwargs(attrs: dict[str, Any], ids: list[str], labels: dict[str, str]
         "ulimits": [{"Name": u["Name"].removeprefix("RLIMIT_").lower(), "Soft": u["Soft"],
                      "Hard": u["Hard"]} for u in host.get("Ulimits") or []],
     }
+    if overlays:
+        kwargs["overlay_volumes"] = overlays
     if host.get("PidsLimit"):
         kwargs["pids_limit"] = host["PidsLimit"]
     if host.get("SecurityOpt"):
