@@ -116,3 +116,50 @@ def test_containers_outside_the_phases_take_the_same_copies_first():
     assert list(host_ro().debug_phase(shell).command) == host_ro().on_store(shell)
     assert list(make_plan(HELLO, config=Config(), profile="project").debug_phase(shell).command
                 ) == shell
+
+
+FAKE_CP = """#!/bin/sh
+# cp, except that the first copy of images.json happens while the host's podman adds an image:
+# its layer lands in layers.json first, then the image in images.json. Through the overlay a
+# phase sees the host's change only in a list it has not replaced with its own copy yet (the
+# same inode as at the start).
+case "$1" in
+  */images.json)
+    if [ ! -e "$MARK" ]; then
+      touch "$MARK"
+      if [ "$(stat -c %i "$LAYERS")" = "$LAYERS_INODE" ]; then
+        printf '[{"id":"l1"},{"id":"l2"}]' > "$LAYERS"
+      fi
+      printf '[{"id":"i1","layer":"l1"},{"id":"i2","layer":"l2"}]' > "$1"
+    fi ;;
+esac
+exec /bin/cp "$@"
+"""
+
+
+def test_a_phase_copies_lists_that_agree_while_the_host_adds_an_image(tmp_path):
+    """Seen in a full test run: a host-ro build failed "checking if cached image exists ...:
+    getting top layer info: layer not known" when the host added an image between the copy of
+    layers.json and that of images.json (Buildah's cache lookup reads every image)."""
+    store = tmp_path / "shared"
+    for part in ("overlay-layers", "overlay-images"):
+        (store / part).mkdir(parents=True)
+    (store / "overlay-layers" / "layers.json").write_text('[{"id":"l1"}]')
+    (store / "overlay-images" / "images.json").write_text('[{"id":"i1","layer":"l1"}]')
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "cp").write_text(FAKE_CP)
+    (bin_dir / "cp").chmod(0o755)
+    script = "; ".join(prelude(str(store)))
+    layers_path = store / "overlay-layers" / "layers.json"
+    subprocess.run(["sh", "-ec", script], check=True, timeout=30,
+                   env={"PATH": f"{bin_dir}:/usr/bin:/bin", "MARK": str(tmp_path / "added"),
+                        "LAYERS": str(layers_path),
+                        "LAYERS_INODE": str(layers_path.stat().st_ino)})
+    layers = {r["id"] for r in json.loads((store / "overlay-layers" / "layers.json").read_text())}
+    images = json.loads((store / "overlay-images" / "images.json").read_text())
+    assert {image["layer"] for image in images} <= layers
+    assert sorted(p.name for p in (store / "overlay-layers").iterdir()) == ["layers.json",
+                                                                            "layers.lock"]
+    assert sorted(p.name for p in (store / "overlay-images").iterdir()) == ["images.json",
+                                                                            "images.lock"]

@@ -37,10 +37,10 @@ first replaces the lock files and the two lists with its own copies (``prelude``
   missing files. The host store stays read-only to the builder either way.
 
 The copies are taken without the host's locks (nothing of buildcage's takes them): podman
-replaces each list whole (write, then rename), and layers are copied before images, so the only
-mismatch is an image added in between whose layers the copy lacks, which that build then cannot
-use (an error, never a mixed image). A layer podman is still writing is listed without digests
-and used by no listed image, so nothing in the build reaches it.
+replaces each list whole (write, then rename), and layers.json is copied before and after
+images.json until both copies agree (``prelude``), so every image the copy lists has its layers
+in it. A layer podman is still writing is listed without digests and used by no listed image,
+so nothing in the build reaches it.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ PARTS = ("overlay", "overlay-images", "overlay-layers")
 """The host store's directories a builder reads (everything an overlay additional store is)."""
 
 LISTS = ("overlay-layers/layers.json", "overlay-images/images.json")
-"""Copied by each phase, in this order (see the module's docstring)."""
+"""Copied by each phase (``prelude``: layers, images, layers again until both agree)."""
 
 LOCKS = ("overlay-layers/layers.lock", "overlay-images/images.lock")
 """Replaced by each phase with files of its own."""
@@ -60,12 +60,32 @@ LAST_WRITER_SHELL = "printf %064d 0"
 """Writes the lock files' 64-byte record (c/storage compares it with what it saw last)."""
 
 
+AGREE_TRIES = 50
+"""Rounds of copies (0.1 s apart) before a phase takes lists that may disagree: podman writes
+each list in milliseconds; a host that changes its store for five seconds on end is not one a
+build can take a consistent view of anyway (Buildah then says which image it cannot read)."""
+
+
 def prelude(shared: str) -> list[str]:
-    """Shell lines a phase runs before Buildah, for the host store mounted at ``shared``."""
-    lines = []
-    for rel in LISTS:
-        path = shlex.quote(f"{shared}/{rel}")
-        lines.append(f"if [ -e {path} ]; then cp {path} {path}.copy; mv {path}.copy {path}; fi")
+    """Shell lines a phase runs before Buildah, for the host store mounted at ``shared``.
+
+    layers.json, then images.json, then layers.json again, from the host (through the overlay,
+    until a list is replaced by its copy, reading it reads the host's file): when both copies of
+    layers.json agree, no layer came or went meanwhile, so every image in the copy of
+    images.json has its layers in the copy of layers.json (c/storage adds a layer before the
+    image that uses it and removes an image before its layers). Else again. Seen without this:
+    "checking if cached image exists from a previous build: getting top layer info: layer not
+    known" when the host added an image between the two copies (Buildah's cache lookup reads
+    every image)."""
+    layers, images = (shlex.quote(f"{shared}/{rel}") for rel in LISTS)
+    lines = [
+        f"if [ -e {layers} ] && [ -e {images} ]; then n=0; while :; do "
+        f"cp {layers} {layers}.a; cp {images} {images}.copy; cp {layers} {layers}.copy; "
+        f"if cmp -s {layers}.a {layers}.copy; then break; fi; n=$((n+1)); "
+        f"if [ $n -ge {AGREE_TRIES} ]; then break; fi; sleep 0.1; done; "
+        f"rm -f {layers}.a; mv {layers}.copy {layers}; mv {images}.copy {images}; else "
+        + "; ".join(f"if [ -e {path} ]; then cp {path} {path}.copy; mv {path}.copy {path}; fi"
+                    for path in (layers, images)) + "; fi"]
     lines += [f"{LAST_WRITER_SHELL} > {shlex.quote(f'{shared}/{rel}')}" for rel in LOCKS]
     return lines
 
