@@ -157,7 +157,7 @@ class ReplayEngine(Engine):
             path = self.inspect_dir / "host-ro.json"
         facts = facts_from_inspect(json.loads(path.read_text(encoding="utf-8")))
         median = self.history.median_duration(plan.profile.name, str(plan.context))
-        return summarize(plan.profile, facts, median)
+        return summarize(plan.profile, facts, median, plan.cache_repo)
 
     def events_for(self, plan: BuildPlan) -> Iterable[Event]:
         if callable(self.stream):

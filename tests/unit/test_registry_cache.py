@@ -222,7 +222,7 @@ class Fake:
                               cwd=self.dir, check=False, timeout=30)
 
 
-HEX = [f"{i:x}" * 64 for i in range(1, 10)]
+HEX = [f"{i:x}" * 64 for i in range(1, 16)]
 
 
 def cache_script(plan, phase: str) -> str:
@@ -238,7 +238,7 @@ def test_fetch_pulls_every_listed_image_and_refuses_anything_but_an_image_id(tmp
     (fake.dir / "registry").write_text(
         "\n".join([plan.cache_index, *(f"{plan.cache_repo}:{h}" for h in HEX[:3])]) + "\n")
     hostile = ["$(touch PWNED)", "`touch PWNED2`", "*", "--authfile=/etc/shadow",
-               "../../x", HEX[4][:63], HEX[5] + "0", HEX[6].upper(), f"{HEX[7]};touch PWNED3"]
+               "../../x", HEX[4][:63], HEX[5] + "0", HEX[10].upper(), f"{HEX[7]};touch PWNED3"]
     (fake.dir / "label").write_text(" ".join([HEX[0], *hostile, HEX[1], HEX[2], HEX[3]]))
     result = fake.run(cache_script(plan, "fetch"))
     assert result.returncode == 0, result.stderr
@@ -277,7 +277,7 @@ def setup_store(fake: Fake, plan, *, containers: list[str], final: str, pulled: 
     (fake.dir / "images.json").write_text(images_json(entries))
 
 
-def test_publish_pushes_what_the_build_added_and_an_index_of_what_it_used(tmp_path):
+def test_publish_pushes_what_the_build_added_and_an_index_of_what_it_used(tmp_path, authfile):
     plan = plan_for()
     fake = Fake(tmp_path)
     base, used, stale, new, final = HEX[0], HEX[1], HEX[2], HEX[3], HEX[4]
@@ -329,8 +329,9 @@ def test_the_cache_fact_is_read_from_the_publish_phase_file_only(tmp_path):
     plan = plan_for()
     plan.facts_dir.mkdir(parents=True)
     (plan.facts_dir / CACHE_FILE).write_text("images 3 pushed 2\n")
-    assert read_facts(plan).cache == CacheExported(repo=plan.cache_repo, images=3, pushed=2,
-                                                   time=read_facts(plan).cache.time)
+    fact = read_facts(plan).cache
+    assert isinstance(fact, CacheExported)
+    assert (fact.repo, fact.images, fact.pushed, fact.error) == (plan.cache_repo, 3, 2, "")
     (plan.facts_dir / CACHE_FILE).write_text("failed: push of abc\x1b[2J\n")
     fact = read_facts(plan).cache
     assert isinstance(fact, CacheExported) and fact.error.startswith("push of abc")
@@ -353,3 +354,19 @@ def test_the_card_names_the_cache_and_what_it_shares():
     bare = summarize(plan.profile, facts("isolated"), None)
     assert "no cache" in " ".join(bare.speed.reasons)
     assert card.speed.score > bare.speed.score
+
+
+def test_a_cache_registry_that_does_not_answer_turns_the_cache_off_not_the_build(tmp_path):
+    from tests.support.replay import ReplayEngine
+    from tests.unit.test_prepare import Reach
+    from tui.engine.history import History
+    from tui.engine.request import BuildRequest
+
+    for answers in (True, False):
+        reach = Reach(answers)
+        engine = ReplayEngine(History(tmp_path / f"h{answers}.sqlite3"), reach=reach)
+        plan = engine.prepare(BuildRequest(HELLO, "isolated", project="demo")).plan
+        assert reach.calls == [("127.0.0.1:5000", False)]
+        assert plan.cache_repo == (REPO + "demo" if answers else "")
+        assert ("registry cache off for this build" in plan.cache_note) is not answers
+        assert ("--layers=false" in plan.bud_argv()) is not answers

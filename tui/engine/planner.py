@@ -9,7 +9,7 @@ import re
 import uuid
 from pathlib import Path
 
-from tui.engine.config import Config, data_dir, registries_conf
+from tui.engine.config import LOCAL_REGISTRY, Config, data_dir, registries_conf
 from tui.engine.containerfile import find_containerfile
 from tui.engine.context import needs_snapshot
 from tui.engine.errors import UserError
@@ -18,6 +18,7 @@ from tui.engine.plan import BuildPlan
 from tui.engine.profiles import Profile, ProfileSet, confirmation_message, confirmation_needed
 from tui.engine.registry import (
     BadReference,
+    ImageRef,
     OciTarget,
     check_oci_dir,
     parse_push_target,
@@ -199,6 +200,8 @@ def make_plan(
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", build_id):
         raise PlanError(f"build id {build_id!r} must be 1 to 64 of A-Z a-z 0-9 _ -")
     plan = BuildPlan(
+        cache_repo=cache_repository(config, chosen, target, project or project_name(ctx)),
+        cpus=1 if remote else (os.cpu_count() or 1),
         build_id=build_id,
         context=ctx,
         containerfile=cf,
@@ -226,6 +229,41 @@ def make_plan(
         raise PlanError(str(exc)) from exc
     return plan
 
+
+
+CACHE_NAMESPACE = "buildcage-cache"
+
+
+def cache_repository(config: Config, profile: Profile, push: ImageRef | OciTarget | None,
+                     project: str) -> str:
+    """``REGISTRY/buildcage-cache/PROJECT`` for a profile with ``registry_cache``, "" for none.
+
+    The registry: ``cache_registry`` from the config ("" turns the cache off), else the push
+    target's registry when the config names it under ``registries`` (buildcage writes no cache
+    repositories into a registry nobody configured), else the local registry when configured."""
+    if not profile.registry_cache or profile.store != "fresh":
+        return ""
+    registry = config.cache_registry
+    if registry is None:
+        if isinstance(push, ImageRef) and push.registry in config.registries:
+            registry = push.registry
+        elif LOCAL_REGISTRY in config.registries:
+            registry = LOCAL_REGISTRY
+        else:
+            registry = ""
+    if not registry:
+        return ""
+    return f"{registry}/{CACHE_NAMESPACE}/{_repository_component(project)}"
+
+
+def _repository_component(project: str) -> str:
+    """A project name as one repository path component: as it is when the reference grammar
+    allows it, else its allowed characters and a digest of the name (so ``a..b`` and ``a.b``
+    stay two caches)."""
+    if re.fullmatch(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*", project):
+        return project
+    base = re.sub(r"[^a-z0-9]+", "-", project).strip("-")[:40] or "project"
+    return f"{base}-{hashlib.sha256(project.encode()).hexdigest()[:8]}"
 
 
 def check_remote_profile(profile: Profile) -> None:
