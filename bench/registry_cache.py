@@ -1,0 +1,244 @@
+"""Bench of `isolated` with and without the registry layer cache against native `podman build`,
+and of parallel stages (``--jobs``): side by side, rotated order, median of N rounds, as ratios.
+
+Workloads (generated, as issue 9 describes them): *tiny* = FROM + 2 RUN + COPY; *data* = two
+stages, 30 MB COPY, 200 files tarred; *steps* = 15 RUN + COPY + RUN; and examples/multistage.
+Per round and workload: cold (``--no-cache``), warm (nothing changed), edit (one copied file
+changed). Not in the issue: *compile* = FROM + one CPU-heavy RUN (64 MB of random bytes
+gzipped, a stand-in for a compile or a package install) + COPY + RUN, where a cache has something
+to save. ``isolated`` keeps its cache in the local registry (127.0.0.1:5000); ``isolated-nocache``
+is the same profile with ``registry_cache = false``.
+
+    .venv/bin/python bench/registry_cache.py [--rounds 3] [--workloads tiny,data,steps,multistage]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from tui.engine.config import load_config
+from tui.engine.events import CacheExported, Done, Event, PhaseDone
+from tui.engine.session import Engine
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = "127.0.0.1:5000/buildcage/busybox:latest"
+RUNNERS = ["native", "isolated-nocache", "isolated"]
+KINDS = ["cold", "warm", "edit"]
+
+
+def make_workloads(root: Path) -> dict[str, tuple[Path, Path]]:
+    """name -> (context, the file an edit changes)."""
+    out: dict[str, tuple[Path, Path]] = {}
+    tiny = root / "tiny"
+    tiny.mkdir()
+    (tiny / "Containerfile").write_text(
+        f"FROM {BASE}\nRUN echo one > /one\nRUN echo two > /two\nCOPY edit.txt /edit.txt\n")
+    (tiny / "edit.txt").write_text("edit me\n")
+    out["tiny"] = (tiny, tiny / "edit.txt")
+    steps = root / "steps"
+    steps.mkdir()
+    runs = "".join(f"RUN echo step {i} > /s{i}\n" for i in range(1, 16))
+    (steps / "Containerfile").write_text(
+        f"FROM {BASE}\n{runs}COPY edit.txt /edit.txt\nRUN cat /edit.txt > /copy\n")
+    (steps / "edit.txt").write_text("edit me\n")
+    out["steps"] = (steps, steps / "edit.txt")
+    data = root / "data"
+    (data / "files").mkdir(parents=True)
+    (data / "blob.bin").write_bytes(random.Random(9).randbytes(30 * 1024 * 1024))
+    for i in range(200):
+        (data / "files" / f"{i}.txt").write_text(f"file {i}\n" * 20)
+    (data / "Containerfile").write_text(
+        f"FROM {BASE} AS data\nCOPY blob.bin /data/blob.bin\nCOPY files/ /data/files/\n"
+        "RUN tar -cf /data.tar -C /data files\n"
+        f"FROM {BASE}\nCOPY --from=data /data.tar /data.tar\n"
+        "COPY --from=data /data/blob.bin /blob.bin\n")
+    out["data"] = (data, data / "files" / "0.txt")
+    compile_ = root / "compile"
+    compile_.mkdir()
+    (compile_ / "Containerfile").write_text(
+        f"FROM {BASE}\nRUN dd if=/dev/urandom bs=1M count=64 2>/dev/null | gzip -6 > /a.gz\n"
+        "COPY edit.txt /edit.txt\nRUN cat /edit.txt > /copy\n")
+    (compile_ / "edit.txt").write_text("edit me\n")
+    out["compile"] = (compile_, compile_ / "edit.txt")
+    multi = root / "multistage"
+    shutil.copytree(ROOT / "examples" / "multistage", multi)
+    out["multistage"] = (multi, multi / "app.sh")
+    for path in root.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    root.chmod(0o755)
+    return out
+
+
+def native(context: Path, cold: bool) -> float:
+    argv = ["podman", "build", "--layers", "--pull=missing", "-q",
+            "-t", f"localhost/bench/native-{context.name}:latest"]
+    if cold:
+        argv.append("--no-cache")
+    start = time.perf_counter()
+    subprocess.run([*argv, str(context)], capture_output=True, text=True, check=True)
+    return time.perf_counter() - start
+
+
+PHASES: dict[tuple[str, str, str], list[dict[str, float]]] = defaultdict(list)
+"""(runner, workload, kind) -> per build: seconds of each phase."""
+HITS: dict[tuple[str, str, str], int] = {}
+CACHE: dict[tuple[str, str, str], str] = {}
+
+
+def buildcage(engine: Engine, context: Path, workload: str, profile: str, kind: str,
+              cpus: int | None = None) -> float:
+    done: list[Done] = []
+    phases: dict[str, float] = {}
+    cache: list[CacheExported] = []
+
+    def keep(event: Event) -> None:
+        if isinstance(event, Done):
+            done.append(event)
+        elif isinstance(event, PhaseDone):
+            phases[event.phase] = event.duration_s
+        elif isinstance(event, CacheExported):
+            cache.append(event)
+
+    plan = engine.plan(context, profile=profile, no_cache=kind == "cold", confirmed=True,
+                       project=f"bench-{workload}")
+    if cpus is not None:
+        plan = dataclasses.replace(plan, cpus=cpus)
+    start = time.perf_counter()
+    engine.runner(plan, keep).run()
+    seconds = time.perf_counter() - start
+    if done[-1].status != "succeeded":
+        raise SystemExit(f"{profile} {workload} {kind} failed")
+    PHASES[(profile, workload, kind)].append(phases)
+    HITS[(profile, workload, kind)] = done[-1].cache_hits
+    if cache:
+        c = cache[-1]
+        CACHE[(profile, workload, kind)] = c.error or f"{c.images} images, {c.pushed} pushed"
+    return seconds
+
+
+def run_rows(engine: Engine, workloads: dict[str, tuple[Path, Path]], rounds: int):
+    times: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    ratios: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for round_no in range(rounds):
+        for workload, (context, edited) in workloads.items():
+            shift = round_no % len(RUNNERS)
+            order = RUNNERS[shift:] + RUNNERS[:shift]
+            original = edited.read_text()
+            seen: dict[tuple[str, str], float] = {}
+            for runner in order:
+                for kind in KINDS:
+                    edited.write_text(original + (f"# edit {round_no}\n" if kind == "edit"
+                                                  else ""))
+                    if runner == "native":
+                        seconds = native(context, kind == "cold")
+                    else:
+                        seconds = buildcage(engine, context, workload, runner, kind)
+                    seen[(runner, kind)] = seconds
+                    times[(runner, workload, kind)].append(seconds)
+                    print(f"round {round_no + 1} {workload:10} {runner:16} {kind}: "
+                          f"{seconds:6.2f}s", flush=True)
+            edited.write_text(original)
+            for (runner, kind), seconds in seen.items():
+                ratios[(runner, workload, kind)].append(seconds / seen[("native", kind)])
+    return times, ratios
+
+
+def run_jobs(engine: Engine, root: Path, rounds: int) -> list[str]:
+    """Cold builds (``--no-cache``) with the automatic ``--jobs`` and with one job."""
+    fan = root / "fan"
+    fan.mkdir()
+    work = "RUN dd if=/dev/urandom bs=1M count=24 2>/dev/null | gzip -9 > /out.gz\n"
+    (fan / "Containerfile").write_text(
+        f"FROM {BASE} AS a\n{work}FROM {BASE} AS b\n{work}"
+        f"FROM {BASE}\nCOPY --from=a /out.gz /a.gz\nCOPY --from=b /out.gz /b.gz\n")
+    fan.chmod(0o755)
+    (fan / "Containerfile").chmod(0o644)
+    contexts = {"fan (2 independent stages)": fan,
+                "examples/multistage (a chain)": ROOT / "examples" / "multistage"}
+    rows = []
+    for name, context in contexts.items():
+        auto, one = [], []
+        jobs = engine.plan(context, profile="isolated-nocache", confirmed=True).bud_argv()
+        flag = jobs[jobs.index("--jobs") + 1] if "--jobs" in jobs else "none"
+        for round_no in range(rounds):
+            pair = [("auto", None), ("one", 1)]
+            for label, cpus in (pair if round_no % 2 == 0 else pair[::-1]):
+                seconds = buildcage(engine, context, "jobs", "isolated-nocache", "cold", cpus)
+                (auto if label == "auto" else one).append(seconds)
+                print(f"round {round_no + 1} jobs {name}: {label} {seconds:.2f}s", flush=True)
+        rows.append(f"| {name} | --jobs {flag} | {statistics.median(auto):.2f} | "
+                    f"{statistics.median(one):.2f} | "
+                    f"{statistics.median(auto) / statistics.median(one):.2f} |")
+    return rows
+
+
+def main() -> None:
+    args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    args.add_argument("--rounds", type=int, default=3)
+    args.add_argument("--workloads", default="tiny,data,steps,multistage")
+    args.add_argument("--no-jobs", action="store_true", help="skip the --jobs rows")
+    args.add_argument("--out", type=Path, default=ROOT / "bench" / "registry-cache.md")
+    opts = args.parse_args()
+    config = load_config()
+    config.profiles["isolated-nocache"] = {"base": "isolated", "registry_cache": False}
+    engine = Engine(config)
+    with tempfile.TemporaryDirectory(prefix="buildcage-bench-") as tmp:
+        every = make_workloads(Path(tmp))
+        chosen = {w: every[w] for w in opts.workloads.split(",")}
+        times, ratios = run_rows(engine, chosen, opts.rounds)
+        jobs = [] if opts.no_jobs else run_jobs(engine, Path(tmp), opts.rounds)
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    lines = [
+        "# isolated with the registry layer cache, against native `podman build`",
+        "",
+        f"{opts.rounds} rounds, {time.strftime('%Y-%m-%d %H:%M')}, {platform.node()} "
+        f"({platform.machine()}, 2 cores), load average at the end {' '.join(load)}: other "
+        "helpers' builds and tests ran on the same machine and podman service meanwhile, so "
+        "compare ratios from the same round, not seconds between runs. Wall seconds per build "
+        "(buildcage: container starts and clean-up included), median over rounds; ratio = "
+        "the runner's time over native's in the same round (median of the ratios).",
+        "",
+        "| workload | runner | cold s | warm s | edit s | cold × | warm × | edit × "
+        "| warm hits | cache after warm |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for workload in chosen:
+        for runner in RUNNERS:
+            row = [workload, runner]
+            row += [f"{statistics.median(times[(runner, workload, k)]):.2f}" for k in KINDS]
+            row += [f"{statistics.median(ratios[(runner, workload, k)]):.2f}" for k in KINDS]
+            row.append(str(HITS.get((runner, workload, "warm"), "")))
+            row.append(CACHE.get((runner, workload, "warm"), ""))
+            lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "## Where isolated's time goes (median seconds per phase)", "",
+              "| workload | runner | kind | fetch | build | publish |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for workload in chosen:
+        for runner in RUNNERS[1:]:
+            for kind in KINDS:
+                spent = PHASES[(runner, workload, kind)]
+                cells = [f"{statistics.median(p.get(ph, 0.0) for p in spent):.2f}"
+                         for ph in ("fetch", "build", "publish")]
+                lines.append(f"| {workload} | {runner} | {kind} | " + " | ".join(cells) + " |")
+    if jobs:
+        lines += ["", "## Parallel stages (isolated without cache, cold builds)", "",
+                  "| context | chosen | automatic s | one job s | ratio |",
+                  "| --- | --- | --- | --- | --- |", *jobs]
+    lines += ["", f"Command: `.venv/bin/python bench/registry_cache.py --rounds {opts.rounds} "
+              f"--workloads {opts.workloads}`", ""]
+    opts.out.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
