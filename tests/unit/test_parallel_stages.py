@@ -82,3 +82,41 @@ def test_a_chain_gets_no_jobs_flag(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr("tui.engine.planner.os.cpu_count", lambda: 8)
     plan = make_plan(ROOT / "examples" / "multistage", config=Config(), profile="host-ro")
     assert "--jobs" not in plan.bud_argv()
+
+
+INTERLEAVED = """\
+[1/3] STEP 1/3: FROM busybox AS a
+[2/3] STEP 1/3: FROM busybox AS b
+[2/3] STEP 2/3: RUN echo b1
+[1/3] STEP 2/3: RUN echo a1
+a1
+b1
+--> Using cache 1111111111111111111111111111111111111111111111111111111111111111
+--> 1111111111a
+[1/3] STEP 3/3: RUN echo a2
+[2/3] STEP 3/3: RUN echo b2
+--> 2222222222b
+--> 3333333333c
+[3/3] STEP 1/3: FROM busybox
+[3/3] STEP 2/3: COPY --from=a /a1 /a1
+[3/3] STEP 3/3: COPY --from=b /b1 /b1
+[3/3] COMMIT x
+--> 4444444444d
+Successfully tagged localhost/x:latest
+""".splitlines()
+
+
+def test_interleaved_stages_still_give_every_step_once() -> None:
+    """With --jobs Buildah prints two stages' lines interleaved, and its ``-->`` lines name no
+    stage: each step is closed by the next STEP line of any stage, so its time and a cache mark
+    may land on a neighbour (README says so); no step is lost or counted twice."""
+    from tui.engine.buildah_output import BuildahOutputParser
+    from tui.engine.events import StepDone, StepStarted
+
+    parser = BuildahOutputParser()
+    events = [e for i, line in enumerate(INTERLEAVED) for e in parser.feed(line, float(i))]
+    events += parser.finish(0, 99.0)
+    started = [(e.stage, e.step) for e in events if isinstance(e, StepStarted)]
+    done = [(e.stage, e.step) for e in events if isinstance(e, StepDone)]
+    assert sorted(started) == sorted(done) == [(s, n) for s in (1, 2, 3) for n in (1, 2, 3)]
+    assert parser.steps_total == 9 and parser.cache_hits == 1
