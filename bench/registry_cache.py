@@ -1,15 +1,15 @@
 """Bench of `isolated` with and without the registry layer cache against native `podman build`,
 and of parallel stages (``--jobs``): side by side, rotated order, median of N rounds, as ratios.
 
-Workloads (generated, as issue 9 describes them): *tiny* = FROM + 2 RUN + COPY; *data* = two
-stages, 30 MB COPY, 200 files tarred; *steps* = 15 RUN + COPY + RUN; and examples/multistage.
+Workloads: bench/workloads.py's (*tiny*, *data*, *steps*, examples/multistage).
 Per round and workload: cold (``--no-cache``), warm (nothing changed), edit (one copied file
-changed). Not in the issue: *compile* = FROM + one CPU-heavy RUN (64 MB of random bytes
-gzipped, a stand-in for a compile or a package install) + COPY + RUN, where a cache has something
-to save. ``isolated`` keeps its cache in the local registry (127.0.0.1:5000); ``isolated-nocache``
-is the same profile with ``registry_cache = false``.
+changed, bench/workloads.py's ``edit``). Not in the issue: *compile* = FROM + one CPU-heavy RUN
+(64 MB of random bytes gzipped, a stand-in for a compile or a package install) + COPY + RUN,
+where a cache has something to save. ``isolated`` keeps its cache in the local registry
+(127.0.0.1:5000); ``isolated-nocache`` is the same profile with ``registry_cache = false``.
 
-    .venv/bin/python bench/registry_cache.py [--rounds 3] [--workloads tiny,data,steps,multistage]
+    .venv/bin/python bench/registry_cache.py [--rounds 3] [--no-jobs]
+        [--workloads tiny,data,steps,multistage,compile]
 """
 
 from __future__ import annotations
@@ -17,62 +17,40 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import platform
-import random
-import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workloads import BASE, edit, make
 
 from tui.engine.config import load_config
 from tui.engine.events import CacheExported, Done, Event, PhaseDone
 from tui.engine.session import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = "127.0.0.1:5000/buildcage/busybox:latest"
 RUNNERS = ["native", "isolated-nocache", "isolated"]
 KINDS = ["cold", "warm", "edit"]
 
 
-def make_workloads(root: Path) -> dict[str, tuple[Path, Path]]:
-    """name -> (context, the file an edit changes)."""
-    out: dict[str, tuple[Path, Path]] = {}
-    tiny = root / "tiny"
-    tiny.mkdir()
-    (tiny / "Containerfile").write_text(
-        f"FROM {BASE}\nRUN echo one > /one\nRUN echo two > /two\nCOPY edit.txt /edit.txt\n")
-    (tiny / "edit.txt").write_text("edit me\n")
-    out["tiny"] = (tiny, tiny / "edit.txt")
-    steps = root / "steps"
-    steps.mkdir()
-    runs = "".join(f"RUN echo step {i} > /s{i}\n" for i in range(1, 16))
-    (steps / "Containerfile").write_text(
-        f"FROM {BASE}\n{runs}COPY edit.txt /edit.txt\nRUN cat /edit.txt > /copy\n")
-    (steps / "edit.txt").write_text("edit me\n")
-    out["steps"] = (steps, steps / "edit.txt")
-    data = root / "data"
-    (data / "files").mkdir(parents=True)
-    (data / "blob.bin").write_bytes(random.Random(9).randbytes(30 * 1024 * 1024))
-    for i in range(200):
-        (data / "files" / f"{i}.txt").write_text(f"file {i}\n" * 20)
-    (data / "Containerfile").write_text(
-        f"FROM {BASE} AS data\nCOPY blob.bin /data/blob.bin\nCOPY files/ /data/files/\n"
-        "RUN tar -cf /data.tar -C /data files\n"
-        f"FROM {BASE}\nCOPY --from=data /data.tar /data.tar\n"
-        "COPY --from=data /data/blob.bin /blob.bin\n")
-    out["data"] = (data, data / "files" / "0.txt")
-    compile_ = root / "compile"
-    compile_.mkdir()
-    (compile_ / "Containerfile").write_text(
-        f"FROM {BASE}\nRUN dd if=/dev/urandom bs=1M count=64 2>/dev/null | gzip -6 > /a.gz\n"
-        "COPY edit.txt /edit.txt\nRUN cat /edit.txt > /copy\n")
-    (compile_ / "edit.txt").write_text("edit me\n")
-    out["compile"] = (compile_, compile_ / "edit.txt")
-    multi = root / "multistage"
-    shutil.copytree(ROOT / "examples" / "multistage", multi)
-    out["multistage"] = (multi, multi / "app.sh")
+def make_workloads(root: Path, names: list[str]) -> dict[str, Path]:
+    """The bench's own workloads (bench/workloads.py), and *compile*."""
+    out = {}
+    for name in names:
+        if name != "compile":
+            out[name] = make(name, root)
+            continue
+        ctx = root / "compile"
+        ctx.mkdir()
+        (ctx / "Containerfile").write_text(
+            f"FROM {BASE}\nRUN dd if=/dev/urandom bs=1M count=64 2>/dev/null | gzip -6 > /a.gz\n"
+            "COPY app.txt /app.txt\nRUN cat /app.txt > /copy\n")
+        (ctx / "app.txt").write_text("version 0\n")
+        out[name] = ctx
     for path in root.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
     root.chmod(0o755)
@@ -126,19 +104,18 @@ def buildcage(engine: Engine, context: Path, workload: str, profile: str, kind: 
     return seconds
 
 
-def run_rows(engine: Engine, workloads: dict[str, tuple[Path, Path]], rounds: int):
+def run_rows(engine: Engine, workloads: dict[str, Path], rounds: int):
     times: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     ratios: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for round_no in range(rounds):
-        for workload, (context, edited) in workloads.items():
+        for workload, context in workloads.items():
             shift = round_no % len(RUNNERS)
             order = RUNNERS[shift:] + RUNNERS[:shift]
-            original = edited.read_text()
             seen: dict[tuple[str, str], float] = {}
-            for runner in order:
+            for i, runner in enumerate(order):
                 for kind in KINDS:
-                    edited.write_text(original + (f"# edit {round_no}\n" if kind == "edit"
-                                                  else ""))
+                    if kind == "edit":
+                        edit(context, round_no * 10 + i)
                     if runner == "native":
                         seconds = native(context, kind == "cold")
                     else:
@@ -147,7 +124,6 @@ def run_rows(engine: Engine, workloads: dict[str, tuple[Path, Path]], rounds: in
                     times[(runner, workload, kind)].append(seconds)
                     print(f"round {round_no + 1} {workload:10} {runner:16} {kind}: "
                           f"{seconds:6.2f}s", flush=True)
-            edited.write_text(original)
             for (runner, kind), seconds in seen.items():
                 ratios[(runner, workload, kind)].append(seconds / seen[("native", kind)])
     return times, ratios
@@ -185,7 +161,7 @@ def run_jobs(engine: Engine, root: Path, rounds: int) -> list[str]:
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     args.add_argument("--rounds", type=int, default=3)
-    args.add_argument("--workloads", default="tiny,data,steps,multistage")
+    args.add_argument("--workloads", default="tiny,data,steps,multistage,compile")
     args.add_argument("--no-jobs", action="store_true", help="skip the --jobs rows")
     args.add_argument("--out", type=Path, default=ROOT / "bench" / "registry-cache.md")
     opts = args.parse_args()
@@ -193,8 +169,7 @@ def main() -> None:
     config.profiles["isolated-nocache"] = {"base": "isolated", "registry_cache": False}
     engine = Engine(config)
     with tempfile.TemporaryDirectory(prefix="buildcage-bench-") as tmp:
-        every = make_workloads(Path(tmp))
-        chosen = {w: every[w] for w in opts.workloads.split(",")}
+        chosen = make_workloads(Path(tmp), opts.workloads.split(","))
         times, ratios = run_rows(engine, chosen, opts.rounds)
         jobs = [] if opts.no_jobs else run_jobs(engine, Path(tmp), opts.rounds)
     load = Path("/proc/loadavg").read_text().split()[:3]
