@@ -164,7 +164,7 @@ class ReplayEngine(Engine):
             return self.stream(plan)
         if self.stream is not None:
             return load_stream(self.stream)
-        cold = plan.no_cache or not plan.profile.keeps_cache
+        cold = plan.no_cache or not (plan.profile.keeps_cache or plan.cache_repo)
         if plan.load and not cold:
             return load_stream("warm-push-load")
         return load_stream("cold-pull-push" if cold else "warm-push")
