@@ -57,8 +57,15 @@ def make_workloads(root: Path, names: list[str]) -> dict[str, Path]:
     return out
 
 
+NATIVE_STORE = Path("/var/tmp/buildcage-bench-native")
+"""The native builds' own podman store: other builds on this shared machine sweep the host
+store's Buildah working containers (host-rw's clean-up), which failed native builds midway."""
+
+
 def native(context: Path, cold: bool) -> float:
-    argv = ["podman", "build", "--layers", "--pull=missing", "-q",
+    argv = ["podman", "--root", str(NATIVE_STORE / "root"), "--runroot",
+            str(NATIVE_STORE / "run"), "build", "--tls-verify=false", "--layers",
+            "--pull=missing", "-q",
             "-t", f"localhost/bench/native-{context.name}:latest"]
     if cold:
         argv.append("--no-cache")
@@ -184,7 +191,9 @@ def main() -> None:
         f"{opts.rounds} rounds, {time.strftime('%Y-%m-%d %H:%M')}, {platform.node()} "
         f"({platform.machine()}, 2 cores), load average at the end {' '.join(load)}: other "
         "helpers' builds and tests ran on the same machine and podman service meanwhile, so "
-        "compare ratios from the same round, not seconds between runs. Wall seconds per build "
+        "compare ratios from the same round, not seconds between runs. Native builds use a "
+        f"podman store of their own ({NATIVE_STORE}: the host store's working containers were "
+        "swept by other builds' clean-up mid-build), same driver and disk. Wall seconds per build "
         "(buildcage: container starts and clean-up included), median over rounds; ratio = "
         "the runner's time over native's in the same round (median of the ratios).",
         "",
