@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workloads import BASE, edit, make
 
 from tui.engine.config import load_config
-from tui.engine.events import CacheExported, Done, Event, PhaseDone
+from tui.engine.events import CacheExported, Done, Event, Failed, LogLine, PhaseDone
 from tui.engine.session import Engine
+from tui.engine.text import visible
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNERS = ["native", "isolated-nocache", "isolated"]
@@ -85,11 +86,32 @@ HITS: dict[tuple[str, str, str], int] = {}
 CACHE: dict[tuple[str, str, str], str] = {}
 
 
+FAILURES: list[str] = []
+"""Builds that failed and were run again, with why (said in the results)."""
+
+
 def buildcage(engine: Engine, context: Path, workload: str, profile: str, kind: str,
               cpus: int | None = None) -> float:
+    for attempt in (1, 2):
+        try:
+            return _buildcage(engine, context, workload, profile, kind, cpus)
+        except BuildFailed as exc:
+            FAILURES.append(f"{profile} {workload} {kind} (attempt {attempt}): {exc}")
+            print(f"FAILED {FAILURES[-1]}", flush=True)
+    raise SystemExit(f"{profile} {workload} {kind} failed twice")
+
+
+class BuildFailed(Exception):
+    pass
+
+
+def _buildcage(engine: Engine, context: Path, workload: str, profile: str, kind: str,
+               cpus: int | None) -> float:
     done: list[Done] = []
+    failed: list[str] = []
     phases: dict[str, float] = {}
     cache: list[CacheExported] = []
+    tail: list[str] = []
 
     def keep(event: Event) -> None:
         if isinstance(event, Done):
@@ -98,6 +120,11 @@ def buildcage(engine: Engine, context: Path, workload: str, profile: str, kind: 
             phases[event.phase] = event.duration_s
         elif isinstance(event, CacheExported):
             cache.append(event)
+        elif isinstance(event, Failed):
+            failed.append(event.message)
+        elif isinstance(event, LogLine):
+            tail.append(event.line)
+            del tail[:-5]
 
     plan = engine.plan(context, profile=profile, no_cache=kind == "cold", confirmed=True,
                        project=f"bench-{workload}")
@@ -107,7 +134,7 @@ def buildcage(engine: Engine, context: Path, workload: str, profile: str, kind: 
     engine.runner(plan, keep).run()
     seconds = time.perf_counter() - start
     if done[-1].status != "succeeded":
-        raise SystemExit(f"{profile} {workload} {kind} failed")
+        raise BuildFailed("; ".join(failed)[-400:] + " | last lines: " + " / ".join(tail))
     PHASES[(profile, workload, kind)].append(phases)
     HITS[(profile, workload, kind)] = done[-1].cache_hits
     if cache:
@@ -223,6 +250,9 @@ def main() -> None:
         lines += ["", "## Parallel stages (isolated without cache, cold builds)", "",
                   "| context | chosen | automatic s | one job s | ratio |",
                   "| --- | --- | --- | --- | --- |", *jobs]
+    if FAILURES:
+        lines += ["", "## Builds that failed and ran again", "",
+                  *(f"- {visible(f)}" for f in FAILURES)]
     lines += ["", f"Command: `.venv/bin/python bench/registry_cache.py --rounds {opts.rounds} "
               f"--workloads {opts.workloads}`", ""]
     opts.out.write_text("\n".join(lines))
