@@ -373,10 +373,34 @@ def test_a_killed_kube_build_leaves_pods_that_gc_removes(run_id):
                   "{{.Name}}").split()
     assert f"buildcage-{build.build_id}-build" in pods
     assert state(f"buildcage-{build.build_id}-build-builder") == "running"
+    # podman kube play copied the fetch phase's Secret (the registry credentials) into a volume
+    # of the Secret's name, unlabelled: it is part of what the dead build left.
+    copy = f"buildcage-{build.build_id}-fetch"
+    assert copy in podman("volume", "ls", "--format", "{{.Name}}").split()
     gc_removed([f"container buildcage-{build.build_id}-build-builder",
-                *(f"pod {pod}" for pod in pods)], killed)
+                *(f"pod {pod}" for pod in pods), f"volume {copy}"], killed)
     assert left_of(build.build_id) == []
     assert podman("pod", "ps", "--filter", f"name=buildcage-{build.build_id}", "-q") == ""
+    assert [v for v in podman("volume", "ls", "--format", "{{.Name}}").split()
+            if build.build_id in v] == []
+
+
+def test_a_secret_copy_no_live_build_owns_is_collected(run_id):
+    """Such copies left by earlier versions carry no label and no record: one that no container
+    uses and no live build recorded is collected; one a container uses is left alone."""
+    build_id = run_id[:8].ljust(12, "0")
+    unused, used = f"buildcage-{build_id}-fetch", f"buildcage-{build_id}-build"
+    user = f"it-copy-user-{run_id}"
+    for name in (unused, used):
+        podman("volume", "create", name)
+    podman("create", "--name", user, "-v", f"{used}:/x", BUSYBOX, "true")
+    try:
+        out = gc_removed([f"volume {unused}"], time.time())
+        assert used not in out.stdout
+        assert used in podman("volume", "ls", "--format", "{{.Name}}").split()
+    finally:
+        subprocess.run(["podman", "rm", "-f", user], capture_output=True)
+        subprocess.run(["podman", "volume", "rm", "-f", unused, used], capture_output=True)
 
 
 # A process that makes a build's podman secrets exactly as the runner does (prepare, with the

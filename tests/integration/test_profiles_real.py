@@ -78,7 +78,7 @@ def test_isolated_pulls_and_leaves_no_store_behind(engine):
     assert rec.done.status == "succeeded"
     assert [p.ref for p in rec.of(PullStarted)] == ["127.0.0.1:5000/buildcage/busybox:latest"]
     assert any("deleted with the fresh store" in w.message for w in rec.of(BuildWarning))
-    build_id = rec.events[0].build_id
+    build_id = rec.build_id
     client = engine.client()
     assert leftovers(client, build_id) == []
     assert not client.volumes.exists(f"buildcage-store-{build_id}")

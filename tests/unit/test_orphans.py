@@ -767,3 +767,48 @@ def test_records_that_are_not_plainly_records_are_skipped(tmp_path):
     assert (record.build_id, record.owner) == ("abc", DEAD)
     assert record.names == ("buildcage-abc-args",)  # never a secret that is not the build's
     assert list(read_records(tmp_path / "missing")) == []
+
+
+def test_secret_copies_podman_kube_play_left_are_orphans_unless_a_live_build_recorded_them(
+        machine, tmp_path):
+    """podman kube play copies a Pod's Secret into an unlabelled volume of the Secret's name;
+    one whose build no live process recorded is collected, by exact kind of name only."""
+    from tui.engine.secret_owners import write_record
+
+    world = World()
+    live = secret_plan(tmp_path, LIVE, "live")
+    dead = secret_plan(tmp_path, DEAD, "dead")
+    for plan in (live, dead):
+        write_record(plan)
+        FakeThing(world, "volumes", plan.kube_secret_name("fetch"), {})
+    old = "0123456789ab"  # an older buildcage's kube build: no record at all
+    FakeThing(world, "volumes", f"buildcage-{old}-build", {})
+    # Not copies: buildcage's own labelled volume, a user's volume, names of another shape.
+    FakeThing(world, "volumes", f"buildcage-{old}-fetch", labels(old, LIVE))
+    for name in (f"buildcage-{old}-cache", f"buildcage-{old}x-fetch", "buildcage-store-fetch",
+                 f"mine-{old}-fetch"):
+        FakeThing(world, "volumes", name, {})
+    client = FakeClient(world)
+    found = {o.build_id: o for o in find_orphans(client, machine, data=live.data_dir)}
+    assert set(found) == {dead.build_id, old}
+    assert found[dead.build_id].things()[0] == f"volume {dead.kube_secret_name('fetch')}"
+    assert found[old].things() == [f"volume buildcage-{old}-build"]
+    assert found[old].describe().startswith(f"build {old} of a buildcage process that left no")
+    report = collect(client, list(found.values()))
+    assert report.left == []
+    assert {name for kind, name in world.log if kind == "rm-volumes"} == {
+        dead.kube_secret_name("fetch"), f"buildcage-{old}-build"}
+    assert live.kube_secret_name("fetch") in world.volumes
+
+
+def test_a_secret_copy_a_container_still_uses_is_not_reported_as_left(machine, tmp_path):
+    class InUse(FakeThing):
+        def remove(self, force: bool = False) -> None:
+            raise RuntimeError("volume is being used by the following container(s): abc")
+
+    world = World()
+    InUse(world, "volumes", "buildcage-0123456789ab-build", {})
+    client = FakeClient(world)
+    report = collect(client, find_orphans(client, machine, data=tmp_path))
+    assert report.left == [] and report.removed == []
+    assert "buildcage-0123456789ab-build" in world.volumes

@@ -38,7 +38,7 @@ _CACHE_RE = re.compile(r"images (\d{1,4}) pushed (\d{1,4})")
 
 
 def _cache(plan: BuildPlan) -> CacheExported | None:
-    if not plan.cache_repo:
+    if not plan.pushes_cache:
         return None
     text = _read(plan.facts_dir / CACHE_FILE)[:1000].strip()
     match = _CACHE_RE.fullmatch(text)

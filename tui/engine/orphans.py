@@ -38,10 +38,10 @@ from typing import Any
 
 from podman.errors import NotFound
 
-from tui.engine import secret_owners
+from tui.engine import secret_copies, secret_owners
 from tui.engine.config import data_dir
 from tui.engine.containers import remove_container, stop_gracefully
-from tui.engine.plan import FACTS_DIR, MOUNT_RECORD, BuildPlan
+from tui.engine.plan import DEBUG_DIR, FACTS_DIR, MOUNT_RECORD, BuildPlan
 from tui.engine.profiles import HOST_STORE
 from tui.engine.stores import store_root, stray_working_containers
 
@@ -201,11 +201,14 @@ def _name(obj: Any) -> str:
 class Orphan:
     """What one dead process left of one build (or of one probe, doctor check, ...)."""
 
-    owner: Owner
+    owner: Owner | None
+    """None for Secret copies no process recorded (``tui.engine.secret_copies``)."""
     build_id: str
     containers: list[Any] = field(default_factory=list)
     pods: list[Any] = field(default_factory=list)
     volumes: list[Any] = field(default_factory=list)
+    copies: list[Any] = field(default_factory=list)
+    """Unlabelled volumes podman kube play made of the build's Secrets (secret_copies)."""
     secrets: list[str] = field(default_factory=list)
     """Names of podman secrets its record (``tui.engine.secret_owners``) names that exist."""
     record: Path | None = None
@@ -217,17 +220,19 @@ class Orphan:
     def things(self) -> list[str]:
         return ([f"container {_name(c)}" for c in self.containers]
                 + [f"pod {_name(p)}" for p in self.pods]
-                + [f"volume {_name(v)}" for v in self.volumes]
+                + [f"volume {_name(v)}" for v in self.volumes + self.copies]
                 + [f"secret {name}" for name in self.secrets]
                 + ([f"record {self.record}"] if self.record_alone() else []))
 
     def record_alone(self) -> bool:
         """A record left with nothing else (its process died before its first secret, or
         after its last was removed) is named itself: else it goes quietly with the rest."""
-        return self.record is not None and not (self.labelled() or self.secrets)
+        return self.record is not None and not (self.labelled() or self.secrets or self.copies)
 
     def describe(self) -> str:
         what = f"build {self.build_id} of " if self.build_id else ""
+        if self.owner is None:
+            return f"{what}a buildcage process that left no record (a Kubernetes Pod's Secret)"
         return f"{what}buildcage process {self.owner.pid} on {self.owner.host}, which is gone"
 
 
@@ -255,8 +260,10 @@ def find_orphans(client: Any, machine: Machine | None = None,
             add(pod, "pods")
     for volume in client.volumes.list(filters={"label": OWNER_LABEL}):
         add(volume, "volumes")
-    dead = [(owner, record) for record in secret_owners.read_records(data or data_dir())
+    records = list(secret_owners.read_records(data or data_dir()))
+    dead = [(owner, record) for record in records
             if (owner := Owner.parse(record.owner)) is not None and machine.gone(owner)]
+    live = {record.build_id for record in records} - {record.build_id for _, record in dead}
     if dead:  # another podman service's records are not for this one to judge
         here = secret_owners.service_of(client)
         dead = [(o, r) for o, r in dead if r.service == here]
@@ -267,6 +274,12 @@ def find_orphans(client: Any, machine: Machine | None = None,
                                       Orphan(owner, record.build_id))
             orphan.secrets = [name for name in record.names if name in existing]
             orphan.record = record.path
+    by_build = {orphan.build_id: orphan for orphan in found.values() if orphan.build_id}
+    for build, copies in secret_copies.list_copies(client).items():
+        if build not in live:  # a live build's copy is its Pod's (or soon will be)
+            if build not in by_build:
+                by_build[build] = found[("", build)] = Orphan(None, build)
+            by_build[build].copies = copies
     return list(found.values())
 
 
@@ -516,6 +529,14 @@ def _collect_one(client: Any, orphan: Orphan, why: str, report: Report, stop_tim
     if orphan.build_id and orphan.labelled():
         secrets_gone = _remove_secrets(client, orphan.build_id, why, report)
     _remove_recorded(client, orphan, why, report, secrets_gone)
+    for copy in orphan.copies:  # after the Pods: a copy a container still uses stays
+        problem = secret_copies.remove_copy(client, _name(copy))
+        if secret_copies.IN_USE in problem:
+            continue  # a Pod of someone else's still reads it: not an orphan after all
+        if problem:
+            report.left.append(problem)
+        else:
+            report.removed.append(f"volume {_name(copy)} ({why})")
     for volume in orphan.volumes:
         try:
             volume.remove()  # not forced: never take a container of someone else with it
@@ -596,10 +617,11 @@ def _remove_recorded(client: Any, orphan: Orphan, why: str, report: Report,
 
 def _remove_build_files(attrs: dict[str, Any]) -> None:
     """Per-build host files a builder mounted (the host-rw overlay record, the per-build
-    facts directory), once swept."""
+    facts directory, a debug shell's directory), once swept."""
     for mount in attrs.get("Mounts") or []:
         source = Path(mount.get("Source", ""))
-        if mount.get("Destination") == FACTS_DIR and source.parent.parent.name == "builds":
+        if mount.get("Destination") in (FACTS_DIR, DEBUG_DIR) \
+                and source.parent.parent.name == "builds":
             shutil.rmtree(source.parent, ignore_errors=True)
         if (mount.get("Destination") == f"{HOST_STORE}/{MOUNT_RECORD}"
                 and source.name.startswith("has-mount-program-")):

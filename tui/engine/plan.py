@@ -32,10 +32,16 @@ SECRETS_DIR = "/run/secrets"
 """Where podman mounts the build's secrets (build arguments, --secret files) in the build phase."""
 FACTS_DIR = "/buildcage/facts"
 """Per-build facts written by the trusted publish phase only (image, pushed digest)."""
+DEBUG_DIR = "/buildcage/debug"
+"""A debug shell's own files (the failed command, its history, the banner), in the shell's
+container and, bind-mounted again, in the working container the shell runs in."""
 OUTPUT_DIR = "/buildcage/output"
 """Per-build output of the trusted publish phase (``--load``): the image archive the host's
 podman loads. Never mounted where a Containerfile step runs."""
 ARCHIVE_FILE = "image.tar"
+LAYERS_DIR = f"{FACTS_DIR}/layers"
+"""Where the publish phase of a build whose store cannot be read later (``keeps_layers``) writes
+the image's layers, uncompressed (a ``dir:`` layout), for tui.engine.layer_reader."""
 BUILD_ARGS_FILE = "build-args.env"
 IMAGE_FILE = "image.json"
 DIGEST_FILE = "digest"
@@ -54,7 +60,10 @@ MountKind = Literal["bind", "volume", "device", "secret", "copy", "sync"]
 (``put_archive``); ``sync``: a directory copied in before and copied back out after the phase
 (``get_archive``). Both replace bind mounts of this machine's paths when the podman service runs
 on another host (``BuildPlan.remote``): there those paths do not exist, or are other files."""
-PhaseName = Literal["fetch", "build", "publish"]
+PhaseName = Literal["fetch", "build", "publish", "debug"]
+"""``debug``: an interactive shell in a working container made from a failed build's last good
+layer (tui.engine.debug); it runs what the user types in the Containerfile's state, so it is as
+untrusted as the build phase."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,9 @@ class BuildPlan:
     push: str = ""
     """Push target as typed: a registry reference, ``oci:/dir[:tag]``, or "" for none."""
     no_cache: bool = False
+    layers: bool | None = None
+    """Commit a layer per step (``--layers``)? None: by the store, a fresh store commits once.
+    A debug shell's rebuild in a fresh store asks for the layers (tui.engine.debug)."""
     authfile: Path | None = None
     selinux_enabled: bool = False
     limits: Limits = field(default_factory=Limits)
@@ -132,6 +144,9 @@ class BuildPlan:
     ends in); publish pushes the images the build added and a new index. Buildah's
     ``--cache-from``/``--cache-to`` themselves would talk to the registry from the build phase,
     which has no network (and ``--cache-to`` fails the build when it cannot push)."""
+    cache_push: bool = True
+    """Whether the publish phase pushes the cache. False for a debug session's rebuild, which
+    pushes nothing (no image either) but may still pull the cache in its fetch phase."""
     cache_note: str = ""
     """Why a registry cache the profile asks for is off for this build (its registry did not
     answer when the build was prepared); the runner says it as a warning."""
@@ -215,6 +230,11 @@ class BuildPlan:
         return self.build_dir / "facts"
 
     @property
+    def debug_dir(self) -> Path:
+        """A debug shell's files on the host (in the per-build directory, removed with it)."""
+        return self.build_dir / "debug"
+
+    @property
     def output_dir(self) -> Path:
         """Where the publish phase writes the image archive for ``--load`` (inside the build's
         directory, so it goes with it however the build ends)."""
@@ -224,6 +244,14 @@ class BuildPlan:
     def writes_archive(self) -> bool:
         """``--load`` needs an archive, except when the builder wrote the host's store itself."""
         return self.load and self.profile.store != "host"
+
+    @property
+    def keeps_layers(self) -> bool:
+        """No later container can read this build's store: a fresh volume removed with the
+        build, or a user namespace of its own that a later container cannot share. The publish
+        phase then writes the layers into the facts directory and buildcage keeps their report
+        (tui.engine.layer_reader); other stores are read when asked (``buildcage layers``)."""
+        return self.profile.store == "fresh" or self.profile.userns != "host"
 
     @property
     def registries_conf_path(self) -> Path:
@@ -326,7 +354,14 @@ class BuildPlan:
         the build arguments and secrets; only the trusted phases see the registry credentials,
         the OCI output directory and the facts directory."""
         mounts = self.store_mounts()
-        if phase == "build":
+        if phase == "debug":
+            # What the build phase sees, less its secrets (build arguments reach the shell as
+            # a private file in the debug directory, --secret files not at all), plus that
+            # directory. Never the trusted phases' credentials, OCI output or facts.
+            mounts[:0] = self._context_mounts()
+            mounts.append(Mount(str(self.debug_dir), DEBUG_DIR, "bind", False,
+                                "debug shell's files", chown=self.profile.userns != "host"))
+        elif phase == "build":
             mounts[:0] = self._context_mounts()
             if self.build_args:
                 mounts.append(Mount(self.secret_name("args"), f"{SECRETS_DIR}/{BUILD_ARGS_FILE}",
@@ -394,6 +429,11 @@ class BuildPlan:
         """Whether the fetch phase pulls the registry cache (not for ``--no-cache``, which
         builds every step again and pushes the result as the new cache)."""
         return bool(self.cache_repo) and not self.no_cache
+
+    @property
+    def pushes_cache(self) -> bool:
+        """Whether the publish phase pushes the images this build used as the new cache."""
+        return bool(self.cache_repo) and self.cache_push
 
     @property
     def cache_index(self) -> str:
@@ -470,15 +510,16 @@ class BuildPlan:
         # A fresh store is deleted with the build: a layer per step is a commit nothing will
         # ever reuse, so it commits once (measured here: a 15-RUN build 3.4 s against 4.7 s),
         # unless the publish phase pushes the steps as the registry cache.
-        if self.profile.store == "fresh" and not self.cache_repo:
-            argv = ["buildah", "bud", "--layers=false", "--force-rm", "--pull=never"]
-        elif self.cache_repo:
+        keep = self.layers if self.layers is not None else (
+            self.profile.store != "fresh" or self.pushes_cache)
+        if keep and self.pushes_cache:
             # --rm=false keeps Buildah's working containers in the (fresh) store: each names
             # the image its step started from, so the publish phase knows which images this
             # build used (hits and new ones) from stale ones the fetch phase pulled.
             argv = ["buildah", "bud", "--layers", "--rm=false", "--pull=never"]
         else:
-            argv = ["buildah", "bud", "--layers", "--force-rm", "--pull=never"]
+            layers = "--layers" if keep else "--layers=false"
+            argv = ["buildah", "bud", layers, "--force-rm", "--pull=never"]
         jobs = min(self.stage_width, self.cpus)
         if jobs > 1:
             argv += ["--jobs", str(jobs)]
@@ -539,7 +580,11 @@ class BuildPlan:
             script.append(shlex.join(push[1]))
         if self.writes_archive:
             script.append(shlex.join(archive_argv(self.tag)))
-        if self.cache_repo:
+        if self.keeps_layers:
+            # Optional: a failure (a full disk) costs the layers' report, never the build.
+            script.append(f"{shlex.join(layers_argv(self.tag, LAYERS_DIR))} "
+                          f"|| rm -rf {LAYERS_DIR}")
+        if self.pushes_cache:
             script.append(self.cache_push_script())
         return ["sh", "-ec", "; ".join(script)]
 
@@ -591,7 +636,22 @@ class BuildPlan:
             f"[ -s {fact} ] || echo 'failed: the cache step stopped' > {fact}; fi",
         ])
 
+    def debug_rebuild(self) -> BuildPlan:
+        """This plan for a debug session's rebuild of a fresh store (tui.engine.debug_shell):
+        a layer per step, so the shell has the state before the failed one. It may pull the
+        registry cache (trusted fetch phase), but pushes nothing: no image, no cache."""
+        return dataclasses.replace(self, layers=True, cache_push=False)
+
+    def debug_phase(self, command: list[str]) -> Phase:
+        """The container of a debug shell running ``command`` (tui.engine.debug writes it):
+        the build phase's store, context, user namespace and network (none)."""
+        return Phase(name="debug", network=phase_network("debug"), command=tuple(command),
+                     mounts=tuple(self.phase_mounts("debug")),
+                     container_name=f"{self.container_name}-shell")
+
     def phase(self, name: PhaseName) -> Phase:
+        if name == "debug":
+            raise ValueError("a debug phase needs its command: BuildPlan.debug_phase")
         command = {"fetch": self.fetch_argv, "build": self.build_command,
                    "publish": self.publish_command}[name]()
         return Phase(name=name, network=phase_network(name), command=tuple(command),
@@ -671,6 +731,11 @@ class BuildPlan:
         return files
 
 
+TRUSTED_PHASES: tuple[PhaseName, ...] = ("fetch", "publish")
+"""The phases that run only buildcage's own commands; every other one runs the Containerfile's
+steps (build) or a shell in their state (debug)."""
+
+
 def archive_argv(image: str) -> list[str]:
     """Writes ``image`` (a tag or an id) of the store as an OCI archive for the host's podman,
     with no name inside: loading it moves no tag (tui.engine.load tags it after its checks),
@@ -680,11 +745,19 @@ def archive_argv(image: str) -> list[str]:
     return ["buildah", "push", "--quiet", image, f"oci-archive:{OUTPUT_DIR}/{ARCHIVE_FILE}"]
 
 
+def layers_argv(image: str, directory: str) -> list[str]:
+    """Writes ``image``'s layers as uncompressed tars (their digests are then their diff ids)
+    into a ``dir:`` layout, with its manifest and config: what tui.engine.layer_reader reads,
+    headers only. Quiet: no "Copying blob" line is taken for a push's."""
+    return ["buildah", "push", "--quiet", "--disable-compression", image, f"dir:{directory}"]
+
+
 def phase_network(phase: PhaseName) -> str:
     """Trusted phases reach the loopback registry through the host network; the build phase,
     where the Containerfile's RUN steps execute, has no network at all: under chroot isolation
-    Buildah cannot give a RUN step a namespace of its own, so it shares its container's."""
-    return "none" if phase == "build" else "host"
+    Buildah cannot give a RUN step a namespace of its own, so it shares its container's. So has
+    a debug shell, and any phase that is not known to be trusted."""
+    return "host" if phase in TRUSTED_PHASES else "none"
 
 
 @dataclass(frozen=True)
@@ -699,8 +772,8 @@ class Phase:
 
     @property
     def trusted(self) -> bool:
-        """Whether only buildcage's own commands run in it (no Containerfile step)."""
-        return self.name != "build"
+        """Whether only buildcage's own commands run in it (no Containerfile step, no shell)."""
+        return self.name in TRUSTED_PHASES
 
 
 def mcs_level(project: str) -> str:

@@ -28,6 +28,15 @@ def _userns(mode: str) -> dict[str, Any]:
     return {"userns_mode": "auto", "idmappings": {"AutoUserNs": True, "AutoUserNsOpts": opts}}
 
 
+def holder_kwargs(plan: BuildPlan, name: str) -> dict[str, Any]:
+    """A container that is created and never started, only to hold the profile's automatic
+    user namespace range: podman hands that range to no other container while it exists, and
+    the containers that take its mapping (``idmap``) share the store's owner."""
+    return {"image": plan.builder_image, "command": ["true"], "name": name,
+            "labels": {**plan.labels(), "buildcage.phase": "userns"}, "network_mode": "none",
+            **_userns(plan.profile.userns)}
+
+
 def _phase(plan: BuildPlan, phase: Phase | PhaseName | None) -> Phase:
     if isinstance(phase, Phase):
         return phase
@@ -111,21 +120,29 @@ SHELL_UIDMAP, SHELL_GIDMAP = "$BUILDCAGE_UIDMAP", "$BUILDCAGE_GIDMAP"
 
 
 def podman_run_argv(plan: BuildPlan, phase: Phase | PhaseName | None = None,
-                    later_phase: bool = False) -> list[str]:
+                    later_phase: bool = False, *, idmap: dict[str, list[str]] | None = None,
+                    interactive: bool = False, tty: bool = False) -> list[str]:
     """``later_phase``: in a user-namespaced profile, a phase after the first takes the first
     one's mapping (kept in shell variables), as the runner does; the first is kept (no --rm)
-    until the end so podman hands its range to nobody else meanwhile."""
+    until the end so podman hands its range to nobody else meanwhile. ``idmap`` (inspect's
+    ``UidMap``/``GidMap``): that mapping, written out, for a command run at once (a debug
+    shell, whose range a created container holds). ``interactive``/``tty``: ``-i``/``-t``, the
+    container on this terminal."""
     spec = _phase(plan, phase)
     userns = plan.profile.userns != "host"
-    keep = userns and not later_phase
-    argv = ["podman", "run", *([] if keep else ["--rm"]), f"--name={spec.container_name}",
+    keep = userns and not later_phase and idmap is None
+    argv = ["podman", "run", *([] if keep else ["--rm"]), *(["-i"] if interactive else []),
+            *(["-t"] if tty else []), f"--name={spec.container_name}",
             f"--network={spec.network}",
             f"--pids-limit={plan.limits.pids}",
             f"--ulimit=nofile={plan.limits.nofile}:{plan.limits.nofile}",
             f"--ulimit=nproc={plan.limits.nproc}:{plan.limits.nproc}"]
     argv += [f"--label={k}={v}" for k, v in plan.labels().items()]
     argv.append(f"--label=buildcage.phase={spec.name}")
-    if userns and later_phase:
+    if userns and idmap is not None:
+        argv += [f"--uidmap={m}" for m in idmap["UidMap"]]
+        argv += [f"--gidmap={m}" for m in idmap["GidMap"]]
+    elif userns and later_phase:
         argv += [f"--uidmap={SHELL_UIDMAP}", f"--gidmap={SHELL_GIDMAP}"]
     elif userns:
         argv.append(f"--userns={plan.profile.userns}")
