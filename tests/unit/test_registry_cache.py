@@ -370,3 +370,40 @@ def test_a_cache_registry_that_does_not_answer_turns_the_cache_off_not_the_build
         assert plan.cache_repo == (REPO + "demo" if answers else "")
         assert ("registry cache off for this build" in plan.cache_note) is not answers
         assert ("--layers=false" in plan.bud_argv()) is not answers
+
+
+# -- where the phases run: a remote service, Kubernetes Pods ---------------------------------------
+
+def test_a_remote_service_gets_no_cache_in_this_machines_loopback_registry():
+    # Its trusted phases run on another host, whose 127.0.0.1:5000 is another registry: the
+    # cache (and the credentials sent with it) would go to whatever listens there.
+    plan = plan_for(remote=True)
+    assert plan.cache_repo == "" and not plan.pulls_cache and not plan.pushes_cache
+    assert "registry cache off for this build" in plan.cache_note
+    assert "127.0.0.1:5000" in plan.cache_note and "cache_registry" in plan.cache_note
+    assert "--layers=false" in plan.bud_argv()
+    assert "buildcage-cache" not in " ".join(" ".join(p.command) for p in plan.phases())
+    for loopback in ("localhost:5000", "[::1]:5000", "127.0.0.2"):
+        config = Config(cache_registry=loopback)
+        assert plan_for(config=config, remote=True).cache_repo == ""
+        assert plan_for(config=config).cache_repo.startswith(loopback + "/")
+    # A registry named by an address that host can resolve too is kept.
+    named = plan_for(config=Config(cache_registry="reg.example:5000"), remote=True)
+    assert named.cache_repo == "reg.example:5000/buildcage-cache/demo" and not named.cache_note
+
+
+def test_kube_pods_keep_the_cache_and_its_credentials_in_the_trusted_pods(authfile):
+    plan = plan_for()
+    pods = {spec.name: kube_pod(plan, spec) for spec in plan.phases()}
+    assert set(pods) == {"fetch", "build", "publish"}
+    build = pods["build"]["spec"]
+    assert build["hostNetwork"] is False
+    assert not [v for v in build["volumes"] if "secret" in v]
+    assert plan.cache_repo not in json.dumps(build)
+    assert "auth" not in plan.kube_secret_data("build")
+    for name in ("fetch", "publish"):
+        spec = pods[name]["spec"]
+        assert spec["hostNetwork"] is True
+        assert plan.cache_repo in json.dumps(spec["containers"][0]["command"])
+        assert [v for v in spec["volumes"] if "secret" in v]
+        assert any("auth" in key for key in plan.kube_secret_data(name))

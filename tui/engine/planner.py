@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import os
 import re
 import uuid
@@ -199,8 +200,18 @@ def make_plan(
         snapshot = needs_snapshot(ctx, cf, chosen.userns)
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", build_id):
         raise PlanError(f"build id {build_id!r} must be 1 to 64 of A-Z a-z 0-9 _ -")
+    cache_repo = cache_repository(config, chosen, target, project or project_name(ctx))
+    cache_note = ""
+    if remote and cache_repo and is_loopback(cache_repo.split("/", 1)[0]):
+        # The trusted phases run on the service's host: its loopback is another machine's, so
+        # the cache (and the credentials sent to it) would go to whatever listens there.
+        cache_note = (f"registry cache off for this build: {cache_repo.split('/', 1)[0]} is "
+                      "this machine's loopback, which the podman service on another host does "
+                      "not reach (set cache_registry to a registry that host reaches)")
+        cache_repo = ""
     plan = BuildPlan(
-        cache_repo=cache_repository(config, chosen, target, project or project_name(ctx)),
+        cache_repo=cache_repo,
+        cache_note=cache_note,
         cpus=1 if remote else (os.cpu_count() or 1),
         build_id=build_id,
         context=ctx,
@@ -254,6 +265,20 @@ def cache_repository(config: Config, profile: Profile, push: ImageRef | OciTarge
     if not registry:
         return ""
     return f"{registry}/{CACHE_NAMESPACE}/{_repository_component(project)}"
+
+
+def is_loopback(registry: str) -> bool:
+    """Whether ``registry`` (``host[:port]``) names this machine's loopback."""
+    if registry.startswith("["):  # [::1]:5000
+        host = registry[1:].split("]", 1)[0]
+    else:
+        host = registry.rsplit(":", 1)[0]
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _repository_component(project: str) -> str:
