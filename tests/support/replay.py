@@ -40,6 +40,7 @@ from tui.engine.history import BuildRecord, History, StepRecord
 from tui.engine.layer_reader import LayerSource
 from tui.engine.layers import LayerReport
 from tui.engine.plan import BuildPlan
+from tui.engine.renderings import create_kwargs
 from tui.engine.session import Engine, EventSink, Reach
 from tui.engine.summary import ProfileSummary, summarize
 
@@ -183,7 +184,9 @@ class ReplayEngine(Engine):
         path = self.inspect_dir / f"{plan.profile.name}.json"
         if not path.is_file():  # a user profile: show the facts of the default layout
             path = self.inspect_dir / "host-ro.json"
-        facts = facts_from_inspect(json.loads(path.read_text(encoding="utf-8")))
+        # As the real probe: a created container's inspect shows no overlay volume.
+        facts = facts_from_inspect(json.loads(path.read_text(encoding="utf-8")),
+                                   overlay_volumes=create_kwargs(plan).get("overlay_volumes"))
         median = self.history.median_duration(plan.profile.name, str(plan.context))
         return summarize(plan.profile, facts, median, plan.cache_repo)
 

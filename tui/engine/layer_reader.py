@@ -220,7 +220,8 @@ def read_from_store(client: Any, plan: BuildPlan, image: str) -> LayerReport:
                   Mount(str(out), READER_DIR, "sync" if plan.remote else "bind", False,
                         "the image's layers, written by buildah push"),
                   Mount("/dev/fuse", "/dev/fuse", "device", False, "fuse-overlayfs"))
-        spec = Phase(name="publish", network="none", command=tuple(argv), mounts=mounts,
+        spec = Phase(name="publish", network="none", command=tuple(plan.on_store(argv)),
+                     mounts=mounts,
                      container_name=f"{plan.container_name}-layers")
         container = client.containers.create(**create_kwargs(plan, spec))
         try:

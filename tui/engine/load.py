@@ -214,7 +214,8 @@ def _export(client, plan: BuildPlan, image_id: str) -> None:
     mounts = [*plan.store_mounts(),
               Mount(str(plan.output_dir), OUTPUT_DIR, "bind", False, "image archive"),
               Mount("/dev/fuse", "/dev/fuse", "device", False, "fuse-overlayfs")]
-    spec = Phase(name="publish", network="none", command=tuple(archive_argv(image_id)),
+    spec = Phase(name="publish", network="none",
+                 command=tuple(plan.on_store(archive_argv(image_id))),
                  mounts=tuple(mounts), container_name=f"{plan.container_name}-load")
     container = client.containers.create(**create_kwargs(plan, spec))
     try:

@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from tui.engine import hostview
 from tui.engine.paths import checked_store_dir
 from tui.engine.profiles import HOST_STORE, Profile
 from tui.engine.registry import ImageRef, OciTarget, parse_push_target
@@ -55,11 +56,14 @@ CACHE_LABEL = "buildcage.cache.images"
 CACHE_MAX_IMAGES = 512
 """At most this many cache images are pulled or listed (a bound on what an index can ask for)."""
 
-MountKind = Literal["bind", "volume", "device", "secret", "copy", "sync"]
+MountKind = Literal["bind", "volume", "device", "secret", "copy", "sync", "overlay"]
 """``copy``: a file or directory of this machine copied into the container before it starts
 (``put_archive``); ``sync``: a directory copied in before and copied back out after the phase
 (``get_archive``). Both replace bind mounts of this machine's paths when the podman service runs
-on another host (``BuildPlan.remote``): there those paths do not exist, or are other files."""
+on another host (``BuildPlan.remote``): there those paths do not exist, or are other files.
+``overlay``: a podman overlay volume (``-v SRC:DST:O``) of a path on the service's host: the
+source is the lower layer of an overlay whose upper layer is the container's own and goes with
+it; the builder may write there, the source never changes, no mount under it comes along."""
 PhaseName = Literal["fetch", "build", "publish", "debug"]
 """``debug``: an interactive shell in a working container made from a failed build's last good
 layer (tui.engine.debug); it runs what the user types in the Containerfile's state, so it is as
@@ -330,7 +334,11 @@ class BuildPlan:
             mounts.append(Mount(str(self.mount_record_path), f"{HOST_STORE}/{MOUNT_RECORD}",
                                 "bind", False, "builder's own overlay record"))
         if self.profile.host_store_ro:
-            mounts.append(Mount(HOST_STORE, SHARED_STORE, purpose="host store, read-only"))
+            # Three directories through overlays, not the store bind-mounted: its lock files
+            # would be the host podman's, and a :ro bind left its layers writable (hostview).
+            mounts += [Mount(f"{HOST_STORE}/{part}", f"{SHARED_STORE}/{part}", "overlay",
+                             purpose=f"host store's {part} (writes stay in the builder)")
+                       for part in hostview.PARTS]
         for i, extra in enumerate(self.profile.extra_stores, start=1):
             mounts.append(Mount(extra, f"{SHARED_STORE}-{i}", purpose="additional image store"))
         mounts.append(self._local(Mount(str(self.storage_conf_path), STORAGE_CONF,
@@ -454,7 +462,7 @@ class BuildPlan:
         pulls = [shlex.join(["buildah", "pull", *self._auth_flags(), ref]) for ref in refs]
         if self.pulls_cache:
             pulls.append(self.cache_pull_script())
-        return ["sh", "-ec", "; ".join([*self._unpack_secrets("fetch"), *pulls])]
+        return ["sh", "-ec", "; ".join([*self._prelude("fetch"), *pulls])]
 
     def cache_pull_script(self) -> str:
         """Pulls the index of the cache, then every image it lists, into the store; removes the
@@ -538,10 +546,22 @@ class BuildPlan:
         return argv
 
     def build_command(self) -> list[str]:
-        prelude = self._unpack_secrets("build")
+        prelude = self._prelude("build")
         if self.build_args:
             prelude.append(f"set -a; . {SECRET_COPIES}/{BUILD_ARGS_FILE}; set +a")
         return ["sh", "-ec", "; ".join([*prelude, "exec " + shlex.join(self.bud_argv())])]
+
+    def on_store(self, argv: list[str]) -> list[str]:
+        """``argv`` for a container on this plan's store mounts that is no phase (the cancel
+        sweep, the load's export, the layer reader): in host-ro, after the same private copies
+        of the host store's lists and lock files that every phase takes first."""
+        return hostview.on_store(SHARED_STORE, argv) if self.profile.host_store_ro else argv
+
+    def _prelude(self, phase: PhaseName) -> list[str]:
+        """What every phase runs before Buildah: its own copy of the host store's lists and its
+        own lock files (host-ro, see tui.engine.hostview), then its secrets."""
+        view = hostview.prelude(SHARED_STORE) if self.profile.host_store_ro else []
+        return [*view, *self._unpack_secrets(phase)]
 
     def _unpack_secrets(self, phase: PhaseName) -> list[str]:
         """Each secret of the phase arrives base64-encoded in /run/secrets and is decoded into
@@ -573,7 +593,7 @@ class BuildPlan:
         """Trusted: records the image the store holds under the tag (id, manifest) in the facts
         directory, then pushes it. Nothing here reads what the build printed."""
         inspect = ["buildah", "inspect", "--type", "image", self.tag]
-        script = [*self._unpack_secrets("publish"),
+        script = [*self._prelude("publish"),
                   f"{shlex.join(inspect)} > {FACTS_DIR}/{IMAGE_FILE}"]
         push = self.push_argv()
         if push is not None:
@@ -644,8 +664,10 @@ class BuildPlan:
 
     def debug_phase(self, command: list[str]) -> Phase:
         """The container of a debug shell running ``command`` (tui.engine.debug writes it):
-        the build phase's store, context, user namespace and network (none)."""
-        return Phase(name="debug", network=phase_network("debug"), command=tuple(command),
+        the build phase's store, context, user namespace and network (none); in host-ro, after
+        the private lists and lock files every container on the host store's overlays takes."""
+        return Phase(name="debug", network=phase_network("debug"),
+                     command=tuple(self.on_store(command)),
                      mounts=tuple(self.phase_mounts("debug")),
                      container_name=f"{self.container_name}-shell")
 

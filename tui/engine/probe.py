@@ -23,7 +23,8 @@ def probe_facts(client: PodmanClient, plan: BuildPlan) -> SecurityFacts:
         kwargs["name"] = f"{plan.container_name}-probe"
         container = client.containers.create(**kwargs)
         container.reload()
-        return facts_from_inspect(container.attrs, remote=plan.remote)
+        return facts_from_inspect(container.attrs, remote=plan.remote,
+                                  overlay_volumes=kwargs.get("overlay_volumes"))
     finally:
         if container is not None:
             remove_container(container)

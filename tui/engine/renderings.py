@@ -8,6 +8,7 @@ import json
 import shlex
 from typing import Any
 
+from tui.engine.errors import UserError
 from tui.engine.plan import SECRETS_DIR, BuildPlan, Mount, Phase, PhaseName
 
 
@@ -55,6 +56,7 @@ def create_kwargs(plan: BuildPlan, phase: Phase | PhaseName | None = None,
     volumes = [m for m in spec.mounts if m.kind == "volume"]
     devices = [m for m in spec.mounts if m.kind == "device"]
     secrets = [m for m in spec.mounts if m.kind == "secret"]
+    overlays = [m for m in spec.mounts if m.kind == "overlay"]
     kwargs: dict[str, Any] = {
         "image": plan.builder_image,
         "command": list(spec.command),
@@ -77,6 +79,9 @@ def create_kwargs(plan: BuildPlan, phase: Phase | PhaseName | None = None,
             {"Name": "nproc", "Soft": plan.limits.nproc, "Hard": plan.limits.nproc},
         ],
     }
+    if overlays:  # podman-py passes these on as they are
+        kwargs["overlay_volumes"] = [{"destination": m.target, "source": m.source, "options": []}
+                                     for m in overlays]
     if secrets:
         kwargs["secrets"] = [{"source": m.source, "target": m.target.rsplit("/", 1)[-1]}
                              for m in secrets]
@@ -111,6 +116,8 @@ def _volume_flag(m: Mount) -> str:
         return f"--device={m.source}:{m.target}:rwm"
     if m.kind == "secret":
         return f"--secret={m.source},target={m.target.rsplit('/', 1)[-1]}"
+    if m.kind == "overlay":
+        return f"--volume={m.source}:{m.target}:O"
     options = ",".join(("ro" if m.read_only else "rw", *m.options, *(["U"] if m.chown else [])))
     return f"--volume={m.source}:{m.target}:{options}"
 
@@ -209,6 +216,22 @@ def podman_run(plan: BuildPlan) -> str:
     return "\n".join(out)
 
 
+class NoPodForm(UserError):
+    """A plan a Kubernetes Pod cannot express."""
+
+
+def check_pod_form(plan: BuildPlan) -> None:
+    """Raises NoPodForm when the plan mounts something no Pod volume can be."""
+    overlays = [m for m in plan.store_mounts() if m.kind == "overlay"]
+    if overlays:
+        raise NoPodForm(
+            f"profile {plan.profile.name} cannot run as a Kubernetes Pod: it reads the host's "
+            "image store through overlays (the builder's writes stay its own), and a Pod has no "
+            "such volume: a read-only hostPath stops Buildah committing on a host image (it "
+            "writes mount points into the layers), a writable one hands the builder the host's "
+            "images. Use --profile project or isolated")
+
+
 def _pvc_name(plan: BuildPlan) -> str:
     return plan.store_volume
 
@@ -220,6 +243,7 @@ def kube_pod(plan: BuildPlan, phase: Phase | PhaseName | None = None) -> dict[st
     maps a claim to the named volume), so the phases' Pods share it as the containers do.
     The build phase's Pod has no host network; on a cluster, the NetworkPolicy in
     ``kube_manifest`` denies it all egress."""
+    check_pod_form(plan)
     spec = _phase(plan, phase)
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []

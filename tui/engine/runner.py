@@ -427,7 +427,8 @@ class BuildRunner:
         if busy:  # another builder's working containers look the same: leave them all
             return [f"{len(ids)} Buildah working containers in {root}: not swept, {busy}"]
         kwargs = create_kwargs(self.plan, "build", self._idmap)
-        kwargs.update(command=["buildah", "rm", *ids], name=f"{self.plan.container_name}-sweep")
+        kwargs.update(command=self.plan.on_store(["buildah", "rm", *ids]),
+                      name=f"{self.plan.container_name}-sweep")
         try:
             sweeper = self.client.containers.create(**kwargs)
             try:

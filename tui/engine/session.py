@@ -121,6 +121,10 @@ class Engine:
                             "Kubernetes Pod's node does not share: --push it to a registry "
                             "instead, or build without --on kube")
         plan = self.plan_for(request, confirmed=confirmed)
+        if request.on == "kube":
+            from tui.engine.renderings import check_pod_form
+
+            check_pod_form(plan)
         parse_containerfile(read_containerfile(plan.containerfile))
         if check_push and plan.load and not plan.load_overwrite:
             # Before building for minutes: a tag the load would refuse to move (the load
