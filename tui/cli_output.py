@@ -11,6 +11,7 @@ from typing import TextIO
 from tui.engine.events import (
     BuildStarted,
     BuildWarning,
+    CacheExported,
     CacheHit,
     Done,
     Event,
@@ -123,6 +124,11 @@ class HumanPrinter(_Output):
         if isinstance(event, LoadRefused):
             return (f"==> not loaded: {event.tag} on the host names image "
                     f"{event.host_image_id[:12]}, not this build's {event.image_id[:12]}")
+        if isinstance(event, CacheExported):
+            if event.error:
+                return f"warning: registry cache {event.repo} not updated: {event.error}"
+            return (f"==> registry cache {event.repo}: {event.images} images "
+                    f"({event.pushed} pushed)")
         if isinstance(event, BuildWarning):
             return f"warning: {event.message}"
         if isinstance(event, Failed):
