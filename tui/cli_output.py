@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TextIO
 from tui.engine.events import (
     BuildStarted,
     BuildWarning,
+    CacheExported,
     CacheHit,
     CacheMiss,
     Done,
@@ -131,6 +132,11 @@ class HumanPrinter(_Output):
         if isinstance(event, LoadRefused):
             return (f"==> not loaded: {event.tag} on the host names image "
                     f"{event.host_image_id[:12]}, not this build's {event.image_id[:12]}")
+        if isinstance(event, CacheExported):
+            if event.error:
+                return f"warning: registry cache {event.repo} not updated: {event.error}"
+            return (f"==> registry cache {event.repo}: {event.images} images "
+                    f"({event.pushed} pushed)")
         if isinstance(event, BuildWarning):
             return f"warning: {event.message}"
         if isinstance(event, Failed):

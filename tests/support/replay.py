@@ -189,14 +189,14 @@ class ReplayEngine(Engine):
         facts = facts_from_inspect(json.loads(path.read_text(encoding="utf-8")),
                                    overlay_volumes=create_kwargs(plan).get("overlay_volumes"))
         median = self.history.median_duration(plan.profile.name, str(plan.context))
-        return summarize(plan.profile, facts, median)
+        return summarize(plan.profile, facts, median, plan.cache_repo)
 
     def events_for(self, plan: BuildPlan) -> Iterable[Event]:
         if callable(self.stream):
             return self.stream(plan)
         if self.stream is not None:
             return load_stream(self.stream)
-        cold = plan.no_cache or not plan.profile.keeps_cache
+        cold = plan.no_cache or not (plan.profile.keeps_cache or plan.cache_repo)
         if plan.load and not cold:
             return load_stream("warm-push-load")
         return load_stream("cold-pull-push" if cold else "warm-push")

@@ -214,6 +214,20 @@ class LoadRefused(Event):
 
 
 @dataclass(frozen=True)
+class CacheExported(Event):
+    """The registry layer cache after the build, as the trusted publish phase recorded it (a
+    file, never the output): ``images`` the build used are listed in the cache's index of
+    ``repo``, ``pushed`` of them were new there. ``error`` says why the cache was not updated
+    (the build itself is not failed for it)."""
+
+    name: ClassVar[str] = "cache_exported"
+    repo: str
+    images: int = 0
+    pushed: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class PhaseDone(Event):
     """One phase's container exited: ``fetch`` and ``publish`` are buildcage's trusted work
     (pulling, pushing, reading facts), ``build`` runs the Containerfile's steps."""
@@ -310,7 +324,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         BuildStarted, StepStarted, CacheHit, StepDone, PullStarted, BlobCopied, ConfigCopied,
         ManifestWritten, Committed, Tagged, ImageBuilt, ImageInfo, BuildWarning, PushStarted,
-        Pushed, ImageLoaded, LoadRefused, PhaseDone, Failed, LogLine, Done, CacheMiss, BaseImages,
+        Pushed, ImageLoaded, LoadRefused, CacheExported, PhaseDone, Failed, LogLine, Done,
+        CacheMiss, BaseImages,
     )
 }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -149,6 +149,14 @@ class Engine:
             ok, message = self.reach(target.registry, self.config.tls_verify_for(target.registry))
             if not ok:
                 raise PlanError(f"push target {plan.push!r}: {message}")
+        if check_push and plan.cache_repo:
+            # A cache is a speed-up: a registry that does not answer turns it off for this
+            # build (said as a warning), it does not stop the build.
+            registry = plan.cache_repo.split("/", 1)[0]
+            ok, message = self.reach(registry, self.config.tls_verify_for(registry))
+            if not ok:
+                plan = replace(plan, cache_repo="",
+                               cache_note=f"registry cache off for this build: {message}")
         from tui.engine.stores import write_plan_files
 
         try:
@@ -219,7 +227,7 @@ class Engine:
         from tui.engine.probe import probe_facts
 
         facts = probe_facts(self.client(), plan)
-        return summarize(plan.profile, facts, self.median(plan))
+        return summarize(plan.profile, facts, self.median(plan), plan.cache_repo)
 
     def median(self, plan: BuildPlan) -> float | None:
         """Median time of recent builds like this one; None when history cannot say."""
@@ -347,8 +355,6 @@ class Engine:
         build's --secret inputs, needed only when the session rebuilds (a fresh store).
         ``build_args``: the values of its secret-looking build arguments (the record kept only
         their names), always needed (the shell's environment has them, as the step's had)."""
-        from dataclasses import replace
-
         from tui.engine.debug_record import DebugError
         from tui.engine.debug_shell import DebugSession
 
@@ -377,7 +383,7 @@ class Engine:
                                  tuple((name, values[name]) for name in record.withheld_args))
         plan = self.prepare(request, confirmed=confirmed, check_push=False).plan
         if rebuild:
-            plan = replace(plan, layers=True)
+            plan = plan.debug_rebuild()
         return DebugSession(self.client(), plan, record, podman_url=self.config.podman_url,
                             on_event=on_event, on_note=on_note)
 

@@ -66,12 +66,19 @@ def security_rating(facts: SecurityFacts) -> Rating:
     return Rating(max(1, min(5, score)), tuple(reasons))
 
 
-def speed_rating(profile: Profile, facts: SecurityFacts, median_s: float | None) -> Rating:
-    """Speed follows from what the builder can reuse: a cache, and base images without a pull."""
+def speed_rating(profile: Profile, facts: SecurityFacts, median_s: float | None,
+                 cache_repo: str = "") -> Rating:
+    """Speed follows from what the builder can reuse: a cache, and base images without a pull.
+    ``cache_repo``: the registry layer cache the build uses ("" for none)."""
     score, reasons = 1, []
     if profile.keeps_cache:
         score += 2
         reasons.append("layer cache kept between builds")
+    elif cache_repo:
+        score += 1
+        reasons.append(f"layer cache through the registry ({cache_repo}): the images of the "
+                       "last build's steps are pulled before the build and new ones pushed after "
+                       "it, by the trusted phases; pulling them costs time too")
     else:
         reasons.append("no cache: every build starts from an empty store")
     if facts.host_store != "none":
@@ -98,6 +105,13 @@ class ProfileSummary:
     median_s: float | None
 
 
-def summarize(profile: Profile, facts: SecurityFacts, median_s: float | None) -> ProfileSummary:
-    return ProfileSummary(profile, facts, security_rating(facts),
-                          speed_rating(profile, facts, median_s), median_s)
+def summarize(profile: Profile, facts: SecurityFacts, median_s: float | None,
+              cache_repo: str = "") -> ProfileSummary:
+    security = security_rating(facts)
+    if cache_repo:
+        # As a project store: the cache is shared by the builds of one project, never others'.
+        security = Rating(security.score, (*security.reasons,
+                          f"shares a layer cache with earlier builds of this project through "
+                          f"{cache_repo}: a build can poison it for later ones"))
+    return ProfileSummary(profile, facts, security,
+                          speed_rating(profile, facts, median_s, cache_repo), median_s)
