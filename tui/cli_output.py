@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from tui.engine.events import (
     BuildStarted,
     BuildWarning,
     CacheExported,
     CacheHit,
+    CacheMiss,
     Done,
     Event,
     Failed,
@@ -28,6 +30,9 @@ from tui.engine.events import (
 )
 from tui.engine.text import visible
 from tui.state.build_state import BuildState
+
+if TYPE_CHECKING:
+    from tui.engine.cache_why import WhyReport
 
 
 def stdout_gone() -> None:
@@ -107,6 +112,9 @@ class HumanPrinter(_Output):
             return f"==> {where}step {event.step}/{event.steps}: {event.instruction}"
         if isinstance(event, CacheHit):
             return f"    cache hit {event.layer_id}"
+        if isinstance(event, CacheMiss):
+            reasons = "; ".join(reason.full() for reason in event.reasons)
+            return f"    why {event.stage}:{event.step} ran: {reasons}"
         if isinstance(event, StepDone) and event.layer_id:
             how = "cached" if event.cached else f"{event.duration_s:.1f}s"
             return f"    done {event.layer_id} ({how})"
@@ -148,3 +156,26 @@ class HumanPrinter(_Output):
 
     def error(self, message: str) -> None:
         print(f"buildcage: error: {visible(message)}", file=sys.stderr)
+
+
+def print_why(report: WhyReport, out: TextIO | None = None) -> None:
+    """``buildcage why``: the build, then each step with what happened to it and, for the
+    steps that ran, why. Everything from history is shown escaped (``visible``)."""
+    from tui.engine.cache_why import OUTCOMES, store_label
+
+    out = out or sys.stdout
+    b = report.build
+    when = datetime.datetime.fromtimestamp(b.started_at).strftime("%Y-%m-%d %H:%M:%S")
+    lines = [f"build #{b.id} of {b.context}", f"  {when} · profile {b.profile} · {b.status}"
+             f" · {b.cache_hits}/{b.steps_total} steps cached"
+             + (" · --no-cache" if b.no_cache else "")]
+    if b.store:
+        lines.append(f"  cache: {store_label(b.store)}")
+    if not report.recorded:
+        lines.append("  (recorded before buildcage explained cache misses: no reasons kept)")
+    for step in report.steps:
+        outcome = OUTCOMES.get(step.outcome, step.outcome)
+        lines.append(f"  {step.stage}:{step.step:<3} {outcome:8} {step.instruction}")
+        for reason in step.reasons:
+            lines.append(f"        why: {reason.full()}")
+    out.write("".join(visible(line) + "\n" for line in lines))

@@ -160,6 +160,7 @@ class ReplayEngine(Engine):
         """Every debug session handed out, in order."""
 
     def debug(self, record: DebugRecord, *, secrets: tuple[tuple[str, str], ...] = (),
+              build_args: tuple[tuple[str, str], ...] = (),
               confirmed: bool | frozenset[str] = False, on_event: EventSink | None = None,
               on_note: Callable[[str], None] | None = None) -> ReplayDebugSession:
         return replay_debug(self, record)

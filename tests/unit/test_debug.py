@@ -408,3 +408,28 @@ def test_the_cli_says_why_there_is_no_shell_without_a_traceback(tmp_path, capsys
     save_record(record, plan.data_dir)
     assert main(["debug", str(tmp_path / "ctx")]) == 2
     assert "on the podman host" in capsys.readouterr().err
+
+
+def test_a_secret_looking_build_argument_is_kept_by_name_and_asked_for_again(
+        tmp_path, capsys) -> None:
+    """The record under the data directory never holds its value; a session needs it again
+    (the CLI's --build-arg, the TUI passes its build's own), and gets it in its request."""
+    from tui.cli import main
+    from tui.engine.debug_record import DebugError
+
+    engine = Engine(Config(), History(tmp_path / "h.sqlite3"))
+    plan = plan_for("host-ro", broken(tmp_path),
+                    build_args=(("A", "1"), ("TOKEN", "hunter2")))
+    sink = engine.recording(plan, lambda event: None)
+    for event in failing_events():
+        sink(event)
+    assert b"hunter2" not in (plan.data_dir / "debug" / f"{plan.build_id}.json").read_bytes()
+    record = engine.failure(build_id=plan.build_id)
+    assert record.build_args == (("A", "1"),) and record.withheld_args == ("TOKEN",)
+    with pytest.raises(DebugError, match=r"TOKEN looked like a secret.*--build-arg"):
+        engine.debug(record)
+    assert record.request(withheld=(("TOKEN", "hunter2"),)).build_args == (
+        ("A", "1"), ("TOKEN", "hunter2"))
+    assert main(["debug", "--last"]) == 2
+    err = capsys.readouterr().err
+    assert "--build-arg NAME=VALUE" in err and "Traceback" not in err and "hunter2" not in err

@@ -9,8 +9,15 @@ import json
 import re
 from dataclasses import dataclass
 
-from tui.engine.events import CacheExported, Pushed
-from tui.engine.plan import CACHE_FILE, CACHE_MAX_IMAGES, DIGEST_FILE, IMAGE_FILE, BuildPlan
+from tui.engine.events import CacheExported, ImageFact, Pushed
+from tui.engine.plan import (
+    BASE_FILE,
+    CACHE_FILE,
+    CACHE_MAX_IMAGES,
+    DIGEST_FILE,
+    IMAGE_FILE,
+    BuildPlan,
+)
 from tui.engine.text import visible
 
 _ID_RE = re.compile(r"[0-9a-f]{64}")
@@ -24,6 +31,9 @@ class ImageFacts:
     layers: tuple[int, ...] | None = None
     """Compressed-or-not sizes of the layers, from the image's manifest."""
     pushed: Pushed | None = None
+    bases: tuple[ImageFact, ...] | None = None
+    """The external images the build read (``BuildPlan.fetch_refs``) as the store held them;
+    None when the publish phase wrote none of them."""
     cache: CacheExported | None = None
     """The registry cache's update; None when the build has no registry cache."""
 
@@ -31,7 +41,19 @@ class ImageFacts:
 def read_facts(plan: BuildPlan) -> ImageFacts:
     image_id, layers = _image(plan)
     return ImageFacts(image_id=image_id, layers=layers, pushed=_pushed(plan),
-                      cache=_cache(plan))
+                      bases=_bases(plan), cache=_cache(plan))
+
+
+def _bases(plan: BuildPlan) -> tuple[ImageFact, ...] | None:
+    found = []
+    for index, ref in enumerate(plan.fetch_refs):
+        words = _read(plan.facts_dir / BASE_FILE.format(index=index)).split()
+        image_id = words[0] if words else ""
+        digest = words[1] if len(words) > 1 else ""
+        if _ID_RE.fullmatch(image_id):
+            found.append(ImageFact(ref=ref, id=image_id,
+                                   digest=digest if _DIGEST_RE.fullmatch(digest) else ""))
+    return tuple(found) if found else None
 
 
 _CACHE_RE = re.compile(r"images (\d{1,4}) pushed (\d{1,4})")

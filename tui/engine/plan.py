@@ -45,6 +45,9 @@ LAYERS_DIR = f"{FACTS_DIR}/layers"
 the image's layers, uncompressed (a ``dir:`` layout), for tui.engine.layer_reader."""
 BUILD_ARGS_FILE = "build-args.env"
 IMAGE_FILE = "image.json"
+BASE_FILE = "base-{index}"
+"""``ID DIGEST`` of the build's ``index``-th external image (``fetch_refs``), for the cache
+explanations of the next build (tui.engine.cache_why)."""
 DIGEST_FILE = "digest"
 STORAGE_CONF = "/etc/containers/storage.conf"
 REGISTRIES_CONF = "/etc/containers/registries.conf.d/99-buildcage.conf"
@@ -595,6 +598,13 @@ class BuildPlan:
         inspect = ["buildah", "inspect", "--type", "image", self.tag]
         script = [*self._prelude("publish"),
                   f"{shlex.join(inspect)} > {FACTS_DIR}/{IMAGE_FILE}"]
+        for index, ref in enumerate(self.fetch_refs):
+            # The images the build read, as the store holds them; one that cannot be inspected
+            # is only missing from the facts, it does not fail the build.
+            base = ["buildah", "inspect", "--type", "image", "--format",
+                    "{{.FromImageID}} {{.FromImageDigest}}", "--", ref]
+            script.append(f"{{ {shlex.join(base)} > {FACTS_DIR}/{BASE_FILE.format(index=index)}"
+                          " 2>/dev/null || :; }")
         push = self.push_argv()
         if push is not None:
             script.append(shlex.join(push[1]))

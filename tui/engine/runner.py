@@ -20,6 +20,7 @@ from podman.errors import ImageNotFound
 from tui.engine.buildah_output import BuildahOutputParser
 from tui.engine.containers import remove_container, stop_gracefully
 from tui.engine.events import (
+    BaseImages,
     BuildStarted,
     BuildWarning,
     Done,
@@ -260,6 +261,8 @@ class BuildRunner:
             self._emit(ImageInfo(layers=facts.layers))
         if facts.pushed is not None:
             self._emit(facts.pushed)
+        if facts.bases is not None:
+            self._emit(BaseImages(images=facts.bases))
         if facts.cache is not None:
             self._emit(facts.cache)
 
