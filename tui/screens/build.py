@@ -3,6 +3,7 @@ result or failure at the end."""
 
 from __future__ import annotations
 
+import sys
 import termios
 import threading
 from typing import TYPE_CHECKING
@@ -316,6 +317,7 @@ class BuildScreen(BuildcageScreen[None]):
         argv = self.services.engine.run_argv(loaded.image_id)
         try:
             with self.app.suspend():
+                clear_terminal()
                 code = run_interactive(argv)
         except SuspendNotSupported:
             self.notify(visible(f"cannot hand the terminal over here; run: {' '.join(argv)}"),
@@ -371,6 +373,7 @@ class BuildScreen(BuildcageScreen[None]):
         try:
             if not session.canceled:  # (the screen went away meanwhile)
                 with self.app.suspend():
+                    clear_terminal()
                     code = session.run_shell()
         except SuspendNotSupported:
             self.notify("this terminal cannot be handed over to a shell; run "
@@ -417,3 +420,12 @@ class BuildScreen(BuildcageScreen[None]):
             self.canceling = True
             if self._runner is not None:
                 self._runner.cancel()
+
+
+def clear_terminal() -> None:
+    """A clean screen for what the TUI hands the terminal to: after a suspend the terminal
+    shows whatever was on its main screen before (a shell's output from earlier, seen in a
+    tmux session), above the image's own output."""
+    if sys.__stdout__ is not None and sys.__stdout__.isatty():
+        sys.__stdout__.write("\x1b[H\x1b[2J")
+        sys.__stdout__.flush()
