@@ -163,7 +163,7 @@ def test_ctrl_c_cancels_and_leaves_nothing_behind(run_id):
     seen += events(rest)
     assert proc.returncode == 130
     assert seen[-1]["event"] == "done" and seen[-1]["status"] == "canceled"
-    build_id = seen[0]["build_id"]
+    build_id = next(e["build_id"] for e in seen if e["event"] == "build_started")
     names = subprocess.run(["podman", "ps", "-a", "--filter", f"label=buildcage.build={build_id}",
                             "--format", "{{.Names}}"], capture_output=True, text=True).stdout
     volumes = subprocess.run(["podman", "volume", "ls", "--format", "{{.Name}}"],

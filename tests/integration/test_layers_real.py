@@ -146,13 +146,15 @@ RUN head -c 700 /dev/zero > /data/a.bin && rm /data/c.bin
 @pytest.mark.parametrize("cache", [True, False], ids=["registry-cache", "no-cache"])
 def test_isolated_layers_are_kept_from_the_publish_phase(layered, base: Base, engine: Engine,
                                                          data_home: Path, tmp_path: Path,
-                                                         cache: bool) -> None:
+                                                         cache: bool,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     _, ref = layered
     (tmp_path / "d.bin").write_bytes(os.urandom(400))
     (tmp_path / "Containerfile").write_text(ISOLATED.format(base=ref))
     os.chmod(tmp_path, 0o755)
     if not cache:
-        engine.config.cache_registry = ""  # isolated without its registry layer cache
+        # isolated without its registry layer cache (the engine is the session's: undone after)
+        monkeypatch.setattr(engine.config, "cache_registry", "")
     rec = build(engine, tmp_path, profile="isolated", project=f"layers-{uuid.uuid4().hex[:8]}")
     assert rec.done.status == "succeeded", rec.events[-5:]
     (started,) = rec.of(BuildStarted)

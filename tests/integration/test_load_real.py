@@ -76,7 +76,7 @@ def test_a_loaded_image_runs_on_the_host_at_once(run_id, profile):
         assert host_id(tag) == built  # the host's podman has it, under the build's image id
         assert podman_run(tag) == GREETING
         # The archive went with the build's directory; nothing else of the build is left.
-        build_id = seen[0]["build_id"]
+        build_id = next(e["build_id"] for e in seen if e["event"] == "build_started")
         assert not (data_dir() / "builds" / build_id).exists()
     finally:
         remove(tag)

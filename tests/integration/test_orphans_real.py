@@ -415,22 +415,36 @@ def test_a_killed_kube_build_leaves_pods_that_gc_removes(run_id):
             if build.build_id in v] == []
 
 
-def test_a_secret_copy_no_live_build_owns_is_collected(run_id):
-    """Such copies left by earlier versions carry no label and no record: one that no container
-    uses and no live build recorded is collected; one a container uses is left alone."""
+def test_a_secret_copy_whose_build_is_gone_is_collected(run_id, data_home):
+    """A copy whose build's record names a process that is gone is collected; one a container
+    still uses is left alone; a young one no record here explains (another data directory's
+    build, its Pod being played) is not taken."""
     build_id = run_id[:8].ljust(12, "0")
     unused, used = f"buildcage-{build_id}-fetch", f"buildcage-{build_id}-build"
+    stranger = f"buildcage-{run_id[:8].ljust(12, 'f')}-publish"
     user = f"it-copy-user-{run_id}"
-    for name in (unused, used):
+    child = subprocess.Popen(["sleep", "60"])
+    owner = Machine.here().owner(child.pid)
+    child.kill()
+    child.wait()
+    records = data_home / "buildcage" / "secret-owners"
+    records.mkdir(mode=0o700, parents=True, exist_ok=True)
+    record = records / f"{build_id}.json"
+    record.write_text(json.dumps({"build": build_id, "owner": str(owner), "service": "local",
+                                  "secrets": [unused, used]}))
+    for name in (unused, used, stranger):
         podman("volume", "create", name)
     podman("create", "--name", user, "-v", f"{used}:/x", BUSYBOX, "true")
     try:
         out = gc_removed([f"volume {unused}"], time.time())
-        assert used not in out.stdout
-        assert used in podman("volume", "ls", "--format", "{{.Name}}").split()
+        assert used not in out.stdout and stranger not in out.stdout
+        left = podman("volume", "ls", "--format", "{{.Name}}").split()
+        assert used in left and stranger in left and unused not in left
     finally:
         subprocess.run(["podman", "rm", "-f", user], capture_output=True)
-        subprocess.run(["podman", "volume", "rm", "-f", unused, used], capture_output=True)
+        subprocess.run(["podman", "volume", "rm", "-f", unused, used, stranger],
+                       capture_output=True)
+        record.unlink(missing_ok=True)
 
 
 # A process that makes a build's podman secrets exactly as the runner does (prepare, with the

@@ -75,7 +75,7 @@ def test_canceling_host_rw_leaves_no_buildah_container_in_the_host_store(engine)
 
 def test_two_builds_of_one_project_take_turns(engine, run_id):
     """The second build waits for the first (and says so) instead of sharing the store."""
-    from tui.engine.events import BuildWarning
+    from tui.engine.events import BuildStarted, BuildWarning
 
     project = f"turns-{run_id}"
     first = Background(engine, engine.plan(SLOW, profile="project", no_cache=True,
@@ -84,11 +84,14 @@ def test_two_builds_of_one_project_take_turns(engine, run_id):
     second = Background(engine, engine.plan(ROOT / "examples" / "hello", profile="project",
                                             project=project))
     deadline = time.time() + 60
-    while not second.rec.events:
-        assert time.time() < deadline
+
+    def waiting() -> list[BuildWarning]:
+        return [w for w in second.rec.of(BuildWarning) if "waiting for another build" in w.message]
+
+    while not waiting():
+        assert time.time() < deadline, second.rec.events
         time.sleep(0.1)
-    assert isinstance(second.rec.events[0], BuildWarning)
-    assert "waiting for another build" in second.rec.events[0].message
+    assert not second.rec.of(BuildStarted)  # it waits before its builder exists
     first.runner.cancel()
     assert first.join().status == "canceled"
     assert second.join(120).status == "succeeded"

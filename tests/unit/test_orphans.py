@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -844,7 +845,9 @@ def test_secret_copies_podman_kube_play_left_are_orphans_unless_a_live_build_rec
         write_record(plan)
         FakeThing(world, "volumes", plan.kube_secret_name("fetch"), {})
     old = "0123456789ab"  # an older buildcage's kube build: no record at all
-    FakeThing(world, "volumes", f"buildcage-{old}-build", {})
+    FakeThing(world, "volumes", f"buildcage-{old}-build", {})  # podman said no CreatedAt: old
+    young = FakeThing(world, "volumes", "buildcage-00000000000f-build", {})  # being played now?
+    young.attrs["CreatedAt"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.123456789Z")
     # Not copies: buildcage's own labelled volume, a user's volume, names of another shape.
     FakeThing(world, "volumes", f"buildcage-{old}-fetch", labels(old, LIVE))
     for name in (f"buildcage-{old}-cache", f"buildcage-{old}x-fetch", "buildcage-store-fetch",
@@ -861,6 +864,22 @@ def test_secret_copies_podman_kube_play_left_are_orphans_unless_a_live_build_rec
     assert {name for kind, name in world.log if kind == "rm-volumes"} == {
         dead.kube_secret_name("fetch"), f"buildcage-{old}-build"}
     assert live.kube_secret_name("fetch") in world.volumes
+    assert "buildcage-00000000000f-build" in world.volumes
+
+
+def test_when_podman_made_a_volume_is_read_from_its_nanosecond_stamp():
+    from tui.engine.secret_copies import created
+
+    def volume(stamp: str) -> Any:
+        return type("V", (), {"attrs": {"CreatedAt": stamp}})()
+
+    assert created(volume("2026-11-29T10:49:18.619949293Z")) == \
+        datetime(2026, 11, 29, 10, 49, 18, tzinfo=UTC).timestamp()
+    assert created(volume("2026-11-29T11:49:18.5+01:00")) == \
+        datetime(2026, 11, 29, 10, 49, 18, tzinfo=UTC).timestamp()
+    assert created(volume("2026-11-29T10:49:18Z")) == \
+        datetime(2026, 11, 29, 10, 49, 18, tzinfo=UTC).timestamp()
+    assert created(volume("")) == 0.0 and created(volume("yesterday")) == 0.0
 
 
 def test_a_secret_copy_a_container_still_uses_is_not_reported_as_left(machine, tmp_path):

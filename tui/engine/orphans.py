@@ -286,8 +286,14 @@ def find_orphans(client: Any, machine: Machine | None = None,
             by_build[build] = found[(str(owner or ""), build)] = Orphan(owner, build)
         return by_build[build]
 
+    now = time.time()
     for build, copies in secret_copies.list_copies(client).items():
-        if build not in live:  # a live build's copy is its Pod's (or soon will be)
+        if build in live:  # a live build's copy is its Pod's (or soon will be)
+            continue
+        if build not in by_build:  # no record here: only once surely no Pod is being made
+            copies = [c for c in copies if now - secret_copies.created(c)
+                      >= secret_copies.UNRECORDED_AGE]
+        if copies:
             orphan_of(build, None).copies = copies
     data_home = data or data_dir()
     if build_dirs.has_any(data_home):  # the listing below only when there is something to judge

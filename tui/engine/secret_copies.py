@@ -8,19 +8,30 @@ this machine in one day of tests). Removing the Secret leaves the volume, it car
 and ``podman pod rm`` keeps it. So a kube build removes its copies itself once its Pods are gone
 (``KubeRunner``), and gc removes the ones a killed build, or an older buildcage, left: an
 unlabelled volume named like a phase's Secret that no container uses (podman refuses to remove a
-volume in use, so a live Pod's copy is never taken) and whose build no live process recorded
-(``tui.engine.secret_owners``).
+volume in use, so a live Pod's copy is never taken) and whose build's record
+(``tui.engine.secret_owners``) names a process that is gone; one with no record in this data
+directory only once it is ``UNRECORDED_AGE`` old: kube play makes the volume a moment before the
+container that uses it, and another data directory's build (another user, another
+``XDG_DATA_HOME``) on the same service has no record here (seen: a concurrent collector took a
+live build's copy in that moment, and its publish Pod found no auth.json).
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from podman.errors import NotFound
 
 COPY_NAME = re.compile(r"^buildcage-(?P<build>[0-9a-f]{12})-(?:fetch|build|publish)$")
 """``BuildPlan.kube_secret_name`` of a phase that runs as a Pod."""
+
+_STAMP = re.compile(r"(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?"
+                    r"(?P<zone>Z|[+-]\d\d:\d\d)?$")
+
+UNRECORDED_AGE = 3600.0
+"""Seconds before a copy no record here explains counts as left behind."""
 
 IN_USE = "volume is being used"
 """podman's answer when a container still mounts the volume (a live Pod's copy)."""
@@ -34,6 +45,19 @@ def is_copy(volume: Any) -> str:
         return ""
     match = COPY_NAME.match(str(attrs.get("Name") or getattr(volume, "name", "")))
     return match.group("build") if match else ""
+
+
+def created(volume: Any) -> float:
+    """When podman made the volume (epoch seconds); 0 when it does not say (taken as old)."""
+    stamp = str((getattr(volume, "attrs", {}) or {}).get("CreatedAt") or "")
+    match = _STAMP.match(stamp)  # nanoseconds are more than fromisoformat reads: dropped
+    if not match:
+        return 0.0
+    zone = match.group("zone") or "+00:00"
+    try:
+        return datetime.fromisoformat(match.group("time") + zone.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def list_copies(client: Any) -> dict[str, list[Any]]:
