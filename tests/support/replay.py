@@ -32,7 +32,7 @@ from tui.engine.events import (
     StepStarted,
     event_from_json,
 )
-from tui.engine.facts import facts_from_inspect
+from tui.engine.facts import facts_from_inspect, overlay_fact
 from tui.engine.history import BuildRecord, History, StepRecord
 from tui.engine.plan import BuildPlan
 from tui.engine.session import Engine, EventSink, Reach
@@ -156,8 +156,11 @@ class ReplayEngine(Engine):
         if not path.is_file():  # a user profile: show the facts of the default layout
             path = self.inspect_dir / "host-ro.json"
         facts = facts_from_inspect(json.loads(path.read_text(encoding="utf-8")))
+        # The recorded storage.conf path may or may not exist here: the plan's own text says
+        # the same, the same way on every machine.
+        facts = dataclasses.replace(facts, overlay=overlay_fact(plan.storage_conf()))
         median = self.history.median_duration(plan.profile.name, str(plan.context))
-        return summarize(plan.profile, facts, median)
+        return summarize(plan.profile, facts, median, plan.overlay_reason)
 
     def events_for(self, plan: BuildPlan) -> Iterable[Event]:
         if callable(self.stream):

@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from tui.engine.overlay import OverlayKind
 from tui.engine.paths import checked_store_dir
 from tui.engine.profiles import HOST_STORE, Profile
 from tui.engine.registry import ImageRef, OciTarget, parse_push_target
@@ -117,6 +118,11 @@ class BuildPlan:
     directory, for the host's podman to load (tui.engine.load)."""
     load_overwrite: bool = False
     """``--load-overwrite``: the load may move a host tag that names another image."""
+    overlay: OverlayKind = "fuse"
+    """The overlay the builder mounts layers with, chosen by the planner from the profile, the
+    kernel overlay probe and the store's own record (tui.engine.overlay.choose)."""
+    overlay_reason: str = ""
+    """Why that overlay, for people (the card's speed reasons)."""
     context_snapshot: Path | None = None
     """Per-build directory (``DATA/snapshots/BUILD_ID``, mode 0700) holding the copy of the
     context the builder reads (``context/``) and, when the Containerfile lies outside the
@@ -232,7 +238,7 @@ class BuildPlan:
         return {"buildcage.build": self.build_id, "buildcage.owner": self.owner}
 
     def storage_conf(self) -> str:
-        """The builder's storage.conf, from the profile (so profiles choose the overlay)."""
+        """The builder's storage.conf: the profile's stores, and the overlay the plan chose."""
         extra = range(1, len(self.profile.extra_stores) + 1)
         stores = [SHARED_STORE] + [f"{SHARED_STORE}-{i}" for i in extra]
         lines = [
@@ -248,7 +254,7 @@ class BuildPlan:
             "additionalimagestores = [" + ", ".join(json.dumps(s) for s in stores) + "]",
             "[storage.options.overlay]",
         ]
-        if self.profile.mount_program:
+        if self.overlay == "fuse":
             lines.append(f"mount_program = {json.dumps(self.profile.mount_program)}")
             lines.append('mountopt = "nodev,fsync=0"')
         else:
@@ -339,7 +345,8 @@ class BuildPlan:
             # A user namespace may not mount a fresh sysfs while it shares the host's network
             # (needed for the loopback registry); podman then needs the host's, read-only.
             mounts.append(Mount("/sys", "/sys", purpose="sysfs for a user namespace"))
-        mounts.append(Mount("/dev/fuse", "/dev/fuse", "device", False, "fuse-overlayfs"))
+        if self.overlay == "fuse":  # the kernel's overlay needs no device
+            mounts.append(Mount("/dev/fuse", "/dev/fuse", "device", False, "fuse-overlayfs"))
         return mounts
 
     def mounts(self) -> list[Mount]:
@@ -525,7 +532,7 @@ class BuildPlan:
         files = {self.storage_conf_path: self.storage_conf(),
                  self.registries_conf_path: self.registries_conf}
         if self.profile.store == "host":
-            files[self.mount_record_path] = "true" if self.profile.mount_program else "false"
+            files[self.mount_record_path] = "true" if self.overlay == "fuse" else "false"
         return files
 
 
