@@ -14,7 +14,7 @@ from podman_helpers import build
 
 from tui.engine import overlay
 from tui.engine.config import data_dir
-from tui.engine.events import LogLine
+from tui.engine.events import ImageInfo, LogLine
 from tui.engine.overlay import Answer, ProbeRecord, ensure_probe
 
 RUN_FSTYPE = ('FROM 127.0.0.1:5000/buildcage/busybox:latest\n'
@@ -30,10 +30,14 @@ def context(tmp_path: Path) -> Path:
 
 
 def root_fstype(rec) -> str:
-    """The file system type of ``/`` a RUN step saw (what Buildah really mounted)."""
+    """The file system type of ``/`` a RUN step saw (what Buildah really mounted), checked
+    against the build's own fact (containers/storage's record, read by the publish phase)."""
     seen = [e.line.split("=", 1)[1] for e in rec.of(LogLine)
             if e.line.startswith("root-fstype=")]
     assert seen, [e.line for e in rec.of(LogLine)]
+    info = rec.of(ImageInfo)
+    assert info and info[-1].overlay == {"overlay": "kernel",
+                                         "fuse.fuse-overlayfs": "fuse"}[seen[-1]]
     return seen[-1]
 
 

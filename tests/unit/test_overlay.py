@@ -278,3 +278,24 @@ def test_the_card_reads_the_overlay_from_what_the_container_is_given(tmp_path: P
     assert read_overlay(over) == "kernel overlay"
     assert read_overlay(()) == "unknown: the builder's storage.conf cannot be read here"
     assert overlay_fact("[storage") == "unknown: the builder's storage.conf does not parse"
+
+
+# -- the build's own fact -----------------------------------------------------------------------
+def test_the_publish_phase_records_the_overlay_the_store_was_mounted_with(tmp_path) -> None:
+    from tui.cli_output import HumanPrinter
+    from tui.engine.events import ImageInfo
+    from tui.engine.image_facts import read_facts
+
+    built = plan("isolated", record(userns=YES))
+    script = built.publish_command()[-1]
+    assert ("cat /var/lib/containers/storage/overlay/.has-mount-program > "
+            "/buildcage/facts/overlay 2>/dev/null || true") in script
+    assert "overlay/.has-mount-program" not in built.build_command()[-1]  # never the RUN's
+    built.facts_dir.mkdir(parents=True)
+    assert read_facts(built).overlay == ""
+    for written, read in (("false\n", "kernel"), ("true", "fuse"), ("maybe", "")):
+        (built.facts_dir / "overlay").write_text(written)
+        assert read_facts(built).overlay == read
+    line = HumanPrinter(quiet=False).render(ImageInfo(layers=(1, 2), overlay="kernel"))
+    assert line == "==> image: 2 layers, 3 bytes, the kernel's overlay"
+    assert ImageInfo(layers=(1,), overlay="fuse").to_dict()["overlay"] == "fuse"

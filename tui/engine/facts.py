@@ -21,14 +21,13 @@ from tui.engine.hostpaths import (
     realpath,
     store_relation,
 )
-from tui.engine.overlay import RECORD as OVERLAY_RECORD
+from tui.engine.plan import GRAPH_ROOT, STORAGE_CONF
+from tui.engine.plan import MOUNT_RECORD as OVERLAY_RECORD
 
 __all__ = ["ENGINE_SOCKETS", "MountFact", "SecurityFacts", "describe_network",
            "facts_from_inspect", "overlay_fact", "read_engine_sockets", "read_host_store",
            "read_overlay"]
 
-STORAGE_CONF = "/etc/containers/storage.conf"
-GRAPH_ROOT = "/var/lib/containers/storage"
 KERNEL_OVERLAY = "kernel overlay"
 
 HostAccess = Literal["none", "read-only", "read-write"]

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from tui.engine.events import Pushed
-from tui.engine.plan import DIGEST_FILE, IMAGE_FILE, BuildPlan
+from tui.engine.plan import DIGEST_FILE, IMAGE_FILE, OVERLAY_FILE, BuildPlan
 
 _ID_RE = re.compile(r"[0-9a-f]{64}")
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
@@ -23,11 +23,19 @@ class ImageFacts:
     layers: tuple[int, ...] | None = None
     """Compressed-or-not sizes of the layers, from the image's manifest."""
     pushed: Pushed | None = None
+    overlay: str = ""
+    """"kernel" or "fuse": containers/storage's own record in the store the build used."""
 
 
 def read_facts(plan: BuildPlan) -> ImageFacts:
     image_id, layers = _image(plan)
-    return ImageFacts(image_id=image_id, layers=layers, pushed=_pushed(plan))
+    return ImageFacts(image_id=image_id, layers=layers, pushed=_pushed(plan),
+                      overlay=_overlay(plan))
+
+
+def _overlay(plan: BuildPlan) -> str:
+    record = _read(plan.facts_dir / OVERLAY_FILE).strip()
+    return {"false": "kernel", "true": "fuse"}.get(record, "")
 
 
 def _read(path) -> str:

@@ -39,6 +39,10 @@ ARCHIVE_FILE = "image.tar"
 BUILD_ARGS_FILE = "build-args.env"
 IMAGE_FILE = "image.json"
 DIGEST_FILE = "digest"
+OVERLAY_FILE = "overlay"
+"""containers/storage's record of the overlay the store was mounted with (``true``: a mount
+program, fuse-overlayfs), copied by the publish phase."""
+GRAPH_ROOT = "/var/lib/containers/storage"
 STORAGE_CONF = "/etc/containers/storage.conf"
 REGISTRIES_CONF = "/etc/containers/registries.conf.d/99-buildcage.conf"
 MOUNT_RECORD = "overlay/.has-mount-program"
@@ -450,7 +454,10 @@ class BuildPlan:
         directory, then pushes it. Nothing here reads what the build printed."""
         inspect = ["buildah", "inspect", "--type", "image", self.tag]
         script = [*self._unpack_secrets("publish"),
-                  f"{shlex.join(inspect)} > {FACTS_DIR}/{IMAGE_FILE}"]
+                  f"{shlex.join(inspect)} > {FACTS_DIR}/{IMAGE_FILE}",
+                  # Written by containers/storage as it set up the store, here as in the build.
+                  f"cat {GRAPH_ROOT}/{MOUNT_RECORD} > {FACTS_DIR}/{OVERLAY_FILE} 2>/dev/null "
+                  "|| true"]
         push = self.push_argv()
         if push is not None:
             script.append(shlex.join(push[1]))
