@@ -220,6 +220,11 @@ class FakeClient:
     def version(self) -> dict[str, str]:
         return {"Version": "4.3.1"}
 
+    kernel = "6.1.0-remote"
+
+    def info(self) -> dict[str, Any]:
+        return {"host": {"kernel": self.kernel}}
+
 
 def test_the_probe_runs_a_builder_of_each_kind_and_records_once(data_home) -> None:
     client = FakeClient()
@@ -231,9 +236,11 @@ def test_the_probe_runs_a_builder_of_each_kind_and_records_once(data_home) -> No
     for kwargs in client.created:
         assert kwargs["network_mode"] == "none" and "cap_add" not in kwargs
         assert "buildcage.owner" in kwargs["labels"]  # an orphan if the process dies
-        assert kwargs["mounts"][0]["target"] == "/etc/containers/storage.conf"
-    conf = (data_home / "conf" / "storage-overlay-probe.conf").read_text()
-    assert "mount_program" not in conf
+        assert "mounts" not in kwargs  # nothing of this machine: it runs on a remote host too
+        script = kwargs["command"][-1]
+        assert script.startswith("cat > /etc/containers/storage.conf <<'EOF'\n")
+        conf = script.split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+        assert tomllib.loads(conf)["storage"]["options"]["overlay"] == {"mountopt": "nodev"}
     assert all(c.removed for c in client.made) and client.volume_names == []
     assert overlay.current_record(data_home) == made
     again = FakeClient()
@@ -299,3 +306,39 @@ def test_the_publish_phase_records_the_overlay_the_store_was_mounted_with(tmp_pa
     line = HumanPrinter(quiet=False).render(ImageInfo(layers=(1, 2), overlay="kernel"))
     assert line == "==> image: 2 layers, 3 bytes, the kernel's overlay"
     assert ImageInfo(layers=(1,), overlay="fuse").to_dict()["overlay"] == "fuse"
+
+
+# -- a podman service on another host -----------------------------------------------------------
+REMOTE = "ssh://root@build-host:22/run/podman/podman.sock"
+
+
+def test_a_remote_service_has_its_own_record_checked_by_asking_it(data_home) -> None:
+    client = FakeClient()
+    made = ensure_probe(client, "builder:1", _made(data_home), ("userns",),  # type: ignore[arg-type]
+                        service=REMOTE)
+    assert made is not None and made.service == REMOTE and made.kernel == "6.1.0-remote"
+    assert made.podman_binary == ""  # this machine's podman says nothing about that host's
+    assert overlay.current_record(data_home) is None  # the local record is another one
+    assert overlay.current_record(data_home, REMOTE) == made
+    again = FakeClient()
+    assert ensure_probe(again, "builder:1", data_home, ("userns",),  # type: ignore[arg-type]
+                        service=REMOTE) == made
+    assert again.created == []
+    upgraded = FakeClient()
+    upgraded.kernel = "6.12.0-remote"
+    newer = ensure_probe(upgraded, "builder:1", data_home, ("userns",),  # type: ignore[arg-type]
+                         service=REMOTE)
+    assert len(upgraded.created) == 1 and newer is not None and newer.kernel == "6.12.0-remote"
+
+
+def test_remote_plans_choose_by_that_service_and_keep_fuse_for_its_volumes(data_home) -> None:
+    yes = dataclasses.replace(record(userns=YES, host=YES), service=REMOTE)
+    overlay.write_record(_made(data_home), yes)
+    config = Config(podman_url=REMOTE)
+    isolated = make_plan(HELLO, config=config, profile="isolated", confirmed=True, remote=True)
+    assert isolated.overlay == "kernel"
+    project = make_plan(HELLO, config=config, profile="project", confirmed=True, remote=True)
+    assert project.overlay == "fuse" and "volume on the podman host" in project.overlay_reason
+    assert [m.source for m in project.mounts() if m.kind == "device"] == ["/dev/fuse"]
+    # The local service knows nothing of it.
+    assert plan("isolated").overlay == "fuse"

@@ -25,6 +25,7 @@ storage.conf it writes says what will happen.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -68,6 +69,12 @@ graphroot = "/var/lib/containers/storage"
 [storage.options.overlay]
 mountopt = "nodev"
 """
+# The probe's storage.conf is written inside the container (no file of this machine is
+# mounted), so the same probe runs on a podman service on another host.
+PROBE_COMMAND = (f"cat > /etc/containers/storage.conf <<'EOF'\n{PROBE_STORAGE_CONF}EOF\n"
+                 + PROBE_SCRIPT)
+LOCAL = "local"
+"""The service key of a podman service on this machine (a unix socket)."""
 
 
 @dataclass(frozen=True)
@@ -86,8 +93,11 @@ class ProbeRecord:
 
     kernel: str
     podman_binary: str
-    """The podman executable's path, size and modification time: changes when podman does."""
+    """The podman executable's path, size and modification time: changes when podman does
+    ("" for a service on another host, which is known by its kernel and version only)."""
     podman_version: str = ""
+    service: str = LOCAL
+    """``local``, or the URL of the podman service on another host it was probed on."""
     probed_at: float = 0.0
     answers: dict[str, Answer] = field(default_factory=dict)
     """``userns`` and ``host``: the two kinds of builder."""
@@ -108,6 +118,7 @@ class ProbeRecord:
                        for k, v in dict(data.get("answers") or {}).items()}
             return cls(kernel=str(data["kernel"]), podman_binary=str(data["podman_binary"]),
                        podman_version=str(data.get("podman_version", "")),
+                       service=str(data.get("service", LOCAL)),
                        probed_at=float(data.get("probed_at", 0.0)), answers=answers)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -130,34 +141,48 @@ def podman_binary() -> str:
     return f"{path} {info.st_size} {info.st_mtime_ns}"
 
 
-def probe_path(data_dir: Path) -> Path:
-    return data_dir / PROBE_FILE
+def service_key(url: str) -> str:
+    """``local`` for a podman service on this machine, else its URL."""
+    return LOCAL if url.startswith(("unix://", "http+unix://")) else url
 
 
-def read_record(data_dir: Path) -> ProbeRecord | None:
-    """The recorded probe, whatever host it holds for (None: none, or unreadable)."""
+def probe_path(data_dir: Path, service: str = LOCAL) -> Path:
+    if service == LOCAL:
+        return data_dir / PROBE_FILE
+    digest = hashlib.sha256(service.encode()).hexdigest()[:12]
+    return data_dir / f"overlay-probe-{digest}.json"
+
+
+def read_record(data_dir: Path, service: str = LOCAL) -> ProbeRecord | None:
+    """The recorded probe of ``service``, whatever kernel it holds for (None: none, or
+    unreadable)."""
     try:
-        return ProbeRecord.from_json(probe_path(data_dir).read_text(encoding="utf-8"))
+        record = ProbeRecord.from_json(probe_path(data_dir, service).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         return None
+    return record if record is not None and record.service == service else None
 
 
 def is_current(record: ProbeRecord | None) -> bool:
-    """Whether ``record`` was made on this kernel with this podman."""
-    return (record is not None and record.kernel == kernel_release()
-            and record.podman_binary == podman_binary())
+    """Whether ``record`` was made on this kernel with this podman (a local service's)."""
+    return (record is not None and record.service == LOCAL
+            and record.kernel == kernel_release() and record.podman_binary == podman_binary())
 
 
-def current_record(data_dir: Path) -> ProbeRecord | None:
-    """The recorded probe if it holds for this kernel and podman, else None."""
-    record = read_record(data_dir)
+def current_record(data_dir: Path, service: str = LOCAL) -> ProbeRecord | None:
+    """The recorded probe if it holds for this kernel and podman, else None. For a service on
+    another host, the record as it is: only that service can say whether its kernel or podman
+    changed, which ``ensure_probe`` asks (``Engine.probed`` before every build)."""
+    record = read_record(data_dir, service)
+    if service != LOCAL:
+        return record
     return record if is_current(record) else None
 
 
 def write_record(data_dir: Path, record: ProbeRecord) -> None:
-    path = probe_path(data_dir)
+    path = probe_path(data_dir, record.service)
     check_own_path(path, data_dir)
-    temporary = path.with_name(f".{PROBE_FILE}.{os.getpid()}")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
     check_own_path(temporary, data_dir)
     temporary.write_text(record.to_json(), encoding="utf-8")
     temporary.replace(path)
@@ -189,12 +214,17 @@ def choose(wanted: str, userns: str, record: ProbeRecord | None,
            store: str = "") -> Choice:
     """The overlay for a profile asking for ``wanted`` ("auto", "kernel", "fuse"), in a builder
     with ``userns``, given the probe ``record`` (current, or None) and an existing store's own
-    record ``store`` (see ``store_record``)."""
+    record ``store`` (see ``store_record``; "unknown": a persistent store it cannot read)."""
     if wanted == "fuse":
         return Choice("fuse", "the profile asks for fuse-overlayfs")
     if store == "true":
         return Choice("fuse", "this store was made with fuse-overlayfs and containers/storage "
                               "keeps mounting it so; remove the store for the kernel's overlay")
+    if store == "unknown" and wanted == "auto":
+        # A store made with fuse-overlayfs would need it (and /dev/fuse) whatever storage.conf
+        # says: without its record, the overlay that always works.
+        return Choice("fuse", "the store is a volume on the podman host, whose record of its "
+                              "overlay cannot be read from here")
     if wanted == "kernel":
         return Choice("kernel", "the profile asks for the kernel's overlay")
     kind = namespace_kind(userns)
@@ -219,45 +249,57 @@ PROBE_LABEL = "buildcage.overlay-probe"
 
 def ensure_probe(client: PodmanClient, builder_image: str, data_dir: Path,
                  kinds: tuple[NamespaceKind, ...] = ("userns", "host"), *,
-                 again: bool = False) -> ProbeRecord | None:
-    """The record, current for this kernel and podman, with an answer for each of ``kinds``:
-    the kinds it lacks are probed (one builder each, about 3 s) and recorded. ``again``
-    probes ``kinds`` whatever the record says. A probe that could not run at all (no builder
-    image, podman trouble) is not recorded: it says nothing about the kernel. None when
-    nothing is recorded for this kernel and podman."""
+                 again: bool = False, service: str = LOCAL) -> ProbeRecord | None:
+    """The record of ``service``, current for its kernel and podman, with an answer for each
+    of ``kinds``: the kinds it lacks are probed (one builder each, about 3 s) and recorded.
+    ``again`` probes ``kinds`` whatever the record says. A probe that could not run at all (no
+    builder image, podman trouble) is not recorded: it says nothing about the kernel. None
+    when nothing is recorded for this kernel and podman."""
     from tui.engine.orphans import OWNER_LABEL, current_owner
 
-    record = current_record(data_dir)
+    if service == LOCAL:
+        kernel, binary = kernel_release(), podman_binary()
+        record = current_record(data_dir)
+    else:  # only the service knows its kernel and podman
+        kernel, binary = _service_kernel(client), ""
+        record = read_record(data_dir, service)
+    version = _service_version(client)
+    if record is not None and (record.kernel != kernel or record.podman_binary != binary
+                               or (version and record.podman_version != version)):
+        record = None
     answers = dict(record.answers) if record is not None else {}
     missing = [k for k in kinds if again or k not in answers]
     if not missing:
         return record
-    conf = data_dir / "conf" / "storage-overlay-probe.conf"
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    check_own_path(conf, data_dir)
-    if not conf.exists() or conf.read_text() != PROBE_STORAGE_CONF:
-        conf.write_text(PROBE_STORAGE_CONF)
     labels = {OWNER_LABEL: str(current_owner()), PROBE_LABEL: "1"}
     probed = False
     for kind in missing:
-        answer = probe_one(client, builder_image, conf, kind, labels)
+        answer = probe_one(client, builder_image, kind, labels)
         if answer is not None:
             answers[kind], probed = answer, True
     if not probed:
         return record
-    version = record.podman_version if record is not None else ""
-    try:
-        version = str(client.version().get("Version", "")) or version
-    except Exception:  # noqa: BLE001, S110 - only shown; the binary identifies podman
-        pass
-    record = ProbeRecord(kernel=kernel_release(), podman_binary=podman_binary(),
-                         podman_version=version, probed_at=round(time.time(), 3),
-                         answers=answers)
+    record = ProbeRecord(kernel=kernel, podman_binary=binary, podman_version=version,
+                         probed_at=round(time.time(), 3), answers=answers, service=service)
     write_record(data_dir, record)
     return record
 
 
-def probe_kwargs(builder_image: str, conf: Path, kind: NamespaceKind, volume: str,
+def _service_version(client: PodmanClient) -> str:
+    try:
+        return str(client.version().get("Version", ""))
+    except Exception:  # noqa: BLE001 - not known: the binary (local) or kernel still says
+        return ""
+
+
+def _service_kernel(client: PodmanClient) -> str:
+    try:
+        return str(client.info().get("host", {}).get("kernel", ""))
+    except Exception:  # noqa: BLE001 - not known: then no record holds for it
+        return ""
+
+
+def probe_kwargs(builder_image: str, kind: NamespaceKind, volume: str,
                  labels: dict[str, str]) -> dict[str, Any]:
     """A builder as a build makes one (no network, bounded, /dev/fuse, a fresh volume as its
     store), with the probe's storage.conf: the kernel's overlay, no mount program."""
@@ -265,12 +307,10 @@ def probe_kwargs(builder_image: str, conf: Path, kind: NamespaceKind, volume: st
 
     kwargs: dict[str, Any] = {
         "image": builder_image,
-        "command": ["sh", "-c", PROBE_SCRIPT],
+        "command": ["sh", "-c", PROBE_COMMAND],
         "name": volume,
         "labels": labels,
         "environment": {"BUILDAH_ISOLATION": "chroot"},
-        "mounts": [{"type": "bind", "source": str(conf),
-                    "target": "/etc/containers/storage.conf", "read_only": True}],
         "volumes": {volume: {"bind": "/var/lib/containers", "mode": "rw",
                              "extended_mode": ["dev", "suid"]}},
         "devices": ["/dev/fuse:/dev/fuse:rwm"],
@@ -284,7 +324,7 @@ def probe_kwargs(builder_image: str, conf: Path, kind: NamespaceKind, volume: st
     return kwargs
 
 
-def probe_one(client: PodmanClient, builder_image: str, conf: Path, kind: NamespaceKind,
+def probe_one(client: PodmanClient, builder_image: str, kind: NamespaceKind,
               labels: dict[str, str]) -> Answer | None:
     """What one probe builder saw; None when it could not run (that is no answer)."""
     from tui.engine.containers import remove_container
@@ -293,8 +333,7 @@ def probe_one(client: PodmanClient, builder_image: str, conf: Path, kind: Namesp
     container = None
     try:
         client.volumes.create(name, labels=labels)
-        container = client.containers.create(**probe_kwargs(builder_image, conf, kind, name,
-                                                            labels))
+        container = client.containers.create(**probe_kwargs(builder_image, kind, name, labels))
         container.start()
         result = container.wait()
         code = result if isinstance(result, int) else result.get("StatusCode", -1)

@@ -13,7 +13,14 @@ from tui.engine.config import Config, data_dir, registries_conf
 from tui.engine.containerfile import find_containerfile
 from tui.engine.context import needs_snapshot
 from tui.engine.errors import UserError
-from tui.engine.overlay import ProbeRecord, choose, current_record, store_record
+from tui.engine.overlay import (
+    LOCAL,
+    ProbeRecord,
+    choose,
+    current_record,
+    service_key,
+    store_record,
+)
 from tui.engine.paths import UnsafePath, check_context, check_project_name
 from tui.engine.plan import BuildPlan
 from tui.engine.profiles import Profile, ProfileSet, confirmation_message, confirmation_needed
@@ -229,8 +236,9 @@ def make_plan(
         _ = plan.store_dir  # refuses a store path that leads out of buildcage's data directory
     except UnsafePath as exc:
         raise PlanError(str(exc)) from exc
+    service = service_key(config.podman_url) if remote else LOCAL
     record = (overlay_probe if isinstance(overlay_probe, ProbeRecord)
-              else current_record(data) if overlay_probe is True else None)
+              else current_record(data, service) if overlay_probe is True else None)
     return with_overlay(plan, record)
 
 
@@ -238,8 +246,11 @@ def with_overlay(plan: BuildPlan, record: ProbeRecord | None) -> BuildPlan:
     """``plan`` with the overlay its profile, the probe ``record`` and its store's own record
     choose (tui.engine.overlay.choose)."""
     store_dir = plan.store_dir
-    overlay = choose(plan.profile.overlay, plan.profile.userns, record,
-                     store_record(store_dir / "storage" if store_dir is not None else None))
+    if plan.remote and plan.profile.store == "project":
+        store = "unknown"  # a kept volume on the service's host
+    else:
+        store = store_record(store_dir / "storage" if store_dir is not None else None)
+    overlay = choose(plan.profile.overlay, plan.profile.userns, record, store)
     return dataclasses.replace(plan, overlay=overlay.kind, overlay_reason=overlay.reason)
 
 

@@ -193,16 +193,25 @@ class Engine:
         chooses (tui.engine.overlay). When none is recorded for its kind of builder, probes it
         first: one builder container, about 3 s, once after the kernel or podman changed.
         Raises PodmanUnavailable when podman does not answer."""
-        from tui.engine.overlay import current_record, ensure_probe, namespace_kind
+        from tui.engine.overlay import (
+            LOCAL,
+            current_record,
+            ensure_probe,
+            namespace_kind,
+            service_key,
+        )
         from tui.engine.planner import with_overlay
 
         if plan.profile.overlay != "auto":
             return plan
         kind = namespace_kind(plan.profile.userns)
-        record = current_record(plan.data_dir)
-        if record is None or kind not in record.answers:
+        service = service_key(self.config.podman_url) if self.remote else LOCAL
+        record = current_record(plan.data_dir, service)
+        # A local record is checked against this kernel and podman here; a remote service's
+        # only by asking it (two API calls).
+        if record is None or kind not in record.answers or service != LOCAL:
             record = ensure_probe(self.client(), self.config.builder_image, plan.data_dir,
-                                  (kind,))
+                                  (kind,), service=service)
         return with_overlay(plan, record)
 
     def median(self, plan: BuildPlan) -> float | None:
