@@ -342,3 +342,10 @@ def test_remote_plans_choose_by_that_service_and_keep_fuse_for_its_volumes(data_
     assert [m.source for m in project.mounts() if m.kind == "device"] == ["/dev/fuse"]
     # The local service knows nothing of it.
     assert plan("isolated").overlay == "fuse"
+
+
+def test_the_first_probe_makes_the_data_directory_private(tmp_path) -> None:
+    data = tmp_path / "fresh" / "buildcage"
+    made = ensure_probe(FakeClient(), "builder:1", data, ("host",))  # type: ignore[arg-type]
+    assert made is not None and (data / overlay.PROBE_FILE).is_file()
+    assert data.stat().st_mode & 0o777 == 0o700

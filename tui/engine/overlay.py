@@ -180,6 +180,9 @@ def current_record(data_dir: Path, service: str = LOCAL) -> ProbeRecord | None:
 
 
 def write_record(data_dir: Path, record: ProbeRecord) -> None:
+    from tui.engine.config import private_dir
+
+    private_dir(data_dir)  # 0700, as everywhere buildcage keeps its data
     path = probe_path(data_dir, record.service)
     check_own_path(path, data_dir)
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
