@@ -15,7 +15,9 @@ not, has Buildah mount a working container and reads the file system type of ``/
 ``/proc/self/mounts`` inside it. The answer is recorded in the data directory
 (``overlay-probe.json``) with the kernel release and the podman binary it holds for; the planner
 picks the kernel's overlay for a profile with ``overlay = "auto"`` only when that record is
-current and says yes, else fuse-overlayfs.
+current and says yes, else fuse-overlayfs. A podman service on another host gets a record of
+its own (``overlay-probe-DIGEST.json``), checked against the kernel and version that service
+reports.
 
 A persistent store keeps the overlay it was made with: containers/storage records it in
 ``overlay/.has-mount-program`` and, when that says "true", goes on mounting with
