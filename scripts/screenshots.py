@@ -30,6 +30,7 @@ from tests.support.scenes import (  # noqa: E402
     build_until,
     comparison_done,
     history_shown,
+    layers_shown,
     session_ready,
 )
 from tui.app import BuildcageApp  # noqa: E402
@@ -74,6 +75,7 @@ async def main(out: Path) -> None:
                     stream="failed-multistage")
         await shoot("build-result", out, build("hello", True), data, stream="warm-push")
         await shoot("build-loaded", out, build("hello", True), data, stream="warm-push-load")
+        await shoot("layers", out, layers_shown, data, stream="warm-push")
         await shoot("history", out, history_shown, data)
         await shoot("compare", out, comparison_done, data)
 

@@ -24,7 +24,7 @@ from tui.engine.request import BuildRequest, PreparedBuild
 from tui.engine.session import Engine
 from tui.engine.text import visible
 from tui.interrupts import APP_SIGNALS, Interrupts, detach_from_terminal
-from tui.messages import BuildRequested, CompareAsked, CompareRequested
+from tui.messages import BuildRequested, CompareAsked, CompareRequested, LayersRequested
 from tui.services import Reach, Services, show_error
 from tui.styles_path import css_path, widget_sheets
 
@@ -152,6 +152,12 @@ class BuildcageApp(App[None]):
         from tui.screens.compare import CompareScreen
 
         self.push_screen(CompareScreen(self.services, message.request))
+
+    @on(LayersRequested)
+    def open_layers(self, message: LayersRequested) -> None:
+        from tui.screens.layers import LayersScreen
+
+        self.push_screen(LayersScreen(self.services, message.source))
 
     def _session(self) -> SessionScreen | None:
         from tui.screens.session import SessionScreen

@@ -1,9 +1,10 @@
 """Command line: `buildcage [DIR]` starts the TUI (its picker in DIR); build, plan, profiles,
-doctor, gc and history are headless and use the same engine.
+doctor, gc, history and debug are headless and use the same engine.
 
 Exit codes: 0 success, 1 a failed build (or failed checks), 2 bad input (a UserError, with a
-message saying what to change), 130 cancelled (Ctrl-C, SIGTERM, SIGHUP), 141 output closed early
-(a pipe into ``head``). No condition a user caused ends in a traceback.
+message saying what to change), 3 ``layers --max-waste``: the image wastes more than allowed,
+130 cancelled (Ctrl-C, SIGTERM, SIGHUP), 141 output closed early (a pipe into ``head``). No
+condition a user caused ends in a traceback.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from tui.engine.request import BuildRequest
 
 EXIT_FAILED, EXIT_USAGE, EXIT_CANCELED, EXIT_PIPE = 1, 2, 130, 141
+EXIT_WASTE = 3
+"""``buildcage layers --max-waste``: the image wastes more than the limit (a CI gate)."""
 
 
 def _plan_options(p: argparse.ArgumentParser) -> None:
@@ -78,6 +81,34 @@ def parser() -> argparse.ArgumentParser:
     gc = sub.add_parser("gc", help="remove containers, pods, volumes and secrets left by "
                                    "buildcage processes that are gone (killed, terminal closed)")
     gc.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    layers = sub.add_parser("layers", help="what each layer of an image holds, and the bytes "
+                                           "it wastes (dive's measures)")
+    layers.add_argument("image", nargs="?", default="",
+                        help="image id or name (default: the last successful build)")
+    layers.add_argument("--last", action="store_true", help="the last successful build")
+    layers.add_argument("--json", action="store_true", help="the whole report as JSON")
+    layers.add_argument("--max-waste", default="", metavar="BYTES|PERCENT",
+                        help=f"exit {EXIT_WASTE} when more is wasted: bytes (6000, 6kB, 1.5MiB) "
+                             "or a percent of what the layers above the first add (10%%)")
+    layers.add_argument("--profile", default="", help="whose store to read an image from "
+                                                      "(default: the build's, or the config's)")
+    layers.add_argument("--project", default="", help="which project's store (default: the "
+                                                      "build's, or this directory's)")
+    layers.add_argument("--all", action="store_true", help="every changed path, not the "
+                                                           "largest 20 of each layer")
+    debug = sub.add_parser("debug", help="a shell in the state before the step where a build "
+                                         "failed, under the build's isolation")
+    debug.add_argument("context", nargs="?",
+                       help="the last failed build of this context (default: --last)")
+    debug.add_argument("--last", action="store_true",
+                       help="the last build that failed in a step, of any context")
+    debug.add_argument("--secret", action="append", default=[], metavar="id=NAME,src=FILE",
+                       help="the build's --secret inputs again, when the shell rebuilds "
+                            "(a fresh store kept nothing); never given to the shell itself")
+    debug.add_argument("--allow-host-rw", action="store_true",
+                       help="confirm a profile that can write the host's image store (host-rw)")
+    debug.add_argument("--allow-unsafe-profile", action="store_true",
+                       help="confirm a user profile's other risks")
     history = sub.add_parser("history", help="recent builds")
     history.add_argument("--json", action="store_true")
     history.add_argument("-n", type=int, default=20)
@@ -120,6 +151,49 @@ def cmd_build(engine, args: argparse.Namespace, interrupts: Interrupts | None = 
     if done.status == "canceled":
         return EXIT_CANCELED
     return 0 if done.status == "succeeded" else EXIT_FAILED
+
+
+def cmd_debug(engine, args: argparse.Namespace, interrupts: Interrupts | None = None) -> int:
+    """A shell where the last failed build (of a context) failed; exits with the shell's
+    status. Signals end the shell or the rebuild, and everything made is removed."""
+    from tui.cli_output import HumanPrinter
+    from tui.engine.debug_shell import DebugCanceled
+    from tui.engine.planner import parse_secrets
+
+    if args.context and args.last:
+        raise UserError("debug takes a context or --last, not both")
+    record = engine.failure(context=Path(args.context) if args.context else None)
+
+    def note(text: str) -> None:
+        print(f"buildcage: {visible(text)}", file=sys.stderr, flush=True)
+
+    session = engine.debug(record, secrets=parse_secrets(args.secret),
+                           confirmed=_confirmed(args), on_event=HumanPrinter(quiet=True),
+                           on_note=note)
+    note(f"opening a shell where build {record.build_id} of {record.context} failed "
+         f"({record.failed.where}, profile {record.profile}); session {session.plan.build_id}")
+    interrupts = interrupts or Interrupts()
+    code = EXIT_CANCELED
+    try:
+        with interrupts.installed(CANCEL_SIGNALS):
+            interrupts.on_cancel(session.cancel)
+            try:
+                session.prepare()
+                if session.rebuild_s is not None:
+                    note(f"rebuilt in {session.rebuild_s:.1f}s")
+                code = session.run_shell()
+            except DebugCanceled:
+                code = EXIT_CANCELED
+            finally:
+                left = session.close()
+    finally:
+        sys.stdout.flush()
+    for thing in left:
+        note(f"could not remove {thing}")
+    if interrupts.canceled:
+        return EXIT_CANCELED
+    note(f"the shell ended ({code}); its container and working container are removed")
+    return code
 
 
 def cmd_plan(engine, args: argparse.Namespace) -> int:
@@ -218,7 +292,26 @@ def cmd_history(engine, args: argparse.Namespace) -> int:
     return 0
 
 
-VERBS = ("build", "plan", "profiles", "doctor", "gc", "history")
+def cmd_layers(engine, args: argparse.Namespace) -> int:
+    from tui.cli_layers import print_report, waste_message
+    from tui.engine.layers import parse_max_waste
+
+    limit = parse_max_waste(args.max_waste) if args.max_waste else None  # before any podman
+    source = engine.layer_source(args.image, last=args.last or not args.image,
+                                 profile=args.profile, project=args.project)
+    report = engine.layers(source)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print_report(report, limit=None if args.all else 20)
+    if limit is not None and limit.exceeded(wasted_bytes=report.wasted_bytes,
+                                            wasted_percent=report.wasted_percent):
+        print(f"buildcage: {waste_message(report, limit)}", file=sys.stderr)
+        return EXIT_WASTE
+    return 0
+
+
+VERBS = ("build", "plan", "profiles", "doctor", "gc", "history", "layers", "debug")
 
 
 class Interrupted(BaseException):
@@ -271,9 +364,11 @@ def _run(argv: list[str], state: dict[str, bool], interrupts: Interrupts) -> int
             return run_app(engine, start_dir, interrupts)
     if args.verb == "build":
         code = cmd_build(engine, args, interrupts)
+    elif args.verb == "debug":
+        code = cmd_debug(engine, args, interrupts)
     else:
         handler = {"plan": cmd_plan, "profiles": cmd_profiles, "doctor": cmd_doctor,
-                   "gc": cmd_gc, "history": cmd_history}[args.verb]
+                   "gc": cmd_gc, "history": cmd_history, "layers": cmd_layers}[args.verb]
         code = handler(engine, args)
     sys.stdout.flush()  # a closed pipe shows here, inside main, not at interpreter exit
     return code

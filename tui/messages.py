@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from textual.message import Message
 
+from tui.engine.layer_reader import LayerSource
 from tui.engine.request import BuildRequest
 
 
@@ -34,3 +35,11 @@ class CompareAsked(Message):
     answers with a ``CompareRequested`` for what the form holds. Posted to that screen only."""
 
     bubble: ClassVar[bool] = False
+
+
+@dataclass
+class LayersRequested(Message):
+    """Open the layers screen for ``source`` (an image in a profile's store, or a kept report):
+    from a build's result and from history."""
+
+    source: LayerSource

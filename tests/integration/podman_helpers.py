@@ -8,7 +8,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tui.engine.events import Done, Event
+from tui.engine.events import BuildStarted, Done, Event
 from tui.engine.plan import BuildPlan
 from tui.engine.session import Engine
 
@@ -34,6 +34,14 @@ class Recorder:
         last = self.events[-1]
         assert isinstance(last, Done), last
         return last
+
+    @property
+    def build_id(self) -> str:
+        """The build's id, from its BuildStarted (warnings may come first: what the start of a
+        build collected of dead builds, a wait for a project's store)."""
+        started = self.of(BuildStarted)
+        assert started, self.events[:5]
+        return started[0].build_id
 
 
 class Background:

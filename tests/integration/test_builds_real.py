@@ -38,7 +38,7 @@ def test_every_profile_builds_hello_and_pushes(engine, run_id, name):
     info = rec.of(ImageInfo)
     # base + COPY + RUN; a fresh store commits once: base + one layer
     assert len(info) == 1 and len(info[0].layers) == (2 if name == "isolated" else 3)
-    assert leftovers(engine.client(), rec.events[0].build_id) == []
+    assert leftovers(engine.client(), rec.build_id) == []
 
 
 def test_broken_fails_naming_the_step(engine):
@@ -48,7 +48,7 @@ def test_broken_fails_naming_the_step(engine):
     assert len(failed) == 1
     assert failed[0].step == 'RUN echo "about to fail" && exit 3'
     assert failed[0].exit_code == 3
-    assert leftovers(engine.client(), rec.events[0].build_id) == []
+    assert leftovers(engine.client(), rec.build_id) == []
 
 
 @pytest.mark.parametrize("use_log_file", [True, False], ids=["log-file", "api-poll"])

@@ -191,9 +191,16 @@ def test_the_same_plan_runs_as_a_kubernetes_pod(run_id):
     for kind in ("build_started", "step_started", "step_done", "image_built", "pushed", "done"):
         assert kind in kinds
     assert rows[-1]["status"] == "succeeded" and rows[-1]["steps_total"] == 4
+    build_id = next(r["build_id"] for r in rows if r["event"] == "build_started")
     pods = subprocess.run(["podman", "pod", "ps", "-q", "--filter",
-                           f"name={rows[0]['build_id']}"], capture_output=True, text=True)
+                           f"name={build_id}"], capture_output=True, text=True)
     assert pods.stdout.strip() == ""
+    # podman kube play copies a Pod's Secret volume into a named volume of the Secret's name
+    # (the registry credentials, in clear): it goes with the build, as the Secret does.
+    for kind in ("volume", "secret"):
+        left = subprocess.run(["podman", kind, "ls", "--format", "{{.Name}}"],
+                              capture_output=True, text=True, check=True).stdout.split()
+        assert [n for n in left if build_id in n] == [], kind
 
 
 def test_a_pod_podman_cannot_start_is_a_clear_failure_and_leaves_no_pod():

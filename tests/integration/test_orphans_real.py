@@ -23,8 +23,10 @@ from tui.engine.orphans import (
     OWNER_LABEL,
     STORE_LOCK,
     Machine,
+    collect,
     collect_on_start,
     current_owner,
+    find_orphans,
 )
 from tui.engine.stores import PIN_LABEL
 
@@ -191,6 +193,34 @@ def test_a_killed_host_ro_build_is_collected_by_the_next_build_of_its_project(ru
     records = json.loads((store / "storage" / "overlay-containers" / "containers.json")
                         .read_text())
     assert [r["names"] for r in records if "-working-container" in str(r["names"])] == []
+
+
+def test_a_host_ro_builder_killed_outright_has_its_working_container_swept(engine, run_id):
+    """SIGKILL to the CLI and to its builder: Buildah cannot remove its working container from
+    the project store. Collecting the orphan sweeps it with a short-lived container on the same
+    overlays of the host store, which takes its own lock files first. (The sweeper used to get
+    the builder's mounts as inspect shows them once started: each overlay a bind of a directory
+    of the builder's own, which podman removes when the builder stops: the sweep failed.)"""
+    project = f"outright-{run_id}"
+    build = CliBuild(str(SLOW), "--profile", "host-ro", "--project", project)
+    build.proc.kill()
+    build.proc.wait(10)
+    builder = f"buildcage-{build.build_id}-build"
+    podman("kill", builder)
+    records = (Path(os.environ["XDG_DATA_HOME"]) / "buildcage" / "stores" / "host-ro" / project
+               / "storage" / "overlay-containers" / "containers.json")
+
+    def working() -> list[str]:
+        return [r["id"] for r in json.loads(records.read_text())
+                if any(n.endswith("-working-container") for n in r.get("names") or [])]
+
+    assert working(), "Buildah left no working container to sweep"
+    client = engine.client()
+    orphans = [o for o in find_orphans(client) if o.build_id == build.build_id]
+    report = collect(client, orphans)  # (a build starting meanwhile may be first: same code)
+    assert working() == [], report.left
+    assert left_of(build.build_id) == []
+    assert not [r for r in report.left if build.build_id in r or project in r], report.left
 
 
 @pytest.mark.parametrize("profile", ["host-ro", "isolated", "project", "host-rw"])
@@ -373,10 +403,34 @@ def test_a_killed_kube_build_leaves_pods_that_gc_removes(run_id):
                   "{{.Name}}").split()
     assert f"buildcage-{build.build_id}-build" in pods
     assert state(f"buildcage-{build.build_id}-build-builder") == "running"
+    # podman kube play copied the fetch phase's Secret (the registry credentials) into a volume
+    # of the Secret's name, unlabelled: it is part of what the dead build left.
+    copy = f"buildcage-{build.build_id}-fetch"
+    assert copy in podman("volume", "ls", "--format", "{{.Name}}").split()
     gc_removed([f"container buildcage-{build.build_id}-build-builder",
-                *(f"pod {pod}" for pod in pods)], killed)
+                *(f"pod {pod}" for pod in pods), f"volume {copy}"], killed)
     assert left_of(build.build_id) == []
     assert podman("pod", "ps", "--filter", f"name=buildcage-{build.build_id}", "-q") == ""
+    assert [v for v in podman("volume", "ls", "--format", "{{.Name}}").split()
+            if build.build_id in v] == []
+
+
+def test_a_secret_copy_no_live_build_owns_is_collected(run_id):
+    """Such copies left by earlier versions carry no label and no record: one that no container
+    uses and no live build recorded is collected; one a container uses is left alone."""
+    build_id = run_id[:8].ljust(12, "0")
+    unused, used = f"buildcage-{build_id}-fetch", f"buildcage-{build_id}-build"
+    user = f"it-copy-user-{run_id}"
+    for name in (unused, used):
+        podman("volume", "create", name)
+    podman("create", "--name", user, "-v", f"{used}:/x", BUSYBOX, "true")
+    try:
+        out = gc_removed([f"volume {unused}"], time.time())
+        assert used not in out.stdout
+        assert used in podman("volume", "ls", "--format", "{{.Name}}").split()
+    finally:
+        subprocess.run(["podman", "rm", "-f", user], capture_output=True)
+        subprocess.run(["podman", "volume", "rm", "-f", unused, used], capture_output=True)
 
 
 # A process that makes a build's podman secrets exactly as the runner does (prepare, with the
@@ -387,7 +441,6 @@ import os, signal, sys
 from tui.engine.config import load_config
 from tui.engine.orphans import owned
 from tui.engine.planner import make_plan
-from tui.engine.podman_api import connect
 from tui.engine.runner import BuildRunner
 from tui.engine.stores import prepare, release
 
@@ -448,6 +501,8 @@ def test_secrets_of_a_build_killed_before_its_first_container_are_collected(engi
         mine = [f"buildcage-{dead.build_id}-{what}" for what in ("args", "auth", "s-token")]
         assert dead.secrets() == mine and len(live.secrets()) == 3
         assert left_of(dead.build_id) == []  # nothing labelled: only the secrets tell
+        data = Path(os.environ["XDG_DATA_HOME"]) / "buildcage"
+        assert (data / "builds" / dead.build_id / "owner").is_file()  # its owner, written first
 
         doctor = cli("doctor")
         line = next(row for row in doctor.stdout.splitlines() if " orphans " in f" {row} ")
@@ -465,6 +520,9 @@ def test_secrets_of_a_build_killed_before_its_first_container_are_collected(engi
                    f"{dead.proc.pid} on" in out.stdout
         assert dead.secrets() == [] and len(live.secrets()) == 3
         assert live.build_id not in out.stdout
+        assert f"removed directory {data / 'builds' / dead.build_id} (build" in out.stdout
+        assert not (data / "builds" / dead.build_id).exists()
+        assert (data / "builds" / live.build_id).is_dir()
 
         # The start of every build collects them too (the runner's first step).
         again = SecretMaker(f"sec-dead2-{run_id}", secret_file, "die")
@@ -481,9 +539,9 @@ def test_secrets_of_a_build_killed_before_its_first_container_are_collected(engi
         assert live.proc.stdout.readline().strip() == "left: []"
         assert live.proc.wait(60) == 0
         assert live.secrets() == []
+        assert not (data / "builds" / live.build_id).exists()
         # The values were never written down: neither in buildcage's data directory nor in
         # what gc and doctor print.
-        data = Path(os.environ["XDG_DATA_HOME"]) / "buildcage"
         for path in data.rglob("*"):
             if "stores" not in path.parts and path.is_file() and not path.is_symlink():
                 assert value.encode() not in path.read_bytes(), path

@@ -67,8 +67,8 @@ def test_a_private_context_builds_in_every_kind_of_builder(engine, data_home, pr
         assert (after[name].st_uid, after[name].st_mode, after[name].st_ino) == \
                (info.st_uid, info.st_mode, info.st_ino)
     assert stat.S_IMODE(private_dir.stat().st_mode) == 0o700
-    assert rec.events[0].build_id not in snapshots(data_home)
-    assert leftovers(engine.client(), rec.events[0].build_id) == []
+    assert rec.build_id not in snapshots(data_home)
+    assert leftovers(engine.client(), rec.build_id) == []
 
 
 def test_containerfile_outside_the_context_is_the_only_thing_mounted_beside_it(
@@ -94,7 +94,7 @@ def test_containerfile_outside_the_context_is_the_only_thing_mounted_beside_it(
     assert rec.done.status == "succeeded", rec.of(Failed)
     mounts = {m["Destination"]: m for m in seen[0]["Mounts"]}
     cf_mount = mounts["/buildcage/containerfile/Containerfile.dev"]
-    build_id = rec.events[0].build_id
+    build_id = rec.build_id
     snap = data_home.resolve() / "buildcage" / "snapshots" / build_id
     assert cf_mount["Source"] == str(snap / "containerfile" / "Containerfile.dev")
     assert cf_mount["RW"] is False and mounts["/context"]["RW"] is False

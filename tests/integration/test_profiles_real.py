@@ -40,7 +40,8 @@ def test_facts_read_from_the_created_container(engine, name):
     expected_host = {"host-ro": "read-only", "host-rw": "read-write"}.get(name, "none")
     assert facts.host_store == expected_host
     if name == "host-ro":
-        assert targets["/var/lib/shared"].read_only
+        for part in ("overlay", "overlay-images", "overlay-layers"):
+            assert targets[f"/var/lib/shared/{part}"].read_only
         assert not targets["/var/lib/containers"].read_only
     if name == "isolated":
         assert facts.userns.startswith("0:") and facts.userns != "host (none)"
@@ -55,12 +56,17 @@ def test_facts_read_from_the_created_container(engine, name):
     assert leftovers(engine.client(), plan.build_id) == []
 
 
-def test_host_ro_cannot_write_the_shared_store(engine):
+def test_host_ro_cannot_write_the_shared_store(engine, run_id):
     plan = engine.plan(EXAMPLES / "hello", profile="host-ro")
     client = engine.client()
     state = prepare(client, plan, pin=False)
     kwargs = create_kwargs(plan)
-    kwargs["command"] = ["sh", "-c", "touch /var/lib/shared/planted && echo WROTE; exit 0"]
+    name = f"planted-{run_id}"
+    # The store's directories are overlays: a write lands in the builder's own upper layer.
+    # They used to be one read-only bind whose submount (the host's overlay directory is a
+    # mount point of its own) stayed writable: a builder could change any host image's files.
+    kwargs["command"] = ["sh", "-c", "for d in overlay overlay-images overlay-layers; do "
+                         f"touch /var/lib/shared/$d/{name} && echo WROTE; done; exit 0"]
     container = client.containers.create(**kwargs)
     try:
         container.start()
@@ -69,8 +75,12 @@ def test_host_ro_cannot_write_the_shared_store(engine):
     finally:
         container.remove(force=True)
         release(client, state)
-    assert "Read-only file system" in output
-    assert "WROTE" not in output
+    planted = [p for p in (HOST_STORE_PATH / d / name for d in
+                           ("overlay", "overlay-images", "overlay-layers")) if p.exists()]
+    for path in planted:
+        path.unlink()
+    assert planted == []
+    assert output.count("WROTE") == 3  # in the builder's own upper layers only
 
 
 def test_host_ro_uses_the_host_image_without_a_pull(engine, run_id):
@@ -84,7 +94,7 @@ def test_isolated_pulls_and_leaves_no_store_behind(engine):
     assert rec.done.status == "succeeded"
     assert [p.ref for p in rec.of(PullStarted)] == ["127.0.0.1:5000/buildcage/busybox:latest"]
     assert any("deleted with the fresh store" in w.message for w in rec.of(BuildWarning))
-    build_id = rec.events[0].build_id
+    build_id = rec.build_id
     client = engine.client()
     assert leftovers(client, build_id) == []
     assert not client.volumes.exists(f"buildcage-store-{build_id}")

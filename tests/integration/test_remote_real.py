@@ -72,9 +72,18 @@ def remote_socket(provisioned: None, data_home: Path) -> Iterator[str]:
         ["unshare", "--mount", "--propagation", "slave", "sh", "-c",
          f"{mounts} && exec podman system service --time=0 unix://{sock}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    client = PodmanClient(base_url=f"unix://{sock}")
     try:
-        _wait(PodmanClient(base_url=f"unix://{sock}"), service, "the remote podman service")
+        _wait(client, service, "the remote podman service")
+        before = {v.name for v in client.volumes.list()}
         yield str(sock)
+        # The project stores these tests made there are kept by design (never collected):
+        # this test's own go with it. (The service shares this machine's volumes.)
+        for volume in client.volumes.list(filters={"label": "buildcage.store=project"}):
+            if volume.name not in before and str(
+                    volume.attrs.get("Labels", {}).get("buildcage.project", "")
+                    ).startswith("remote-"):
+                volume.remove(force=True)
     finally:
         os.killpg(service.pid, signal.SIGTERM)
         service.wait(30)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -20,6 +21,8 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from tui.engine.config import Config
+from tui.engine.debug_record import DebugError, DebugRecord
+from tui.engine.debug_shell import DebugCanceled, DebugSession
 from tui.engine.events import (
     BuildStarted,
     CacheHit,
@@ -34,7 +37,10 @@ from tui.engine.events import (
 )
 from tui.engine.facts import facts_from_inspect, overlay_fact
 from tui.engine.history import BuildRecord, History, StepRecord
+from tui.engine.layer_reader import LayerSource
+from tui.engine.layers import LayerReport
 from tui.engine.plan import BuildPlan
+from tui.engine.renderings import create_kwargs
 from tui.engine.session import Engine, EventSink, Reach
 from tui.engine.summary import ProfileSummary, summarize
 
@@ -44,6 +50,7 @@ if TYPE_CHECKING:
 DATA = Path(__file__).resolve().parents[1] / "data"
 EVENTS = DATA / "events"
 INSPECT = DATA / "inspect"
+LAYERS = DATA / "layers"
 
 StreamSource = str | Callable[[BuildPlan], Iterable[Event]]
 
@@ -126,7 +133,8 @@ class ReplayEngine(Engine):
                  pause_after: int | None = None, scale: dict[str, float] | None = None,
                  summary_error: Exception | None = None, summary_delay: float = 0.0,
                  inspect_dir: Path = INSPECT, reach: Reach = registry_answers,
-                 host_images: dict[str, str] | None = None) -> None:
+                 host_images: dict[str, str] | None = None,
+                 layers: str | Exception = "layered") -> None:
         super().__init__(config=config or Config(), history=history, reach=reach)
         self.stream = stream
         self.delay = delay
@@ -137,12 +145,33 @@ class ReplayEngine(Engine):
         self.inspect_dir = inspect_dir
         self.runners: list[ReplayRunner] = []
         """Every runner handed out, in order (tests look at their plans)."""
+        self.layer_report = layers
+        """What ``layers()`` gives: a report recorded in tests/data/layers (by name), or an
+        error it raises."""
+        self.layer_sources: list[LayerSource] = []
+        """Every source the layers screen asked for, in order."""
         self.last_on = ""
         """Where the last build was asked to run ("local" or "kube")."""
         self.host_images: dict[str, str] = dict(host_images or {})
         """The host store as the load sees it: tag -> image id."""
         self.loads: list[tuple[str, bool]] = []
         """(image id, overwrite) of every load after a build (``load_built``), in order."""
+        self.debug_sessions: list[ReplayDebugSession] = []
+        """Every debug session handed out, in order."""
+
+    def debug(self, record: DebugRecord, *, secrets: tuple[tuple[str, str], ...] = (),
+              confirmed: bool | frozenset[str] = False, on_event: EventSink | None = None,
+              on_note: Callable[[str], None] | None = None) -> ReplayDebugSession:
+        return replay_debug(self, record)
+
+    def layers(self, source: LayerSource) -> LayerReport:
+        """A recorded report (``buildcage layers --json`` of a real build), no podman."""
+        self.layer_sources.append(source)
+        if isinstance(self.layer_report, Exception):
+            raise self.layer_report
+        path = LAYERS / f"{self.layer_report}.json"
+        report = LayerReport.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return dataclasses.replace(report, image_id=source.image)  # the build's, as asked
 
     def client(self) -> PodmanClient:
         raise RuntimeError("the replay engine has no podman connection")
@@ -155,7 +184,9 @@ class ReplayEngine(Engine):
         path = self.inspect_dir / f"{plan.profile.name}.json"
         if not path.is_file():  # a user profile: show the facts of the default layout
             path = self.inspect_dir / "host-ro.json"
-        facts = facts_from_inspect(json.loads(path.read_text(encoding="utf-8")))
+        # As the real probe: a created container's inspect shows no overlay volume.
+        facts = facts_from_inspect(json.loads(path.read_text(encoding="utf-8")),
+                                   overlay_volumes=create_kwargs(plan).get("overlay_volumes"))
         # The recorded storage.conf path may or may not exist here: the plan's own text says
         # the same, the same way on every machine.
         facts = dataclasses.replace(facts, overlay=overlay_fact(plan.storage_conf()))
@@ -244,3 +275,37 @@ def add_demo_history(history: History, examples: Path) -> None:
             cache_hits=hits, pushed=ref, steps=steps if hits == 3 else [],
             image_id="ab9d8035ec09" * 5 + "1e0c" if status == "succeeded" else "",
         ))
+
+
+class ReplayDebugSession(DebugSession):
+    """A debug session without podman: ``prepare`` writes the shell's files only and ``close``
+    removes them; ``run_shell`` is the real one (its subprocess is the boundary tests mock).
+    A record without a layer (a fresh store) is given a made-up one, as a rebuild would."""
+
+    def __init__(self, plan: BuildPlan, record: DebugRecord, podman_url: str) -> None:
+        super().__init__(None, plan, record, podman_url=podman_url)
+        self.prepared = False
+        self.closed = False
+
+    def prepare(self) -> None:
+        if self.canceled:
+            raise DebugCanceled
+        self.base = self.base or "0123456789a"
+        self.plan.facts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._write_files()
+        self.prepared = True
+
+    def close(self) -> list[str]:
+        shutil.rmtree(self.plan.build_dir, ignore_errors=True)
+        self.closed = True
+        return []
+
+
+def replay_debug(engine: ReplayEngine, record: DebugRecord) -> ReplayDebugSession:
+    """``ReplayEngine.debug``: the engine's checks, a session that makes nothing in podman."""
+    if record.failed.problem:
+        raise DebugError(record.failed.problem)
+    plan = engine.prepare(record.request(), confirmed=True, check_push=False).plan
+    session = ReplayDebugSession(plan, record, engine.config.podman_url)
+    engine.debug_sessions.append(session)
+    return session

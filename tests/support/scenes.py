@@ -80,3 +80,14 @@ async def comparison_done(pilot: Pilot) -> None:
     screen = pilot.app.screen
     assert isinstance(screen, CompareScreen)
     await wait_for(pilot, lambda: len(screen.bars) == 4 and not screen.running)
+
+
+async def layers_shown(pilot: Pilot) -> None:
+    """hello built (warm-push), then its layers from the result (the recorded report)."""
+    from tui.screens.layers import LayersScreen
+
+    await build_until(pilot, lambda s: s.finished)
+    await pilot.press("i")
+    await wait_for(pilot, lambda: isinstance(screen := pilot.app.screen, LayersScreen)
+                   and screen.report is not None, what="layers")
+    await pilot.pause(0.25)

@@ -101,12 +101,17 @@ async def test_summary_card_shows_facts_from_the_recorded_inspect(engine) -> Non
         assert summary.facts.host_store == "read-only"
         assert "CHOWN" in summary.facts.effective_caps
         text = card.render().plain
-        # host store read-only, no user namespace, host network: three off (issue 7, item 6).
-        assert "Security ●●○○○ 2/5" in text
-        assert "host network: RUN steps can reach services on the host's loopback" in text
-        assert "network        host: RUN steps can reach services on the host's loopback" in text
+        # host store read-only, no user namespace: two off (issue 7, item 6); the build phase's
+        # builder has no network.
+        assert "Security ●●●○○ 3/5" in text
+        assert "no network: RUN steps reach nothing" in text
+        assert "network        none: no network at all" in text
         assert "engine socket  none" in text
-        assert "ro /var/lib/shared ← /var/lib/containers/storage" in text
+        # Three overlays of the host store, never the store itself (tui.engine.hostview).
+        for part in ("overlay", "overlay-images", "overlay-layers"):
+            assert (f"ro+overlay /var/lib/shared/{part} ← /var/lib/containers/storage/{part}"
+                    in text)
+        assert "← /var/lib/containers/storage\n" not in text
         assert "no finished build of this context" in text
         # Another profile, other facts: isolated has a fresh volume store and no host store.
         app.screen.query_one("#profile", Select).value = "isolated"
@@ -155,6 +160,18 @@ async def test_plan_view_shows_podman_run_and_kube_and_copies(engine) -> None:
         podman = app.screen.query_one("#podman-text", TextArea).text
         assert podman.startswith("set -e") and "\npodman run" in podman
         assert "/context:ro" in podman
+        # host-ro (the default) reads the host store through overlays: no Pod can.
+        kube = app.screen.query_one("#kube-text", TextArea).text
+        assert kube.startswith("# profile host-ro cannot run as a Kubernetes Pod")
+        await pilot.press("escape")
+        assert isinstance(app.screen, SessionScreen)
+        app.screen.query_one("#profile", Select).value = "project"
+        card = app.screen.query_one(SummaryCard)
+        await wait_for(pilot, lambda: card.summary is not None
+                       and card.summary.profile.name == "project")
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlanViewScreen))
+        await pilot.pause()
         await pilot.press("k")
         await pilot.press("c")
         kube = app.screen.query_one("#kube-text", TextArea).text
@@ -287,6 +304,8 @@ async def test_the_pod_box_runs_the_plan_as_a_kubernetes_pod(engine) -> None:
     app = make_app(engine)
     async with app.run_test() as pilot:
         await pick_context(pilot, "hello")
+        app.screen.query_one("#profile", Select).value = "project"  # host-ro has no Pod form
+        await pilot.pause()
         app.screen.query_one("#on-kube").value = True
         await pilot.press("f5")
         await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen), what="build screen")

@@ -18,6 +18,7 @@ from tests.support.scenes import (
     build_until,
     comparison_done,
     history_shown,
+    layers_shown,
     session_ready,
     wait_for,
 )
@@ -111,3 +112,8 @@ def test_compare(snap_compare, engine) -> None:
 
 def test_help(snap_compare, engine) -> None:
     assert snap_compare(make_app(engine), terminal_size=(100, 40), press=["f1"])
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "160x50"])
+def test_layers(snap_compare, engine, size) -> None:
+    assert snap_compare(make_app(engine), terminal_size=size, run_before=layers_shown)

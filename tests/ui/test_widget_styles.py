@@ -19,6 +19,9 @@ from tui.widgets.bar_chart import BarChart
 from tui.widgets.blob_progress import BlobProgress
 from tui.widgets.containerfile_fields import ContainerfileFields
 from tui.widgets.context_tree import ContextTree
+from tui.widgets.layer_files import LayerFiles
+from tui.widgets.layer_list import LayerList
+from tui.widgets.layer_summary import LayerDetail, LayerSummary
 from tui.widgets.push_target import PushTargetField
 from tui.widgets.result_panel import FailurePanel, ResultPanel
 from tui.widgets.step_table import StepTable
@@ -141,3 +144,30 @@ def test_every_widget_has_a_sheet_the_app_loads_and_the_wheel_ships() -> None:
     setuptools = pyproject["tool"]["setuptools"]
     assert "tui.styles.widgets" in setuptools["packages"]
     assert "*.tcss" in setuptools["package-data"]["tui.styles.widgets"]
+
+
+async def test_layer_files_colour_each_kind_of_change() -> None:
+    own, bare = await own_and_bare("layer_files", LayerFiles,
+                                   parts("layer-files--added", "layer-files--removed",
+                                         "layer-files--size"))
+    assert own["layer-files--added"].color != bare["layer-files--added"].color
+    assert own["layer-files--added"].color != own["layer-files--removed"].color
+    assert own["layer-files--size"].dim and not bare["layer-files--size"].dim
+
+
+async def test_layer_list_dims_its_sizes() -> None:
+    own, bare = await own_and_bare("layer_list", LayerList, parts("layer-list--size"))
+    assert own["layer-list--size"].dim and not bare["layer-list--size"].dim
+
+
+async def test_layer_summary_grades_efficiency_and_fits_its_text() -> None:
+    def look(widget: Widget) -> object:
+        return parts("layer-summary--good", "layer-summary--bad")(widget), widget.styles.height
+
+    (own, height), (bare, _) = await own_and_bare("layer_summary", LayerSummary, look)
+    assert own["layer-summary--good"].bold and not bare["layer-summary--good"].bold
+    assert own["layer-summary--good"].color != own["layer-summary--bad"].color
+    assert height is not None and height.is_auto
+    detail, bare_detail = await own_and_bare("layer_summary", LayerDetail,
+                                             parts("layer-detail--removed"))
+    assert detail["layer-detail--removed"].color != bare_detail["layer-detail--removed"].color

@@ -9,14 +9,20 @@ from pathlib import Path
 import pytest
 
 from tui.engine.facts import MountFact, facts_from_inspect, read_engine_sockets, read_host_store
-from tui.engine.profiles import BUILTIN_PROFILES
+from tui.engine.hostview import PARTS
+from tui.engine.profiles import BUILTIN_PROFILES, HOST_STORE
 from tui.engine.summary import security_rating, speed_rating
 
 INSPECT = Path(__file__).resolve().parents[1] / "data" / "inspect"
 
 
 def facts(name: str):
-    return facts_from_inspect(json.loads((INSPECT / f"{name}.json").read_text()))
+    # As the probe does: a created container's inspect shows no overlay volume, so host-ro's
+    # three views of the host store are passed as the container was created with them.
+    overlays = [{"source": f"{HOST_STORE}/{part}", "destination": f"/var/lib/shared/{part}",
+                 "options": []} for part in PARTS] if name == "host-ro" else None
+    return facts_from_inspect(json.loads((INSPECT / f"{name}.json").read_text()),
+                              overlay_volumes=overlays)
 
 
 @pytest.mark.parametrize(("name", "access"), [

@@ -126,16 +126,23 @@ def test_facts_name_the_mounts_through_which_the_store_is_reached():
     f = facts_from_inspect(with_mount(recorded("project"), "/var/lib", "/var/lib/shared-1"))
     assert f.host_store == "read-only"
     assert f.host_store_via == ("/var/lib/shared-1",)
-    assert facts_from_inspect(recorded("host-ro")).host_store_via == ("/var/lib/shared",)
+    # host-ro: the three overlays it was created with (no trace of them in a created
+    # container's inspect, so the probe passes them on)
+    overlays = [{"source": f"/var/lib/containers/storage/{part}",
+                 "destination": f"/var/lib/shared/{part}", "options": []}
+                for part in ("overlay", "overlay-images")]
+    assert facts_from_inspect(recorded("host-ro"), overlay_volumes=overlays).host_store_via == (
+        "/var/lib/shared/overlay", "/var/lib/shared/overlay-images")
+    assert facts_from_inspect(recorded("host-ro")).host_store_via == ()
 
 
 # -- the network -------------------------------------------------------------------------------
 
 def test_the_network_is_read_from_inspect_and_described():
     data = recorded("isolated")
+    assert facts_from_inspect(data).network == "none"  # the build phase's builder
+    data["HostConfig"]["NetworkMode"] = "host"
     assert facts_from_inspect(data).network == "host"
-    data["HostConfig"]["NetworkMode"] = "none"
-    assert facts_from_inspect(data).network == "none"
     assert describe_network("host") == "host: RUN steps can reach services on the host's loopback"
     assert describe_network("none") == "none: no network at all"
     assert describe_network("slirp4netns").startswith("slirp4netns: its own namespace")
@@ -149,6 +156,7 @@ def rating(attrs: dict[str, Any]):
 
 def test_host_network_is_a_weakness():
     data = recorded("isolated")
+    data["HostConfig"]["NetworkMode"] = "host"
     host = rating(data)
     assert "host network: RUN steps can reach services on the host's loopback" in host.reasons
     data["HostConfig"]["NetworkMode"] = "none"

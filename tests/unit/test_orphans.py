@@ -6,6 +6,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from podman.errors import NotFound
 
 from tui.engine.config import Config
+from tui.engine.hostview import LOCKS
 from tui.engine.orphans import (
     OWNER_LABEL,
     STORE_LOCK,
@@ -240,11 +243,14 @@ class FakeContainer:
 
     def wait(self) -> int:
         # A sweeper: "buildah rm IDS" removes those records from the store it mounts.
-        if self.command[:2] == ["buildah", "rm"]:
+        command = self.command
+        if command[:2] == ["sh", "-ec"]:  # after host-ro's own copies (tui.engine.hostview)
+            command = shlex.split(command[2].rsplit("; exec ", 1)[1])
+        if command[:2] == ["buildah", "rm"]:
             store = next(m["source"] for m in self.world.created[-1]["mounts"]
                          if m["target"] == "/var/lib/containers")
             path = Path(store) / "storage" / "overlay-containers" / "containers.json"
-            records = [r for r in json.loads(path.read_text()) if r["id"] not in self.command]
+            records = [r for r in json.loads(path.read_text()) if r["id"] not in command]
             path.write_text(json.dumps(records))
         return 0
 
@@ -512,8 +518,43 @@ def test_sweeper_has_the_builders_mounts_devices_and_limits():
         (m["Source"], m["Destination"], not m["RW"]) for m in attrs["Mounts"]}
     assert kwargs["devices"] == ["/dev/fuse:/dev/fuse:rwm"]
     assert {"Name": "nofile", "Soft": 1024, "Hard": 1024} in kwargs["ulimits"]
-    assert kwargs["pids_limit"] == 4096 and kwargs["network_mode"] == "host"
+    # (the build phase's builder: no network, so neither has the sweeper)
+    assert kwargs["pids_limit"] == 4096 and kwargs["network_mode"] == "none"
     assert "userns_mode" not in kwargs
+
+
+def started_host_ro_attrs() -> dict[str, Any]:
+    """A started host-ro builder's inspect data: each overlay volume of the host store shows as
+    podman 4.3.1 showed one here, a read-write bind of the container's own merge directory
+    (gone once it stops) with the source as its lowerdir."""
+    attrs = json.loads((INSPECT / "host-ro.json").read_text())
+    userdata = "/var/lib/containers/storage/overlay-containers/c0ffee/userdata/overlay"
+    attrs["Mounts"] = [m for m in attrs["Mounts"] if m["Destination"] != "/var/lib/shared"] + [
+        {"Type": "bind", "Source": f"{userdata}/{n}/merge",
+         "Destination": f"/var/lib/shared/{part}", "Driver": "", "Mode": "", "RW": True,
+         "Propagation": "private",
+         "Options": [f"lowerdir=/var/lib/containers/storage/{part}",
+                     f"upperdir={userdata}/{n}/upper", f"workdir={userdata}/{n}/work"]}
+        for n, part in enumerate(("overlay", "overlay-images", "overlay-layers"))]
+    return attrs
+
+
+def test_a_host_ro_builders_sweeper_gets_the_same_overlays_and_its_own_lock_files():
+    attrs = started_host_ro_attrs()
+    kwargs = sweeper_kwargs(attrs, ["x1"], {})
+    # Not the builder's merge directories (the sweep runs after the builder is removed: podman
+    # would refuse a bind of a missing path and the working containers would stay).
+    assert not [m for m in kwargs["mounts"] if "/merge" in m["source"]]
+    assert kwargs["overlay_volumes"] == [
+        {"source": f"/var/lib/containers/storage/{part}", "destination": f"/var/lib/shared/{part}",
+         "options": []} for part in ("overlay", "overlay-images", "overlay-layers")]
+    # Buildah's read locks land on the sweeper's own files, never on the host podman's.
+    assert kwargs["command"][:2] == ["sh", "-ec"]
+    script = kwargs["command"][2]
+    assert script.endswith("; exec buildah rm x1")
+    for lock in LOCKS:
+        assert f"printf %064d 0 > /var/lib/shared/{lock}" in script
+    assert store_use(attrs) is not None  # the store it sweeps is still the project's
 
 
 def test_sweeper_maps_the_same_user_ids_as_its_builder():
@@ -549,6 +590,27 @@ def test_a_cancel_sweep_leaves_the_store_alone_while_another_builder_writes_it(t
     assert stray_ids(plan.store_dir) == {"theirs"}
     assert left == [f"1 Buildah working containers in {plan.store_dir / 'storage'}: not swept, "
                     "buildcage-orphan-build runs on that store"]
+
+
+def test_a_host_ro_cancel_sweep_reads_the_host_store_as_its_phases_do(tmp_path):
+    import calendar
+
+    from tui.engine.runner import BuildRunner
+
+    plan = plan_for(tmp_path, "host-ro", project="p")
+    assert plan.store_dir is not None
+    plan.store_dir.parent.mkdir(parents=True)
+    project_store(tmp_path / "x", "p", {"stray": "2026-11-29T09:00:05Z"}).rename(plan.store_dir)
+    world = World()
+    runner = BuildRunner(FakeClient(world), plan, lambda event: None)  # type: ignore[arg-type]
+    runner._container_started = calendar.timegm((2026, 11, 29, 9, 0, 0))  # noqa: SLF001 - the runner's start time
+    assert runner._sweep() == []  # noqa: SLF001 - the cancel sweep alone, without a real build
+    [sweeper] = world.created
+    assert sweeper["overlay_volumes"] == create_kwargs(plan, "build")["overlay_volumes"]
+    assert sweeper["command"] == plan.on_store(["buildah", "rm", "stray"])
+    assert all(f"printf %064d 0 > /var/lib/shared/{lock}" in sweeper["command"][2]
+               for lock in LOCKS)
+    assert stray_ids(plan.store_dir) == set()
 
 
 def test_a_cancel_sweep_never_runs_when_podman_cannot_say_who_uses_the_store(tmp_path):
@@ -767,3 +829,119 @@ def test_records_that_are_not_plainly_records_are_skipped(tmp_path):
     assert (record.build_id, record.owner) == ("abc", DEAD)
     assert record.names == ("buildcage-abc-args",)  # never a secret that is not the build's
     assert list(read_records(tmp_path / "missing")) == []
+
+
+def test_secret_copies_podman_kube_play_left_are_orphans_unless_a_live_build_recorded_them(
+        machine, tmp_path):
+    """podman kube play copies a Pod's Secret into an unlabelled volume of the Secret's name;
+    one whose build no live process recorded is collected, by exact kind of name only."""
+    from tui.engine.secret_owners import write_record
+
+    world = World()
+    live = secret_plan(tmp_path, LIVE, "live")
+    dead = secret_plan(tmp_path, DEAD, "dead")
+    for plan in (live, dead):
+        write_record(plan)
+        FakeThing(world, "volumes", plan.kube_secret_name("fetch"), {})
+    old = "0123456789ab"  # an older buildcage's kube build: no record at all
+    FakeThing(world, "volumes", f"buildcage-{old}-build", {})
+    # Not copies: buildcage's own labelled volume, a user's volume, names of another shape.
+    FakeThing(world, "volumes", f"buildcage-{old}-fetch", labels(old, LIVE))
+    for name in (f"buildcage-{old}-cache", f"buildcage-{old}x-fetch", "buildcage-store-fetch",
+                 f"mine-{old}-fetch"):
+        FakeThing(world, "volumes", name, {})
+    client = FakeClient(world)
+    found = {o.build_id: o for o in find_orphans(client, machine, data=live.data_dir)}
+    assert set(found) == {dead.build_id, old}
+    assert found[dead.build_id].things()[0] == f"volume {dead.kube_secret_name('fetch')}"
+    assert found[old].things() == [f"volume buildcage-{old}-build"]
+    assert found[old].describe().startswith(f"build {old} of a buildcage process that left no")
+    report = collect(client, list(found.values()))
+    assert report.left == []
+    assert {name for kind, name in world.log if kind == "rm-volumes"} == {
+        dead.kube_secret_name("fetch"), f"buildcage-{old}-build"}
+    assert live.kube_secret_name("fetch") in world.volumes
+
+
+def test_a_secret_copy_a_container_still_uses_is_not_reported_as_left(machine, tmp_path):
+    class InUse(FakeThing):
+        def remove(self, force: bool = False) -> None:
+            raise RuntimeError("volume is being used by the following container(s): abc")
+
+    world = World()
+    InUse(world, "volumes", "buildcage-0123456789ab-build", {})
+    client = FakeClient(world)
+    report = collect(client, find_orphans(client, machine, data=tmp_path))
+    assert report.left == [] and report.removed == []
+    assert "buildcage-0123456789ab-build" in world.volumes
+
+
+def _build_dir(data: Path, build_id: str, owner: str | None, age: float = 0.0,
+               snapshot: bool = True) -> list[Path]:
+    made = []
+    for kind in ("builds", "snapshots") if snapshot else ("builds",):
+        path = data / kind / build_id
+        (path / "facts").mkdir(parents=True)
+        made.append(path)
+    if owner is not None:
+        (data / "builds" / build_id / "owner").write_text(owner)
+    stamp = time.time() - age
+    for path in made:
+        for item in [path, *path.iterdir()]:
+            os.utime(item, (stamp, stamp), follow_symlinks=False)
+    return made
+
+
+def test_a_builds_directories_go_once_their_owner_is_gone_and_podman_holds_nothing_of_it(
+        machine, tmp_path):
+    """A process killed before its first container left DATA/builds/ID and DATA/snapshots/ID
+    (a copy of a private context) that nothing in podman points to."""
+    data = tmp_path / "data"
+    dead = _build_dir(data, "aaaaaaaaaaaa", DEAD)
+    live = _build_dir(data, "bbbbbbbbbbbb", LIVE)
+    young = _build_dir(data, "cccccccccccc", None, age=3600)  # an older version, still at work?
+    old = _build_dir(data, "dddddddddddd", None, age=3 * 24 * 3600, snapshot=False)
+    held = _build_dir(data, "eeeeeeeeeeee", None, age=3 * 24 * 3600)  # a live container's
+    with_pod = _build_dir(data, "ffffffffffff", DEAD)  # its containers go first, then these
+    (data / "builds" / "not-a-build").mkdir()
+    (data / "snapshots" / "012345678901").symlink_to(tmp_path)  # a link: never followed
+    world = World()
+    FakeContainer(world, "buildcage-eee", labels("eeeeeeeeeeee", LIVE), "running")
+    FakeContainer(world, "buildcage-fff", labels("ffffffffffff", DEAD), "exited")
+    client = FakeClient(world)
+    found = {o.build_id: o for o in find_orphans(client, machine, data=data)}
+    assert set(found) == {"aaaaaaaaaaaa", "dddddddddddd", "ffffffffffff"}
+    assert found["aaaaaaaaaaaa"].dirs == dead and found["dddddddddddd"].dirs == old
+    assert found["ffffffffffff"].dirs == with_pod
+    assert found["dddddddddddd"].owner is None
+    assert found["aaaaaaaaaaaa"].things() == [f"directory {p}" for p in dead]
+    report = collect(client, list(found.values()))
+    assert report.left == []
+    assert f"directory {dead[1]} (build aaaaaaaaaaaa of buildcage process 200 on testhost, " \
+           "which is gone)" in report.removed
+    assert world.log == [("rm", "buildcage-fff")]
+    for path in dead + old + with_pod:
+        assert not path.exists()
+    for path in live + young + held:
+        assert path.is_dir()
+    assert (data / "snapshots" / "012345678901").is_symlink() and tmp_path.is_dir()
+
+
+def test_prepare_writes_the_owner_before_anything_else_of_the_build(tmp_path):
+    from tui.engine.secret_owners import RECORDS
+
+    plan = secret_plan(tmp_path)
+    seen: list[str] = []
+
+    def make(client: Any, plan: Any) -> list[str]:
+        seen.append((plan.build_dir / "owner").read_text())
+        assert (plan.data_dir / RECORDS / f"{plan.build_id}.json").exists()
+        return []
+
+    state = prepare(FakeClient(World()), plan, pin=False, make_secrets=make)  # type: ignore[arg-type]
+    assert seen == [DEAD]
+    assert (plan.build_dir / "owner").stat().st_mode & 0o777 == 0o600
+    from tui.engine.stores import release
+
+    release(FakeClient(World()), state)  # type: ignore[arg-type]
+    assert not plan.build_dir.exists()

@@ -336,7 +336,7 @@ def test_the_pod_mounts_an_outside_containerfile_as_a_file(data, tmp_path):
 
     cf = tmp_path / "Build.file"
     cf.write_text("FROM scratch\n")
-    pod = kube_pod(plan(containerfile=cf, snapshot=False))
+    pod = kube_pod(plan(containerfile=cf, snapshot=False, profile="project"))
     kinds = {v["hostPath"]["path"]: v["hostPath"]["type"] for v in pod["spec"]["volumes"]
              if "hostPath" in v}
     assert kinds[str(cf)] == "File" and kinds[str(HELLO)] == "Directory"

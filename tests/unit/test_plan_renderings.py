@@ -13,6 +13,7 @@ from tui.engine.config import Config
 from tui.engine.plan import mcs_level
 from tui.engine.planner import PlanError, make_plan
 from tui.engine.renderings import (
+    NoPodForm,
     create_kwargs,
     kube_manifest,
     kube_pod,
@@ -38,6 +39,8 @@ def mounts_from_kwargs(kwargs: dict) -> set[tuple[str, str, bool]]:
     out = {(m["source"], m["target"], m["read_only"]) for m in kwargs["mounts"]}
     out |= {(name, v["bind"], v["mode"] == "ro") for name, v in kwargs["volumes"].items()}
     out |= {(d.split(":")[0], d.split(":")[1], False) for d in kwargs["devices"]}
+    # an overlay volume's source is never written (the container's writes have their own upper)
+    out |= {(o["source"], o["destination"], True) for o in kwargs.get("overlay_volumes", [])}
     return out
 
 
@@ -47,7 +50,7 @@ def mounts_from_argv(argv: list[str]) -> set[tuple[str, str, bool]]:
         for flag in ("--volume=", "--device="):
             if arg.startswith(flag):
                 source, target, mode = arg.removeprefix(flag).split(":")
-                out.add((source, target, mode.split(",")[0] == "ro"))
+                out.add((source, target, mode.split(",")[0] in ("ro", "O")))
     return out
 
 
@@ -71,9 +74,14 @@ PHASES = ["fetch", "build", "publish"]
 def test_three_renderings_describe_the_same_container(profile, phase):
     plan = plan_for(profile, push="127.0.0.1:5000/demo/hello:1")
     kwargs = create_kwargs(plan, phase)
-    argv, pod = podman_run_argv(plan, phase), kube_pod(plan, phase)
+    argv = podman_run_argv(plan, phase)
     from_kwargs = mounts_from_kwargs(kwargs)
     assert from_kwargs == mounts_from_argv(argv)
+    if profile == "host-ro":  # its overlays of the host store have no Pod form
+        with pytest.raises(NoPodForm, match="cannot run as a Kubernetes Pod"):
+            kube_pod(plan, phase)
+        return
+    pod = kube_pod(plan, phase)
     assert from_kwargs == mounts_from_pod(pod, plan)
     container = pod["spec"]["containers"][0]
     assert kwargs["command"] == argv[argv.index(plan.builder_image) + 1:] == container["command"]
@@ -129,8 +137,10 @@ def test_no_profile_mounts_an_engine_socket_and_context_is_read_only():
 def test_profiles_lay_out_the_store_as_the_article_says():
     ro, iso, proj, rw = (plan_for(p) for p in PROFILES)
     targets = {p.profile.name: {m.target: m for m in p.mounts()} for p in (ro, iso, proj, rw)}
-    shared = targets["host-ro"]["/var/lib/shared"]
-    assert shared.source == "/var/lib/containers/storage" and shared.read_only
+    for part in ("overlay", "overlay-images", "overlay-layers"):
+        shared = targets["host-ro"][f"/var/lib/shared/{part}"]
+        assert shared.source == f"/var/lib/containers/storage/{part}"
+        assert shared.kind == "overlay" and shared.read_only
     assert not targets["host-ro"]["/var/lib/containers"].read_only
     assert targets["isolated"]["/var/lib/containers"].kind == "volume"
     assert create_kwargs(iso)["idmappings"]["AutoUserNs"] is True

@@ -122,6 +122,29 @@ def test_remote_facts_take_sources_as_named():
     assert facts.host_store == "read-only" and facts.host_store_via == ("/var/lib/shared",)
 
 
+def test_host_ro_on_a_remote_service_reads_that_hosts_store_through_overlays():
+    """The service host's own store, named as paths there, as overlay volumes (which podman
+    makes on its side from the API's ``overlay_volumes``), never this machine's; every phase
+    and every container outside the phases takes its own lists and lock files first; the facts
+    say read-only, by name."""
+    plan = prepared("host-ro")
+    kwargs = create_kwargs(plan, "build")
+    assert kwargs["overlay_volumes"] == [
+        {"source": f"{HOST_STORE}/{part}", "destination": f"/var/lib/shared/{part}",
+         "options": []} for part in ("overlay", "overlay-images", "overlay-layers")]
+    assert not [b for b in kwargs["mounts"] if b["source"].startswith(HOST_STORE)]
+    for phase in plan.phases():
+        assert "printf %064d 0 > /var/lib/shared/overlay-images/images.lock" in phase.command[2]
+    assert plan.on_store(["buildah", "rm", "x"])[2].endswith("; exec buildah rm x")
+    attrs = {"HostConfig": {}, "Mounts": [
+        {"Source": "plan-volume", "Destination": "/var/lib/containers", "RW": True,
+         "Type": "volume"}]}
+    facts = facts_from_inspect(attrs, remote=True, overlay_volumes=kwargs["overlay_volumes"])
+    assert facts.host_store == "read-only"
+    assert facts.host_store_via == tuple(f"/var/lib/shared/{part}" for part in
+                                         ("overlay", "overlay-images", "overlay-layers"))
+
+
 # -- the copies themselves -------------------------------------------------------------------
 
 def test_an_archive_holds_each_copy_at_its_target_owned_by_root(tmp_path):

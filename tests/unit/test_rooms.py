@@ -54,7 +54,7 @@ def test_screens_ask_the_app_with_messages_not_method_calls() -> None:
 
 
 def test_the_cli_uses_engine_and_state_only() -> None:
-    for name in ("cli.py", "cli_output.py"):
+    for name in ("cli.py", "cli_output.py", "cli_layers.py"):
         for imported in imports(ROOT / "tui" / name):
             assert imported.startswith(("tui.engine", "tui.state", "tui.cli", "tui.interrupts",
                                         "tui.app")), (name, imported)

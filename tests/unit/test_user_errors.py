@@ -119,7 +119,7 @@ def test_history_into_a_closed_pipe(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["podman", "kube", "json"])
 def test_plan_into_a_closed_pipe(tmp_path, fmt):
-    out = broken_pipe(tmp_path, "plan", str(HELLO), "--format", fmt)
+    out = broken_pipe(tmp_path, "plan", str(HELLO), "--format", fmt, "--profile", "project")
     no_traceback(out)
     assert out.returncode == 141
 

@@ -174,6 +174,17 @@ def _instructions(text: str) -> tuple[dockerfile.Command, ...]:
         raise ContainerfileError(f"cannot parse the Containerfile: {exc}") from None
 
 
+def instructions(text: str) -> tuple[dockerfile.Command, ...]:
+    """Every instruction of ``text`` as Buildah's parser reads it (line numbers, flags, words
+    and heredocs apart); raises ContainerfileError as ``parse_containerfile`` does."""
+    return _instructions(text)
+
+
+def parse_arg_words(words: tuple[str, ...]) -> dict[str, str | None]:
+    """An ARG instruction's words -> {name: default or None}, quotes removed."""
+    return _parse_args(" ".join(words))
+
+
 def parse_containerfile(text: str) -> ContainerfileInfo:
     """Parse Containerfile ``text`` into stages and ARGs; raise ContainerfileError on a bad FROM
     or what the parser rejects (an unterminated heredoc)."""

@@ -10,6 +10,7 @@ from tui.engine.containers import remove_container
 from tui.engine.plan import BuildPlan, Phase
 from tui.engine.renderings import kube_pod, to_yaml
 from tui.engine.runner import BuildRunner
+from tui.engine.secret_copies import remove_copy
 
 
 class KubeRunner(BuildRunner):
@@ -57,6 +58,16 @@ class KubeRunner(BuildRunner):
         if self.canceled:
             return None
         return container  # kube play started it
+
+    def _cleanup(self, state) -> list[str]:
+        """And, once the Pods are gone, the volumes podman kube play copied their Secrets into
+        (tui.engine.secret_copies: the files in the clear, never removed by podman)."""
+        left = super()._cleanup(state)
+        for spec in self.plan.phases():
+            problem = remove_copy(self.client, self.plan.kube_secret_name(spec.name))
+            if problem:
+                left.append(problem)
+        return left
 
     def _remove_builder(self, container) -> str:
         pod = container.attrs.get("Pod") or ""

@@ -38,10 +38,10 @@ from typing import Any
 
 from podman.errors import NotFound
 
-from tui.engine import secret_owners
+from tui.engine import build_dirs, hostview, secret_copies, secret_owners
 from tui.engine.config import data_dir
 from tui.engine.containers import remove_container, stop_gracefully
-from tui.engine.plan import FACTS_DIR, MOUNT_RECORD, BuildPlan
+from tui.engine.plan import DEBUG_DIR, FACTS_DIR, MOUNT_RECORD, SHARED_STORE, BuildPlan
 from tui.engine.profiles import HOST_STORE
 from tui.engine.stores import store_root, stray_working_containers
 
@@ -201,11 +201,17 @@ def _name(obj: Any) -> str:
 class Orphan:
     """What one dead process left of one build (or of one probe, doctor check, ...)."""
 
-    owner: Owner
+    owner: Owner | None
+    """None for what no process recorded itself as owning (Secret copies of an older
+    version, ``tui.engine.secret_copies``; directories without an owner file)."""
     build_id: str
     containers: list[Any] = field(default_factory=list)
     pods: list[Any] = field(default_factory=list)
     volumes: list[Any] = field(default_factory=list)
+    copies: list[Any] = field(default_factory=list)
+    """Unlabelled volumes podman kube play made of the build's Secrets (secret_copies)."""
+    dirs: list[Path] = field(default_factory=list)
+    """The build's directories in the data directory (``tui.engine.build_dirs``)."""
     secrets: list[str] = field(default_factory=list)
     """Names of podman secrets its record (``tui.engine.secret_owners``) names that exist."""
     record: Path | None = None
@@ -217,17 +223,21 @@ class Orphan:
     def things(self) -> list[str]:
         return ([f"container {_name(c)}" for c in self.containers]
                 + [f"pod {_name(p)}" for p in self.pods]
-                + [f"volume {_name(v)}" for v in self.volumes]
+                + [f"volume {_name(v)}" for v in self.volumes + self.copies]
                 + [f"secret {name}" for name in self.secrets]
+                + [f"directory {path}" for path in self.dirs]
                 + ([f"record {self.record}"] if self.record_alone() else []))
 
     def record_alone(self) -> bool:
         """A record left with nothing else (its process died before its first secret, or
         after its last was removed) is named itself: else it goes quietly with the rest."""
-        return self.record is not None and not (self.labelled() or self.secrets)
+        return self.record is not None and not (self.labelled() or self.secrets or self.copies
+                                                or self.dirs)
 
     def describe(self) -> str:
         what = f"build {self.build_id} of " if self.build_id else ""
+        if self.owner is None:
+            return f"{what}a buildcage process that left no record of itself"
         return f"{what}buildcage process {self.owner.pid} on {self.owner.host}, which is gone"
 
 
@@ -255,8 +265,10 @@ def find_orphans(client: Any, machine: Machine | None = None,
             add(pod, "pods")
     for volume in client.volumes.list(filters={"label": OWNER_LABEL}):
         add(volume, "volumes")
-    dead = [(owner, record) for record in secret_owners.read_records(data or data_dir())
+    records = list(secret_owners.read_records(data or data_dir()))
+    dead = [(owner, record) for record in records
             if (owner := Owner.parse(record.owner)) is not None and machine.gone(owner)]
+    live = {record.build_id for record in records} - {record.build_id for _, record in dead}
     if dead:  # another podman service's records are not for this one to judge
         here = secret_owners.service_of(client)
         dead = [(o, r) for o, r in dead if r.service == here]
@@ -267,7 +279,43 @@ def find_orphans(client: Any, machine: Machine | None = None,
                                       Orphan(owner, record.build_id))
             orphan.secrets = [name for name in record.names if name in existing]
             orphan.record = record.path
+    by_build = {orphan.build_id: orphan for orphan in found.values() if orphan.build_id}
+
+    def orphan_of(build: str, owner: Owner | None) -> Orphan:
+        if build not in by_build:
+            by_build[build] = found[(str(owner or ""), build)] = Orphan(owner, build)
+        return by_build[build]
+
+    for build, copies in secret_copies.list_copies(client).items():
+        if build not in live:  # a live build's copy is its Pod's (or soon will be)
+            orphan_of(build, None).copies = copies
+    data_home = data or data_dir()
+    if build_dirs.has_any(data_home):  # the listing below only when there is something to judge
+        for left in build_dirs.left_dirs(data_home, _live_builds(client, machine),
+                                         lambda text: _gone(machine, text)):
+            orphan_of(left.build_id, Owner.parse(left.owner)).dirs = list(left.paths)
     return list(found.values())
+
+
+def _gone(machine: Machine, owner_text: str) -> bool:
+    owner = Owner.parse(owner_text)
+    return owner is not None and machine.gone(owner)
+
+
+def _live_builds(client: Any, machine: Machine) -> set[str]:
+    """Build ids of every labelled container, pod and volume whose owner is not known gone
+    (their directories are theirs; a dead build's go with its containers)."""
+    ids: set[str] = set()
+    listings = [client.containers.list(all=True, filters={"label": BUILD_LABEL}),
+                client.volumes.list(filters={"label": BUILD_LABEL})]
+    with contextlib.suppress(Exception):  # a podman without pods
+        listings.append(client.pods.list(filters={"label": BUILD_LABEL}))
+    for listing in listings:
+        for obj in listing:
+            labels = _labels(obj)
+            if not _gone(machine, labels.get(OWNER_LABEL, "")):
+                ids.add(labels.get(BUILD_LABEL, ""))
+    return ids
 
 
 # -- stores -------------------------------------------------------------------------------------
@@ -360,16 +408,37 @@ def _epoch(stamp: str) -> float:
             return 0.0
 
 
+def overlay_source(mount: dict[str, Any]) -> str | None:
+    """The source of an overlay volume (``-v SRC:DST:O``) as a started container's inspect
+    shows it, else None. podman 4.3 shows one as a read-write bind of a merge directory of the
+    container's own (removed when it stops) with the source as its only ``lowerdir`` (measured
+    here; a created container's inspect shows no trace of its overlay volumes)."""
+    lowers = [o.removeprefix("lowerdir=") for o in mount.get("Options") or []
+              if isinstance(o, str) and o.startswith("lowerdir=")]
+    if mount.get("Type") != "bind" or len(lowers) != 1 or ":" in lowers[0] or not lowers[0]:
+        return None
+    return lowers[0]
+
+
 def sweeper_kwargs(attrs: dict[str, Any], ids: list[str], labels: dict[str, str]) -> dict[str, Any]:
     """A short-lived container with the mounts, devices and user namespace of the builder whose
-    inspect data is ``attrs``, running ``buildah rm`` on ``ids``."""
+    inspect data is ``attrs``, running ``buildah rm`` on ``ids``. The builder's overlay volumes
+    (host-ro's view of the host store) become the same overlays of the same sources, and the
+    sweeper first takes the same private lists and lock files as the builder's phases: never
+    the builder's merge directories (gone once it stopped), never the host's lock files."""
     host = attrs.get("HostConfig") or {}
-    mounts = [m for m in attrs.get("Mounts") or [] if m.get("Type") == "bind"]
-    volumes = [m for m in attrs.get("Mounts") or [] if m.get("Type") == "volume"]
+    every = [m for m in attrs.get("Mounts") or [] if isinstance(m, dict)]
+    overlays = [{"destination": m.get("Destination", ""), "source": source, "options": []}
+                for m in every if (source := overlay_source(m)) is not None]
+    mounts = [m for m in every if m.get("Type") == "bind" and overlay_source(m) is None]
+    volumes = [m for m in every if m.get("Type") == "volume"]
     network = host.get("NetworkMode") or "none"
+    argv = ["buildah", "rm", *ids]
+    if any(o["destination"].startswith(SHARED_STORE + "/") for o in overlays):
+        argv = hostview.on_store(SHARED_STORE, argv)
     kwargs: dict[str, Any] = {
         "image": attrs.get("Image") or attrs.get("ImageName"),
-        "command": ["buildah", "rm", *ids],
+        "command": argv,
         "name": f"{_name_of(attrs)}-gc-sweep",
         "labels": labels,
         "mounts": [{"type": "bind", "source": m["Source"], "target": m["Destination"],
@@ -383,6 +452,8 @@ def sweeper_kwargs(attrs: dict[str, Any], ids: list[str], labels: dict[str, str]
         "ulimits": [{"Name": u["Name"].removeprefix("RLIMIT_").lower(), "Soft": u["Soft"],
                      "Hard": u["Hard"]} for u in host.get("Ulimits") or []],
     }
+    if overlays:
+        kwargs["overlay_volumes"] = overlays
     if host.get("PidsLimit"):
         kwargs["pids_limit"] = host["PidsLimit"]
     if host.get("SecurityOpt"):
@@ -516,6 +587,19 @@ def _collect_one(client: Any, orphan: Orphan, why: str, report: Report, stop_tim
     if orphan.build_id and orphan.labelled():
         secrets_gone = _remove_secrets(client, orphan.build_id, why, report)
     _remove_recorded(client, orphan, why, report, secrets_gone)
+    for line in build_dirs.remove(build_dirs.LeftDirs(orphan.build_id, "", tuple(orphan.dirs))):
+        report.left.append(f"directory {line}")
+    if orphan.dirs:
+        report.removed += [f"directory {path} ({why})" for path in orphan.dirs
+                           if not path.exists()]
+    for copy in orphan.copies:  # after the Pods: a copy a container still uses stays
+        problem = secret_copies.remove_copy(client, _name(copy))
+        if secret_copies.IN_USE in problem:
+            continue  # a Pod of someone else's still reads it: not an orphan after all
+        if problem:
+            report.left.append(problem)
+        else:
+            report.removed.append(f"volume {_name(copy)} ({why})")
     for volume in orphan.volumes:
         try:
             volume.remove()  # not forced: never take a container of someone else with it
@@ -596,10 +680,11 @@ def _remove_recorded(client: Any, orphan: Orphan, why: str, report: Report,
 
 def _remove_build_files(attrs: dict[str, Any]) -> None:
     """Per-build host files a builder mounted (the host-rw overlay record, the per-build
-    facts directory), once swept."""
+    facts directory, a debug shell's directory), once swept."""
     for mount in attrs.get("Mounts") or []:
         source = Path(mount.get("Source", ""))
-        if mount.get("Destination") == FACTS_DIR and source.parent.parent.name == "builds":
+        if mount.get("Destination") in (FACTS_DIR, DEBUG_DIR) \
+                and source.parent.parent.name == "builds":
             shutil.rmtree(source.parent, ignore_errors=True)
         if (mount.get("Destination") == f"{HOST_STORE}/{MOUNT_RECORD}"
                 and source.name.startswith("has-mount-program-")):

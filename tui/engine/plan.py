@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from tui.engine import hostview
 from tui.engine.overlay import OverlayKind
 from tui.engine.paths import checked_store_dir
 from tui.engine.profiles import HOST_STORE, Profile
@@ -32,10 +33,16 @@ SECRETS_DIR = "/run/secrets"
 """Where podman mounts the build's secrets (build arguments, --secret files) in the build phase."""
 FACTS_DIR = "/buildcage/facts"
 """Per-build facts written by the trusted publish phase only (image, pushed digest)."""
+DEBUG_DIR = "/buildcage/debug"
+"""A debug shell's own files (the failed command, its history, the banner), in the shell's
+container and, bind-mounted again, in the working container the shell runs in."""
 OUTPUT_DIR = "/buildcage/output"
 """Per-build output of the trusted publish phase (``--load``): the image archive the host's
 podman loads. Never mounted where a Containerfile step runs."""
 ARCHIVE_FILE = "image.tar"
+LAYERS_DIR = f"{FACTS_DIR}/layers"
+"""Where the publish phase of a build whose store cannot be read later (``keeps_layers``) writes
+the image's layers, uncompressed (a ``dir:`` layout), for tui.engine.layer_reader."""
 BUILD_ARGS_FILE = "build-args.env"
 IMAGE_FILE = "image.json"
 DIGEST_FILE = "digest"
@@ -47,12 +54,18 @@ STORAGE_CONF = "/etc/containers/storage.conf"
 REGISTRIES_CONF = "/etc/containers/registries.conf.d/99-buildcage.conf"
 MOUNT_RECORD = "overlay/.has-mount-program"
 
-MountKind = Literal["bind", "volume", "device", "secret", "copy", "sync"]
+MountKind = Literal["bind", "volume", "device", "secret", "copy", "sync", "overlay"]
 """``copy``: a file or directory of this machine copied into the container before it starts
 (``put_archive``); ``sync``: a directory copied in before and copied back out after the phase
 (``get_archive``). Both replace bind mounts of this machine's paths when the podman service runs
-on another host (``BuildPlan.remote``): there those paths do not exist, or are other files."""
-PhaseName = Literal["fetch", "build", "publish"]
+on another host (``BuildPlan.remote``): there those paths do not exist, or are other files.
+``overlay``: a podman overlay volume (``-v SRC:DST:O``) of a path on the service's host: the
+source is the lower layer of an overlay whose upper layer is the container's own and goes with
+it; the builder may write there, the source never changes, no mount under it comes along."""
+PhaseName = Literal["fetch", "build", "publish", "debug"]
+"""``debug``: an interactive shell in a working container made from a failed build's last good
+layer (tui.engine.debug); it runs what the user types in the Containerfile's state, so it is as
+untrusted as the build phase."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,9 @@ class BuildPlan:
     push: str = ""
     """Push target as typed: a registry reference, ``oci:/dir[:tag]``, or "" for none."""
     no_cache: bool = False
+    layers: bool | None = None
+    """Commit a layer per step (``--layers``)? None: by the store, a fresh store commits once.
+    A debug shell's rebuild in a fresh store asks for the layers (tui.engine.debug)."""
     authfile: Path | None = None
     selinux_enabled: bool = False
     limits: Limits = field(default_factory=Limits)
@@ -204,6 +220,11 @@ class BuildPlan:
         return self.build_dir / "facts"
 
     @property
+    def debug_dir(self) -> Path:
+        """A debug shell's files on the host (in the per-build directory, removed with it)."""
+        return self.build_dir / "debug"
+
+    @property
     def output_dir(self) -> Path:
         """Where the publish phase writes the image archive for ``--load`` (inside the build's
         directory, so it goes with it however the build ends)."""
@@ -213,6 +234,14 @@ class BuildPlan:
     def writes_archive(self) -> bool:
         """``--load`` needs an archive, except when the builder wrote the host's store itself."""
         return self.load and self.profile.store != "host"
+
+    @property
+    def keeps_layers(self) -> bool:
+        """No later container can read this build's store: a fresh volume removed with the
+        build, or a user namespace of its own that a later container cannot share. The publish
+        phase then writes the layers into the facts directory and buildcage keeps their report
+        (tui.engine.layer_reader); other stores are read when asked (``buildcage layers``)."""
+        return self.profile.store == "fresh" or self.profile.userns != "host"
 
     @property
     def registries_conf_path(self) -> Path:
@@ -291,7 +320,11 @@ class BuildPlan:
             mounts.append(Mount(str(self.mount_record_path), f"{HOST_STORE}/{MOUNT_RECORD}",
                                 "bind", False, "builder's own overlay record"))
         if self.profile.host_store_ro:
-            mounts.append(Mount(HOST_STORE, SHARED_STORE, purpose="host store, read-only"))
+            # Three directories through overlays, not the store bind-mounted: its lock files
+            # would be the host podman's, and a :ro bind left its layers writable (hostview).
+            mounts += [Mount(f"{HOST_STORE}/{part}", f"{SHARED_STORE}/{part}", "overlay",
+                             purpose=f"host store's {part} (writes stay in the builder)")
+                       for part in hostview.PARTS]
         for i, extra in enumerate(self.profile.extra_stores, start=1):
             mounts.append(Mount(extra, f"{SHARED_STORE}-{i}", purpose="additional image store"))
         mounts.append(self._local(Mount(str(self.storage_conf_path), STORAGE_CONF,
@@ -315,7 +348,14 @@ class BuildPlan:
         the build arguments and secrets; only the trusted phases see the registry credentials,
         the OCI output directory and the facts directory."""
         mounts = self.store_mounts()
-        if phase == "build":
+        if phase == "debug":
+            # What the build phase sees, less its secrets (build arguments reach the shell as
+            # a private file in the debug directory, --secret files not at all), plus that
+            # directory. Never the trusted phases' credentials, OCI output or facts.
+            mounts[:0] = self._context_mounts()
+            mounts.append(Mount(str(self.debug_dir), DEBUG_DIR, "bind", False,
+                                "debug shell's files", chown=self.profile.userns != "host"))
+        elif phase == "build":
             mounts[:0] = self._context_mounts()
             if self.build_args:
                 mounts.append(Mount(self.secret_name("args"), f"{SECRETS_DIR}/{BUILD_ARGS_FILE}",
@@ -373,7 +413,7 @@ class BuildPlan:
         if not refs:
             return []
         pulls = [shlex.join(["buildah", "pull", *self._auth_flags(), ref]) for ref in refs]
-        return ["sh", "-ec", "; ".join([*self._unpack_secrets("fetch"), *pulls])]
+        return ["sh", "-ec", "; ".join([*self._prelude("fetch"), *pulls])]
 
     def _context_mounts(self) -> list[Mount]:
         """The context (its snapshot when there is one) and a Containerfile kept outside it:
@@ -401,7 +441,8 @@ class BuildPlan:
         # network to pull with anyway. The image's facts come out of band (publish phase).
         # A fresh store is deleted with the build: a layer per step is a commit nothing will
         # ever reuse, so it commits once (measured here: a 15-RUN build 3.4 s against 4.7 s).
-        layers = "--layers=false" if self.profile.store == "fresh" else "--layers"
+        keep = self.layers if self.layers is not None else self.profile.store != "fresh"
+        layers = "--layers" if keep else "--layers=false"
         argv = ["buildah", "bud", layers, "--force-rm", "--pull=never"]
         if self.no_cache:
             argv.append("--no-cache")
@@ -418,10 +459,22 @@ class BuildPlan:
         return argv
 
     def build_command(self) -> list[str]:
-        prelude = self._unpack_secrets("build")
+        prelude = self._prelude("build")
         if self.build_args:
             prelude.append(f"set -a; . {SECRET_COPIES}/{BUILD_ARGS_FILE}; set +a")
         return ["sh", "-ec", "; ".join([*prelude, "exec " + shlex.join(self.bud_argv())])]
+
+    def on_store(self, argv: list[str]) -> list[str]:
+        """``argv`` for a container on this plan's store mounts that is no phase (the cancel
+        sweep, the load's export, the layer reader): in host-ro, after the same private copies
+        of the host store's lists and lock files that every phase takes first."""
+        return hostview.on_store(SHARED_STORE, argv) if self.profile.host_store_ro else argv
+
+    def _prelude(self, phase: PhaseName) -> list[str]:
+        """What every phase runs before Buildah: its own copy of the host store's lists and its
+        own lock files (host-ro, see tui.engine.hostview), then its secrets."""
+        view = hostview.prelude(SHARED_STORE) if self.profile.host_store_ro else []
+        return [*view, *self._unpack_secrets(phase)]
 
     def _unpack_secrets(self, phase: PhaseName) -> list[str]:
         """Each secret of the phase arrives base64-encoded in /run/secrets and is decoded into
@@ -453,7 +506,7 @@ class BuildPlan:
         """Trusted: records the image the store holds under the tag (id, manifest) in the facts
         directory, then pushes it. Nothing here reads what the build printed."""
         inspect = ["buildah", "inspect", "--type", "image", self.tag]
-        script = [*self._unpack_secrets("publish"),
+        script = [*self._prelude("publish"),
                   f"{shlex.join(inspect)} > {FACTS_DIR}/{IMAGE_FILE}",
                   # Written by containers/storage as it set up the store, here as in the build.
                   f"cat {GRAPH_ROOT}/{MOUNT_RECORD} > {FACTS_DIR}/{OVERLAY_FILE} 2>/dev/null "
@@ -463,9 +516,24 @@ class BuildPlan:
             script.append(shlex.join(push[1]))
         if self.writes_archive:
             script.append(shlex.join(archive_argv(self.tag)))
+        if self.keeps_layers:
+            # Optional: a failure (a full disk) costs the layers' report, never the build.
+            script.append(f"{shlex.join(layers_argv(self.tag, LAYERS_DIR))} "
+                          f"|| rm -rf {LAYERS_DIR}")
         return ["sh", "-ec", "; ".join(script)]
 
+    def debug_phase(self, command: list[str]) -> Phase:
+        """The container of a debug shell running ``command`` (tui.engine.debug writes it):
+        the build phase's store, context, user namespace and network (none); in host-ro, after
+        the private lists and lock files every container on the host store's overlays takes."""
+        return Phase(name="debug", network=phase_network("debug"),
+                     command=tuple(self.on_store(command)),
+                     mounts=tuple(self.phase_mounts("debug")),
+                     container_name=f"{self.container_name}-shell")
+
     def phase(self, name: PhaseName) -> Phase:
+        if name == "debug":
+            raise ValueError("a debug phase needs its command: BuildPlan.debug_phase")
         command = {"fetch": self.fetch_argv, "build": self.build_command,
                    "publish": self.publish_command}[name]()
         return Phase(name=name, network=phase_network(name), command=tuple(command),
@@ -543,6 +611,11 @@ class BuildPlan:
         return files
 
 
+TRUSTED_PHASES: tuple[PhaseName, ...] = ("fetch", "publish")
+"""The phases that run only buildcage's own commands; every other one runs the Containerfile's
+steps (build) or a shell in their state (debug)."""
+
+
 def archive_argv(image: str) -> list[str]:
     """Writes ``image`` (a tag or an id) of the store as an OCI archive for the host's podman,
     with no name inside: loading it moves no tag (tui.engine.load tags it after its checks),
@@ -552,11 +625,19 @@ def archive_argv(image: str) -> list[str]:
     return ["buildah", "push", "--quiet", image, f"oci-archive:{OUTPUT_DIR}/{ARCHIVE_FILE}"]
 
 
+def layers_argv(image: str, directory: str) -> list[str]:
+    """Writes ``image``'s layers as uncompressed tars (their digests are then their diff ids)
+    into a ``dir:`` layout, with its manifest and config: what tui.engine.layer_reader reads,
+    headers only. Quiet: no "Copying blob" line is taken for a push's."""
+    return ["buildah", "push", "--quiet", "--disable-compression", image, f"dir:{directory}"]
+
+
 def phase_network(phase: PhaseName) -> str:
     """Trusted phases reach the loopback registry through the host network; the build phase,
     where the Containerfile's RUN steps execute, has no network at all: under chroot isolation
-    Buildah cannot give a RUN step a namespace of its own, so it shares its container's."""
-    return "none" if phase == "build" else "host"
+    Buildah cannot give a RUN step a namespace of its own, so it shares its container's. So has
+    a debug shell, and any phase that is not known to be trusted."""
+    return "host" if phase in TRUSTED_PHASES else "none"
 
 
 @dataclass(frozen=True)
@@ -571,8 +652,8 @@ class Phase:
 
     @property
     def trusted(self) -> bool:
-        """Whether only buildcage's own commands run in it (no Containerfile step)."""
-        return self.name != "build"
+        """Whether only buildcage's own commands run in it (no Containerfile step, no shell)."""
+        return self.name in TRUSTED_PHASES
 
 
 def mcs_level(project: str) -> str:

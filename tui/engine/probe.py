@@ -25,7 +25,8 @@ def probe_facts(client: PodmanClient, plan: BuildPlan) -> SecurityFacts:
         kwargs["name"] = f"{plan.container_name}-probe"
         container = client.containers.create(**kwargs)
         container.reload()
-        facts = facts_from_inspect(container.attrs, remote=plan.remote)
+        facts = facts_from_inspect(container.attrs, remote=plan.remote,
+                                   overlay_volumes=kwargs.get("overlay_volumes"))
         if plan.remote:  # the storage.conf the builder is given is a copy of the plan's
             facts = dataclasses.replace(facts, overlay=overlay_fact(plan.storage_conf()))
         return facts

@@ -8,6 +8,7 @@ import json
 import shlex
 from typing import Any
 
+from tui.engine.errors import UserError
 from tui.engine.plan import SECRETS_DIR, BuildPlan, Mount, Phase, PhaseName
 
 
@@ -28,6 +29,15 @@ def _userns(mode: str) -> dict[str, Any]:
     return {"userns_mode": "auto", "idmappings": {"AutoUserNs": True, "AutoUserNsOpts": opts}}
 
 
+def holder_kwargs(plan: BuildPlan, name: str) -> dict[str, Any]:
+    """A container that is created and never started, only to hold the profile's automatic
+    user namespace range: podman hands that range to no other container while it exists, and
+    the containers that take its mapping (``idmap``) share the store's owner."""
+    return {"image": plan.builder_image, "command": ["true"], "name": name,
+            "labels": {**plan.labels(), "buildcage.phase": "userns"}, "network_mode": "none",
+            **_userns(plan.profile.userns)}
+
+
 def _phase(plan: BuildPlan, phase: Phase | PhaseName | None) -> Phase:
     if isinstance(phase, Phase):
         return phase
@@ -46,6 +56,7 @@ def create_kwargs(plan: BuildPlan, phase: Phase | PhaseName | None = None,
     volumes = [m for m in spec.mounts if m.kind == "volume"]
     devices = [m for m in spec.mounts if m.kind == "device"]
     secrets = [m for m in spec.mounts if m.kind == "secret"]
+    overlays = [m for m in spec.mounts if m.kind == "overlay"]
     kwargs: dict[str, Any] = {
         "image": plan.builder_image,
         "command": list(spec.command),
@@ -68,6 +79,9 @@ def create_kwargs(plan: BuildPlan, phase: Phase | PhaseName | None = None,
             {"Name": "nproc", "Soft": plan.limits.nproc, "Hard": plan.limits.nproc},
         ],
     }
+    if overlays:  # podman-py passes these on as they are
+        kwargs["overlay_volumes"] = [{"destination": m.target, "source": m.source, "options": []}
+                                     for m in overlays]
     if secrets:
         kwargs["secrets"] = [{"source": m.source, "target": m.target.rsplit("/", 1)[-1]}
                              for m in secrets]
@@ -102,6 +116,8 @@ def _volume_flag(m: Mount) -> str:
         return f"--device={m.source}:{m.target}:rwm"
     if m.kind == "secret":
         return f"--secret={m.source},target={m.target.rsplit('/', 1)[-1]}"
+    if m.kind == "overlay":
+        return f"--volume={m.source}:{m.target}:O"
     options = ",".join(("ro" if m.read_only else "rw", *m.options, *(["U"] if m.chown else [])))
     return f"--volume={m.source}:{m.target}:{options}"
 
@@ -111,21 +127,29 @@ SHELL_UIDMAP, SHELL_GIDMAP = "$BUILDCAGE_UIDMAP", "$BUILDCAGE_GIDMAP"
 
 
 def podman_run_argv(plan: BuildPlan, phase: Phase | PhaseName | None = None,
-                    later_phase: bool = False) -> list[str]:
+                    later_phase: bool = False, *, idmap: dict[str, list[str]] | None = None,
+                    interactive: bool = False, tty: bool = False) -> list[str]:
     """``later_phase``: in a user-namespaced profile, a phase after the first takes the first
     one's mapping (kept in shell variables), as the runner does; the first is kept (no --rm)
-    until the end so podman hands its range to nobody else meanwhile."""
+    until the end so podman hands its range to nobody else meanwhile. ``idmap`` (inspect's
+    ``UidMap``/``GidMap``): that mapping, written out, for a command run at once (a debug
+    shell, whose range a created container holds). ``interactive``/``tty``: ``-i``/``-t``, the
+    container on this terminal."""
     spec = _phase(plan, phase)
     userns = plan.profile.userns != "host"
-    keep = userns and not later_phase
-    argv = ["podman", "run", *([] if keep else ["--rm"]), f"--name={spec.container_name}",
+    keep = userns and not later_phase and idmap is None
+    argv = ["podman", "run", *([] if keep else ["--rm"]), *(["-i"] if interactive else []),
+            *(["-t"] if tty else []), f"--name={spec.container_name}",
             f"--network={spec.network}",
             f"--pids-limit={plan.limits.pids}",
             f"--ulimit=nofile={plan.limits.nofile}:{plan.limits.nofile}",
             f"--ulimit=nproc={plan.limits.nproc}:{plan.limits.nproc}"]
     argv += [f"--label={k}={v}" for k, v in plan.labels().items()]
     argv.append(f"--label=buildcage.phase={spec.name}")
-    if userns and later_phase:
+    if userns and idmap is not None:
+        argv += [f"--uidmap={m}" for m in idmap["UidMap"]]
+        argv += [f"--gidmap={m}" for m in idmap["GidMap"]]
+    elif userns and later_phase:
         argv += [f"--uidmap={SHELL_UIDMAP}", f"--gidmap={SHELL_GIDMAP}"]
     elif userns:
         argv.append(f"--userns={plan.profile.userns}")
@@ -192,6 +216,22 @@ def podman_run(plan: BuildPlan) -> str:
     return "\n".join(out)
 
 
+class NoPodForm(UserError):
+    """A plan a Kubernetes Pod cannot express."""
+
+
+def check_pod_form(plan: BuildPlan) -> None:
+    """Raises NoPodForm when the plan mounts something no Pod volume can be."""
+    overlays = [m for m in plan.store_mounts() if m.kind == "overlay"]
+    if overlays:
+        raise NoPodForm(
+            f"profile {plan.profile.name} cannot run as a Kubernetes Pod: it reads the host's "
+            "image store through overlays (the builder's writes stay its own), and a Pod has no "
+            "such volume: a read-only hostPath stops Buildah committing on a host image (it "
+            "writes mount points into the layers), a writable one hands the builder the host's "
+            "images. Use --profile project or isolated")
+
+
 def _pvc_name(plan: BuildPlan) -> str:
     return plan.store_volume
 
@@ -203,6 +243,7 @@ def kube_pod(plan: BuildPlan, phase: Phase | PhaseName | None = None) -> dict[st
     maps a claim to the named volume), so the phases' Pods share it as the containers do.
     The build phase's Pod has no host network; on a cluster, the NetworkPolicy in
     ``kube_manifest`` denies it all egress."""
+    check_pod_form(plan)
     spec = _phase(plan, phase)
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []

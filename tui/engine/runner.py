@@ -32,6 +32,7 @@ from tui.engine.events import (
     Status,
 )
 from tui.engine.image_facts import ImageFacts, read_facts
+from tui.engine.layer_reader import keep_after_build
 from tui.engine.load import LoadedBefore, LoadError, load_archive, load_from_host_store
 from tui.engine.logs import ApiLogPoller, LogFileTail
 from tui.engine.orphans import claim_store, collect_on_start, owned, store_busy
@@ -65,7 +66,13 @@ def service_gone(exc: BaseException) -> bool:
 class BuildRunner:
     """Runs one plan. ``run()`` blocks and returns the Done event; ``cancel()`` is thread-safe."""
 
-    def __init__(self, client: PodmanClient, plan: BuildPlan, on_event: EventSink) -> None:
+    def __init__(self, client: PodmanClient, plan: BuildPlan, on_event: EventSink, *,
+                 host_state: HostState | None = None,
+                 idmap: dict[str, list[str]] | None = None) -> None:
+        """``host_state``: what ``stores.prepare`` made for the plan already, owned by the
+        caller, who releases it (a debug shell keeps a fresh store after its rebuild).
+        ``idmap``: the user namespace mapping every phase takes, held by the caller (else the
+        first phase's automatic one)."""
         self.client = client
         self.plan = owned(plan)
         """The plan with this process as owner: all it makes is labelled so (see orphans)."""
@@ -85,7 +92,8 @@ class BuildRunner:
         """The phase container running now (the one cancel stops)."""
         self._containers: list[Container] = []
         """Every phase container made so far, removed when the build ends."""
-        self._idmap: dict[str, list[str]] | None = None
+        self._idmap: dict[str, list[str]] | None = idmap
+        self._host_state = host_state
         self._announced = False
         self._held_failure: Failed | None = None
         self._lock = threading.Lock()
@@ -118,7 +126,8 @@ class BuildRunner:
         try:
             collect_on_start(self.client, self._warn)  # what dead buildcage processes left
             store_lock = self._lock_store()
-            state = prepare(self.client, self.plan, make_secrets=self._make_secrets)
+            state = self._host_state or prepare(self.client, self.plan,
+                                                make_secrets=self._make_secrets)
             if not self.canceled:
                 exit_code = self._run_phases(state)
         except ImageNotFound:
@@ -184,13 +193,15 @@ class BuildRunner:
                     self._emit(PushStarted(ref=push[0]))
             began = time.monotonic()
             code = self._run_container(spec)
-            if not self.canceled:
+            if not self.canceled and spec.name != "debug":  # (a debug shell is no build phase)
                 self._emit(PhaseDone(phase=spec.name, exit_code=code,
                                      duration_s=round(time.monotonic() - began, 3)))
             if spec.name == "publish" and not self.canceled:
                 # The image's record is written before the push: a failed push still says
                 # which image the store holds (its Pushed fact is simply missing).
                 self._read_facts()
+                if code == 0:
+                    self._keep_layers()
                 if code == 0 and self.plan.load and self.facts.image_id:
                     self._load()
             if code != 0:
@@ -249,6 +260,14 @@ class BuildRunner:
             self._emit(ImageInfo(layers=facts.layers, overlay=facts.overlay))
         if facts.pushed is not None:
             self._emit(facts.pushed)
+
+    def _keep_layers(self) -> None:
+        """Where the image was built, for ``buildcage layers`` later, and the report of the
+        layers the publish phase wrote when the store goes with the build (layer_reader)."""
+        if self.facts.image_id:
+            problem = keep_after_build(self.plan, self.facts.image_id)
+            if problem:
+                self._warn(problem)
 
     def _start_builder(self, spec: Phase):
         """Creates and starts one phase's container; None when canceled in between."""
@@ -404,7 +423,8 @@ class BuildRunner:
         if busy:  # another builder's working containers look the same: leave them all
             return [f"{len(ids)} Buildah working containers in {root}: not swept, {busy}"]
         kwargs = create_kwargs(self.plan, "build", self._idmap)
-        kwargs.update(command=["buildah", "rm", *ids], name=f"{self.plan.container_name}-sweep")
+        kwargs.update(command=self.plan.on_store(["buildah", "rm", *ids]),
+                      name=f"{self.plan.container_name}-sweep")
         try:
             sweeper = self.client.containers.create(**kwargs)
             try:
@@ -432,6 +452,6 @@ class BuildRunner:
             problem = self._remove_builder(container)
             if problem:
                 left.append(f"container {container.name} ({problem})")
-        if state is not None:
+        if state is not None and state is not self._host_state:  # else the caller's to release
             left += release(self.client, state)
         return left

@@ -30,6 +30,11 @@ from tui.engine.summary import ProfileSummary, summarize
 if TYPE_CHECKING:  # podman is imported on first connection, so importing the engine stays cheap
     from podman import PodmanClient
 
+    from tui.engine.debug_record import DebugRecord, FailureLog
+    from tui.engine.debug_shell import DebugSession
+    from tui.engine.layer_reader import LayerSource
+    from tui.engine.layers import LayerReport
+
 EventSink = Callable[[Event], None]
 Reach = Callable[[str, bool], tuple[bool, str]]
 """``reach(registry, tls_verify) -> (answers, message)``: does a push target's registry answer."""
@@ -116,6 +121,10 @@ class Engine:
                             "Kubernetes Pod's node does not share: --push it to a registry "
                             "instead, or build without --on kube")
         plan = self.plan_for(request, confirmed=confirmed)
+        if request.on == "kube":
+            from tui.engine.renderings import check_pod_form
+
+            check_pod_form(plan)
         parse_containerfile(read_containerfile(plan.containerfile))
         if check_push and plan.load and not plan.load_overwrite:
             # Before building for minutes: a tag the load would refuse to move (the load
@@ -180,6 +189,21 @@ class Engine:
 
         return run_argv(self.config.podman_url, image_id)
 
+    def layer_source(self, image: str = "", *, last: bool = False, profile: str = "",
+                     project: str = "") -> LayerSource:
+        """Which image ``buildcage layers [IMAGE | --last]`` means, in which store (see
+        tui.engine.layer_reader.find_source); raises a UserError."""
+        from tui.engine.layer_reader import find_source
+
+        return find_source(self, image, last=last, profile=profile, project=project)
+
+    def layers(self, source: LayerSource) -> LayerReport:
+        """What each layer of the image holds, and dive's waste measures: a kept report, or
+        read from the store by a short-lived trusted container (blocks; raises a UserError)."""
+        from tui.engine.layer_reader import read_layers
+
+        return read_layers(self, source)
+
     def summary(self, plan: BuildPlan) -> ProfileSummary:
         """Creates the builder container (never started), reads its facts, removes it."""
         from tui.engine.probe import probe_facts
@@ -239,19 +263,91 @@ class Engine:
         """Passes events on and records the build in history when its Done arrives, before
         passing the Done on. History that cannot be written is a warning: the build itself
         went as its Done says."""
+        from tui.engine.debug_record import FailureLog
+
         steps = StepLog()
+        failures = FailureLog()
 
         def sink(event: Event) -> None:
             steps.feed(event)
+            failures.feed(event)
             if isinstance(event, Done):
                 try:
                     self.record(plan, event, steps)
                 except HistoryError as exc:
                     on_event(BuildWarning(message=f"not recorded in history: {exc}",
                                           time=event.time))
+                if event.status == "failed":
+                    self._record_failure(plan, failures, event, on_event)
             on_event(event)
 
         return sink
+
+    # -- a shell where a build failed (tui.engine.debug_shell) ------------------------------------
+    @staticmethod
+    def _record_failure(plan: BuildPlan, failures: FailureLog, done: Done,
+                        on_event: EventSink) -> None:
+        """What a debug shell needs of a build that failed in a step (DATA/debug)."""
+        from tui.engine.debug_record import save_record
+
+        record = failures.record(plan, done.time)
+        if record is None:
+            return
+        try:
+            save_record(record, plan.data_dir)
+        except OSError as exc:
+            on_event(BuildWarning(message=f"no debug shell for this build: {exc}",
+                                  time=done.time))
+
+    def failure(self, *, build_id: str = "", context: Path | None = None) -> DebugRecord:
+        """The failed build a shell opens for (see debug_record.find_record); DebugError when
+        there is none."""
+        from tui.engine.config import data_dir
+        from tui.engine.debug_record import find_record
+
+        return find_record(data_dir(), build_id=build_id, context=context)
+
+    def debug_record(self, build_id: str) -> DebugRecord | None:
+        """The record of a build that failed in a step, None when it left none."""
+        from tui.engine.debug_record import DebugError
+
+        try:
+            return self.failure(build_id=build_id)
+        except DebugError:
+            return None
+
+    def debug(self, record: DebugRecord, *, secrets: tuple[tuple[str, str], ...] = (),
+              confirmed: bool | frozenset[str] = False,
+              on_event: EventSink | None = None,
+              on_note: Callable[[str], None] | None = None) -> DebugSession:
+        """A debug session for ``record`` (nothing runs before its ``prepare()``): the same
+        request, checked again as a build is (profile, confirmation, paths). ``secrets``: the
+        build's --secret inputs, needed only when the session rebuilds (a fresh store)."""
+        from dataclasses import replace
+
+        from tui.engine.debug_record import DebugError
+        from tui.engine.debug_shell import DebugSession
+
+        if self.remote:
+            raise DebugError(f"a debug shell runs on this terminal against the podman service "
+                             f"on this machine, not {self.config.podman_url!r}: run buildcage "
+                             "on the podman host")
+        if record.failed.problem:
+            raise DebugError(record.failed.problem)
+        rebuild = not record.base
+        given = {name for name, _src in secrets}
+        missing = [name for name in record.secret_ids if name not in given]
+        if rebuild and missing:
+            raise DebugError(f"the {record.profile} store kept nothing, so the shell rebuilds, "
+                             f"and the build read --secret {', '.join(missing)}: give "
+                             f"{'them' if len(missing) > 1 else 'it'} again "
+                             "(--secret id=NAME,src=FILE)")
+        request = record.request(secrets if rebuild else ())
+        plan = self.prepare(request, confirmed=confirmed, check_push=False).plan
+        if rebuild:
+            plan = replace(plan, layers=True)
+        return DebugSession(self.client(), plan, record, podman_url=self.config.podman_url,
+                            on_event=on_event, on_note=on_note)
 
     def record(self, plan: BuildPlan, done: Done, steps: StepLog) -> int:
         return self.history.add(BuildRecord(

@@ -20,9 +20,8 @@ from pathlib import Path
 from podman import PodmanClient
 from podman.errors import APIError, NotFound
 
-from tui.engine import secret_owners
+from tui.engine import build_dirs, secret_owners
 from tui.engine.config import private_dir
-from tui.engine.containerfile import parse_containerfile, read_containerfile
 from tui.engine.context import make_snapshot, remove_snapshot
 from tui.engine.paths import check_own_path
 from tui.engine.plan import BuildPlan
@@ -126,6 +125,7 @@ def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True,
     state = HostState()
     write_plan_files(plan)
     state.build_dir = plan.build_dir
+    build_dirs.mark(plan)  # first: a process killed from here on leaves its owner to gc
     plan.facts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         # The record first: a process killed right after making a secret leaves it to gc.
@@ -154,7 +154,7 @@ def prepare(client: PodmanClient, plan: BuildPlan, pin: bool = True,
         if plan.profile.store == "project" and plan.remote:
             project_volume(client, plan)
         if pin and plan.profile.sees_host_images:
-            pin_base_images(client, plan, state)
+            pin_images(client, plan, state)
     except BaseException:
         release(client, state)  # nothing made here outlives a failed preparation
         raise
@@ -168,13 +168,9 @@ def project_volume(client: PodmanClient, plan: BuildPlan) -> None:
             client.volumes.create(plan.project_volume, labels=plan.project_volume_labels())
 
 
-def base_images(plan: BuildPlan) -> list[str]:
-    info = parse_containerfile(read_containerfile(plan.containerfile))
-    return info.base_images(dict(plan.build_args))
-
-
-def pin_base_images(client: PodmanClient, plan: BuildPlan, state: HostState) -> None:
-    for i, ref in enumerate(base_images(plan)):
+def pin_images(client: PodmanClient, plan: BuildPlan, state: HostState) -> None:
+    """Every host image the build reads: its bases and its ``COPY --from`` images."""
+    for i, ref in enumerate(plan.fetch_refs):
         try:
             image = client.images.get(ref)
         except (NotFound, APIError):

@@ -3,6 +3,8 @@ result or failure at the end."""
 
 from __future__ import annotations
 
+import termios
+import threading
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -15,8 +17,10 @@ from textual.widgets import Footer, Header, ProgressBar, Static
 from tui.batching import BuildEvents, EventBatcher
 from tui.engine.errors import UserError
 from tui.engine.events import Done, Failed, ImageLoaded, LogLine
+from tui.engine.layer_reader import LayerSource
 from tui.engine.request import PreparedBuild, Runner
 from tui.engine.text import visible
+from tui.messages import LayersRequested
 from tui.screens.base import BuildcageScreen
 from tui.services import Services, show_error
 from tui.state.build_state import BuildState
@@ -27,6 +31,8 @@ from tui.widgets.result_panel import TAIL_LINES, FailurePanel, ResultPanel
 from tui.widgets.step_table import StepTable
 
 if TYPE_CHECKING:
+    from tui.engine.debug_record import DebugRecord
+    from tui.engine.debug_shell import DebugSession
     from tui.engine.load import LoadConflict
 
 TICK_S = 0.1
@@ -37,8 +43,10 @@ class BuildScreen(BuildcageScreen[None]):
     CSS_PATH = css_path("build.tcss")
     BINDINGS = [
         Binding("c", "cancel", "Cancel"),
+        Binding("s", "shell", "Shell"),
         Binding("l", "load", "Load into host"),
         Binding("r", "run", "Run it"),
+        Binding("i", "layers", "Layers"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -61,6 +69,11 @@ class BuildScreen(BuildcageScreen[None]):
         self._started = services.clock()
         self._ticker: Timer | None = None
         self._loading = False
+        self.debug_record: DebugRecord | None = None
+        """What a failed build left for a shell (tui.engine.debug_record), None otherwise."""
+        self._debug: DebugSession | None = None
+        """The shell being prepared or open (one at a time)."""
+        self._debugging = False
 
     @property
     def finished(self) -> bool:
@@ -164,6 +177,8 @@ class BuildScreen(BuildcageScreen[None]):
         if done.status == "failed":
             failure = self.query_one(FailurePanel)
             failure.tail = self.query_one(LogView).tail(TAIL_LINES)
+            self.debug_record = self.services.engine.debug_record(self.plan.build_id)
+            failure.shell = self._shell_hint()
             failure.state = self.state
         else:
             self.query_one(ResultPanel).state = self.state
@@ -171,10 +186,20 @@ class BuildScreen(BuildcageScreen[None]):
         log = self.query_one(LogView)
         self.call_after_refresh(log.scroll_end, animate=False)
 
+    def _shell_hint(self) -> str:
+        record = self.debug_record
+        if record is None:
+            return ""
+        if record.failed.problem:
+            return f"none: {record.failed.problem}"
+        how = "rebuilds in a fresh store, then " if not record.base else ""
+        return f"s {how}opens one in the state before this step"
+
     # -- actions --------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The footer offers Cancel only while running; Back is greyed out until the end; Load
-        once there is an image that is not on the host yet, Run it once it is."""
+        once there is an image that is not on the host yet, Run it once it is; Shell once a
+        build failed in a step that a shell can open before."""
         if action == "cancel":
             return not self.finished
         if action == "back":
@@ -183,7 +208,26 @@ class BuildScreen(BuildcageScreen[None]):
             return self.loadable
         if action == "run":
             return self.state.loaded is not None
+        if action == "layers":
+            return self.has_image
+        if action == "shell":
+            record = self.debug_record
+            return record is not None and not record.failed.problem
         return True
+
+    @property
+    def has_image(self) -> bool:
+        """A finished build that made an image (whose layers ``i`` shows)."""
+        state = self.state
+        return state.done is not None and state.done.status == "succeeded" \
+            and bool(state.image_id)
+
+    def action_layers(self) -> None:
+        if self.has_image:
+            plan = self.plan
+            self.post_message(LayersRequested(LayerSource(
+                image=self.state.image_id, profile=plan.profile.name, project=plan.project,
+                context=str(plan.context))))
 
     @property
     def loadable(self) -> bool:
@@ -260,6 +304,82 @@ class BuildScreen(BuildcageScreen[None]):
             return
         self.notify(f"podman run exited with {code}", markup=False)
 
+    # -- a shell where it failed (tui.engine.debug_shell) -----------------------------------------
+    def action_shell(self) -> None:
+        """Prepares the shell off the UI thread, then suspends the TUI for it."""
+        record = self.debug_record
+        if record is None or record.failed.problem or self._debugging:
+            return
+        self._debugging = True
+        self.notify("rebuilding in a fresh store for the shell…" if not record.base
+                    else "opening a shell…", timeout=4)
+        self._prepare_shell(record)
+
+    @work(thread=True, exclusive=True, group="debug")
+    def _prepare_shell(self, record: DebugRecord) -> None:
+        from tui.engine.debug_shell import DebugCanceled
+
+        def note(text: str) -> None:
+            self.app.call_from_thread(self.notify, visible(text), markup=False)
+
+        session: DebugSession | None = None
+        try:
+            session = self.services.engine.debug(record, secrets=self.prepared.request.secrets,
+                                                 confirmed=True, on_note=note)
+            self._debug = session
+            session.prepare()
+        except DebugCanceled:
+            self._shell_closed(session, None)
+            return
+        except UserError as exc:
+            self.app.call_from_thread(show_error, self, exc, "No shell")
+            self._shell_closed(session, None)
+            return
+        except Exception as exc:  # noqa: BLE001 - podman down, API refused: shown, not raised
+            self.app.call_from_thread(show_error, self, UserError(f"{type(exc).__name__}: "
+                                                                  f"{exc}"), "No shell")
+            self._shell_closed(session, None)
+            return
+        try:
+            self.app.call_from_thread(self._open_shell, session)
+        except Exception:  # noqa: BLE001 - the app is gone (quit meanwhile): clean up here
+            self._shell_closed(session, None)
+
+    def _open_shell(self, session: DebugSession) -> None:
+        """On the UI thread: the TUI hands the terminal to the shell and comes back after."""
+        code: int | None = None
+        try:
+            if not session.canceled:  # (the screen went away meanwhile)
+                with self.app.suspend():
+                    code = session.run_shell()
+        except SuspendNotSupported:
+            self.notify("this terminal cannot be handed over to a shell; run "
+                        "`buildcage debug --last` in one", severity="warning", markup=False)
+        except (OSError, termios.error):
+            pass  # the terminal went away while the shell had it (a hang-up): clean up
+        finally:
+            # A plain thread, not a worker: the app may be ending (a hang-up came while the
+            # shell ran) and cancels workers that have not started; the process waits for
+            # this one before it exits.
+            threading.Thread(target=self._shell_closed, args=(session, code),
+                             name="debug-close").start()
+
+    def _shell_closed(self, session: DebugSession | None, code: int | None) -> None:
+        """Off the UI thread: removes what the session made, then says so."""
+        left = session.close() if session is not None else []
+        self._debug = None
+        self._debugging = False
+        try:
+            if left:
+                message = "could not remove: " + "; ".join(left)
+                self.app.call_from_thread(self.notify, visible(message), severity="error",
+                                          markup=False)
+            elif code is not None:
+                self.app.call_from_thread(self.notify, f"the shell ended ({code}); its "
+                                                       "container is removed", markup=False)
+        except Exception:  # noqa: BLE001, S110 - the app has ended (a hang-up): nobody to tell
+            pass
+
     def action_back(self) -> None:
         if not self.finished:
             self.notify("the build is still running; c cancels it", severity="warning")
@@ -267,6 +387,10 @@ class BuildScreen(BuildcageScreen[None]):
         self.dismiss()
 
     def on_unmount(self) -> None:
+        session = self._debug
+        if session is not None:  # quitting (a hang-up) while a shell is prepared or open
+            session.cancel()
+            threading.Thread(target=session.close, name="debug-close").start()
         # Leaving (or quitting) mid-build must not leave the builder container running. The
         # flag covers a runner the worker has not made yet; it checks it once it has.
         if not self.finished:

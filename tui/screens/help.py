@@ -26,10 +26,13 @@ container can see of the host.
 | | `F2` | podman run / Kubernetes manifest of the plan |
 | | `F3` `F4` | history · compare profiles |
 | build | `c` | cancel the build |
+| | `s` | a shell where a RUN failed (the TUI comes back when it ends) |
 | | `l` | load the image into this host's podman (asks before moving a tag) |
 | | `r` | run the loaded image (`podman run --rm -it`), then come back |
+| | `i` | what each layer of the image holds, and the bytes it wastes |
 | | `Esc` | back (once the build ended) |
-| history | `r` | rebuild the selected build |
+| history | `r` `i` | rebuild the selected build · its image's layers |
+| layers | `a` `c` `r` | show or hide what a layer added, changed, removed |
 | compare | `F5` | run each chosen profile cold, then warm |
 
 **Profiles.** `host-ro` reads host images without a pull, writes only its own store ·

@@ -13,9 +13,10 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.engine.history import BuildRecord
+from tui.engine.layer_reader import LayerSource
 from tui.engine.request import BuildRequest
 from tui.engine.text import visible
-from tui.messages import BuildRequested
+from tui.messages import BuildRequested, LayersRequested
 from tui.screens.base import BuildcageScreen
 from tui.services import Services
 from tui.styles_path import css_path
@@ -59,6 +60,7 @@ class HistoryScreen(BuildcageScreen[None]):
     CSS_PATH = css_path("history.tcss")
     BINDINGS = [
         Binding("r", "rebuild", "Rebuild"),
+        Binding("i", "layers", "Layers"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
 
@@ -145,3 +147,12 @@ class HistoryScreen(BuildcageScreen[None]):
         request = BuildRequest.from_record(record)
         self.confirm_then([request.profile],
                           lambda confirmed: self.post_message(BuildRequested(request, confirmed)))
+
+    def action_layers(self) -> None:
+        record = self.selected()
+        if record is None or record.status != "succeeded" or not record.image_id:
+            self.notify("this build made no image", severity="warning")
+            return
+        # The project comes from where buildcage recorded the build (layer_reader reads it).
+        self.post_message(LayersRequested(LayerSource(
+            image=record.image_id, profile=record.profile, context=record.context)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -9,7 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Footer, Label, TabbedContent, TabPane, TextArea
 
 from tui.engine.plan import BuildPlan
-from tui.engine.renderings import kube_manifest, podman_run
+from tui.engine.renderings import NoPodForm, kube_manifest, podman_run
 from tui.engine.text import visible
 from tui.screens.base import Dialog
 from tui.styles_path import css_path
@@ -28,7 +30,11 @@ class PlanViewScreen(Dialog[None]):
 
     def __init__(self, plan: BuildPlan, initial: str = "podman") -> None:
         super().__init__()
-        self.texts = {"podman": podman_run(plan), "kube": kube_manifest(plan)}
+        try:
+            kube = kube_manifest(plan)
+        except NoPodForm as exc:  # host-ro: the tab says why there is no Pod
+            kube = "".join(f"# {line}\n" for line in textwrap.wrap(str(exc), 90))
+        self.texts = {"podman": podman_run(plan), "kube": kube}
         self.initial = initial
         self.title_text = f"{plan.profile.name} · {plan.context.name}"
 

@@ -56,7 +56,8 @@ class ResultPanel(_Panel):
             layers = ", ".join(size(layer) for layer in info.layers)
             count = len(info.layers)
             self._field(text, "size", f"{size(info.size)} in {count} layer{'s' * (count != 1)}")
-            self._field(text, "layers", layers)
+            self._field(text, "layers", layers + (" · i shows their files"
+                                                  if done.status == "succeeded" else ""))
             if info.overlay:
                 self._field(text, "overlay", {"kernel": "the kernel's overlay",
                                               "fuse": "fuse-overlayfs"}.get(info.overlay,
@@ -87,6 +88,8 @@ class FailurePanel(_Panel):
 
     tail: reactive[list[str]] = reactive(list, layout=True)
     """The last lines of output (at most ``TAIL_LINES`` are kept)."""
+    shell: reactive[str] = reactive("", layout=True)
+    """What a debug shell offers here ("s opens ...", or why there is none); "" says nothing."""
 
     def validate_tail(self, tail: list[str]) -> list[str]:
         return tail[-TAIL_LINES:]
@@ -114,6 +117,8 @@ class FailurePanel(_Panel):
         self._field(text, "error", message)
         if failed is not None and failed.exit_code is not None:
             self._field(text, "exit", str(failed.exit_code))
+        if self.shell:
+            self._field(text, "shell", self.shell)
         text.append(f"\nlast {len(self.tail)} lines of output:", self.part("label"))
         for line in self.tail:
             text.append(f"\n  {visible(line)}", self.part("tail"))

@@ -25,6 +25,8 @@ def dots(score: int) -> str:
 
 def mount_line(mount: MountFact) -> str:
     mode = "ro" if mount.read_only else "rw"
+    if mount.kind == "overlay":
+        mode = "ro+overlay"  # the builder writes to its own upper layer, never to the source
     source = mount.source
     if mount.kind == "volume" and source.endswith("/_data"):
         source = "volume " + PurePosixPath(source).parent.name

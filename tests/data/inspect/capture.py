@@ -1,12 +1,13 @@
 """Captures the inspect data in this folder from real builder containers (needs podman):
 one container per built-in profile, created exactly as a build would and never started.
 
-    python tests/data/inspect/capture.py
+    python tests/data/inspect/capture.py [PROFILE ...]   (default: all four)
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from tui.engine.containers import remove_container
@@ -18,10 +19,10 @@ HERE = Path(__file__).resolve().parent
 HELLO = HERE.parents[2] / "examples" / "hello"
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
     engine = Engine()
     client = engine.client()
-    for name in ("host-ro", "isolated", "project", "host-rw"):
+    for name in names or ["host-ro", "isolated", "project", "host-rw"]:
         plan = engine.plan(HELLO, profile=name, confirmed=True, project="inspect-sample",
                            build_id="0123456789ab")
         state = prepare(client, plan, pin=False)
@@ -38,4 +39,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
