@@ -117,3 +117,25 @@ def test_a_project_store_made_with_fuse_overlayfs_keeps_it(engine, probed, conte
     assert again.done.status == "succeeded" and root_fstype(again) == "fuse.fuse-overlayfs"
     fresh = build(engine, context, profile="project", project=f"new-{run_id}", no_cache=True)
     assert fresh.done.status == "succeeded" and root_fstype(fresh) == "overlay"
+
+
+def test_a_host_ro_build_mounts_host_layers_with_the_kernel_overlay(engine, probed, tmp_path,
+                                                                    run_id):
+    """host-ro reads the host store through podman overlay volumes (tui.engine.hostview): the
+    kernel's overlay takes the host's layers through them as its lower directories."""
+    ctx = tmp_path / "host-ro-fstype"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text(
+        RUN_FSTYPE + 'RUN grep " / " /proc/mounts | grep -o "lowerdir=[^,]*" | cut -d= -f2 '
+                     '| tr ":" "\\n" | sed "s/^/lower=/"\n')
+    plan = engine.probed(engine.plan(ctx, profile="host-ro", project=f"host-ro-kernel-{run_id}",
+                                     no_cache=True))
+    assert plan.overlay == "kernel"
+    assert any(m.kind == "overlay" for m in plan.store_mounts())
+    rec = build(engine, ctx, profile="host-ro", project=f"host-ro-kernel-{run_id}", no_cache=True)
+    assert rec.done.status == "succeeded", [e.line for e in rec.of(LogLine)][-5:]
+    assert root_fstype(rec) == "overlay"
+    lowers = [e.line.removeprefix("lower=") for e in rec.of(LogLine)
+              if e.line.startswith("lower=")]
+    # The base image's layers are the host's, read through the overlay volume.
+    assert any(low.startswith("/var/lib/shared/overlay/") for low in lowers), lowers
