@@ -441,6 +441,7 @@ import os, signal, sys
 from tui.engine.config import load_config
 from tui.engine.orphans import owned
 from tui.engine.planner import make_plan
+from tui.engine.podman_api import connect
 from tui.engine.runner import BuildRunner
 from tui.engine.stores import prepare, release
 
