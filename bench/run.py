@@ -7,19 +7,29 @@ ratios compare times of the same round (median over rounds). Then the event pipe
 throughput, a million-line build through the CLI per profile and through the TUI, first paint.
 Every figure is written to bench/results.md beside its target, *met* or *missed*.
 
-    .venv/bin/python bench/run.py [--rounds 3] [--workloads tiny,data,steps,multistage]
-                                  [--profiles host-ro,isolated,project,host-rw]
-                                  [--no-buildkit] [--no-micro] [--out bench/results.md]
+The registry layer cache: ``isolated`` keeps its cache in the configured registry (the local
+127.0.0.1:5000 here); ``isolated-nocache`` is the same profile with ``registry_cache = false``,
+so the two rows show what the cache does. ``--jobs`` adds cold builds with the automatic
+``--jobs`` against one job (a fan of two independent stages, and examples/multistage's chain).
+``--only`` picks contestants (a smoke run: ``--rounds 1 --workloads tiny --only
+native,isolated-nocache,isolated --no-buildkit --no-micro``).
 
-``--profiles`` may name profiles of the config too (BUILDCAGE_CONFIG), e.g. a built-in with
-``overlay = "fuse"`` beside it; the targets are judged on the built-in profiles only. Run it
+``--profiles`` adds profiles of the config (BUILDCAGE_CONFIG) as contestants, e.g. a built-in
+with ``overlay = "fuse"`` beside it; the targets are judged on the built-in profiles only. Run it
 with a fresh XDG_DATA_HOME: a project store made with fuse-overlayfs keeps it (see
-tui/engine/overlay.py), and each row says which overlay its builds used.
+tui/engine/overlay.py). Each profile's overlay (the kernel's or fuse-overlayfs) is chosen before
+the clock starts (``Engine.probed``) and said in the report.
+
+    .venv/bin/python bench/run.py [--rounds 3] [--workloads tiny,data,steps,multistage,compile]
+                                  [--only native,buildkit,host-ro,...] [--jobs]
+                                  [--profiles isolated-fuse,host-ro-fuse]
+                                  [--no-buildkit] [--no-micro] [--out bench/results.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import statistics
 import subprocess
@@ -32,64 +42,115 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from buildkit import BuildKit, Unavailable
 from micro import cli_million_rss, parser_lines_per_second, tui
-from workloads import BASE, NAMES, edit, make
+from workloads import BASE, EXTRA, NAMES, edit, make
 
 from tui.engine.buildah_output import BuildahOutputParser
 from tui.engine.config import load_config
-from tui.engine.events import Done, Event, Failed, PhaseDone
+from tui.engine.events import CacheExported, Done, Event, Failed, LogLine, PhaseDone
 from tui.engine.session import Engine
+from tui.engine.text import visible
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ["host-ro", "isolated", "project", "host-rw"]
+NOCACHE = "isolated-nocache"
+"""isolated without its registry cache (a profile the bench adds to its config)."""
 KINDS = ("cold", "warm", "edit")
 
 Key = tuple[str, str, str]
 """(workload, contestant, cold|warm|edit)."""
 
 
+NATIVE_STORE = Path("/var/tmp/buildcage-bench-native")
+"""The native builds' own podman store: other builds on this shared machine sweep the host
+store's Buildah working containers (host-rw's clean-up), which failed native builds midway."""
+
+FAILURES: list[str] = []
+"""Builds that failed and were run once more, with why (said in the results)."""
+
+
 def native(context: Path, cold: bool) -> float:
-    """`podman build` on the host (its output read by the same parser, for parity)."""
-    argv = ["podman", "build", "--layers", "--pull=missing", "-t", "localhost/bench/native:latest"]
+    """`podman build` on the host (its output read by the same parser, for parity), in a store
+    of its own (same driver and disk); a failure is said and run once more (shared podman)."""
+    argv = ["podman", "--root", str(NATIVE_STORE / "root"), "--runroot",
+            str(NATIVE_STORE / "run"), "build", "--tls-verify=false", "--layers",
+            "--pull=missing", "-t", f"localhost/bench/native-{context.name}:latest"]
     if cold:
         argv.append("--no-cache")
-    start = time.perf_counter()
-    out = subprocess.run([*argv, str(context)], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise SystemExit(f"native build of {context.name} failed ({out.returncode}): "
-                         f"{out.stderr[-500:]}")
-    seconds = time.perf_counter() - start
-    parser = BuildahOutputParser()
-    for line in (out.stdout + out.stderr).splitlines():
-        parser.feed(line, time.time())
-    return seconds
+    for attempt in (1, 2):
+        start = time.perf_counter()
+        out = subprocess.run([*argv, str(context)], capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - start
+        if out.returncode == 0:
+            parser = BuildahOutputParser()
+            for line in (out.stdout + out.stderr).splitlines():
+                parser.feed(line, time.time())
+            return seconds
+        FAILURES.append(f"native {context.name} (attempt {attempt}): {out.stderr.strip()[-300:]}")
+        print(f"FAILED {FAILURES[-1]}", flush=True)
+    raise SystemExit("native podman build failed twice")
 
 
 TRUSTED: dict[Key, list[float]] = defaultdict(list)
 """Seconds of the trusted phases (fetch, publish) per buildcage build."""
+PHASES: dict[Key, list[dict[str, float]]] = defaultdict(list)
+"""Seconds of each phase per buildcage build."""
+HITS: dict[Key, list[int]] = defaultdict(list)
+CACHE: dict[Key, str] = {}
+"""The registry cache's update of the last build (``images N, K pushed`` or its error)."""
 
 
-def buildcage(engine: Engine, context: Path, profile: str, cold: bool, key: Key) -> float:
+class BuildFailed(Exception):
+    pass
+
+
+def buildcage(engine: Engine, context: Path, profile: str, cold: bool, key: Key,
+              cpus: int | None = None) -> float:
+    """One build; a failure is said and run once more (other helpers share the podman)."""
+    for attempt in (1, 2):
+        try:
+            return _buildcage(engine, context, profile, cold, key, cpus)
+        except BuildFailed as exc:
+            FAILURES.append(f"{profile} {key[0]} {key[2]} (attempt {attempt}): {exc}")
+            print(f"FAILED {FAILURES[-1]}", flush=True)
+    raise SystemExit(f"{profile} build of {context.name} failed twice")
+
+
+def _buildcage(engine: Engine, context: Path, profile: str, cold: bool, key: Key,
+               cpus: int | None) -> float:
     done: list[Done] = []
-    trusted: list[float] = []
-    failures: list[str] = []
+    phases: dict[str, float] = {}
+    cache: list[CacheExported] = []
+    failed: list[str] = []
+    tail: list[str] = []
 
     def keep(event: Event) -> None:
         if isinstance(event, Done):
             done.append(event)
+        elif isinstance(event, PhaseDone):
+            phases[event.phase] = event.duration_s
+        elif isinstance(event, CacheExported):
+            cache.append(event)
         elif isinstance(event, Failed):
-            failures.append(event.message)
-        elif isinstance(event, PhaseDone) and event.phase != "build":
-            trusted.append(event.duration_s)
+            failed.append(event.message)
+        elif isinstance(event, LogLine):
+            tail.append(event.line)
+            del tail[:-5]
 
     plan = engine.plan(context, profile=profile, no_cache=cold, confirmed=True,
                        project=f"bench-{context.name}")
+    if cpus is not None:
+        plan = dataclasses.replace(plan, cpus=cpus)
     start = time.perf_counter()
     engine.runner(plan, keep).run()
     seconds = time.perf_counter() - start
-    if done[-1].status != "succeeded":
-        raise SystemExit(f"{profile} build of {context.name} failed: "
-                         f"{'; '.join(failures) or done[-1].status}")
-    TRUSTED[key].append(sum(trusted))
+    if not done or done[-1].status != "succeeded":
+        raise BuildFailed("; ".join(failed)[-400:] + " | last lines: " + " / ".join(tail))
+    TRUSTED[key].append(sum(v for k, v in phases.items() if k != "build"))
+    PHASES[key].append(phases)
+    HITS[key].append(done[-1].cache_hits)
+    if cache:
+        c = cache[-1]
+        CACHE[key] = c.error or f"{c.images} images, {c.pushed} pushed"
     return seconds
 
 
@@ -100,21 +161,27 @@ def med(values: list[float]) -> float:
 class Bench:
     def __init__(self, opts: argparse.Namespace) -> None:
         self.opts = opts
-        self.engine = Engine(load_config())
+        config = load_config()
+        config.profiles[NOCACHE] = {"base": "isolated", "registry_cache": False}
+        self.engine = Engine(config)
         self.times: dict[Key, list[float]] = defaultdict(list)
         self.ratio_native: dict[Key, list[float]] = defaultdict(list)
         self.ratio_buildkit: dict[Key, list[float]] = defaultdict(list)
         self.buildkit: BuildKit | None = None
         self.notes: list[str] = []
         self.micro: dict[str, float] = {}
-        self.profiles: list[str] = opts.profiles
-        self.builtins = [p for p in PROFILES if p in self.profiles]
-        """The profiles the targets are judged on."""
+        self.jobs: list[str] = []
         self.overlay: dict[str, str] = {}
         """Which overlay each profile's builds use (``Engine.probed``: probed before the clock)."""
 
     def contestants(self) -> list[str]:
-        return ["native", *(["buildkit"] if self.buildkit else []), *self.profiles]
+        every = ["native", *(["buildkit"] if self.buildkit else []), *PROFILES, NOCACHE,
+                 *self.opts.profiles]
+        return [c for c in every if not self.opts.only or c in self.opts.only]
+
+    def profiles(self) -> list[str]:
+        """The buildcage contestants of this run."""
+        return [c for c in self.contestants() if c not in ("native", "buildkit")]
 
     def run_one(self, workload: str, ctx: Path, name: str, kind: str, round_no: int) -> float:
         if kind == "edit":
@@ -127,12 +194,44 @@ class Bench:
             return self.buildkit.build(ctx, cold)
         return buildcage(self.engine, ctx, name, cold, (workload, name, kind))
 
-    def builds(self, scratch: Path) -> None:
+    def run_jobs(self, scratch: Path) -> None:
+        """Cold builds (``--no-cache``, no registry cache) with the automatic ``--jobs`` and
+        with one job, in alternating order."""
+        work = "RUN dd if=/dev/urandom bs=1M count=24 2>/dev/null | gzip -9 > /out.gz\n"
+        fan = scratch / "fan"
+        fan.mkdir()
+        (fan / "Containerfile").write_text(
+            f"FROM {BASE} AS a\n{work}FROM {BASE} AS b\n{work}"
+            f"FROM {BASE}\nCOPY --from=a /out.gz /a.gz\nCOPY --from=b /out.gz /b.gz\n")
+        fan.chmod(0o755)
+        (fan / "Containerfile").chmod(0o644)
+        contexts = {"fan (2 independent stages)": fan,
+                    "examples/multistage (a chain)": ROOT / "examples" / "multistage"}
+        for name, context in contexts.items():
+            argv = self.engine.plan(context, profile=NOCACHE, confirmed=True).bud_argv()
+            flag = argv[argv.index("--jobs") + 1] if "--jobs" in argv else "none"
+            auto: list[float] = []
+            one: list[float] = []
+            for round_no in range(self.opts.rounds):
+                pair: list[tuple[list[float], int | None]] = [(auto, None), (one, 1)]
+                for into, cpus in (pair if round_no % 2 == 0 else pair[::-1]):
+                    into.append(buildcage(self.engine, context, NOCACHE, True,
+                                          ("jobs", NOCACHE, "cold"), cpus))
+                    print(f"round {round_no + 1} jobs {name}: "
+                          f"{'auto' if cpus is None else 'one'} {into[-1]:.2f}s", flush=True)
+            self.jobs.append(f"| {name} | --jobs {flag} | {med(auto):.2f} | {med(one):.2f} | "
+                             f"{med(auto) / med(one):.2f} |")
+
+    def overlays(self, scratch: Path) -> None:
+        """Each profile's overlay, chosen (and probed if need be) before any clock starts."""
         first = make(self.opts.workloads[0], scratch)
-        for name in self.profiles:
+        for name in self.profiles():
             plan = self.engine.plan(first, profile=name, confirmed=True,
                                     project=f"bench-{first.name}")
             self.overlay[name] = self.engine.probed(plan).overlay
+
+    def builds(self, scratch: Path) -> None:
+        self.overlays(scratch)
         for workload in self.opts.workloads:
             ctx = make(workload, scratch)
             for round_no in range(self.opts.rounds):
@@ -147,8 +246,9 @@ class Bench:
                         print(f"{workload:10} round {round_no + 1} {name:9} {kind}: "
                               f"{seconds:6.2f}s", flush=True)
                 for (name, kind), seconds in this.items():
-                    self.ratio_native[(workload, name, kind)].append(
-                        seconds / this[("native", kind)])
+                    if ("native", kind) in this:
+                        self.ratio_native[(workload, name, kind)].append(
+                            seconds / this[("native", kind)])
                     if ("buildkit", kind) in this:
                         self.ratio_buildkit[(workload, name, kind)].append(
                             seconds / this[("buildkit", kind)])
@@ -156,7 +256,7 @@ class Bench:
     def micros(self, scratch: Path) -> None:
         self.micro["parser"] = parser_lines_per_second()
         print(f"parser: {self.micro['parser']:,.0f} lines/s", flush=True)
-        for profile in self.builtins:
+        for profile in PROFILES:
             rss, seconds = cli_million_rss(profile, BASE, scratch)
             self.micro[f"cli_rss:{profile}"] = rss
             self.micro[f"cli_s:{profile}"] = seconds
@@ -176,8 +276,11 @@ class Bench:
                 except Unavailable as exc:
                     self.notes.append(f"Docker+BuildKit skipped: {exc}")
                     self.buildkit = None
+            scratch.chmod(0o755)  # the workloads are readable, as a project's usually are
             try:
                 self.builds(scratch)
+                if self.opts.jobs:
+                    self.run_jobs(scratch)
             finally:
                 if self.buildkit:
                     self.buildkit.stop()
@@ -220,9 +323,10 @@ class Bench:
             "",
         ]
         lines += [f"> {note}" for note in self.notes] + ([""] if self.notes else [])
-        lines += ["Overlay of each profile's builds: " + ", ".join(
-            f"{p} {self.overlay.get(p, '?')}" for p in self.profiles)
-            + " (`kernel`: the kernel's overlay; `fuse`: fuse-overlayfs).", ""]
+        if self.overlay:
+            lines += ["Overlay of each profile's builds: " + ", ".join(
+                f"{p} {self.overlay[p]}" for p in self.profiles() if p in self.overlay)
+                + " (`kernel`: the kernel's overlay; `fuse`: fuse-overlayfs).", ""]
         for workload in o.workloads:
             lines += [f"## {workload}", "", "| runner | cold | warm | edit |",
                       "| --- | --- | --- | --- |"]
@@ -233,25 +337,26 @@ class Bench:
         lines += ["## What the trusted phases cost", "",
                   "Median seconds of fetch + publish per build (RUN steps run in a container "
                   "with no network; pulls and pushes in trusted ones; see the threat model):",
-                  "", "| workload | " + " | ".join(f"{p} {k}" for p in self.profiles
-                                                  for k in KINDS)
-                  + " |", "| --- |" + " --- |" * (len(self.profiles) * len(KINDS))]
+                  "", "| workload | " + " | ".join(f"{p} {k}" for p in self.profiles()
+                                                      for k in KINDS)
+                  + " |", "| --- |" + " --- |" * (len(self.profiles()) * len(KINDS))]
         for workload in o.workloads:
             lines.append(f"| {workload} | " + " | ".join(
-                f"{med(TRUSTED[(workload, p, k)]):.2f}" for p in self.profiles for k in KINDS)
+                f"{med(TRUSTED[(workload, p, k)]):.2f}" for p in self.profiles() for k in KINDS)
                 + " |")
+        lines += self.cache_report()
         lines += ["", "## Targets (issue 9), from this run", "",
                   "| target | measured | target | verdict | why, where missed |",
                   "| --- | --- | --- | --- | --- |"]
-        if "isolated" in self.builtins:
-            iso_cold = max(med(self.ratio_native[(w, "isolated", "cold")])
-                           for w in o.workloads)
+        ran = set(self.profiles())
+        if "native" in self.contestants() and "isolated" in ran:
+            iso_cold = max(med(self.ratio_native[(w, "isolated", "cold")]) for w in o.workloads)
             lines.append(self.target(
                 "isolated cold vs native cold (worst workload)", iso_cold, 1.0,
-                why="three containers (fetch, build, publish) against podman's in-process "
-                    f"build ({self.overlay.get('isolated', '?')} overlay)"))
-        kept = [p for p in self.builtins if p != "isolated"]
-        if kept:
+                why="three containers (fetch, build, publish) against podman's in-process build "
+                    f"({self.overlay.get('isolated', '?')} overlay)"))
+        kept = [p for p in PROFILES if p != "isolated" and p in ran]
+        if "native" in self.contestants() and kept:
             warm = max(med(self.ratio_native[(w, p, "warm")]) for w in o.workloads for p in kept)
             lines.append(self.target("warm rebuild vs native warm (worst cached profile, "
                                      "one-shot: no session builder yet)", warm, 1.0,
@@ -261,15 +366,17 @@ class Bench:
                          for p in kept)
             lines.append(self.target("one-file edit vs native edit (worst cached profile, "
                                      "one-shot)", edit_r, 1.2, why="as warm, plus the commits"))
-        if "isolated" in self.builtins:
+        if "native" in self.contestants() and "isolated" in ran:
             iso_warm = max(med(self.ratio_native[(w, "isolated", "warm")]) for w in o.workloads)
-            lines.append(self.target("isolated warm vs native warm (no registry cache yet)",
-                                     iso_warm, 2.0, why="a fresh store rebuilds every step"))
+            lines.append(self.target("isolated warm vs native warm (registry cache)",
+                                     iso_warm, 2.0, why="the fetch phase pulls every cached "
+                                     "step's image into the fresh store, and three containers "
+                                     "start (see the registry cache's phases above)"))
         if self.micro:
             m = self.micro
             lines.append(self.target("parser throughput", m["parser"], 200_000, " lines/s",
                                      digits=0, lower_is_better=False))
-            worst = max(m[f"cli_rss:{p}"] for p in self.builtins)
+            worst = max(m[f"cli_rss:{p}"] for p in PROFILES)
             lines.append(self.target("million-line build, CLI `--json`, peak RSS (worst "
                                      "profile)", worst, 100, " MB", 0))
             lines.append(self.target("million-line build, TUI, worst gap between 20 ms ticks",
@@ -279,20 +386,47 @@ class Bench:
             lines.append(self.target("TUI first paint (headless, from interpreter start)",
                                      m["first_paint_s"], 1.0, " s"))
             lines += ["", "Million-line CLI builds: " + ", ".join(
-                f"{p} {m[f'cli_rss:{p}']:.0f} MB in {m[f'cli_s:{p}']:.0f} s"
-                for p in self.builtins)
+                f"{p} {m[f'cli_rss:{p}']:.0f} MB in {m[f'cli_s:{p}']:.0f} s" for p in PROFILES)
                 + "."]
+        if FAILURES:
+            lines += ["", "## Builds that failed and ran again", "",
+                      *(f"- {visible(f)}" for f in FAILURES)]
+        only = f" --only {','.join(o.only)}" if o.only else ""
+        only += f" --profiles {','.join(o.profiles)}" if o.profiles else ""
         lines += ["", "Every secure profile's ratio to BuildKit is the `BK` figure in the tables; "
                   "the long goal is parity.", "",
                   f"Command: `.venv/bin/python bench/run.py --rounds {o.rounds} --workloads "
-                  f"{','.join(o.workloads)}{self.flags()}`", ""]
+                  f"{','.join(o.workloads)}{only}{' --jobs' if o.jobs else ''}"
+                  f"{'' if o.buildkit else ' --no-buildkit'}{'' if o.micro else ' --no-micro'}`",
+                  ""]
         return "\n".join(lines)
 
-
-    def flags(self) -> str:
-        o = self.opts
-        return ((f" --profiles {','.join(self.profiles)}" if self.profiles != PROFILES else "")
-                + ("" if o.buildkit else " --no-buildkit") + ("" if o.micro else " --no-micro"))
+    def cache_report(self) -> list[str]:
+        """isolated with and without its registry cache: hits, the cache's update, phases."""
+        runners = [p for p in ("isolated", NOCACHE) if p in self.profiles()]
+        if not runners:
+            return []
+        lines = ["", "## The registry layer cache (isolated)", "",
+                 "`isolated` pulls its project's cache in the fetch phase and pushes what the "
+                 f"build used in the publish phase; `{NOCACHE}` is the same profile without it. "
+                 "Median seconds per phase; hits = cached steps (median).", "",
+                 "| workload | runner | kind | fetch | build | publish | hits | cache after |",
+                 "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for workload in self.opts.workloads:
+            for runner in runners:
+                for kind in KINDS:
+                    key = (workload, runner, kind)
+                    spent = PHASES[key]
+                    cells = [f"{med([p.get(ph, 0.0) for p in spent]):.2f}"
+                             for ph in ("fetch", "build", "publish")]
+                    hits = f"{med([float(h) for h in HITS[key]]):.0f}" if HITS[key] else ""
+                    lines.append(f"| {workload} | {runner} | {kind} | " + " | ".join(cells)
+                                 + f" | {hits} | {CACHE.get(key, '')} |")
+        if self.jobs:
+            lines += ["", f"## Parallel stages ({NOCACHE}, cold builds)", "",
+                      "| context | chosen | automatic s | one job s | ratio |",
+                      "| --- | --- | --- | --- | --- |", *self.jobs]
+        return lines
 
 
 def _cpus() -> int:
@@ -306,18 +440,33 @@ def main() -> None:
     args.add_argument("--rounds", type=int, default=3)
     args.add_argument("--workloads", default=",".join(NAMES),
                       type=lambda s: [w for w in s.split(",") if w])
-    args.add_argument("--profiles", default=",".join(PROFILES),
-                      type=lambda s: [p for p in s.split(",") if p])
     args.add_argument("--no-buildkit", dest="buildkit", action="store_false")
     args.add_argument("--no-micro", dest="micro", action="store_false")
+    args.add_argument("--only", default="", type=lambda s: [c for c in s.split(",") if c],
+                      help="contestants to run (native, buildkit, the profiles, "
+                           f"{NOCACHE}); default all")
+    args.add_argument("--profiles", default="", type=lambda s: [p for p in s.split(",") if p],
+                      help="more contestants: profiles of the config (e.g. one with "
+                           'overlay = "fuse"); the targets are judged on the built-ins')
+    args.add_argument("--jobs", action="store_true",
+                      help="also cold builds with the automatic --jobs against one job")
     args.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
     opts = args.parse_args()
-    unknown = set(opts.workloads) - set(NAMES)
+    unknown = set(opts.workloads) - set(NAMES) - set(EXTRA)
     if unknown:
-        raise SystemExit(f"unknown workloads {sorted(unknown)}; known: {', '.join(NAMES)}")
+        raise SystemExit(f"unknown workloads {sorted(unknown)}; known: "
+                         f"{', '.join(NAMES + EXTRA)}")
     engine = Engine(load_config())
     for name in opts.profiles:
-        engine.profiles.get(name)  # an unknown name stops here, before any build
+        try:
+            engine.profiles.get(name)  # an unknown name stops here, before any build
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from exc
+    strangers = set(opts.only) - {"native", "buildkit", *PROFILES, NOCACHE, *opts.profiles}
+    if strangers:
+        raise SystemExit(f"unknown contestants {sorted(strangers)}")
+    if opts.only and "buildkit" not in opts.only:
+        opts.buildkit = False
     Bench(opts).run()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -31,6 +32,7 @@ from tests.support.scenes import (  # noqa: E402
     comparison_done,
     history_shown,
     layers_shown,
+    rebuilt_after_an_edit,
     session_ready,
 )
 from tui.app import BuildcageApp  # noqa: E402
@@ -47,13 +49,14 @@ def build(context: str, finished: bool, clock: FrozenClock | None = None) -> Sce
     return scene
 
 
-async def shoot(name: str, out: Path, scene: Scene, data: Path, **engine_options: object) -> None:
+async def shoot(name: str, out: Path, scene: Scene, data: Path, start: Path = EXAMPLES,
+                **engine_options: object) -> None:
     store = History(data / f"{name}.sqlite3")
     if name == "history":
         add_demo_history(store, EXAMPLES)
     clock = engine_options.pop("clock", None) or FrozenClock()
     engine = ReplayEngine(store, **engine_options)  # type: ignore[arg-type]
-    app = BuildcageApp(engine, EXAMPLES, clock=clock,
+    app = BuildcageApp(engine, start, clock=clock,
                        reach=lambda host, _tls: (True, f"{host} answered (registry API v2)"))
     async with app.run_test(size=SIZE) as pilot:
         await scene(pilot)
@@ -76,6 +79,18 @@ async def main(out: Path) -> None:
         await shoot("build-result", out, build("hello", True), data, stream="warm-push")
         await shoot("build-loaded", out, build("hello", True), data, stream="warm-push-load")
         await shoot("layers", out, layers_shown, data, stream="warm-push")
+        # A rebuild after greeting.txt was edited: the Why column and the selected step's reason.
+        context = data / "src" / "hello"
+        shutil.copytree(EXAMPLES / "hello", context)
+        why_clock = FrozenClock()
+
+        async def why(pilot: Pilot) -> None:
+            await rebuilt_after_an_edit(
+                pilot, context, lambda: (context / "greeting.txt").write_text("hi there\n"),
+                why_clock)
+
+        await shoot("build-why", out, why, data, start=context.parent, stream="cold-pull-push",
+                    clock=why_clock)
         await shoot("history", out, history_shown, data)
         await shoot("compare", out, comparison_done, data)
 

@@ -1,5 +1,5 @@
 """Command line: `buildcage [DIR]` starts the TUI (its picker in DIR); build, plan, profiles,
-doctor, gc, history and debug are headless and use the same engine.
+doctor, gc, history, why, layers and debug are headless and use the same engine.
 
 Exit codes: 0 success, 1 a failed build (or failed checks), 2 bad input (a UserError, with a
 message saying what to change), 3 ``layers --max-waste``: the image wastes more than allowed,
@@ -105,6 +105,9 @@ def parser() -> argparse.ArgumentParser:
     debug.add_argument("--secret", action="append", default=[], metavar="id=NAME,src=FILE",
                        help="the build's --secret inputs again, when the shell rebuilds "
                             "(a fresh store kept nothing); never given to the shell itself")
+    debug.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE",
+                       help="the build's secret-looking build arguments again (buildcage "
+                            "keeps no value of one)")
     debug.add_argument("--allow-host-rw", action="store_true",
                        help="confirm a profile that can write the host's image store (host-rw)")
     debug.add_argument("--allow-unsafe-profile", action="store_true",
@@ -112,6 +115,14 @@ def parser() -> argparse.ArgumentParser:
     history = sub.add_parser("history", help="recent builds")
     history.add_argument("--json", action="store_true")
     history.add_argument("-n", type=int, default=20)
+    why = sub.add_parser("why", help="why the steps of the last build of a context ran "
+                                     "instead of coming from the cache")
+    why.add_argument("context", nargs="?",
+                     help="build context (default: the last build in history)")
+    why.add_argument("--profile", help="the last build with this profile")
+    why.add_argument("--project", help="the last build in this project's store")
+    why.add_argument("--build", type=int, metavar="ID", help="this build of `buildcage history`")
+    why.add_argument("--json", action="store_true")
     return top
 
 
@@ -158,7 +169,7 @@ def cmd_debug(engine, args: argparse.Namespace, interrupts: Interrupts | None = 
     status. Signals end the shell or the rebuild, and everything made is removed."""
     from tui.cli_output import HumanPrinter
     from tui.engine.debug_shell import DebugCanceled
-    from tui.engine.planner import parse_secrets
+    from tui.engine.planner import parse_build_args, parse_secrets
 
     if args.context and args.last:
         raise UserError("debug takes a context or --last, not both")
@@ -168,6 +179,7 @@ def cmd_debug(engine, args: argparse.Namespace, interrupts: Interrupts | None = 
         print(f"buildcage: {visible(text)}", file=sys.stderr, flush=True)
 
     session = engine.debug(record, secrets=parse_secrets(args.secret),
+                           build_args=parse_build_args(args.build_arg),
                            confirmed=_confirmed(args), on_event=HumanPrinter(quiet=True),
                            on_note=note)
     note(f"opening a shell where build {record.build_id} of {record.context} failed "
@@ -292,6 +304,56 @@ def cmd_history(engine, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_why(engine, args: argparse.Namespace) -> int:
+    from tui.cli_output import print_why
+    from tui.engine.cache_why import why_report
+
+    record = _why_record(engine, args)  # HistoryError / UserError: exit 2, named
+    report = why_report(engine.history, record)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print_why(report)
+    return 0
+
+
+def _why_record(engine, args: argparse.Namespace):
+    from tui.engine.cache_why import profile_store_key
+    from tui.engine.planner import project_name
+
+    history = engine.history
+    if args.build is not None:
+        found = history.get(args.build)
+        if found is None:
+            raise UserError(f"no build #{args.build} in history (buildcage history lists them)")
+        return found
+    if args.context is None:
+        if args.profile or args.project:
+            raise UserError("--profile and --project need a CONTEXT")
+        recent = history.recent(1)
+        if not recent:
+            raise UserError("no build in history yet")
+        return recent[0]
+    context = Path(args.context).expanduser().resolve()
+    store = profile_name = None
+    if args.profile or args.project:
+        try:
+            profile = engine.profiles.get(args.profile or engine.config.default_profile)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+        if profile.store == "fresh":  # a store of its own for every build: by profile only
+            profile_name = profile.name
+        else:
+            remote = engine.config.podman_url if engine.remote else ""
+            store = profile_store_key(profile, args.project or project_name(context), remote)
+    found = history.last_build(str(context), store=store, profile=profile_name)
+    if found is None:
+        chosen = " with those options" if args.profile or args.project else ""
+        raise UserError(f"no build of {context} in history{chosen}")
+    return found
+
+
+
 def cmd_layers(engine, args: argparse.Namespace) -> int:
     from tui.cli_layers import print_report, waste_message
     from tui.engine.layers import parse_max_waste
@@ -311,7 +373,8 @@ def cmd_layers(engine, args: argparse.Namespace) -> int:
     return 0
 
 
-VERBS = ("build", "plan", "profiles", "doctor", "gc", "history", "layers", "debug")
+
+VERBS = ("build", "plan", "profiles", "doctor", "gc", "history", "why", "layers", "debug")
 
 
 class Interrupted(BaseException):
@@ -368,7 +431,8 @@ def _run(argv: list[str], state: dict[str, bool], interrupts: Interrupts) -> int
         code = cmd_debug(engine, args, interrupts)
     else:
         handler = {"plan": cmd_plan, "profiles": cmd_profiles, "doctor": cmd_doctor,
-                   "gc": cmd_gc, "history": cmd_history, "layers": cmd_layers}[args.verb]
+                   "gc": cmd_gc, "history": cmd_history, "why": cmd_why,
+                   "layers": cmd_layers}[args.verb]
         code = handler(engine, args)
     sys.stdout.flush()  # a closed pipe shows here, inside main, not at interpreter exit
     return code

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from tui.engine.events import (
     BuildStarted,
     BuildWarning,
+    CacheExported,
     CacheHit,
+    CacheMiss,
     Done,
     Event,
     Failed,
@@ -27,6 +30,9 @@ from tui.engine.events import (
 )
 from tui.engine.text import visible
 from tui.state.build_state import BuildState
+
+if TYPE_CHECKING:
+    from tui.engine.cache_why import WhyReport
 
 
 def stdout_gone() -> None:
@@ -106,6 +112,9 @@ class HumanPrinter(_Output):
             return f"==> {where}step {event.step}/{event.steps}: {event.instruction}"
         if isinstance(event, CacheHit):
             return f"    cache hit {event.layer_id}"
+        if isinstance(event, CacheMiss):
+            reasons = "; ".join(reason.full() for reason in event.reasons)
+            return f"    why {event.stage}:{event.step} ran: {reasons}"
         if isinstance(event, StepDone) and event.layer_id:
             how = "cached" if event.cached else f"{event.duration_s:.1f}s"
             return f"    done {event.layer_id} ({how})"
@@ -125,6 +134,11 @@ class HumanPrinter(_Output):
         if isinstance(event, LoadRefused):
             return (f"==> not loaded: {event.tag} on the host names image "
                     f"{event.host_image_id[:12]}, not this build's {event.image_id[:12]}")
+        if isinstance(event, CacheExported):
+            if event.error:
+                return f"warning: registry cache {event.repo} not updated: {event.error}"
+            return (f"==> registry cache {event.repo}: {event.images} images "
+                    f"({event.pushed} pushed)")
         if isinstance(event, BuildWarning):
             return f"warning: {event.message}"
         if isinstance(event, Failed):
@@ -144,3 +158,26 @@ class HumanPrinter(_Output):
 
     def error(self, message: str) -> None:
         print(f"buildcage: error: {visible(message)}", file=sys.stderr)
+
+
+def print_why(report: WhyReport, out: TextIO | None = None) -> None:
+    """``buildcage why``: the build, then each step with what happened to it and, for the
+    steps that ran, why. Everything from history is shown escaped (``visible``)."""
+    from tui.engine.cache_why import OUTCOMES, store_label
+
+    out = out or sys.stdout
+    b = report.build
+    when = datetime.datetime.fromtimestamp(b.started_at).strftime("%Y-%m-%d %H:%M:%S")
+    lines = [f"build #{b.id} of {b.context}", f"  {when} · profile {b.profile} · {b.status}"
+             f" · {b.cache_hits}/{b.steps_total} steps cached"
+             + (" · --no-cache" if b.no_cache else "")]
+    if b.store:
+        lines.append(f"  cache: {store_label(b.store)}")
+    if not report.recorded:
+        lines.append("  (recorded before buildcage explained cache misses: no reasons kept)")
+    for step in report.steps:
+        outcome = OUTCOMES.get(step.outcome, step.outcome)
+        lines.append(f"  {step.stage}:{step.step:<3} {outcome:8} {step.instruction}")
+        for reason in step.reasons:
+            lines.append(f"        why: {reason.full()}")
+    out.write("".join(visible(line) + "\n" for line in lines))

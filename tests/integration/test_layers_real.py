@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,29 +151,43 @@ RUN head -c 700 /dev/zero > /data/a.bin && rm /data/c.bin
 """
 
 
+@pytest.mark.parametrize("cache", [True, False], ids=["registry-cache", "no-cache"])
 def test_isolated_layers_are_kept_from_the_publish_phase(layered, base: Base, engine: Engine,
-                                                         data_home: Path, tmp_path: Path) -> None:
+                                                         data_home: Path, tmp_path: Path,
+                                                         cache: bool) -> None:
     _, ref, _ = layered
     (tmp_path / "d.bin").write_bytes(os.urandom(400))
     (tmp_path / "Containerfile").write_text(ISOLATED.format(base=ref))
     os.chmod(tmp_path, 0o755)
-    rec = build(engine, tmp_path, profile="isolated")
+    if not cache:
+        engine.config.cache_registry = ""  # isolated without its registry layer cache
+    rec = build(engine, tmp_path, profile="isolated", project=f"layers-{uuid.uuid4().hex[:8]}")
     assert rec.done.status == "succeeded", rec.events[-5:]
     (started,) = rec.of(BuildStarted)
     volume = subprocess.run(["podman", "volume", "exists", f"buildcage-store-{started.build_id}"])
     assert volume.returncode == 1  # the store is gone ...
     source = engine.layer_source(rec.done.image_id)
     report = engine.layers(source)  # ... its layers were kept
-    assert len(report.layers) == 5
     assert changes(report, 0, "added") == base.files
     assert changes(report, 3, "changed") == {"/data/a.bin": 2000}
-    # A fresh store commits once: the COPY's file is in the RUN's layer, the COPY folded in.
-    assert changes(report, 4, "added") == {"/data/d.bin": 400}
-    assert changes(report, 4, "changed") == {"/data/a.bin": 700}
-    assert changes(report, 4, "removed") == {"/data/c.bin": 500}
-    assert report.layers[4].instruction == "RUN head -c 700 /dev/zero > /data/a.bin && " \
-                                           "rm /data/c.bin"
-    assert len(report.layers[4].folded) == 1 and report.layers[4].folded[0].startswith("COPY")
+    run = "RUN head -c 700 /dev/zero > /data/a.bin && rm /data/c.bin"
+    if cache:
+        # The registry cache pushes every step, so a fresh store commits per step too.
+        assert len(report.layers) == 6
+        assert changes(report, 4, "added") == {"/data/d.bin": 400}
+        assert report.layers[4].instruction.startswith("COPY")
+        last = report.layers[5]
+        assert last.folded == ()
+    else:
+        # A fresh store without a cache commits once: the COPY's file is in the RUN's layer.
+        assert len(report.layers) == 5
+        last = report.layers[4]
+        assert {c.path: c.size for c in last.changes if c.kind == "added" and not c.is_dir} \
+            == {"/data/d.bin": 400}
+        assert len(last.folded) == 1 and last.folded[0].startswith("COPY")
+    assert {c.path: c.size for c in last.changes if c.kind == "changed"} == {"/data/a.bin": 700}
+    assert {c.path: c.size for c in last.changes if c.kind == "removed"} == {"/data/c.bin": 500}
+    assert last.instruction == run
     # a.bin three times (1000 + 2000 + 700), b.bin (3000 + 0), c.bin (500 + 0)
     assert report.wasted_bytes == 7200 and report.user_size == 7600
     assert report.efficiency == pytest.approx((base.bytes + 700 + 400) / (base.bytes + 7600),

@@ -24,7 +24,15 @@ from podman.errors import APIError
 from podman_helpers import REGISTRY, ROOT, Recorder, registry_digest
 
 from tui.engine.config import load_config
-from tui.engine.events import BuildStarted, Failed, ImageBuilt, LogLine, Pushed
+from tui.engine.events import (
+    BuildStarted,
+    BuildWarning,
+    CacheExported,
+    Failed,
+    ImageBuilt,
+    LogLine,
+    Pushed,
+)
 from tui.engine.history import History
 from tui.engine.podman_api import PodmanUnavailable, connect
 from tui.engine.request import BuildRequest
@@ -207,6 +215,11 @@ def test_a_private_context_builds_and_pushes_on_a_remote_service(
     assert pushed and pushed[0].digest == registry_digest(repo, run_id)
     build_id = rec.of(BuildStarted)[0].build_id
     assert leftovers(PodmanClient(base_url=f"unix://{remote_socket}"), build_id) == []
+    # The local registry is this machine's loopback: no registry cache on another host's
+    # service, and the build says so.
+    warned = [w.message for w in rec.of(BuildWarning) if "registry cache off" in w.message]
+    assert len(warned) == (1 if profile == "isolated" else 0), rec.of(BuildWarning)
+    assert rec.of(CacheExported) == []
 
 
 def test_a_remote_project_store_keeps_its_layers_in_a_volume_there(

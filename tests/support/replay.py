@@ -160,6 +160,7 @@ class ReplayEngine(Engine):
         """Every debug session handed out, in order."""
 
     def debug(self, record: DebugRecord, *, secrets: tuple[tuple[str, str], ...] = (),
+              build_args: tuple[tuple[str, str], ...] = (),
               confirmed: bool | frozenset[str] = False, on_event: EventSink | None = None,
               on_note: Callable[[str], None] | None = None) -> ReplayDebugSession:
         return replay_debug(self, record)
@@ -191,14 +192,14 @@ class ReplayEngine(Engine):
         # the same, the same way on every machine.
         facts = dataclasses.replace(facts, overlay=overlay_fact(plan.storage_conf()))
         median = self.history.median_duration(plan.profile.name, str(plan.context))
-        return summarize(plan.profile, facts, median, plan.overlay_reason)
+        return summarize(plan.profile, facts, median, plan.cache_repo, plan.overlay_reason)
 
     def events_for(self, plan: BuildPlan) -> Iterable[Event]:
         if callable(self.stream):
             return self.stream(plan)
         if self.stream is not None:
             return load_stream(self.stream)
-        cold = plan.no_cache or not plan.profile.keeps_cache
+        cold = plan.no_cache or not (plan.profile.keeps_cache or plan.cache_repo)
         if plan.load and not cold:
             return load_stream("warm-push-load")
         return load_stream("cold-pull-push" if cold else "warm-push")

@@ -82,6 +82,40 @@ async def comparison_done(pilot: Pilot) -> None:
     await wait_for(pilot, lambda: len(screen.bars) == 4 and not screen.running)
 
 
+async def rebuilt_after_an_edit(pilot: Pilot, context: Path, edit: Callable[[], None],
+                                clock: FrozenClock | None = None) -> None:
+    """Build ``context``, go back, ``edit()`` it, build it again, and select the first step
+    that ran: the step table's Why column and the detail under it say why."""
+    from tui.widgets.step_table import StepTable
+
+    async def one_build() -> BuildScreen:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, BuildScreen)
+                       and pilot.app.screen.finished, what="build")
+        screen = pilot.app.screen
+        assert isinstance(screen, BuildScreen)
+        return screen
+
+    session = pilot.app.screen
+    assert isinstance(session, SessionScreen)
+    session.select_context(context)
+    card = session.query_one(SummaryCard)
+    await wait_for(pilot, lambda: card.summary is not None or card.error, what="summary card")
+    await one_build()
+    await pilot.press("escape")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, SessionScreen))
+    edit()
+    screen = await one_build()
+    table = screen.query_one(StepTable)
+    table.focus()
+    target = table.get_row_index("1:2")
+    while table.cursor_row != target:  # as a person would select it
+        await pilot.press("up" if table.cursor_row > target else "down")
+    if clock is not None:
+        clock.now = 7.4
+    await pilot.pause(0.25)
+
+
 async def layers_shown(pilot: Pilot) -> None:
     """hello built (warm-push), then its layers from the result (the recorded report)."""
     from tui.screens.layers import LayersScreen

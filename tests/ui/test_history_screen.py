@@ -6,9 +6,10 @@ from textual.widgets import DataTable, Static
 from ui_helpers import EXAMPLES, fixed_records, make_app, wait_for
 
 from tests.support.replay import ReplayEngine
+from tui.engine.history import BuildRecord
 from tui.screens.build import BuildScreen
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.history import HistoryScreen
+from tui.screens.history import HistoryScreen, describe
 
 
 async def open_history(pilot) -> HistoryScreen:
@@ -79,3 +80,23 @@ async def test_rebuild_of_host_rw_asks_first(history) -> None:
         await pilot.pause()
         assert isinstance(app.screen, HistoryScreen)
         assert engine.runners == []
+
+
+async def test_a_build_with_a_secret_looking_argument_is_not_rebuilt_without_it(history) -> None:
+    """History kept no value for TOKEN (an HMAC): the detail says so, and r refuses to build
+    with something else in its place."""
+    engine = ReplayEngine(history)
+    history.add(BuildRecord(started_at=1_764_600_000.0, profile="host-ro",
+                            context=str(EXAMPLES / "hello"), status="succeeded", duration_s=1.0,
+                            build_args={"TOKEN": "hunter2", "GREETING": "hi"}))
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_history(pilot)
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.screen is screen and engine.runners == []
+        assert any("TOKEN" in n.message and "looked like a secret" in n.message
+                   for n in app._notifications)  # noqa: SLF001 - Textual has no public list of notifications
+        detail = describe(screen.records[0], screen.records[0].context)
+        assert "TOKEN=(secret: not kept)" in detail and "GREETING=hi" in detail
+        assert "hunter2" not in detail

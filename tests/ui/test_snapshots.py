@@ -115,5 +115,26 @@ def test_help(snap_compare, engine) -> None:
 
 
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "160x50"])
+def test_build_why_a_step_ran(snap_compare, history, tmp_path, size) -> None:
+    """A rebuild after greeting.txt was edited: the Why column, and the selected step's reason
+    in full under the table."""
+    import shutil
+
+    from tests.support.scenes import EXAMPLES, rebuilt_after_an_edit
+
+    context = tmp_path / "src" / "hello"
+    shutil.copytree(EXAMPLES / "hello", context)
+    engine = ReplayEngine(history, stream="cold-pull-push")
+    clock = FrozenClock()
+
+    async def run(pilot: Pilot) -> None:
+        await rebuilt_after_an_edit(
+            pilot, context, lambda: (context / "greeting.txt").write_text("hi there\n"), clock)
+
+    app = make_app(engine, start=context.parent, clock=clock)
+    assert snap_compare(app, terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "160x50"])
 def test_layers(snap_compare, engine, size) -> None:
     assert snap_compare(make_app(engine), terminal_size=size, run_before=layers_shown)

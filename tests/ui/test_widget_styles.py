@@ -22,6 +22,7 @@ from tui.widgets.context_tree import ContextTree
 from tui.widgets.layer_files import LayerFiles
 from tui.widgets.layer_list import LayerList
 from tui.widgets.layer_summary import LayerDetail, LayerSummary
+from tui.widgets.miss_detail import MissDetail
 from tui.widgets.push_target import PushTargetField
 from tui.widgets.result_panel import FailurePanel, ResultPanel
 from tui.widgets.step_table import StepTable
@@ -63,6 +64,13 @@ async def test_step_table_colours_its_statuses() -> None:
     assert own["step-table--running"].bold and own["step-table--failed"].bold
     assert not bare["step-table--running"].bold
     assert own["step-table--failed"].color != bare["step-table--failed"].color
+
+
+async def test_miss_detail_styles_its_title() -> None:
+    own, bare = await own_and_bare("miss_detail", MissDetail,
+                                   parts("miss-detail--title", "miss-detail--muted"))
+    assert own["miss-detail--title"].bold and not bare["miss-detail--title"].bold
+    assert own["miss-detail--muted"].color != bare["miss-detail--muted"].color
 
 
 async def test_blob_progress_styles_its_parts_and_cuts_lines() -> None:

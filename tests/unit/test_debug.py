@@ -107,11 +107,44 @@ def test_the_shell_command_is_the_plans_rendering_with_the_held_user_namespace()
 
 
 def test_a_fresh_store_builds_with_layers_only_when_asked():
-    plan = plan_for("isolated")
+    plan = replace(plan_for("isolated"), cache_repo="")  # no registry cache
     assert "--layers=false" in plan.bud_argv()
     assert "--layers" in replace(plan, layers=True).bud_argv()
     assert "--layers=false" not in replace(plan, layers=True).bud_argv()
     assert "--layers" in plan_for("host-ro").bud_argv()
+    assert "--layers" in plan.debug_rebuild().bud_argv()
+
+
+def test_a_debug_rebuild_may_pull_the_registry_cache_but_pushes_nothing(tmp_path):
+    auth = tmp_path / "auth.json"
+    auth.write_text("{}")
+    plan = replace(plan_for("isolated"), authfile=auth)
+    assert plan.cache_repo and plan.pushes_cache
+    assert plan.cache_index in " ".join(plan.phase("publish").command)
+    rebuild = plan.debug_rebuild()
+    assert "--layers" in rebuild.bud_argv() and "--rm=false" not in rebuild.bud_argv()
+    assert rebuild.pulls_cache and plan.cache_index in " ".join(rebuild.phase("fetch").command)
+    publish = " ".join(rebuild.phase("publish").command)
+    assert plan.cache_index not in publish and "buildah push -q" not in publish
+    assert not rebuild.push
+
+
+def test_the_debug_shell_gets_no_registry_credentials_nor_network_with_a_registry_cache(
+        tmp_path):
+    auth = tmp_path / "auth.json"
+    auth.write_text("{}")
+    plan = replace(plan_for("isolated"), authfile=auth).debug_rebuild()
+    assert plan.cache_repo
+    fetch = plan.phase("fetch")  # (the trusted phase that pulls the cache has them)
+    assert any(m.kind == "secret" and m.target.endswith("/auth.json") for m in fetch.mounts)
+    debug = plan.debug_phase(shell_script(plan, "a" * 64, (), False))
+    assert debug.network == "none" and not debug.trusted
+    assert [m for m in debug.mounts if m.kind == "secret"] == []
+    assert "auth" not in " ".join(debug.command) and plan.cache_repo not in " ".join(
+        debug.command)
+    argv = podman_run_argv(plan, debug, idmap=MAP, interactive=True, tty=True)
+    assert "--network=none" in argv and not any(a.startswith("--secret") for a in argv)
+    assert not any("auth" in a for a in argv)
 
 
 # -- which step, which layer -----------------------------------------------------------------------
@@ -375,3 +408,28 @@ def test_the_cli_says_why_there_is_no_shell_without_a_traceback(tmp_path, capsys
     save_record(record, plan.data_dir)
     assert main(["debug", str(tmp_path / "ctx")]) == 2
     assert "on the podman host" in capsys.readouterr().err
+
+
+def test_a_secret_looking_build_argument_is_kept_by_name_and_asked_for_again(
+        tmp_path, capsys) -> None:
+    """The record under the data directory never holds its value; a session needs it again
+    (the CLI's --build-arg, the TUI passes its build's own), and gets it in its request."""
+    from tui.cli import main
+    from tui.engine.debug_record import DebugError
+
+    engine = Engine(Config(), History(tmp_path / "h.sqlite3"))
+    plan = plan_for("host-ro", broken(tmp_path),
+                    build_args=(("A", "1"), ("TOKEN", "hunter2")))
+    sink = engine.recording(plan, lambda event: None)
+    for event in failing_events():
+        sink(event)
+    assert b"hunter2" not in (plan.data_dir / "debug" / f"{plan.build_id}.json").read_bytes()
+    record = engine.failure(build_id=plan.build_id)
+    assert record.build_args == (("A", "1"),) and record.withheld_args == ("TOKEN",)
+    with pytest.raises(DebugError, match=r"TOKEN looked like a secret.*--build-arg"):
+        engine.debug(record)
+    assert record.request(withheld=(("TOKEN", "hunter2"),)).build_args == (
+        ("A", "1"), ("TOKEN", "hunter2"))
+    assert main(["debug", "--last"]) == 2
+    err = capsys.readouterr().err
+    assert "--build-arg NAME=VALUE" in err and "Traceback" not in err and "hunter2" not in err

@@ -147,3 +147,23 @@ def test_writes_from_threads(history: History) -> None:
     builds = history.recent(limit=1000)
     assert len(builds) == 40
     assert all(len(b.steps) == 1 for b in builds)
+
+
+def test_file_lists_are_kept_for_the_newest_builds_only(history: History) -> None:
+    from tui.engine.history import KEEP_FILE_LISTS, CacheStep
+
+    files = {"a": ["f", 420, 0, 0, 1, "h", 0, 0, 0]}
+    ids = [history.add(record(started_at=float(i), store="s"),
+                       cache=[CacheStep(1, 2, "COPY a /a", "l", "built",
+                                        {"files_digest": "x"}, files)])
+           for i in range(KEEP_FILE_LISTS + 2)]
+    kept = [history.cache_steps(i)[0].files is not None for i in ids]
+    assert kept == [False, False] + [True] * KEEP_FILE_LISTS
+    assert history.cache_steps(ids[0])[0].detail == {"files_digest": "x"}  # the digest stays
+
+
+def test_the_secret_key_is_made_once_and_private(history: History) -> None:
+    key = history.secret_key()
+    assert len(key) == 32 and history.secret_key() == key
+    path = history.path.with_name(history.path.name + ".key")
+    assert path.stat().st_mode & 0o777 == 0o600

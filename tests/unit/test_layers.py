@@ -236,3 +236,20 @@ def test_odd_markers_at_the_root_do_not_break_the_analysis() -> None:
                                 LayerInput("l2", [wh("/a")])])
     assert kinds(report, 1, "removed") == {"/a": 3, "/b": 4}
     assert kinds(report, 2, "removed") == {"/a": 0}  # hidden already
+
+
+@pytest.mark.parametrize(("created_by", "shown"), [
+    ('|2 GREETING=hello TOKEN=hunter2 /bin/sh -c test -n "$TOKEN"',
+     '|2 GREETING=hello TOKEN=(secret: not shown) /bin/sh -c test -n "$TOKEN"'),
+    ("|2 API_KEY=hunter2 V=1 /bin/sh -c id", "|2 API_KEY=(secret: not shown) V=1 /bin/sh -c id"),
+    # A value with " X=" in it: which parts are values is not known, all after it is hidden.
+    ("|2 A=1 TOKEN=hun ter=2 /bin/sh -c id", "|2 A=1 TOKEN=(secret: not shown) /bin/sh -c id"),
+    ("|1 TOKEN=hunter2 echo hi", "|1 TOKEN=(secret: not shown) echo hi"),
+    ("|1 V=hunter2 /bin/sh -c id", "|1 V=hunter2 /bin/sh -c id"),  # not named like a secret
+    ("/bin/sh -c #(nop) ARG TOKEN", "ARG TOKEN"),
+])
+def test_secret_looking_build_arguments_in_image_history_are_hidden(created_by: str,
+                                                                    shown: str) -> None:
+    from tui.engine.layers import instruction_text
+
+    assert instruction_text(created_by) == shown

@@ -5,6 +5,7 @@ File layout (every key optional)::
     default_profile = "host-ro"
     builder_image = "localhost/buildcage/builder:latest"
     podman_url = "unix:///run/podman/podman.sock"
+    cache_registry = "127.0.0.1:5000"   # registry layer cache of fresh stores; "" turns it off
 
     [registries."registry.example:5000"]
     tls_verify = false
@@ -36,7 +37,7 @@ DEFAULT_PODMAN_URL = "unix:///run/podman/podman.sock"
 ProfileSpec = dict[str, Any]
 
 _TOP_KEYS = {"default_profile", "builder_image", "podman_url", "podman_identity",
-             "podman_known_hosts", "registries", "profiles"}
+             "podman_known_hosts", "registries", "profiles", "cache_registry"}
 _STRING_KEYS = ("default_profile", "builder_image", "podman_url", "podman_identity",
                 "podman_known_hosts")
 
@@ -120,6 +121,10 @@ class Config:
     """ssh private key for an ``ssh://`` podman_url ("" : ssh's own choice)."""
     podman_known_hosts: str = ""
     """known_hosts file for an ``ssh://`` podman_url ("" : ssh's own, ~/.ssh/known_hosts)."""
+    cache_registry: str | None = None
+    """Registry (``host[:port]``) holding the layer cache of profiles with ``registry_cache``
+    (``buildcage-cache/PROJECT``); "" turns the cache off; None (not in the file): the push
+    target's registry when it is one of ``registries``, else the local registry when it is."""
 
     def tls_verify_for(self, registry_host: str) -> bool:
         """Whether TLS must be verified for ``registry_host``; unknown registries: True."""
@@ -149,6 +154,12 @@ def _apply(config: Config, data: dict[str, Any], path: Path) -> None:
             if not isinstance(data[key], str) or not data[key]:
                 raise ConfigError(f"{path}: {key} must be a non-empty string")
             setattr(config, key, data[key])
+    if "cache_registry" in data:
+        cache = data["cache_registry"]
+        if not isinstance(cache, str) or (cache and not is_valid_host(cache)):
+            raise ConfigError(f'{path}: cache_registry must be a registry "host[:port]", or "" '
+                              f"to turn the registry layer cache off, got {cache!r}")
+        config.cache_registry = cache
     registries = data.get("registries", {})
     if not isinstance(registries, dict):
         raise ConfigError(f'{path}: registries must be tables like [registries."host:port"]')

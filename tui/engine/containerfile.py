@@ -49,6 +49,8 @@ class ContainerfileInfo:
     global_args: dict[str, str | None] = field(default_factory=dict)
     copy_from: list[str] = field(default_factory=list)
     """``--from=`` values of COPY, ADD and ``RUN --mount``: stages, or images to fetch."""
+    stage_from: dict[int, list[str]] = field(default_factory=dict)
+    """The same ``--from=`` values by the index of the stage they are in."""
 
     def global_values(self, build_args: dict[str, str] | None = None) -> dict[str, str]:
         """Values of the global ARGs (defaults, then ``build_args``), as FROM lines see them."""
@@ -195,7 +197,10 @@ def parse_containerfile(text: str) -> ContainerfileInfo:
             info.stages.append(_parse_from(command.start_line, command.value, len(info.stages)))
         elif instruction in ("COPY", "ADD", "RUN"):
             for flag in command.flags:
-                info.copy_from += _FROM_FLAG_RE.findall(flag)
+                found = _FROM_FLAG_RE.findall(flag)
+                info.copy_from += found
+                if info.stages:
+                    info.stage_from.setdefault(len(info.stages) - 1, []).extend(found)
         elif instruction == "ARG":
             # The parser keeps quotes in ARG words (Buildah removes them when it evaluates).
             for name, default in _parse_args(" ".join(command.value)).items():
@@ -205,3 +210,46 @@ def parse_containerfile(text: str) -> ContainerfileInfo:
                     if default is not None or name not in target:
                         target[name] = default
     return info
+
+
+def parallel_stages(info: ContainerfileInfo, target: str = "",
+                    build_args: dict[str, str] | None = None) -> int:
+    """How many stages of the build could run at once: the widest level of the graph of the
+    stages the target needs (Buildah skips the others), a stage's level being one more than the
+    deepest stage it starts FROM or reads with ``--from``. 1 for a chain or a single stage.
+
+    Buildah 1.28 resolves ``--from=`` words as written (no ARG expansion, its own TODO), and a
+    stage name or index; FROM words with the global ARGs, as ``base_images`` does."""
+    if not info.stages:
+        return 1
+    names = {s.name: s.index for s in info.stages if s.name}
+    values = info.global_values(build_args)
+
+    def stage_of(word: str, before: int) -> int | None:
+        word = word.lower()
+        index = names.get(word)
+        if index is None and word.isdigit():
+            index = int(word)
+        return index if index is not None and index < before else None
+
+    needs: dict[int, set[int]] = {}
+    for stage in info.stages:
+        words = [substitute(stage.base, values), *info.stage_from.get(stage.index, [])]
+        needs[stage.index] = {i for w in words if (i := stage_of(w, stage.index)) is not None}
+    last = stage_of(target, len(info.stages)) if target else len(info.stages) - 1
+    if last is None:
+        return 1  # an unknown target: Buildah says so itself
+    wanted: set[int] = set()
+    todo = [last]
+    while todo:
+        index = todo.pop()
+        if index not in wanted:
+            wanted.add(index)
+            todo.extend(needs[index])
+    level: dict[int, int] = {}
+    for index in sorted(wanted):  # a stage needs only earlier ones: one pass suffices
+        level[index] = 1 + max((level[n] for n in needs[index]), default=-1)
+    widths: dict[int, int] = {}
+    for depth in level.values():
+        widths[depth] = widths.get(depth, 0) + 1
+    return max(widths.values())

@@ -40,6 +40,7 @@ from tui.engine.containerfile import (
 from tui.engine.errors import UserError
 from tui.engine.events import CacheHit, Event, Failed, LogLine, StepDone, StepStarted
 from tui.engine.plan import BuildPlan
+from tui.engine.planner import secret_looking_args
 from tui.engine.request import BuildRequest
 
 RECORDS = "debug"
@@ -105,12 +106,18 @@ class DebugRecord:
     target_stage: str = ""
     secret_ids: tuple[str, ...] = ()
     """Names of the build's --secret inputs (never their files): a rebuild needs them again."""
+    withheld_args: tuple[str, ...] = ()
+    """Names of its secret-looking build arguments (``planner.secret_looking_args``), whose
+    values are not in ``build_args`` (no file under the data directory holds one): a session
+    needs them again (``--build-arg``; the TUI passes the build's own)."""
 
-    def request(self, secrets: tuple[tuple[str, str], ...] = ()) -> BuildRequest:
-        """The same build, nothing pushed: what a debug session prepares."""
+    def request(self, secrets: tuple[tuple[str, str], ...] = (),
+                withheld: tuple[tuple[str, str], ...] = ()) -> BuildRequest:
+        """The same build, nothing pushed: what a debug session prepares; ``withheld``: the
+        values of ``withheld_args`` given again."""
         return BuildRequest(context=Path(self.context), profile=self.profile,
                             containerfile=self.containerfile, tag=self.tag,
-                            build_args=self.build_args, secrets=secrets,
+                            build_args=self.build_args + withheld, secrets=secrets,
                             target_stage=self.target_stage, project=self.project)
 
     def to_json(self) -> str:
@@ -130,6 +137,7 @@ class DebugRecord:
         return cls(**{**data, "failed": step,
                       "build_args": tuple(tuple(a) for a in data["build_args"]),
                       "secret_ids": tuple(data["secret_ids"]),
+                      "withheld_args": tuple(data.get("withheld_args", ())),
                       "layers": {str(k): str(v) for k, v in data["layers"].items()}})
 
 
@@ -360,12 +368,14 @@ class FailureLog:
                                   dict(plan.build_args))
             except DebugError as exc:
                 failed = _with(failed, problem=str(exc))
+        withheld = secret_looking_args(plan.build_args)
         return DebugRecord(
             build_id=plan.build_id, time=time.time() if now is None else now,
             context=str(plan.context), containerfile=str(plan.containerfile),
             profile=plan.profile.name, project=plan.project, tag=plan.tag,
             store=plan.profile.store, failed=failed, base=base, layers=dict(self.layers),
-            build_args=plan.build_args, target_stage=plan.target_stage,
+            build_args=tuple((k, v) for k, v in plan.build_args if k not in withheld),
+            withheld_args=tuple(withheld), target_stage=plan.target_stage,
             secret_ids=tuple(name for name, _src in plan.secrets))
 
 

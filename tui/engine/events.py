@@ -14,6 +14,8 @@ import time as _time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from tui.engine.cache_reasons import MissReason, reason_from_dict
+
 Status = Literal["succeeded", "failed", "canceled"]
 
 
@@ -215,6 +217,20 @@ class LoadRefused(Event):
 
 
 @dataclass(frozen=True)
+class CacheExported(Event):
+    """The registry layer cache after the build, as the trusted publish phase recorded it (a
+    file, never the output): ``images`` the build used are listed in the cache's index of
+    ``repo``, ``pushed`` of them were new there. ``error`` says why the cache was not updated
+    (the build itself is not failed for it)."""
+
+    name: ClassVar[str] = "cache_exported"
+    repo: str
+    images: int = 0
+    pushed: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class PhaseDone(Event):
     """One phase's container exited: ``fetch`` and ``publish`` are buildcage's trusted work
     (pulling, pushing, reading facts), ``build`` runs the Containerfile's steps."""
@@ -244,6 +260,54 @@ class LogLine(Event):
 
 
 @dataclass(frozen=True)
+class CacheMiss(Event):
+    """Step ``stage:step`` ran instead of coming from the layer cache, and why (typed reasons,
+    see tui.engine.cache_reasons), compared with build ``compared_with`` of history (None: no
+    earlier build to compare with). Made by the engine from history and the host's view of the
+    context, never from build output; "unknown" (with what was checked) when nothing explains
+    it."""
+
+    name: ClassVar[str] = "cache_miss"
+    stage: int
+    step: int
+    instruction: str
+    reasons: tuple[MissReason, ...]
+    compared_with: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reasons", tuple(
+            r if isinstance(r, MissReason) else reason_from_dict(r) for r in self.reasons))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["reasons"] = [reason.to_dict() for reason in self.reasons]
+        return data
+
+
+@dataclass(frozen=True)
+class ImageFact:
+    """One image the build read from outside, as the store held it: ``ref`` as the
+    Containerfile names it (build arguments applied), its image id and manifest digest."""
+
+    ref: str
+    id: str = ""
+    digest: str = ""
+
+
+@dataclass(frozen=True)
+class BaseImages(Event):
+    """The images the build's stages start from and its ``COPY --from`` reads, read out of band
+    by the trusted publish phase (``buildah inspect``); only refs it could inspect."""
+
+    name: ClassVar[str] = "base_images"
+    images: tuple[ImageFact, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "images", tuple(
+            i if isinstance(i, ImageFact) else ImageFact(**i) for i in self.images))
+
+
+@dataclass(frozen=True)
 class Done(Event):
     """The last event of every build."""
 
@@ -263,7 +327,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         BuildStarted, StepStarted, CacheHit, StepDone, PullStarted, BlobCopied, ConfigCopied,
         ManifestWritten, Committed, Tagged, ImageBuilt, ImageInfo, BuildWarning, PushStarted,
-        Pushed, ImageLoaded, LoadRefused, PhaseDone, Failed, LogLine, Done,
+        Pushed, ImageLoaded, LoadRefused, CacheExported, PhaseDone, Failed, LogLine, Done,
+        CacheMiss, BaseImages,
     )
 }
 

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sqlite3
 import statistics
 import threading
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Self
 
 from tui.engine.config import data_dir, ensure_data_dir, private_file
 from tui.engine.errors import UserError
+from tui.engine.secret_args import has_secret, withhold
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SIDE_FILES = ("-journal", "-wal", "-shm")
 STATUSES = ("succeeded", "failed", "canceled")
 
-_SCHEMA = """
+_BASE_TABLES = """
 CREATE TABLE builds (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     started_at REAL NOT NULL, profile TEXT NOT NULL, context TEXT NOT NULL,
@@ -25,7 +29,8 @@ CREATE TABLE builds (
     status TEXT NOT NULL, duration_s REAL NOT NULL, steps_total INTEGER NOT NULL,
     cache_hits INTEGER NOT NULL, image_id TEXT NOT NULL, pushed TEXT NOT NULL,
     build_args TEXT NOT NULL, stage_target TEXT NOT NULL, no_cache INTEGER NOT NULL,
-    warm INTEGER NOT NULL, loaded TEXT NOT NULL DEFAULT ''
+    warm INTEGER NOT NULL, loaded TEXT NOT NULL DEFAULT '',
+    store TEXT NOT NULL DEFAULT '', bases TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX builds_by_time ON builds (started_at);
 CREATE INDEX builds_by_profile ON builds (profile, context, status, started_at);
@@ -36,10 +41,64 @@ CREATE TABLE steps (
     PRIMARY KEY (build_id, seq)
 );
 """
-_MIGRATIONS = {
-    # 1 -> 2: the host tag a build was loaded under (--load), "" for none.
-    2: "ALTER TABLE builds ADD COLUMN loaded TEXT NOT NULL DEFAULT ''",
+_CACHE_TABLES = """
+CREATE INDEX IF NOT EXISTS builds_by_store ON builds (store, context, started_at);
+CREATE TABLE IF NOT EXISTS cache_steps (
+    build_id INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+    stage INTEGER NOT NULL, step INTEGER NOT NULL, instruction TEXT NOT NULL,
+    layer_id TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL, files TEXT,
+    PRIMARY KEY (build_id, stage, step)
+);
+CREATE INDEX IF NOT EXISTS cache_steps_by_layer ON cache_steps (layer_id);
+CREATE TABLE IF NOT EXISTS cache_misses (
+    build_id INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+    stage INTEGER NOT NULL, step INTEGER NOT NULL, instruction TEXT NOT NULL,
+    compared_with INTEGER, reasons TEXT NOT NULL,
+    PRIMARY KEY (build_id, stage, step)
+);
+"""
+"""What the cache-miss explanations compare (tui.engine.cache_why): each step's layer, outcome
+and inputs (build arguments it saw, secret-looking ones as an HMAC; the context files it
+copied), and the reasons found for the steps that ran."""
+_SCHEMA = _BASE_TABLES + _CACHE_TABLES
+
+# Schema 3 is every column and table above; the files older buildcages wrote lack some:
+#   1          (before --load and the cache explanations): none of loaded, store, bases;
+#   2 (--load) : loaded;
+#   2 (why)    : store, bases and the cache tables (a development branch that also called
+#                its schema 2; told apart from --load's by its columns, not its number).
+# So an upgrade adds what is missing, column by column, whichever file it is.
+_ADDED_COLUMNS = {
+    "loaded": "TEXT NOT NULL DEFAULT ''",  # the host tag a build was loaded under (--load)
+    "store": "TEXT NOT NULL DEFAULT ''",  # the image store it used: its cache
+    "bases": "TEXT NOT NULL DEFAULT ''",  # the images it read from outside, JSON
 }
+KEEP_FILE_LISTS = 5
+"""File lists (the largest part of a cache record) are kept for the newest builds of each
+context and store; older builds keep one digest of them."""
+
+
+def _run(db: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _upgrade(db: sqlite3.Connection, key: Callable[[], bytes]) -> None:
+    """Brings a schema 1 or either schema 2 up to schema 3, keeping every row; the values of
+    secret-looking build arguments those kept in clear become digests (``key``: history's)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(builds)")}
+    if not have:
+        raise sqlite3.DatabaseError("no builds table")
+    for name, declaration in _ADDED_COLUMNS.items():
+        if name not in have:
+            db.execute(f"ALTER TABLE builds ADD COLUMN {name} {declaration}")
+    _run(db, _CACHE_TABLES)
+    for build_id, text in db.execute("SELECT id, build_args FROM builds").fetchall():
+        args = json.loads(text)
+        if isinstance(args, dict) and has_secret(args):
+            db.execute("UPDATE builds SET build_args = ? WHERE id = ?",
+                       (json.dumps(withhold(args, key()), sort_keys=True), build_id))
 
 
 class HistoryError(UserError, RuntimeError):
@@ -82,6 +141,37 @@ class BuildRecord:
     loaded: str = ""
     """The host tag the image was loaded under (``--load``, or later from the TUI), else ""."""
     steps: list[StepRecord] = field(default_factory=list)
+    store: str = ""
+    """Which image store the build used (``tui.engine.cache_why.store_key``): its cache."""
+    bases: dict[str, dict[str, str]] | None = None
+    """Images it read from outside (ref -> {"id", "digest"}), from the publish phase's facts;
+    None when not recorded (the build ended before publishing)."""
+
+
+@dataclass(frozen=True)
+class CacheStep:
+    """One step of a build as the cache saw it: its layer, what happened to it ("from",
+    "cached", "built", "failed", "canceled") and what Buildah keyed it on (``detail``: build
+    arguments, file digest, --from, base; ``files``: the context files it copied, or None)."""
+
+    stage: int
+    step: int
+    instruction: str
+    layer_id: str
+    outcome: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, list[Any]] | None = None
+
+
+@dataclass(frozen=True)
+class CacheMissRecord:
+    """The reasons (JSON form of tui.engine.cache_reasons) a step of a build ran."""
+
+    stage: int
+    step: int
+    instruction: str
+    compared_with: int | None
+    reasons: list[dict[str, Any]]
 
 
 # Scalar columns of ``builds``, in dataclass order; ``id`` is the key and steps have a table.
@@ -93,6 +183,7 @@ def _row_values(record: BuildRecord) -> tuple[Any, ...]:
     values = {name: getattr(record, name) for name in _COLUMNS}
     values["build_args"] = json.dumps(record.build_args, sort_keys=True)
     values["warm"] = record.warm or record.cache_hits > 0
+    values["bases"] = "" if record.bases is None else json.dumps(record.bases, sort_keys=True)
     return tuple(values[name] for name in _COLUMNS)
 
 
@@ -100,6 +191,7 @@ def _from_row(row: sqlite3.Row, steps: list[StepRecord]) -> BuildRecord:
     values: dict[str, Any] = {name: row[name] for name in _COLUMNS}
     values.update({name: bool(row[name]) for name in _BOOLS})
     values["build_args"] = json.loads(row["build_args"])
+    values["bases"] = json.loads(row["bases"]) if row["bases"] else None
     return BuildRecord(**values, id=row["id"], steps=steps)
 
 
@@ -127,6 +219,9 @@ class History:
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA foreign_keys = ON")
+            # What an update replaces (a secret value an older buildcage kept) is overwritten
+            # in the file, not left in a free page (Debian's SQLite is built so; not all are).
+            self._db.execute("PRAGMA secure_delete = ON")
             self._migrate()
         except (OSError, sqlite3.Error, HistoryError) as exc:
             self.close()
@@ -147,12 +242,9 @@ class History:
                     f" (schema {version} > {SCHEMA_VERSION})"
                 )
             if version == 0:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-            else:
-                for step in range(version + 1, SCHEMA_VERSION + 1):
-                    db.execute(_MIGRATIONS[step])  # a file an older buildcage wrote
+                _run(db, _SCHEMA)
+            elif version < SCHEMA_VERSION:
+                _upgrade(db, self.secret_key)  # a file an older buildcage wrote
             if version != SCHEMA_VERSION:  # written only when it changes: opening stays a read
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.commit()
@@ -168,16 +260,22 @@ class History:
     def _failed(self, exc: sqlite3.Error) -> HistoryError:
         return HistoryError(f"{self.path}: cannot use build history: {exc}")
 
-    def add(self, record: BuildRecord) -> int:
-        """Store ``record`` (its ``id`` is ignored) with its steps; return the new id."""
+    def add(self, record: BuildRecord, cache: list[CacheStep] | None = None,
+            misses: list[CacheMissRecord] | None = None) -> int:
+        """Store ``record`` (its ``id`` is ignored) with its steps, and what its cache record
+        and miss reasons hold; return the new id."""
         if record.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}: {record.status!r}")
         try:
-            return self._add(record)
+            if has_secret(record.build_args):  # never a secret-looking value in clear
+                record = replace(record, build_args=withhold(record.build_args,
+                                                             self.secret_key()))
+            return self._add(record, cache or [], misses or [])
         except sqlite3.Error as exc:  # a database damaged since it was opened, a full disk
             raise self._failed(exc) from exc
 
-    def _add(self, record: BuildRecord) -> int:
+    def _add(self, record: BuildRecord, cache: list[CacheStep],
+             misses: list[CacheMissRecord]) -> int:
         marks = ", ".join("?" * len(_COLUMNS))
         with self._lock, self._conn() as db:
             cursor = db.execute(
@@ -191,7 +289,122 @@ class History:
                     for seq, s in enumerate(record.steps)
                 ],
             )
+            db.executemany(
+                "INSERT OR REPLACE INTO cache_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(build_id, c.stage, c.step, c.instruction, c.layer_id, c.outcome,
+                  json.dumps(c.detail, sort_keys=True),
+                  None if c.files is None else json.dumps(c.files, sort_keys=True))
+                 for c in cache],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO cache_misses VALUES (?, ?, ?, ?, ?, ?)",
+                [(build_id, m.stage, m.step, m.instruction, m.compared_with,
+                  json.dumps(m.reasons)) for m in misses],
+            )
+            if cache and record.store:
+                self._prune_file_lists(db, record)
         return build_id
+
+    @staticmethod
+    def _prune_file_lists(db: sqlite3.Connection, record: BuildRecord) -> None:
+        db.execute(
+            "UPDATE cache_steps SET files = NULL WHERE files IS NOT NULL AND build_id IN ("
+            " SELECT id FROM builds WHERE store = ? AND context = ?"
+            " ORDER BY started_at DESC, id DESC LIMIT -1 OFFSET ?)",
+            (record.store, record.context, KEEP_FILE_LISTS))
+
+    def cache_steps(self, build_id: int) -> list[CacheStep]:
+        """The cache record of a build's steps, in order (empty for builds recorded without)."""
+        rows = self._query("SELECT * FROM cache_steps WHERE build_id = ? ORDER BY stage, step",
+                           (build_id,))
+        return [CacheStep(r["stage"], r["step"], r["instruction"], r["layer_id"], r["outcome"],
+                          json.loads(r["detail"]),
+                          None if r["files"] is None else json.loads(r["files"]))
+                for r in rows]
+
+    def cache_misses(self, build_id: int) -> list[CacheMissRecord]:
+        rows = self._query("SELECT * FROM cache_misses WHERE build_id = ? ORDER BY stage, step",
+                           (build_id,))
+        return [CacheMissRecord(r["stage"], r["step"], r["instruction"], r["compared_with"],
+                                json.loads(r["reasons"])) for r in rows]
+
+    def last_build(self, context: str, *, store: str | None = None,
+                   other_store: str | None = None, profile: str | None = None,
+                   explained: bool = False) -> BuildRecord | None:
+        """The newest build of ``context``: in ``store``, in any store but ``other_store``, of
+        ``profile``; ``explained``: only one with a cache record."""
+        where, params = ["context = ?"], [context]
+        if store is not None:
+            where.append("store = ?")
+            params.append(store)
+        if other_store is not None:
+            where.append("store != ?")
+            params.append(other_store)
+        if profile is not None:
+            where.append("profile = ?")
+            params.append(profile)
+        if explained:
+            where.append("id IN (SELECT build_id FROM cache_steps)")
+        found = self._records(f"WHERE {' AND '.join(where)} ORDER BY started_at DESC, id DESC"
+                              " LIMIT 1", tuple(params))
+        return found[0] if found else None
+
+    def build_with_layer(self, store: str, layer_id: str) -> tuple[int, int, int] | None:
+        """(build, stage, step) of the newest build in ``store`` with a step whose layer is
+        ``layer_id`` (built or reused there), or None."""
+        if not layer_id:
+            return None
+        rows = self._query(
+            "SELECT c.build_id, c.stage, c.step FROM cache_steps c JOIN builds b"
+            " ON b.id = c.build_id WHERE b.store = ? AND c.layer_id = ?"
+            " ORDER BY b.started_at DESC, b.id DESC LIMIT 1", (store, layer_id))
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    def secret_key(self) -> bytes:
+        """The key of the HMACs that stand for secret build arguments: 32 random bytes in a
+        private file next to the database (made once), so a copy of the database alone does
+        not allow guessing them."""
+        path = self.path.with_name(self.path.name + ".key")
+        try:
+            return self._read_key(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise HistoryError(f"{path}: cannot read the history key: {exc.strerror}") from exc
+        # Written whole under another name, then linked into place: a reader never sees half
+        # a key, and of two processes making it at once the first one's wins.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(secrets.token_bytes(32))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            return self._read_key(path)
+        except OSError as exc:
+            raise HistoryError(f"{path}: cannot write the history key: {exc.strerror}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @staticmethod
+    def _read_key(path: Path) -> bytes:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            if os.fstat(fd).st_mode & 0o077:  # made more open since: 0600 again
+                os.fchmod(fd, 0o600)
+            data = handle.read(33)
+        if len(data) != 32:
+            raise OSError(0, "not a 32-byte key", str(path))
+        return data
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
+        try:
+            with self._lock:
+                return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
 
     def _records(self, where: str, params: tuple[Any, ...]) -> list[BuildRecord]:
         try:

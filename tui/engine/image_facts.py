@@ -9,8 +9,17 @@ import json
 import re
 from dataclasses import dataclass
 
-from tui.engine.events import Pushed
-from tui.engine.plan import DIGEST_FILE, IMAGE_FILE, OVERLAY_FILE, BuildPlan
+from tui.engine.events import CacheExported, ImageFact, Pushed
+from tui.engine.plan import (
+    BASE_FILE,
+    CACHE_FILE,
+    CACHE_MAX_IMAGES,
+    DIGEST_FILE,
+    IMAGE_FILE,
+    OVERLAY_FILE,
+    BuildPlan,
+)
+from tui.engine.text import visible
 
 _ID_RE = re.compile(r"[0-9a-f]{64}")
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
@@ -25,17 +34,51 @@ class ImageFacts:
     pushed: Pushed | None = None
     overlay: str = ""
     """"kernel" or "fuse": containers/storage's own record in the store the build used."""
+    bases: tuple[ImageFact, ...] | None = None
+    """The external images the build read (``BuildPlan.fetch_refs``) as the store held them;
+    None when the publish phase wrote none of them."""
+    cache: CacheExported | None = None
+    """The registry cache's update; None when the build has no registry cache."""
 
 
 def read_facts(plan: BuildPlan) -> ImageFacts:
     image_id, layers = _image(plan)
     return ImageFacts(image_id=image_id, layers=layers, pushed=_pushed(plan),
+                      bases=_bases(plan), cache=_cache(plan),
                       overlay=_overlay(plan))
 
 
 def _overlay(plan: BuildPlan) -> str:
     record = _read(plan.facts_dir / OVERLAY_FILE).strip()
     return {"false": "kernel", "true": "fuse"}.get(record, "")
+
+
+def _bases(plan: BuildPlan) -> tuple[ImageFact, ...] | None:
+    found = []
+    for index, ref in enumerate(plan.fetch_refs):
+        words = _read(plan.facts_dir / BASE_FILE.format(index=index)).split()
+        image_id = words[0] if words else ""
+        digest = words[1] if len(words) > 1 else ""
+        if _ID_RE.fullmatch(image_id):
+            found.append(ImageFact(ref=ref, id=image_id,
+                                   digest=digest if _DIGEST_RE.fullmatch(digest) else ""))
+    return tuple(found) if found else None
+
+
+_CACHE_RE = re.compile(r"images (\d{1,4}) pushed (\d{1,4})")
+
+
+def _cache(plan: BuildPlan) -> CacheExported | None:
+    if not plan.pushes_cache:
+        return None
+    text = _read(plan.facts_dir / CACHE_FILE)[:1000].strip()
+    match = _CACHE_RE.fullmatch(text)
+    if match and int(match[2]) <= int(match[1]) <= CACHE_MAX_IMAGES:
+        return CacheExported(repo=plan.cache_repo, images=int(match[1]), pushed=int(match[2]))
+    if text.startswith("failed: ") and "\n" not in text:
+        return CacheExported(repo=plan.cache_repo, error=visible(text.removeprefix("failed: ")))
+    return CacheExported(repo=plan.cache_repo,
+                         error="the publish phase left no readable record")
 
 
 def _read(path) -> str:

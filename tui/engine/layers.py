@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tui.engine.errors import UserError
+from tui.engine.planner import secret_looking_args
 from tui.engine.tar_headers import DIRECTORY, TarHeader
 from tui.engine.text import visible
 
@@ -395,9 +396,51 @@ def analyze(image_id: str, inputs: Sequence[LayerInput], *, source: str = "") ->
 
 # -- what made each layer --------------------------------------------------------------------------
 
+_ARGS_PREFIX = re.compile(r"\|(\d+) ")
+_ARG_NAME = re.compile(r"(?:^| )([A-Za-z_][A-Za-z0-9_]*)=")
+_SHELL = " /bin/sh -c "
+HIDDEN = "(secret: not shown)"
+
+
+def hide_secret_args(created_by: str) -> str:
+    """Buildah writes the build arguments a RUN saw into the image's history (``|2 A=1
+    TOKEN=x /bin/sh -c ...``); the value of each one named like a secret
+    (``planner.secret_looking_args``) is replaced by ``HIDDEN``, so a report kept under the
+    data directory, the JSON and the screen never hold it. A value runs to the next ``NAME=``
+    or to the command (``/bin/sh -c``, else the next space); when a value holds `` X=`` (more
+    names than the count), everything after the first secret-looking name is hidden."""
+    match = _ARGS_PREFIX.match(created_by)
+    if match is None:
+        return created_by
+    start = match.end()
+    shell = created_by.find(_SHELL, start)
+    names = list(_ARG_NAME.finditer(created_by, start - 1,  # from the space before the first
+                                    shell if shell >= 0 else len(created_by)))
+    if not any(secret_looking_args(((m.group(1), ""),)) for m in names):
+        return created_by
+    if shell < 0:  # exec form: the last value ends at the next space
+        last = names[-1].end()
+        space = created_by.find(" ", last)
+        shell = space if space >= 0 else len(created_by)
+    if len(names) != int(match.group(1)):  # a value holds " X=": which ones are values is
+        # not known, so everything after the first secret-looking name is hidden
+        first = next(m for m in names if secret_looking_args(((m.group(1), ""),)))
+        return created_by[:first.end()] + HIDDEN + created_by[shell:]
+    out, pos = [created_by[:start]], start
+    for index, name in enumerate(names):
+        value_end = names[index + 1].start() if index + 1 < len(names) else shell
+        out.append(created_by[pos:name.end()])
+        secret = bool(secret_looking_args(((name.group(1), ""),)))
+        out.append(HIDDEN if secret else created_by[name.end():value_end])
+        pos = value_end
+    out.append(created_by[pos:])
+    return "".join(out)
+
+
 def instruction_text(created_by: str) -> str:
-    """``/bin/sh -c #(nop) COPY ...`` -> ``COPY ...``; ``/bin/sh -c CMD`` -> ``RUN CMD``."""
-    text = created_by.strip()
+    """``/bin/sh -c #(nop) COPY ...`` -> ``COPY ...``; ``/bin/sh -c CMD`` -> ``RUN CMD``;
+    secret-looking build arguments' values hidden (``hide_secret_args``)."""
+    text = hide_secret_args(created_by.strip())
     if "#(nop) " in text:
         return text.split("#(nop) ", 1)[1].strip()
     if text.startswith("/bin/sh -c "):

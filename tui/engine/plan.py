@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -45,6 +46,9 @@ LAYERS_DIR = f"{FACTS_DIR}/layers"
 the image's layers, uncompressed (a ``dir:`` layout), for tui.engine.layer_reader."""
 BUILD_ARGS_FILE = "build-args.env"
 IMAGE_FILE = "image.json"
+BASE_FILE = "base-{index}"
+"""``ID DIGEST`` of the build's ``index``-th external image (``fetch_refs``), for the cache
+explanations of the next build (tui.engine.cache_why)."""
 DIGEST_FILE = "digest"
 OVERLAY_FILE = "overlay"
 """containers/storage's record of the overlay the store was mounted with (``true``: a mount
@@ -53,6 +57,12 @@ GRAPH_ROOT = "/var/lib/containers/storage"
 STORAGE_CONF = "/etc/containers/storage.conf"
 REGISTRIES_CONF = "/etc/containers/registries.conf.d/99-buildcage.conf"
 MOUNT_RECORD = "overlay/.has-mount-program"
+CACHE_FILE = "cache"
+"""The publish phase's record of the registry cache: ``images N pushed K`` or ``failed: why``."""
+CACHE_LABEL = "buildcage.cache.images"
+"""Label of a cache index image: the ids of the cache images one build used, space-separated."""
+CACHE_MAX_IMAGES = 512
+"""At most this many cache images are pulled or listed (a bound on what an index can ask for)."""
 
 MountKind = Literal["bind", "volume", "device", "secret", "copy", "sync", "overlay"]
 """``copy``: a file or directory of this machine copied into the container before it starts
@@ -143,6 +153,23 @@ class BuildPlan:
     kernel overlay probe and the store's own record (tui.engine.overlay.choose)."""
     overlay_reason: str = ""
     """Why that overlay, for people (the card's speed reasons)."""
+    cache_repo: str = ""
+    """Registry repository of the project's layer cache (``REGISTRY/buildcage-cache/PROJECT``)
+    for a fresh store, "" for none. Only the trusted phases talk to it: fetch pulls the images
+    the last build used (its index, ``cache_index``) into the new store, where Buildah's own
+    ``--layers`` lookup finds them (its ``intermediateImageExists``, which ``--cache-from`` also
+    ends in); publish pushes the images the build added and a new index. Buildah's
+    ``--cache-from``/``--cache-to`` themselves would talk to the registry from the build phase,
+    which has no network (and ``--cache-to`` fails the build when it cannot push)."""
+    cache_push: bool = True
+    """Whether the publish phase pushes the cache. False for a debug session's rebuild, which
+    pushes nothing (no image either) but may still pull the cache in its fetch phase."""
+    cache_note: str = ""
+    """Why a registry cache the profile asks for is off for this build (its registry did not
+    answer when the build was prepared); the runner says it as a warning."""
+    cpus: int = 1
+    """CPUs of the machine running the builder, as far as buildcage knows (1: unknown): caps
+    Buildah's ``--jobs``."""
     context_snapshot: Path | None = None
     """Per-build directory (``DATA/snapshots/BUILD_ID``, mode 0700) holding the copy of the
     context the builder reads (``context/``) and, when the Containerfile lies outside the
@@ -407,13 +434,76 @@ class BuildPlan:
         info = parse_containerfile(read_containerfile(self.containerfile))
         return tuple(info.external_images(dict(self.build_args)))
 
+    @cached_property
+    def stage_width(self) -> int:
+        """How many of the Containerfile's stages could run at once (see ``parallel_stages``)."""
+        from tui.engine.containerfile import (
+            parallel_stages,
+            parse_containerfile,
+            read_containerfile,
+        )
+
+        info = parse_containerfile(read_containerfile(self.containerfile))
+        return parallel_stages(info, self.target_stage, dict(self.build_args))
+
+    @property
+    def pulls_cache(self) -> bool:
+        """Whether the fetch phase pulls the registry cache (not for ``--no-cache``, which
+        builds every step again and pushes the result as the new cache)."""
+        return bool(self.cache_repo) and not self.no_cache
+
+    @property
+    def pushes_cache(self) -> bool:
+        """Whether the publish phase pushes the images this build used as the new cache."""
+        return bool(self.cache_repo) and self.cache_push
+
+    @property
+    def cache_index(self) -> str:
+        """The tag listing the cache images of the last build of this Containerfile and target:
+        one index per variant, so two Containerfiles of a project do not evict each other."""
+        if self.containerfile_outside_context:
+            where = "outside:" + self.containerfile.name
+        else:
+            where = self.containerfile.relative_to(self.context).as_posix()
+        return f"{self.cache_repo}:index-{_digest(where + chr(0) + self.target_stage)}"
+
     def fetch_argv(self) -> list[str]:
-        """Pulls what the store lacks (``buildah pull``'s policy is "missing")."""
+        """Pulls what the store lacks (``buildah pull``'s policy is "missing"), then the
+        registry cache's images."""
         refs = self.fetch_refs
-        if not refs:
+        if not refs and not self.pulls_cache:
             return []
         pulls = [shlex.join(["buildah", "pull", *self._auth_flags(), ref]) for ref in refs]
+        if self.pulls_cache:
+            pulls.append(self.cache_pull_script())
         return ["sh", "-ec", "; ".join([*self._prelude("fetch"), *pulls])]
+
+    def cache_pull_script(self) -> str:
+        """Pulls the index of the cache, then every image it lists, into the store; removes the
+        index. Whatever the registry answers is data: only 64-hex image ids are pulled, at most
+        CACHE_MAX_IMAGES, each by its own tag; a missing one is only a step built again. One
+        line (every rendering keeps a phase's command on one line)."""
+        repo, index = self.cache_repo, shlex.quote(self.cache_index)
+        pull = shlex.join(["buildah", "pull", "-q", *self._auth_flags()])
+        label = shlex.join(["buildah", "inspect", "--type", "image", "--format",
+                            f'{{{{index .OCIv1.Config.Labels "{CACHE_LABEL}"}}}}',
+                            self.cache_index])
+        return " ".join([
+            f"if {pull} {index} >/dev/null 2>&1; then",
+            "set -f;",
+            f"ids=$({label}) || ids='';",
+            f"buildah rmi {index} >/dev/null 2>&1 || true;",
+            "n=0; got=0;",
+            "for id in $ids; do",
+            "case $id in *[!0-9a-f]*) continue;; esac;",
+            "[ ${#id} -eq 64 ] || continue;",
+            f"n=$((n+1)); [ $n -le {CACHE_MAX_IMAGES} ] || break;",
+            f"if {pull} {shlex.quote(repo)}:$id >/dev/null 2>&1; then got=$((got+1));",
+            f'else echo "buildcage: cache image $id is gone from {repo}"; fi;',
+            "done;",
+            f'echo "buildcage: registry cache: $got images from {repo}";',
+            f'else echo "buildcage: registry cache: nothing in {repo} yet"; fi',
+        ])
 
     def _context_mounts(self) -> list[Mount]:
         """The context (its snapshot when there is one) and a Containerfile kept outside it:
@@ -440,10 +530,21 @@ class BuildPlan:
         # --pull=never: the trusted fetch phase pulled what was missing; the build phase has no
         # network to pull with anyway. The image's facts come out of band (publish phase).
         # A fresh store is deleted with the build: a layer per step is a commit nothing will
-        # ever reuse, so it commits once (measured here: a 15-RUN build 3.4 s against 4.7 s).
-        keep = self.layers if self.layers is not None else self.profile.store != "fresh"
-        layers = "--layers" if keep else "--layers=false"
-        argv = ["buildah", "bud", layers, "--force-rm", "--pull=never"]
+        # ever reuse, so it commits once (measured here: a 15-RUN build 3.4 s against 4.7 s),
+        # unless the publish phase pushes the steps as the registry cache.
+        keep = self.layers if self.layers is not None else (
+            self.profile.store != "fresh" or self.pushes_cache)
+        if keep and self.pushes_cache:
+            # --rm=false keeps Buildah's working containers in the (fresh) store: each names
+            # the image its step started from, so the publish phase knows which images this
+            # build used (hits and new ones) from stale ones the fetch phase pulled.
+            argv = ["buildah", "bud", "--layers", "--rm=false", "--pull=never"]
+        else:
+            layers = "--layers" if keep else "--layers=false"
+            argv = ["buildah", "bud", layers, "--force-rm", "--pull=never"]
+        jobs = min(self.stage_width, self.cpus)
+        if jobs > 1:
+            argv += ["--jobs", str(jobs)]
         if self.no_cache:
             argv.append("--no-cache")
         argv += ["-f", self._containerfile_in_builder(), "-t", self.tag]
@@ -511,6 +612,13 @@ class BuildPlan:
                   # Written by containers/storage as it set up the store, here as in the build.
                   f"cat {GRAPH_ROOT}/{MOUNT_RECORD} > {FACTS_DIR}/{OVERLAY_FILE} 2>/dev/null "
                   "|| true"]
+        for index, ref in enumerate(self.fetch_refs):
+            # The images the build read, as the store holds them; one that cannot be inspected
+            # is only missing from the facts, it does not fail the build.
+            base = ["buildah", "inspect", "--type", "image", "--format",
+                    "{{.FromImageID}} {{.FromImageDigest}}", "--", ref]
+            script.append(f"{{ {shlex.join(base)} > {FACTS_DIR}/{BASE_FILE.format(index=index)}"
+                          " 2>/dev/null || :; }")
         push = self.push_argv()
         if push is not None:
             script.append(shlex.join(push[1]))
@@ -520,7 +628,63 @@ class BuildPlan:
             # Optional: a failure (a full disk) costs the layers' report, never the build.
             script.append(f"{shlex.join(layers_argv(self.tag, LAYERS_DIR))} "
                           f"|| rm -rf {LAYERS_DIR}")
+        if self.pushes_cache:
+            script.append(self.cache_push_script())
         return ["sh", "-ec", "; ".join(script)]
+
+    def cache_push_script(self) -> str:
+        """Pushes the images this build used to the cache and lists them in a new index; writes
+        ``images N pushed K`` (or ``failed: why``) to the facts. A failure is recorded, never
+        the build's: the image is built (and pushed) already.
+
+        Used = named by a working container (``--rm=false``: the image each step started from)
+        or the tagged result, minus the bases. Already in the registry = pulled from the cache
+        (named ``REPO:ID``): not pushed again. The store is the build's, so every id it gives is
+        checked like input (64 hex), and globbing is off. One line, like ``cache_pull_script``."""
+        repo, index = self.cache_repo, shlex.quote("docker://" + self.cache_index)
+        fact = f"{FACTS_DIR}/{CACHE_FILE}"
+        image_id = ["buildah", "inspect", "--type", "image", "--format", "{{.FromImageID}}"]
+        bases = " ".join(f"$({shlex.join([*image_id, ref])} 2>/dev/null || true)"
+                         for ref in self.fetch_refs)
+        named = re.sub(r"([.\[\]*^$\\])", r"\\\1", repo)  # as a basic regular expression
+        names = shlex.quote(f'"{named}:[0-9a-f]\\{{64\\}}"')
+        push = shlex.join(["buildah", "push", "-q", *self._auth_flags()])
+        commit = shlex.join(["buildah", "commit", "-q", "--rm", *self._auth_flags()])
+        return " ".join([
+            "if ! ( set -f;",
+            f'bases=" {bases} ";',
+            f"have=\" $(buildah images --json | grep -o {names} | tr -d '\"' | sed 's/.*://'"
+            " | tr '\\n' ' ') \";",
+            "ids=$( { buildah containers -a --format '{{.ImageID}}';"
+            f" {shlex.join([*image_id, self.tag])}; }} | sort -u);",
+            "all=''; n=0; pushed=0;",
+            "for id in $ids; do",
+            "case $id in *[!0-9a-f]*) continue;; esac;",
+            "[ ${#id} -eq 64 ] || continue;",
+            'case $bases in *" $id "*) continue;; esac;',
+            f"n=$((n+1)); [ $n -le {CACHE_MAX_IMAGES} ] || break;",
+            'case $have in *" $id "*) ;; *)',
+            f'{push} "$id" "docker://{repo}:$id" >/dev/null'
+            f' || {{ echo "failed: push of $id to {repo}" > {fact}; exit 1; }};',
+            "pushed=$((pushed+1));; esac;",
+            'all="$all $id";',
+            "done;",
+            'stale=0; for id in $have; do case $all in *" $id"*) ;; *) stale=1;; esac; done;',
+            "if [ $pushed -gt 0 ] || [ $stale -gt 0 ]; then",
+            "c=$(buildah from scratch);",
+            f'buildah config --label "{CACHE_LABEL}=${{all# }}" "$c";',
+            f'{commit} "$c" {index} >/dev/null'
+            f' || {{ echo "failed: push of the index {self.cache_index}" > {fact}; exit 1; }};',
+            "fi;",
+            f'echo "images $n pushed $pushed" > {fact} ); then',
+            f"[ -s {fact} ] || echo 'failed: the cache step stopped' > {fact}; fi",
+        ])
+
+    def debug_rebuild(self) -> BuildPlan:
+        """This plan for a debug session's rebuild of a fresh store (tui.engine.debug_shell):
+        a layer per step, so the shell has the state before the failed one. It may pull the
+        registry cache (trusted fetch phase), but pushes nothing: no image, no cache."""
+        return dataclasses.replace(self, layers=True, cache_push=False)
 
     def debug_phase(self, command: list[str]) -> Phase:
         """The container of a debug shell running ``command`` (tui.engine.debug writes it):
@@ -541,9 +705,11 @@ class BuildPlan:
                      container_name=f"{self.container_name}-{name}")
 
     def phases(self) -> list[Phase]:
-        """Fetch (when the Containerfile names external images), build, publish; in order."""
+        """Fetch (when the Containerfile names external images or the registry cache is
+        pulled), build, publish; in order."""
         names: list[PhaseName] = ["fetch", "build", "publish"]
-        return [self.phase(n) for n in names if n != "fetch" or self.fetch_refs]
+        return [self.phase(n) for n in names
+                if n != "fetch" or self.fetch_refs or self.pulls_cache]
 
     def command(self) -> list[str]:
         """The build phase's command (the container that runs untrusted steps)."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import os
 import re
 import uuid
 from pathlib import Path
 
-from tui.engine.config import Config, data_dir, registries_conf
+from tui.engine.config import LOCAL_REGISTRY, Config, data_dir, registries_conf
 from tui.engine.containerfile import find_containerfile
 from tui.engine.context import needs_snapshot
 from tui.engine.errors import UserError
@@ -26,6 +27,7 @@ from tui.engine.plan import BuildPlan
 from tui.engine.profiles import Profile, ProfileSet, confirmation_message, confirmation_needed
 from tui.engine.registry import (
     BadReference,
+    ImageRef,
     OciTarget,
     check_oci_dir,
     parse_push_target,
@@ -210,7 +212,19 @@ def make_plan(
         snapshot = needs_snapshot(ctx, cf, chosen.userns)
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", build_id):
         raise PlanError(f"build id {build_id!r} must be 1 to 64 of A-Z a-z 0-9 _ -")
+    cache_repo = cache_repository(config, chosen, target, project or project_name(ctx))
+    cache_note = ""
+    if remote and cache_repo and is_loopback(cache_repo.split("/", 1)[0]):
+        # The trusted phases run on the service's host: its loopback is another machine's, so
+        # the cache (and the credentials sent to it) would go to whatever listens there.
+        cache_note = (f"registry cache off for this build: {cache_repo.split('/', 1)[0]} is "
+                      "this machine's loopback, which the podman service on another host does "
+                      "not reach (set cache_registry to a registry that host reaches)")
+        cache_repo = ""
     plan = BuildPlan(
+        cache_repo=cache_repo,
+        cache_note=cache_note,
+        cpus=1 if remote else (os.cpu_count() or 1),
         build_id=build_id,
         context=ctx,
         containerfile=cf,
@@ -253,6 +267,55 @@ def with_overlay(plan: BuildPlan, record: ProbeRecord | None) -> BuildPlan:
     overlay = choose(plan.profile.overlay, plan.profile.userns, record, store)
     return dataclasses.replace(plan, overlay=overlay.kind, overlay_reason=overlay.reason)
 
+
+
+CACHE_NAMESPACE = "buildcage-cache"
+
+
+def cache_repository(config: Config, profile: Profile, push: ImageRef | OciTarget | None,
+                     project: str) -> str:
+    """``REGISTRY/buildcage-cache/PROJECT`` for a profile with ``registry_cache``, "" for none.
+
+    The registry: ``cache_registry`` from the config ("" turns the cache off), else the push
+    target's registry when the config names it under ``registries`` (buildcage writes no cache
+    repositories into a registry nobody configured), else the local registry when configured."""
+    if not profile.registry_cache or profile.store != "fresh":
+        return ""
+    registry = config.cache_registry
+    if registry is None:
+        if isinstance(push, ImageRef) and push.registry in config.registries:
+            registry = push.registry
+        elif LOCAL_REGISTRY in config.registries:
+            registry = LOCAL_REGISTRY
+        else:
+            registry = ""
+    if not registry:
+        return ""
+    return f"{registry}/{CACHE_NAMESPACE}/{_repository_component(project)}"
+
+
+def is_loopback(registry: str) -> bool:
+    """Whether ``registry`` (``host[:port]``) names this machine's loopback."""
+    if registry.startswith("["):  # [::1]:5000
+        host = registry[1:].split("]", 1)[0]
+    else:
+        host = registry.rsplit(":", 1)[0]
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _repository_component(project: str) -> str:
+    """A project name as one repository path component: as it is when the reference grammar
+    allows it, else its allowed characters and a digest of the name (so ``a..b`` and ``a.b``
+    stay two caches)."""
+    if re.fullmatch(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*", project):
+        return project
+    base = re.sub(r"[^a-z0-9]+", "-", project).strip("-")[:40] or "project"
+    return f"{base}-{hashlib.sha256(project.encode()).hexdigest()[:8]}"
 
 
 def check_remote_profile(profile: Profile) -> None:

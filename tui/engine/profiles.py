@@ -56,6 +56,10 @@ class Profile:
     ``overlay = "kernel"``."""
     requires_confirmation: bool = False
     """Must be asked for explicitly (a CLI flag or a UI confirmation) before it runs."""
+    registry_cache: bool = False
+    """A fresh store's layer cache kept in a registry (``buildcage-cache/PROJECT``): the trusted
+    fetch phase pulls it before the build, the publish phase pushes what the build added (see
+    ``BuildPlan.cache_repo``). Only for ``store = "fresh"``; the other stores keep their own."""
     builtin: bool = True
 
     @property
@@ -81,10 +85,12 @@ BUILTIN_PROFILES: tuple[Profile, ...] = (
     ),
     Profile(
         name="isolated",
-        summary="fresh store per build in its own user namespace, deleted afterwards; no cache",
+        summary="fresh store per build in its own user namespace, deleted afterwards; layer "
+                "cache through the registry",
         store="fresh",
         userns="auto:size=65536",
         overlay="auto",
+        registry_cache=True,
     ),
     Profile(
         name="project",
@@ -139,7 +145,8 @@ Refused unless the builder has its own user namespace, where they only cover wha
 namespace owns."""
 
 KEYS = ("base", "cap_add", "cap_drop", "extra_stores", "host_store_ro", "mount_program",
-        "overlay", "requires_confirmation", "selinux", "store", "summary", "userns")
+        "overlay", "registry_cache", "requires_confirmation", "selinux", "store", "summary",
+        "userns")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _PROGRAM = re.compile(r"/[A-Za-z0-9._+/-]*")
 _STORE_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*")
@@ -214,9 +221,12 @@ def _check_types(where: str, values: dict[str, Any]) -> dict[str, Any]:
     if out["store"] not in ("fresh", "project", "host"):
         raise ProfileError(f'{where}.store must be "fresh", "project" or "host", got '
                            f"{_shown(out['store'])}")
-    for key in ("host_store_ro", "requires_confirmation"):
+    for key in ("host_store_ro", "registry_cache", "requires_confirmation"):
         if not isinstance(out[key], bool):
             raise ProfileError(f"{where}.{key} must be true or false, got {_shown(out[key])}")
+    if out["registry_cache"] and out["store"] != "fresh":
+        raise ProfileError(f'{where}.registry_cache needs store = "fresh": a project or host '
+                           "store keeps its layers itself")
     summary = out["summary"]
     if not isinstance(summary, str) or _has_control(summary) or len(summary) > 200:
         raise ProfileError(f"{where}.summary must be one line of text without control "
@@ -357,6 +367,8 @@ def profile_from_config(name: str, table: dict[str, Any], source: str = "config"
     elif table.get("mount_program") == "" and table["overlay"] != "kernel":
         raise ProfileError(f'{where}: mount_program = "" means the kernel\'s overlay, but '
                            f"overlay is {_shown(table['overlay'])}")
+    if "registry_cache" not in table and values["store"] != "fresh":
+        values["registry_cache"] = False  # base = "isolated" with a store of its own
     values = _check_types(where, values)
     values.update(name=name, builtin=False)
     profile = Profile(**values)

@@ -8,9 +8,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
+from tui.engine.errors import UserError
 from tui.engine.events import Done
 from tui.engine.history import BuildRecord
 from tui.engine.plan import BuildPlan
+from tui.engine.secret_args import is_withheld
 
 Where = Literal["local", "kube"]
 
@@ -41,7 +43,15 @@ class BuildRequest:
 
     @classmethod
     def from_record(cls, record: BuildRecord) -> BuildRequest:
-        """The same settings as a build in history (for "rebuild")."""
+        """The same settings as a build in history (for "rebuild"). A secret-looking build
+        argument's value was not kept (tui.engine.secret_args): such a build cannot be repeated
+        from history alone (UserError naming them)."""
+        withheld = [name for name, value in record.build_args.items() if is_withheld(value)]
+        if withheld:
+            raise UserError(f"build argument{'s' if len(withheld) > 1 else ''} "
+                            f"{', '.join(withheld)} of build #{record.id} looked like a secret: "
+                            "history kept no value to build with again; start the build "
+                            "from the session form and give it there")
         return cls(context=Path(record.context), profile=record.profile,
                    containerfile=record.containerfile, push=record.target,
                    build_args=tuple(record.build_args.items()),

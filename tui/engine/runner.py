@@ -20,6 +20,7 @@ from podman.errors import ImageNotFound
 from tui.engine.buildah_output import BuildahOutputParser
 from tui.engine.containers import remove_container, stop_gracefully
 from tui.engine.events import (
+    BaseImages,
     BuildStarted,
     BuildWarning,
     Done,
@@ -212,7 +213,7 @@ class BuildRunner:
         """The phases to run: no fetch container when the store already holds every image."""
         phases = self.plan.phases()
         present = set(state.pinned_images) | set(store_image_names(self.plan))
-        if all(ref in present for ref in self.plan.fetch_refs):
+        if all(ref in present for ref in self.plan.fetch_refs) and not self.plan.pulls_cache:
             phases = [p for p in phases if p.name != "fetch"]
         return phases
 
@@ -260,6 +261,10 @@ class BuildRunner:
             self._emit(ImageInfo(layers=facts.layers, overlay=facts.overlay))
         if facts.pushed is not None:
             self._emit(facts.pushed)
+        if facts.bases is not None:
+            self._emit(BaseImages(images=facts.bases))
+        if facts.cache is not None:
+            self._emit(facts.cache)
 
     def _keep_layers(self) -> None:
         """Where the image was built, for ``buildcage layers`` later, and the report of the
@@ -309,6 +314,8 @@ class BuildRunner:
                     message=f"build argument {name} looks like a secret: build arguments are "
                             f"recorded in the image's history; pass it with "
                             f"--secret id={name},src=FILE and RUN --mount=type=secret,id={name}"))
+            if self.plan.cache_note:
+                self._emit(BuildWarning(message=self.plan.cache_note))
             if self.plan.profile.store == "fresh" and not self.plan.push:
                 self._emit(BuildWarning(message="no push target: the image is deleted with the "
                                                 "fresh store when the build ends"))

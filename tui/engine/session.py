@@ -12,13 +12,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tui.engine.cache_inputs import read_inputs
+from tui.engine.cache_why import CacheExplainer, Lookup, earlier_files, store_key
 from tui.engine.config import Config, load_config
 from tui.engine.containerfile import parse_containerfile, read_containerfile
-from tui.engine.events import BuildWarning, Done, Event, ImageLoaded, StepDone, StepStarted
+from tui.engine.events import (
+    BuildWarning,
+    Done,
+    Event,
+    ImageLoaded,
+    LogLine,
+    StepDone,
+    StepStarted,
+)
 from tui.engine.history import BuildRecord, History, HistoryError, StepRecord
 from tui.engine.plan import BuildPlan
 from tui.engine.planner import PlanError, make_plan
@@ -139,6 +149,14 @@ class Engine:
             ok, message = self.reach(target.registry, self.config.tls_verify_for(target.registry))
             if not ok:
                 raise PlanError(f"push target {plan.push!r}: {message}")
+        if check_push and plan.cache_repo:
+            # A cache is a speed-up: a registry that does not answer turns it off for this
+            # build (said as a warning), it does not stop the build.
+            registry = plan.cache_repo.split("/", 1)[0]
+            ok, message = self.reach(registry, self.config.tls_verify_for(registry))
+            if not ok:
+                plan = replace(plan, cache_repo="",
+                               cache_note=f"registry cache off for this build: {message}")
         from tui.engine.stores import write_plan_files
 
         try:
@@ -210,7 +228,8 @@ class Engine:
 
         plan = self.probed(plan)
         facts = probe_facts(self.client(), plan)
-        return summarize(plan.profile, facts, self.median(plan), plan.overlay_reason)
+        return summarize(plan.profile, facts, self.median(plan), plan.cache_repo,
+                         plan.overlay_reason)
 
     def probed(self, plan: BuildPlan) -> BuildPlan:
         """``plan`` with the overlay a kernel overlay probe current for this kernel and podman
@@ -260,28 +279,67 @@ class Engine:
         return runner
 
     def recording(self, plan: BuildPlan, on_event: EventSink) -> EventSink:
-        """Passes events on and records the build in history when its Done arrives, before
-        passing the Done on. History that cannot be written is a warning: the build itself
-        went as its Done says."""
+        """Passes events on, with the ``CacheMiss`` events that explain the steps that ran
+        (``explainer``), and records the build in history when its Done arrives, before
+        passing the Done on (and, for a build that failed in a step, what a debug shell
+        needs). History that cannot be written, or an explanation that fails, is a warning:
+        the build itself went as its Done says."""
         from tui.engine.debug_record import FailureLog
 
         steps = StepLog()
         failures = FailureLog()
+        explainer = self.explainer(plan)
+        broken: list[str] = []
+
+        def explain(event: Event) -> list[Event]:
+            if explainer is None or broken:
+                return []
+            try:
+                if isinstance(event, Done):
+                    return explainer.finish(event)
+                return explainer.feed(event)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not end the build
+                broken.append(f"{type(exc).__name__}: {exc}")
+                return [BuildWarning(message=f"cache explanations stopped: {broken[0]}")]
 
         def sink(event: Event) -> None:
+            if type(event) is LogLine:  # most events by far (a million for some builds)
+                on_event(event)
+                return
             steps.feed(event)
             failures.feed(event)
-            if isinstance(event, Done):
-                try:
-                    self.record(plan, event, steps)
-                except HistoryError as exc:
-                    on_event(BuildWarning(message=f"not recorded in history: {exc}",
-                                          time=event.time))
-                if event.status == "failed":
-                    self._record_failure(plan, failures, event, on_event)
+            if not isinstance(event, Done):
+                on_event(event)
+                for extra in explain(event):
+                    on_event(extra)
+                return
+            for extra in explain(event):
+                on_event(extra)
+            try:
+                self.record(plan, event, steps, None if broken else explainer)
+            except HistoryError as exc:
+                on_event(BuildWarning(message=f"not recorded in history: {exc}",
+                                      time=event.time))
+            if event.status == "failed":
+                self._record_failure(plan, failures, event, on_event)
             on_event(event)
 
         return sink
+
+    def explainer(self, plan: BuildPlan) -> CacheExplainer | None:
+        """Reads what the plan's steps are keyed on (the Containerfile, build arguments, the
+        context files COPY/ADD read) and the earlier builds to compare with; None when history
+        cannot be read (the build goes on, unexplained)."""
+        try:
+            lookup = Lookup(self.history)
+            store = store_key(plan, self.config.podman_url)
+            key = self.history.secret_key()
+            earlier = {} if plan.profile.store == "fresh" else \
+                earlier_files(lookup, str(plan.context), store)
+            inputs = read_inputs(plan, key, earlier, files=plan.profile.store != "fresh")
+        except (HistoryError, OSError):
+            return None
+        return CacheExplainer(plan, inputs, lookup, store)
 
     # -- a shell where a build failed (tui.engine.debug_shell) ------------------------------------
     @staticmethod
@@ -317,14 +375,15 @@ class Engine:
             return None
 
     def debug(self, record: DebugRecord, *, secrets: tuple[tuple[str, str], ...] = (),
+              build_args: tuple[tuple[str, str], ...] = (),
               confirmed: bool | frozenset[str] = False,
               on_event: EventSink | None = None,
               on_note: Callable[[str], None] | None = None) -> DebugSession:
         """A debug session for ``record`` (nothing runs before its ``prepare()``): the same
         request, checked again as a build is (profile, confirmation, paths). ``secrets``: the
-        build's --secret inputs, needed only when the session rebuilds (a fresh store)."""
-        from dataclasses import replace
-
+        build's --secret inputs, needed only when the session rebuilds (a fresh store).
+        ``build_args``: the values of its secret-looking build arguments (the record kept only
+        their names), always needed (the shell's environment has them, as the step's had)."""
         from tui.engine.debug_record import DebugError
         from tui.engine.debug_shell import DebugSession
 
@@ -342,14 +401,24 @@ class Engine:
                              f"and the build read --secret {', '.join(missing)}: give "
                              f"{'them' if len(missing) > 1 else 'it'} again "
                              "(--secret id=NAME,src=FILE)")
-        request = record.request(secrets if rebuild else ())
+        values = dict(build_args)
+        unknown = [name for name in record.withheld_args if name not in values]
+        if unknown:
+            raise DebugError(f"build argument{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(unknown)} looked like a secret, so buildcage kept no "
+                             f"value for the shell: give {'them' if len(unknown) > 1 else 'it'} "
+                             "again (--build-arg NAME=VALUE)")
+        request = record.request(secrets if rebuild else (),
+                                 tuple((name, values[name]) for name in record.withheld_args))
         plan = self.prepare(request, confirmed=confirmed, check_push=False).plan
         if rebuild:
-            plan = replace(plan, layers=True)
+            plan = plan.debug_rebuild()
         return DebugSession(self.client(), plan, record, podman_url=self.config.podman_url,
                             on_event=on_event, on_note=on_note)
 
-    def record(self, plan: BuildPlan, done: Done, steps: StepLog) -> int:
+    def record(self, plan: BuildPlan, done: Done, steps: StepLog,
+               explainer: CacheExplainer | None = None) -> int:
+        cache, misses, bases = explainer.record() if explainer is not None else ([], [], None)
         return self.history.add(BuildRecord(
             started_at=time.time() - done.duration_s,
             profile=plan.profile.name,
@@ -369,4 +438,6 @@ class Engine:
             warm=done.cache_hits > 0,
             loaded=done.loaded,
             steps=[steps.steps[k] for k in sorted(steps.steps)],
-        ))
+            store=explainer.store if explainer is not None else "",
+            bases=bases,
+        ), cache=cache, misses=misses)

@@ -67,13 +67,20 @@ def security_rating(facts: SecurityFacts) -> Rating:
 
 
 def speed_rating(profile: Profile, facts: SecurityFacts, median_s: float | None,
-                 overlay_reason: str = "") -> Rating:
+                 cache_repo: str = "", overlay_reason: str = "") -> Rating:
     """Speed follows from what the builder can reuse (a cache, base images without a pull) and
-    from the overlay it mounts (read from the container: ``facts.overlay``)."""
+    from the overlay it mounts (read from the container: ``facts.overlay``).
+    ``cache_repo``: the registry layer cache the build uses ("" for none); ``overlay_reason``:
+    why the planner chose that overlay."""
     score, reasons = 1, []
     if profile.keeps_cache:
         score += 2
         reasons.append("layer cache kept between builds")
+    elif cache_repo:
+        score += 1
+        reasons.append(f"layer cache through the registry ({cache_repo}): the images of the "
+                       "last build's steps are pulled before the build and new ones pushed after "
+                       "it, by the trusted phases; pulling them costs time too")
     else:
         reasons.append("no cache: every build starts from an empty store")
     if facts.host_store != "none":
@@ -104,6 +111,13 @@ class ProfileSummary:
 
 
 def summarize(profile: Profile, facts: SecurityFacts, median_s: float | None,
-              overlay_reason: str = "") -> ProfileSummary:
-    return ProfileSummary(profile, facts, security_rating(facts),
-                          speed_rating(profile, facts, median_s, overlay_reason), median_s)
+              cache_repo: str = "", overlay_reason: str = "") -> ProfileSummary:
+    security = security_rating(facts)
+    if cache_repo:
+        # As a project store: the cache is shared by the builds of one project, never others'.
+        security = Rating(security.score, (*security.reasons,
+                          f"shares a layer cache with earlier builds of this project through "
+                          f"{cache_repo}: a build can poison it for later ones"))
+    return ProfileSummary(profile, facts, security,
+                          speed_rating(profile, facts, median_s, cache_repo, overlay_reason),
+                          median_s)

@@ -3,6 +3,7 @@ result or failure at the end."""
 
 from __future__ import annotations
 
+import sys
 import termios
 import threading
 from typing import TYPE_CHECKING
@@ -12,7 +13,7 @@ from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.timer import Timer
-from textual.widgets import Footer, Header, ProgressBar, Static
+from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from tui.batching import BuildEvents, EventBatcher
 from tui.engine.errors import UserError
@@ -27,6 +28,7 @@ from tui.state.build_state import BuildState
 from tui.styles_path import css_path
 from tui.widgets.blob_progress import BlobProgress
 from tui.widgets.log_view import LogView
+from tui.widgets.miss_detail import MissDetail
 from tui.widgets.result_panel import TAIL_LINES, FailurePanel, ResultPanel
 from tui.widgets.step_table import StepTable
 
@@ -68,6 +70,7 @@ class BuildScreen(BuildcageScreen[None]):
         """Set by the worker thread once podman answered."""
         self._started = services.clock()
         self._ticker: Timer | None = None
+        self._why_shown: tuple[str, tuple[object, ...]] | None = None
         self._loading = False
         self.debug_record: DebugRecord | None = None
         """What a failed build left for a shell (tui.engine.debug_record), None otherwise."""
@@ -85,6 +88,7 @@ class BuildScreen(BuildcageScreen[None]):
             yield Static(self.header_text(), id="build-header", classes="-running")
             yield ProgressBar(total=1, show_eta=False, id="progress")
         yield StepTable(id="steps")
+        yield MissDetail(id="why")
         with Horizontal(id="live"):
             yield LogView(id="log")
             yield BlobProgress(id="blobs")
@@ -97,6 +101,7 @@ class BuildScreen(BuildcageScreen[None]):
         where = " · Kubernetes Pod" if self.on == "kube" else ""
         self.sub_title = visible(f"{self.plan.context.name} · {self.plan.profile.name}{where}")
         self.query_one("#end").display = False
+        self.query_one(MissDetail).display = False
         self._ticker = self.set_interval(TICK_S, self._tick)
         self._run()
 
@@ -136,11 +141,26 @@ class BuildScreen(BuildcageScreen[None]):
         self.query_one(LogView).write_batch(lines)
         table = self.query_one(StepTable)
         table.sync(row for key, row in self.state.rows.items() if key in changed)
+        self._show_why()
         if self.state.transfers:
             self.query_one(BlobProgress).transfers = self.state.transfers
         self._show_progress()
         if self.finished:
             self._finish()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_why()
+
+    def _show_why(self) -> None:
+        """Why the step the user selected ran, in full (the table's Why column says it in a
+        few words). Not while the cursor follows the build by itself: the detail would take
+        the log's room (on the failure, at 80x24) for a step nobody chose."""
+        table = self.query_one(StepTable)
+        row = None if table.follow else table.step_at_cursor()
+        shown = None if row is None else (row.key, row.miss)
+        if shown != self._why_shown:  # redrawn when it changes, not on every batch
+            self._why_shown = shown
+            self.query_one(MissDetail).row = row
 
     def _show_progress(self) -> None:
         state = self.state
@@ -297,6 +317,7 @@ class BuildScreen(BuildcageScreen[None]):
         argv = self.services.engine.run_argv(loaded.image_id)
         try:
             with self.app.suspend():
+                clear_terminal()
                 code = run_interactive(argv)
         except SuspendNotSupported:
             self.notify(visible(f"cannot hand the terminal over here; run: {' '.join(argv)}"),
@@ -325,6 +346,7 @@ class BuildScreen(BuildcageScreen[None]):
         session: DebugSession | None = None
         try:
             session = self.services.engine.debug(record, secrets=self.prepared.request.secrets,
+                                                 build_args=self.prepared.request.build_args,
                                                  confirmed=True, on_note=note)
             self._debug = session
             session.prepare()
@@ -351,6 +373,7 @@ class BuildScreen(BuildcageScreen[None]):
         try:
             if not session.canceled:  # (the screen went away meanwhile)
                 with self.app.suspend():
+                    clear_terminal()
                     code = session.run_shell()
         except SuspendNotSupported:
             self.notify("this terminal cannot be handed over to a shell; run "
@@ -397,3 +420,12 @@ class BuildScreen(BuildcageScreen[None]):
             self.canceling = True
             if self._runner is not None:
                 self._runner.cancel()
+
+
+def clear_terminal() -> None:
+    """A clean screen for what the TUI hands the terminal to: after a suspend the terminal
+    shows whatever was on its main screen before (a shell's output from earlier, seen in a
+    tmux session), above the image's own output."""
+    if sys.__stdout__ is not None and sys.__stdout__.isatty():
+        sys.__stdout__.write("\x1b[H\x1b[2J")
+        sys.__stdout__.flush()

@@ -117,9 +117,11 @@ class CompareScreen(BuildcageScreen[None]):
                     post(self.Progress(f"{profile}: {done.status}",
                                        Bar(profile, "failed", done.duration_s, done.status)))
                     break
-                # Warm means the store kept the first run's layers; a fresh store is cold again
-                # even when a later stage reuses a layer of an earlier one in the same build.
-                kept = not no_cache and prepared.plan.profile.keeps_cache
+                # Warm means the store kept the first run's layers, or the registry cache holds
+                # them; a fresh store without one is cold again even when a later stage reuses
+                # a layer of an earlier one in the same build.
+                kept = not no_cache and (prepared.plan.profile.keeps_cache
+                                         or bool(prepared.plan.cache_repo))
                 kind: BarKind = "warm" if kept else "cold"
                 note = "" if no_cache or kept else "(no cache kept)"
                 post(self.Progress(f"{profile}: {done.duration_s:.1f}s",

@@ -12,9 +12,11 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
+from tui.engine.errors import UserError
 from tui.engine.history import BuildRecord
 from tui.engine.layer_reader import LayerSource
 from tui.engine.request import BuildRequest
+from tui.engine.secret_args import is_withheld
 from tui.engine.text import visible
 from tui.messages import BuildRequested, LayersRequested
 from tui.screens.base import BuildcageScreen
@@ -39,7 +41,9 @@ def describe(record: BuildRecord, context: str) -> str:
     if record.pushed:
         lines.append(f"pushed  {record.pushed}")
     if record.build_args:
-        lines.append("args    " + " ".join(f"{k}={v}" for k, v in record.build_args.items()))
+        lines.append("args    " + " ".join(
+            f"{k}=(secret: not kept)" if is_withheld(v) else f"{k}={v}"
+            for k, v in record.build_args.items()))
     if record.stage_target:
         lines.append(f"stage   {record.stage_target}")
     if record.no_cache:
@@ -144,7 +148,11 @@ class HistoryScreen(BuildcageScreen[None]):
         if record is None:
             self.notify("no build selected", severity="warning")
             return
-        request = BuildRequest.from_record(record)
+        try:
+            request = BuildRequest.from_record(record)
+        except UserError as exc:  # a secret-looking build argument: no value kept
+            self.notify(str(exc), severity="warning")
+            return
         self.confirm_then([request.profile],
                           lambda confirmed: self.post_message(BuildRequested(request, confirmed)))
 

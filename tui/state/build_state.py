@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tui.engine.cache_reasons import MissReason
 from tui.engine.events import (
     BlobCopied,
     BuildStarted,
     BuildWarning,
     CacheHit,
+    CacheMiss,
     ConfigCopied,
     Done,
     Event,
@@ -46,10 +48,27 @@ class StepRow:
     status: StepStatus = "queued"
     duration_s: float | None = None
     layer_id: str = ""
+    miss: tuple[MissReason, ...] = ()
+    """Why it ran instead of coming from cache (the engine's CacheMiss), once known."""
+    compared_with: int | None = None
+    """The build of history the reasons compare with."""
 
     @property
     def key(self) -> str:
         return f"{self.stage}:{self.step}"
+
+    @property
+    def why_short(self) -> str:
+        """The first reason in a few words, and how many more there are."""
+        if not self.miss:
+            return ""
+        more = f" +{len(self.miss) - 1}" if len(self.miss) > 1 else ""
+        return self.miss[0].short() + more
+
+    @property
+    def why_full(self) -> str:
+        """Every reason, in full."""
+        return "; ".join(reason.full() for reason in self.miss)
 
 
 @dataclass
@@ -109,8 +128,17 @@ class BuildState:
             return self._finish_step(event)
         if isinstance(event, Failed | Done):
             return self._end(event)
+        if isinstance(event, CacheMiss):
+            return self._miss(event)
         self._other(event)
         return set()
+
+    def _miss(self, event: CacheMiss) -> set[str]:
+        row = self.rows.get(f"{event.stage}:{event.step}")
+        if row is None:
+            return set()
+        row.miss, row.compared_with = event.reasons, event.compared_with
+        return {row.key}
 
     def _start(self, event: StepStarted) -> set[str]:
         self.stages = event.stages

@@ -1,4 +1,4 @@
-"""The build's steps as a table: stage, step, status, time, layer and instruction."""
+"""The build's steps as a table: stage, step, status, time, layer, why it ran, instruction."""
 
 from __future__ import annotations
 
@@ -17,9 +17,12 @@ ICONS = {
     "failed": "✗", "canceled": "■", "skipped": "-",
 }
 COLUMNS = (("stage", "Stage"), ("step", "Step"), ("status", "Status"), ("time", "Time"),
-           ("layer", "Layer"), ("instruction", "Instruction"))
+           ("layer", "Layer"), ("why", "Why"), ("instruction", "Instruction"))
 MAX_INSTRUCTION = 120
 """Long RUN lines are cut: the log has them whole."""
+MAX_WHY = 18
+"""The reason in a few words (a file or argument name can be long); the detail under the table
+has it whole."""
 
 
 class StepTable(DataTable[str | Text]):
@@ -41,7 +44,11 @@ class StepTable(DataTable[str | Text]):
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
-            self.add_column(label, key=key)
+            # The instruction, last, is as wide as it may ever be: a width taken from the rows
+            # would depend on whether a row came with its instruction or queued without it,
+            # that is on how the events happened to be batched.
+            width = MAX_INSTRUCTION if key == "instruction" else None
+            self.add_column(label, key=key, width=width)
 
     def _status(self, row: StepRow) -> Text:
         style = self.get_component_rich_style(f"step-table--{row.status}", partial=True)
@@ -52,12 +59,16 @@ class StepTable(DataTable[str | Text]):
         instruction = visible(row.instruction)  # from the Containerfile: shown, not obeyed
         if len(instruction) > MAX_INSTRUCTION:
             instruction = instruction[: MAX_INSTRUCTION - 1] + "…"
+        why = visible(row.why_short)  # names files and build arguments: shown, not obeyed
+        if len(why) > MAX_WHY:
+            why = why[: MAX_WHY - 1] + "…"
         return {
             "stage": f"{row.stage}/{row.stages}",
             "step": f"{row.step}/{row.steps}",
             "status": self._status(row),
             "time": duration,
             "layer": visible(row.layer_id),  # hex from "--> ID" lines: no markup in it
+            "why": Text(why),
             # Text, not str: a str cell is read as Rich markup, and "[/]" would break it.
             "instruction": Text(instruction),
         }
@@ -87,6 +98,13 @@ class StepTable(DataTable[str | Text]):
     def status_of(self, key: str) -> str:
         """The plain status word of row ``key`` (for tests and the failure panel)."""
         return self._steps[key].status
+
+    def step_at_cursor(self) -> StepRow | None:
+        """The step of the selected row (for the detail of why it ran)."""
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return self._steps.get(key or "")
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

@@ -1,0 +1,80 @@
+"""The registry layer cache of `isolated` against real podman and the real local registry
+(127.0.0.1:5000, htpasswd auth, the provisioned credentials): a rebuild in a fresh store reuses
+the steps of the build before it, pulled by the trusted fetch phase, while the Containerfile's RUN
+steps still reach nothing on the host's loopback, the registry included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from podman_helpers import REGISTRY, Recorder, build, registry_tags
+from test_hostile_real import Listener, context, lines
+
+from tui.engine.events import BuildWarning, CacheExported, PhaseDone, StepDone
+
+BASE = f"{REGISTRY}/buildcage/busybox:latest"
+
+
+def cached_steps(rec: Recorder) -> list[bool]:
+    return [e.cached for e in rec.of(StepDone) if e.layer_id]
+
+
+def probes(rec: Recorder) -> list[str]:
+    """What the RUN step's connection attempts printed (a STEP line only quotes them)."""
+    return [line for line in lines(rec) if line.startswith(("REACHED", "BLOCKED"))]
+
+
+def cache_fact(rec: Recorder) -> CacheExported:
+    facts = rec.of(CacheExported)
+    assert len(facts) == 1, rec.of(BuildWarning)
+    return facts[0]
+
+
+def test_an_isolated_rebuild_hits_the_registry_cache_and_run_steps_still_see_no_network(
+        engine, run_id, tmp_path: Path):
+    listener = Listener()
+    try:
+        ctx = context(tmp_path, f"""FROM {BASE}
+RUN echo one > /one
+RUN echo two > /two
+COPY data.txt /data.txt
+RUN for port in 5000 {listener.port}; do \\
+      if nc -w 2 127.0.0.1 $port </dev/null; then echo "REACHED $port"; \\
+      else echo "BLOCKED $port"; fi; done
+""")
+        (tmp_path / "data.txt").write_text("first\n")
+        (tmp_path / "data.txt").chmod(0o644)
+        project = f"it-rcache-{run_id}"
+        options = {"profile": "isolated", "project": project}
+        plan = engine.plan(ctx, **options)
+        assert plan.cache_repo == f"{REGISTRY}/buildcage-cache/{project}"
+
+        cold = build(engine, ctx, **options)
+        assert cold.done.status == "succeeded", lines(cold)[-20:]
+        assert cold.done.cache_hits == 0
+        first = cache_fact(cold)
+        assert (first.images, first.pushed, first.error) == (4, 4, "")
+        tags = registry_tags(f"buildcage-cache/{project}")
+        assert plan.cache_index.rsplit(":", 1)[1] in tags and len(tags) == 5
+
+        # Unchanged: every step comes from the cache the fetch phase pulled into a new store.
+        warm = build(engine, ctx, **options)
+        assert warm.done.status == "succeeded", lines(warm)[-20:]
+        assert cached_steps(warm) == [True] * 4 and warm.done.cache_hits == 4
+        assert warm.done.image_id == cold.done.image_id
+        assert not probes(warm)
+        assert (cache_fact(warm).images, cache_fact(warm).pushed) == (4, 0)
+        assert [e.phase for e in warm.of(PhaseDone)] == ["fetch", "build", "publish"]
+
+        # One file changed: the steps before it still hit, and the RUN step after it runs in
+        # the cache's setup, with no way to the registry or any loopback service.
+        (tmp_path / "data.txt").write_text("second\n")
+        edit = build(engine, ctx, **options)
+        assert edit.done.status == "succeeded", lines(edit)[-20:]
+        assert cached_steps(edit) == [True, True, False, False]
+        assert probes(edit) == ["BLOCKED 5000", f"BLOCKED {listener.port}"]
+        assert (cache_fact(edit).images, cache_fact(edit).pushed) == (4, 2)
+        assert probes(cold) == ["BLOCKED 5000", f"BLOCKED {listener.port}"]
+        assert listener.connections == 0
+    finally:
+        listener.close()

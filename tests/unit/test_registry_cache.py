@@ -1,0 +1,409 @@
+"""The registry layer cache of fresh stores (issue 9): the trusted fetch phase pulls the
+project's cache images into the fresh store before the build, Buildah's own ``--layers`` lookup
+finds them there, and the trusted publish phase pushes what the build added. The build phase,
+where the Containerfile's RUN steps execute, keeps no network and no credentials.
+
+The fetch and publish scripts are run here against a fake ``buildah`` (a shell script that logs
+its arguments and answers from files), so what they do with hostile input is tested, not read."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tui.engine.config import Config, ConfigError, RegistryConfig, load_config
+from tui.engine.plan import CACHE_FILE, FACTS_DIR
+from tui.engine.planner import make_plan
+from tui.engine.profiles import BUILTIN_PROFILES, ProfileError, ProfileSet
+from tui.engine.registry import parse_reference
+from tui.engine.renderings import create_kwargs, kube_pod, podman_run
+
+ROOT = Path(__file__).resolve().parents[2]
+HELLO = ROOT / "examples" / "hello"
+MULTI = ROOT / "examples" / "multistage"
+REPO = "127.0.0.1:5000/buildcage-cache/"
+
+
+@pytest.fixture(autouse=True)
+def _data_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+
+
+@pytest.fixture
+def authfile(tmp_path, monkeypatch) -> Path:
+    auth = tmp_path / "auth.json"
+    auth.write_text('{"auths": {"127.0.0.1:5000": {"auth": "c2VjcmV0OnNlY3JldA=="}}}')
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth))
+    return auth
+
+
+def plan_for(profile: str = "isolated", config: Config | None = None, **options):
+    return make_plan(options.pop("context", HELLO), config=config or Config(), profile=profile,
+                     confirmed=True, project=options.pop("project", "demo"), **options)
+
+
+# -- where the cache is ------------------------------------------------------------------------
+
+def test_isolated_caches_in_the_local_registry_by_default_and_the_others_do_not():
+    assert plan_for("isolated").cache_repo == REPO + "demo"
+    for profile in ("host-ro", "project", "host-rw"):
+        assert plan_for(profile).cache_repo == ""
+
+
+def test_the_cache_repository_is_a_valid_reference_whatever_the_project_is_called():
+    for project in ("demo", "a..b", "x_-_y", "9.", "app-3f2a1c", "a" * 64):
+        repo = plan_for(project=project).cache_repo
+        assert repo.startswith(REPO)
+        ref = parse_reference(f"{repo}:index-0123456789ab")
+        assert str(ref) == f"{repo}:index-0123456789ab"
+    assert plan_for(project="a..b").cache_repo != plan_for(project="a.b").cache_repo
+
+
+def test_config_chooses_the_cache_registry_or_turns_it_off(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('cache_registry = "reg.example:5000"\n')
+    assert plan_for(config=load_config(path)).cache_repo.startswith(
+        "reg.example:5000/buildcage-cache/")
+    path.write_text('cache_registry = ""\n')
+    assert plan_for(config=load_config(path)).cache_repo == ""
+    for bad in ('cache_registry = "not a host/x"', "cache_registry = 5"):
+        path.write_text(bad + "\n")
+        with pytest.raises(ConfigError, match="cache_registry"):
+            load_config(path)
+
+
+def test_the_push_registry_is_used_when_it_is_a_configured_one():
+    config = Config()
+    config.registries["reg.lan:5000"] = RegistryConfig("reg.lan:5000", True)
+    plan = plan_for(config=config, push="reg.lan:5000/team/app:1")
+    assert plan.cache_repo == "reg.lan:5000/buildcage-cache/demo"
+    # An unconfigured push registry (docker.io here) gets no cache repositories of ours.
+    assert plan_for(push="docker.io/someone/app:1").cache_repo == REPO + "demo"
+
+
+def test_no_registry_configured_means_no_cache():
+    config = Config(registries={})
+    assert plan_for(config=config).cache_repo == ""
+
+
+def test_a_user_profile_turns_the_cache_on_or_off_only_for_a_fresh_store():
+    profiles = ProfileSet.from_config({"nocache": {"base": "isolated", "registry_cache": False}})
+    assert not profiles.get("nocache").registry_cache
+    assert {p.name for p in BUILTIN_PROFILES if p.registry_cache} == {"isolated"}
+    with pytest.raises(ProfileError, match="registry_cache must be true or false"):
+        ProfileSet.from_config({"x": {"base": "isolated", "registry_cache": "yes"}})
+    with pytest.raises(ProfileError, match='registry_cache needs store = "fresh"'):
+        ProfileSet.from_config({"x": {"store": "project", "registry_cache": True}})
+
+
+# -- the phases ----------------------------------------------------------------------------------
+
+def test_the_build_phase_keeps_no_network_and_no_credentials(authfile):
+    plan = plan_for()
+    build = plan.phase("build")
+    assert build.network == "none" and not build.trusted
+    assert create_kwargs(plan, "build")["network_mode"] == "none"
+    assert kube_pod(plan, "build")["spec"].get("hostNetwork") is not True
+    assert not [m for m in build.mounts if m.kind == "secret"]
+    script = build.command[2]
+    assert plan.cache_repo not in script
+    for word in ("--authfile", "--cache-from", "--cache-to", "docker://", "buildah push",
+                 "buildah pull", "auth.json"):
+        assert word not in script
+    # The trusted phases hold the credentials and do the registry work.
+    for name in ("fetch", "publish"):
+        phase = plan.phase(name)
+        assert phase.network == "host" and phase.trusted
+        assert [m for m in phase.mounts if m.target == "/run/secrets/auth.json"]
+        assert plan.cache_repo in phase.command[2]
+
+
+def test_layers_are_committed_per_step_only_when_a_cache_will_be_pushed():
+    cached = plan_for().bud_argv()
+    assert "--layers" in cached and "--layers=false" not in cached
+    # Buildah keeps its working containers: each names the image a step started from, which is
+    # how the publish phase tells the images this build used from stale ones it pulled.
+    assert "--rm=false" in cached and "--force-rm" not in cached
+    off = plan_for(config=Config(registries={})).bud_argv()
+    assert "--layers=false" in off and "--force-rm" in off and "--rm=false" not in off
+    assert "--layers" in plan_for("project").bud_argv()
+
+
+def test_a_cache_build_always_fetches_even_from_scratch(tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text("FROM scratch\nCOPY a /a\n")
+    assert [p.name for p in plan_for(context=ctx).phases()] == ["fetch", "build", "publish"]
+    off = plan_for(context=ctx, config=Config(registries={}))
+    assert [p.name for p in off.phases()] == ["build", "publish"]
+
+
+def test_no_cache_pulls_nothing_from_the_cache_but_still_refreshes_it():
+    plan = plan_for(no_cache=True)
+    assert plan.cache_repo not in plan.phase("fetch").command[2]
+    assert plan.cache_repo in plan.phase("publish").command[2]
+    assert "--no-cache" in plan.bud_argv()
+
+
+def test_each_containerfile_and_target_has_its_own_index():
+    a = plan_for(context=MULTI)
+    b = plan_for(context=MULTI, target_stage="build")
+    assert a.cache_index != b.cache_index
+    assert a.cache_index.startswith(a.cache_repo + ":index-")
+    assert plan_for(context=MULTI).cache_index == a.cache_index
+
+
+def test_the_pasteable_script_carries_the_same_cache_commands(authfile):
+    plan = plan_for()
+    text = podman_run(plan)
+    assert shlex.quote(plan.phase("fetch").command[2]) in text
+    assert shlex.quote(plan.phase("publish").command[2]) in text
+
+
+# -- the scripts, run against a fake buildah ------------------------------------------------------
+
+FAKE_BUILDAH = r"""#!/bin/sh
+# Logs every call; answers from files in $FAKE.
+echo "$*" >> "$FAKE/calls"
+case "$1 $2" in
+  "pull -q")
+    for a in "$@"; do last=$a; done
+    if grep -qxF "$last" "$FAKE/registry" 2>/dev/null; then echo pulled; exit 0; fi
+    echo "manifest unknown" >&2; exit 1 ;;
+  "inspect --type")
+    for a in "$@"; do last=$a; done
+    case "$*" in
+      *Labels*) cat "$FAKE/label"; exit 0 ;;
+      *FromImageID*) if [ -f "$FAKE/id-$(echo "$last" | tr '/:' '__')" ]; then
+                       cat "$FAKE/id-$(echo "$last" | tr '/:' '__')"; exit 0; fi
+                     exit 1 ;;
+    esac
+    echo '{}' ; exit 0 ;;
+  "containers -a") cat "$FAKE/containers"; exit 0 ;;
+  "images --json") cat "$FAKE/images.json"; exit 0 ;;
+  "push -q")
+    [ -f "$FAKE/push-fails" ] && exit 1
+    exit 0 ;;
+  "from scratch") echo ctr; exit 0 ;;
+esac
+exit 0
+"""
+
+
+class Fake:
+    """A fake buildah on PATH and the files it answers from."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.dir = tmp / "fake"
+        self.bin = tmp / "bin"
+        self.facts = tmp / "facts"
+        for d in (self.dir, self.bin, self.facts):
+            d.mkdir()
+        (self.bin / "buildah").write_text(FAKE_BUILDAH)
+        (self.bin / "buildah").chmod(0o755)
+        for name in ("calls", "registry", "label", "containers"):
+            (self.dir / name).write_text("")
+        (self.dir / "images.json").write_text("[]")
+
+    def calls(self) -> list[str]:
+        return (self.dir / "calls").read_text().splitlines()
+
+    def run(self, script: str) -> subprocess.CompletedProcess[str]:
+        script = script.replace(FACTS_DIR, str(self.facts))
+        script = script.replace("/var/tmp/buildcage-secrets", str(self.dir / "secrets"))
+        script = script.replace("/run/secrets", str(self.dir / "run-secrets"))
+        env = {**os.environ, "PATH": f"{self.bin}:{os.environ['PATH']}", "FAKE": str(self.dir)}
+        return subprocess.run(["sh", "-ec", script], capture_output=True, text=True, env=env,
+                              cwd=self.dir, check=False, timeout=30)
+
+
+HEX = [f"{i:x}" * 64 for i in range(1, 16)]
+
+
+def cache_script(plan, phase: str) -> str:
+    """The cache part of the phase's script (the phase runs it after its own work)."""
+    script = plan.cache_pull_script() if phase == "fetch" else plan.cache_push_script()
+    assert script in plan.phase(phase).command[2]
+    return script
+
+
+def test_fetch_pulls_every_listed_image_and_refuses_anything_but_an_image_id(tmp_path):
+    plan = plan_for()
+    fake = Fake(tmp_path)
+    (fake.dir / "registry").write_text(
+        "\n".join([plan.cache_index, *(f"{plan.cache_repo}:{h}" for h in HEX[:3])]) + "\n")
+    hostile = ["$(touch PWNED)", "`touch PWNED2`", "*", "--authfile=/etc/shadow",
+               "../../x", HEX[4][:63], HEX[5] + "0", HEX[10].upper(), f"{HEX[7]};touch PWNED3"]
+    (fake.dir / "label").write_text(" ".join([HEX[0], *hostile, HEX[1], HEX[2], HEX[3]]))
+    result = fake.run(cache_script(plan, "fetch"))
+    assert result.returncode == 0, result.stderr
+    pulls = [c.split()[-1] for c in fake.calls() if c.startswith("pull ")]
+    assert pulls == [plan.cache_index, *(f"{plan.cache_repo}:{h}" for h in HEX[:4])]
+    assert not list(fake.dir.glob("PWNED*"))
+    assert not [c for c in fake.calls() if "shadow" in c or "touch" in c or "../" in c]
+    # The index image is removed again: only images of the cache stay in the store.
+    assert any(c.startswith("rmi ") and plan.cache_index in c for c in fake.calls())
+    # A listed image the registry lost (HEX[3]) is no error: that step is simply built.
+    assert "gone" in result.stdout
+
+
+def test_fetch_goes_on_without_a_cache_yet(tmp_path):
+    plan = plan_for()
+    fake = Fake(tmp_path)
+    result = fake.run(cache_script(plan, "fetch"))
+    assert result.returncode == 0, result.stderr
+    assert [c for c in fake.calls() if c.startswith("pull ")] != []
+    assert not [c for c in fake.calls() if c.startswith("inspect")]
+
+
+def images_json(entries: dict[str, list[str]]) -> str:
+    return json.dumps([{"id": i[:12], "names": names} for i, names in entries.items()])
+
+
+def setup_store(fake: Fake, plan, *, containers: list[str], final: str, pulled: list[str],
+                base: str) -> None:
+    (fake.dir / "containers").write_text("\n".join(containers) + "\n")
+    for ref in plan.fetch_refs:
+        (fake.dir / ("id-" + ref.replace("/", "_").replace(":", "_"))).write_text(base + "\n")
+    (fake.dir / ("id-" + plan.tag.replace("/", "_").replace(":", "_"))).write_text(final + "\n")
+    entries = {base: list(plan.fetch_refs), final: [plan.tag]}
+    for h in pulled:
+        entries.setdefault(h, []).append(f"{plan.cache_repo}:{h}")
+    (fake.dir / "images.json").write_text(images_json(entries))
+
+
+def test_publish_pushes_what_the_build_added_and_an_index_of_what_it_used(tmp_path, authfile):
+    plan = plan_for()
+    fake = Fake(tmp_path)
+    base, used, stale, new, final = HEX[0], HEX[1], HEX[2], HEX[3], HEX[4]
+    setup_store(fake, plan, containers=[base, used, new, "$(touch PWNED)", "--all"],
+                final=final, pulled=[used, stale], base=base)
+    result = fake.run(cache_script(plan, "publish"))
+    assert result.returncode == 0, result.stderr
+    pushes = [c.split() for c in fake.calls() if c.startswith("push ")]
+    assert sorted(p[-1] for p in pushes) == sorted(
+        f"docker://{plan.cache_repo}:{h}" for h in (new, final))
+    assert all("--authfile" in p for p in pushes)
+    label = next(c for c in fake.calls() if c.startswith("config "))
+    listed = label.split("buildcage.cache.images=", 1)[1].split()
+    assert sorted(listed[:-1]) == sorted([used, new, final])  # the last word is the container
+    commit = next(c for c in fake.calls() if c.startswith("commit "))
+    assert f"docker://{plan.cache_index}" in commit and "--authfile" in commit
+    assert not list(fake.dir.glob("PWNED*"))
+    assert (fake.facts / CACHE_FILE).read_text().split() == ["images", "3", "pushed", "2"]
+
+
+def test_publish_pushes_nothing_when_the_build_used_exactly_the_cache(tmp_path):
+    plan = plan_for()
+    fake = Fake(tmp_path)
+    base, a, b = HEX[0], HEX[1], HEX[2]
+    setup_store(fake, plan, containers=[base, a], final=b, pulled=[a, b], base=base)
+    result = fake.run(cache_script(plan, "publish"))
+    assert result.returncode == 0, result.stderr
+    assert not [c for c in fake.calls() if c.startswith(("push ", "commit ", "from "))]
+    assert (fake.facts / CACHE_FILE).read_text().split() == ["images", "2", "pushed", "0"]
+
+
+def test_a_failed_cache_push_is_recorded_and_does_not_fail_the_publish(tmp_path):
+    plan = plan_for()
+    fake = Fake(tmp_path)
+    setup_store(fake, plan, containers=[HEX[0]], final=HEX[1], pulled=[], base=HEX[0])
+    (fake.dir / "push-fails").write_text("")
+    result = fake.run(cache_script(plan, "publish") + "; echo after")
+    assert result.returncode == 0 and "after" in result.stdout
+    assert (fake.facts / CACHE_FILE).read_text().startswith("failed")
+    assert not [c for c in fake.calls() if c.startswith("commit ")]
+
+
+# -- what the user is told -------------------------------------------------------------------------
+
+def test_the_cache_fact_is_read_from_the_publish_phase_file_only(tmp_path):
+    from tui.engine.events import CacheExported
+    from tui.engine.image_facts import read_facts
+
+    plan = plan_for()
+    plan.facts_dir.mkdir(parents=True)
+    (plan.facts_dir / CACHE_FILE).write_text("images 3 pushed 2\n")
+    fact = read_facts(plan).cache
+    assert isinstance(fact, CacheExported)
+    assert (fact.repo, fact.images, fact.pushed, fact.error) == (plan.cache_repo, 3, 2, "")
+    (plan.facts_dir / CACHE_FILE).write_text("failed: push of abc\x1b[2J\n")
+    fact = read_facts(plan).cache
+    assert isinstance(fact, CacheExported) and fact.error.startswith("push of abc")
+    (plan.facts_dir / CACHE_FILE).write_text("images lots pushed -1\n")
+    assert read_facts(plan).cache.error == "the publish phase left no readable record"
+    (plan.facts_dir / CACHE_FILE).unlink()
+    assert read_facts(plan).cache.error == "the publish phase left no readable record"
+    assert read_facts(plan_for("project")).cache is None
+
+
+def test_the_card_names_the_cache_and_what_it_shares():
+    from tests.unit.test_facts import facts
+    from tui.engine.summary import summarize
+
+    plan = plan_for()
+    card = summarize(plan.profile, facts("isolated"), None, cache_repo=plan.cache_repo)
+    speed = " ".join(card.speed.reasons)
+    assert plan.cache_repo in speed and "no cache" not in speed
+    assert "earlier builds of this project" in " ".join(card.security.reasons)
+    bare = summarize(plan.profile, facts("isolated"), None)
+    assert "no cache" in " ".join(bare.speed.reasons)
+    assert card.speed.score > bare.speed.score
+
+
+def test_a_cache_registry_that_does_not_answer_turns_the_cache_off_not_the_build(tmp_path):
+    from tests.support.replay import ReplayEngine
+    from tests.unit.test_prepare import Reach
+    from tui.engine.history import History
+    from tui.engine.request import BuildRequest
+
+    for answers in (True, False):
+        reach = Reach(answers)
+        engine = ReplayEngine(History(tmp_path / f"h{answers}.sqlite3"), reach=reach)
+        plan = engine.prepare(BuildRequest(HELLO, "isolated", project="demo")).plan
+        assert reach.calls == [("127.0.0.1:5000", False)]
+        assert plan.cache_repo == (REPO + "demo" if answers else "")
+        assert ("registry cache off for this build" in plan.cache_note) is not answers
+        assert ("--layers=false" in plan.bud_argv()) is not answers
+
+
+# -- where the phases run: a remote service, Kubernetes Pods ---------------------------------------
+
+def test_a_remote_service_gets_no_cache_in_this_machines_loopback_registry():
+    # Its trusted phases run on another host, whose 127.0.0.1:5000 is another registry: the
+    # cache (and the credentials sent with it) would go to whatever listens there.
+    plan = plan_for(remote=True)
+    assert plan.cache_repo == "" and not plan.pulls_cache and not plan.pushes_cache
+    assert "registry cache off for this build" in plan.cache_note
+    assert "127.0.0.1:5000" in plan.cache_note and "cache_registry" in plan.cache_note
+    assert "--layers=false" in plan.bud_argv()
+    assert "buildcage-cache" not in " ".join(" ".join(p.command) for p in plan.phases())
+    for loopback in ("localhost:5000", "[::1]:5000", "127.0.0.2"):
+        config = Config(cache_registry=loopback)
+        assert plan_for(config=config, remote=True).cache_repo == ""
+        assert plan_for(config=config).cache_repo.startswith(loopback + "/")
+    # A registry named by an address that host can resolve too is kept.
+    named = plan_for(config=Config(cache_registry="reg.example:5000"), remote=True)
+    assert named.cache_repo == "reg.example:5000/buildcage-cache/demo" and not named.cache_note
+
+
+def test_kube_pods_keep_the_cache_and_its_credentials_in_the_trusted_pods(authfile):
+    plan = plan_for()
+    pods = {spec.name: kube_pod(plan, spec) for spec in plan.phases()}
+    assert set(pods) == {"fetch", "build", "publish"}
+    build = pods["build"]["spec"]
+    assert build["hostNetwork"] is False
+    assert not [v for v in build["volumes"] if "secret" in v]
+    assert plan.cache_repo not in json.dumps(build)
+    assert "auth" not in plan.kube_secret_data("build")
+    for name in ("fetch", "publish"):
+        spec = pods[name]["spec"]
+        assert spec["hostNetwork"] is True
+        assert plan.cache_repo in json.dumps(spec["containers"][0]["command"])
+        assert [v for v in spec["volumes"] if "secret" in v]
+        assert any("auth" in key for key in plan.kube_secret_data(name))

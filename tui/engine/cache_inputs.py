@@ -1,0 +1,450 @@
+"""What each step of a build is keyed on in Buildah's layer cache, read on the host before the
+build: the instruction, the build arguments a RUN step sees, and the context files a COPY/ADD
+reads (ignore file applied). ``tui.engine.cache_why`` compares them with an earlier build's.
+
+What Buildah 1.28 keys a step on, measured here with real rebuilds (a project store):
+
+* RUN: its text and every build argument declared in its stage so far that has a value
+  (``|2 A=1 B=2 /bin/sh -c ...`` in the layer's history), used or not. An ARG step itself is
+  keyed on the names only; ENV, WORKDIR and the rest on their text as written (``ENV X=$A`` came
+  from cache after ``A`` changed).
+* COPY/ADD from the context: the content, mode and owner of the files it copies (a ``chmod`` or
+  ``chown`` of a copied file was a miss), not their mtime (``touch`` was a hit), nor the mode of
+  a copied directory itself; files the ignore file excludes do not count.
+* The first step of a stage: the image it starts from.
+
+Files are read through directory descriptors opened with ``O_NOFOLLOW`` (the context is
+hostile: nothing outside it is read, a FIFO never blocks) and hashed with SHA-256; a file whose
+size, mtime, ctime and inode are those of the earlier build's record keeps that record's digest
+instead of being read again. Secret-looking build arguments (``secret_looking_args``) are kept as
+an HMAC under a key of the history's, never as values.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import posixpath
+import re
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dockerfile
+
+from tui.engine.containerfile import (
+    _instructions,
+    _parse_args,
+    parse_containerfile,
+    read_containerfile,
+    substitute,
+)
+from tui.engine.ignorefile import IgnoreFileError, IgnoreMatcher, read_ignore
+from tui.engine.plan import BuildPlan
+from tui.engine.planner import secret_looking_args
+from tui.engine.secret_args import secret_digest
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_GLOB = re.compile(r"[*?\[]")
+MAX_ENTRIES = 100_000
+"""Per step: a COPY of more context entries than this is not listed (its files are "not
+checked")."""
+BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
+                          "ftp_proxy", "NO_PROXY", "no_proxy"})
+"""Build arguments Buildah lets every stage see without an ARG (imagebuilder's allow-list)."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One context path a COPY/ADD reads. ``kind``: f (file), d (directory), l (link), o (other:
+    device, FIFO, socket). ``digest``: SHA-256 of a file's content, a link's target."""
+
+    kind: str
+    mode: int
+    uid: int
+    gid: int
+    size: int = 0
+    digest: str = ""
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    ino: int = 0
+
+    def differences(self, other: FileEntry) -> tuple[str, ...]:
+        """What Buildah's cache key sees differ between ``self`` (earlier) and ``other``."""
+        what = []
+        if self.kind != other.kind:
+            return ("type",)
+        if self.digest != other.digest:
+            what.append("link" if self.kind == "l" else "content")
+        if stat.S_IMODE(self.mode) != stat.S_IMODE(other.mode) and self.kind != "l":
+            what.append("mode")
+        if (self.uid, self.gid) != (other.uid, other.gid):
+            what.append("owner")
+        return tuple(what)
+
+    def to_list(self) -> list[object]:
+        return [self.kind, self.mode, self.uid, self.gid, self.size, self.digest, self.mtime_ns,
+                self.ctime_ns, self.ino]
+
+    @classmethod
+    def from_list(cls, values: list[Any]) -> FileEntry:
+        kind, mode, uid, gid, size, digest, mtime_ns, ctime_ns, ino = values
+        return cls(str(kind), int(mode), int(uid), int(gid), int(size), str(digest),
+                   int(mtime_ns), int(ctime_ns), int(ino))
+
+
+Listing = dict[str, FileEntry]
+
+
+@dataclass
+class StepInput:
+    """One step as the host reads it; ``stage`` and ``step`` are Buildah's (1-based)."""
+
+    stage: int
+    step: int
+    instruction: str
+    command: str
+    """The instruction's keyword, upper-case (RUN, COPY, FROM...)."""
+    args: dict[str, str] = field(default_factory=dict)
+    """Build arguments it sees and their values (secret ones as ``hmac-sha256:...``)."""
+    secret_args: frozenset[str] = frozenset()
+    files: Listing | None = None
+    """What a COPY/ADD from the context reads; None for other steps or when not checked."""
+    files_note: str = ""
+    """Why a COPY/ADD's files were not checked."""
+    copy_from: str = ""
+    """A ``--from=`` value: a stage (name or index) or an image."""
+
+    @property
+    def copies_context(self) -> bool:
+        return self.command in ("COPY", "ADD") and not self.copy_from
+
+    def files_digest(self) -> str:
+        """One digest of everything Buildah's key sees in ``files`` ("" when not read)."""
+        if self.files is None:
+            return ""
+        h = hashlib.sha256()
+        for path in sorted(self.files):
+            e = self.files[path]
+            h.update(f"{path}\0{e.kind}\0{stat.S_IMODE(e.mode)}\0{e.uid}\0{e.gid}\0{e.digest}\n"
+                     .encode("utf-8", "surrogateescape"))
+        return h.hexdigest()
+
+
+@dataclass
+class StageInput:
+    """One stage: 1-based ``index`` as Buildah numbers it, its base."""
+
+    index: int
+    name: str | None
+    base_ref: str = ""
+    """The external image it starts from (build arguments applied); "" for scratch or a stage."""
+    base_stage: int | None = None
+    """The 1-based index of the stage it starts from."""
+    steps: list[StepInput] = field(default_factory=list)
+
+
+@dataclass
+class BuildInputs:
+    stages: list[StageInput] = field(default_factory=list)
+    note: str = ""
+    """Why nothing could be read (the Containerfile or the ignore file), or ""."""
+
+    def step(self, stage: int, step: int) -> StepInput | None:
+        if 1 <= stage <= len(self.stages):
+            steps = self.stages[stage - 1].steps
+            if 1 <= step <= len(steps):
+                return steps[step - 1]
+        return None
+
+    def stage_index(self, ref: str) -> int | None:
+        """The 1-based index of the stage ``ref`` names (its name or 0-based index)."""
+        for stage in self.stages:
+            if (stage.name and stage.name == ref.lower()) or str(stage.index - 1) == ref:
+                return stage.index
+        return None
+
+
+def read_inputs(plan: BuildPlan, key: bytes, earlier: Mapping[str, FileEntry] | None = None,
+                *, files: bool = True) -> BuildInputs:
+    """The plan's steps as Buildah will key them. ``key`` is history's secret key (for secret
+    build arguments), ``earlier`` a listing whose digests may be reused (same size, times and
+    inode); ``files=False`` reads no context file (a fresh store's build is never compared
+    with). Never raises for what the context holds: what cannot be read is noted."""
+    try:
+        text = read_containerfile(plan.containerfile)
+        commands = _instructions(text)
+        info = parse_containerfile(text)
+    except ValueError as exc:  # ContainerfileError
+        return BuildInputs(note=f"the Containerfile could not be read: {exc}")
+    try:
+        matcher: IgnoreMatcher | None = read_ignore(plan.context)
+        ignore_note = ""
+    except IgnoreFileError as exc:
+        matcher, ignore_note = None, f"the ignore file could not be read ({exc})"
+    build_args = dict(plan.build_args)
+    secrets = frozenset(secret_looking_args(plan.build_args))
+    global_values = info.global_values(build_args)
+    # A snapshot's copies all belong to the builder's root (podman's U), whoever owns the
+    # originals: their owners are not what Buildah sees.
+    reader = _ContextReader(plan.context, matcher, earlier or {},
+                            owners=plan.context_snapshot is None)
+    inputs = BuildInputs()
+    stage: StageInput | None = None
+    scope: dict[str, str] = {}
+    for command in commands:
+        keyword = command.cmd.upper()
+        if keyword == "FROM":
+            stage = _start_stage(inputs, command, global_values)
+            scope = {k: v for k, v in build_args.items() if k in BUILTIN_ARGS}
+        if stage is None:
+            continue  # a global ARG: seen by FROM lines only (global_values)
+        if keyword == "ARG":
+            _declare(command, scope, build_args, global_values, info.global_args)
+        step = StepInput(stage.index, len(stage.steps) + 1, command.original.rstrip("\n"),
+                         keyword)
+        if keyword == "RUN":
+            step.args = {name: (secret_digest(key, name, value) if name in secrets else value)
+                         for name, value in scope.items()}
+            step.secret_args = frozenset(name for name in scope if name in secrets)
+        elif keyword in ("COPY", "ADD"):
+            _sources(step, command, scope, reader,
+                     ignore_note if files else "not read for a fresh store")
+        stage.steps.append(step)
+    return inputs
+
+
+def _start_stage(inputs: BuildInputs, command: dockerfile.Command,
+                 global_values: dict[str, str]) -> StageInput:
+    words = command.value
+    name = words[2].lower() if len(words) == 3 and words[1].lower() == "as" else None
+    stage = StageInput(len(inputs.stages) + 1, name)
+    base = substitute(words[0], global_values) if words else ""
+    named = {s.name: s.index for s in inputs.stages if s.name}
+    if base.lower() in named:  # as ContainerfileInfo.base_images tells stages from images
+        stage.base_stage = named[base.lower()]
+    elif base and base.lower() != "scratch":
+        stage.base_ref = base
+    inputs.stages.append(stage)
+    return stage
+
+
+def _declare(command: dockerfile.Command, scope: dict[str, str], build_args: dict[str, str],
+             global_values: dict[str, str], global_args: dict[str, str | None]) -> None:
+    """An ARG in a stage: given on the command line, else its default here, else the global
+    ARG's value (only when it is declared globally); without any, it is not set."""
+    for name, default in _parse_args(" ".join(command.value)).items():
+        if name in build_args:
+            scope[name] = build_args[name]
+        elif default is not None:
+            scope[name] = substitute(default, scope)
+        elif name in global_args and name in global_values:
+            scope[name] = global_values[name]
+
+
+def _sources(step: StepInput, command: dockerfile.Command, scope: dict[str, str],
+             reader: _ContextReader, ignore_note: str) -> None:
+    for flag in command.flags:
+        if flag.startswith("--from="):
+            step.copy_from = substitute(flag[7:], scope)
+    if step.copy_from:
+        return
+    sources = list(command.value[:-1])
+    if not sources:
+        step.files_note = "no source named"
+        return
+    if ignore_note:
+        step.files_note = ignore_note
+        return
+    untracked = [s for s in sources if re.search(r"\$\{?([A-Za-z_]\w*)", s)
+                 and any(n not in scope for n in re.findall(r"\$\{?([A-Za-z_]\w*)", s))]
+    if untracked:
+        step.files_note = f"source {untracked[0]!r} uses a variable buildcage does not follow"
+        return
+    if any("://" in s or s.startswith("git@") for s in sources):
+        step.files_note = "ADD from a URL: the content is not in the context"
+        return
+    try:
+        listing: Listing = {}
+        for source in sources:
+            reader.add(substitute(source, scope), listing)
+        step.files = listing
+    except _NotChecked as exc:
+        step.files_note = str(exc)
+    except OSError as exc:  # the context changed under the walk, or cannot be read
+        step.files_note = f"the context could not be read: {exc.strerror or exc}"
+
+
+class _NotChecked(Exception):
+    """A source buildcage does not read (the note says why)."""
+
+
+class _ContextReader:
+    """Lists and hashes context paths without following a link or leaving the context."""
+
+    def __init__(self, context: Path, matcher: IgnoreMatcher | None,
+                 earlier: Mapping[str, FileEntry], owners: bool = True) -> None:
+        self.context = context
+        self.matcher = matcher
+        self.earlier = earlier
+        self.owners = owners
+        """Record owners (False: every entry is taken as root's)."""
+        self.cache: dict[str, FileEntry] = {}
+        """Entries already read in this build (several steps copy the same files)."""
+
+    def excluded(self, rel: str) -> bool:
+        return self.matcher is not None and self.matcher.excluded(rel)
+
+    def add(self, source: str, listing: Listing) -> None:
+        rel = posixpath.normpath("/" + source).lstrip("/") or "."
+        if _GLOB.search(rel):
+            matches = self._glob(rel)
+        else:
+            matches = [rel]
+        for path in matches:
+            self._add_path(path, listing)
+
+    def _glob(self, pattern: str) -> list[str]:
+        """Go's filepath.Glob, component by component, inside the context."""
+        import fnmatch
+
+        found = ["."]
+        for part in pattern.split("/"):
+            nxt = []
+            for base in found:
+                if not _GLOB.search(part):
+                    nxt.append(part if base == "." else f"{base}/{part}")
+                    continue
+                for name in self._names(base):
+                    if fnmatch.fnmatchcase(name, part):
+                        nxt.append(name if base == "." else f"{base}/{name}")
+            found = nxt
+        return sorted(found)
+
+    def _names(self, rel: str) -> list[str]:
+        fd = self._open_dir(rel, missing_ok=True)
+        if fd is None:
+            return []
+        try:
+            with os.scandir(fd) as entries:
+                return [e.name for e in entries]
+        finally:
+            os.close(fd)
+
+    def _open_dir(self, rel: str, missing_ok: bool = False) -> int | None:
+        fd = os.open(self.context, _DIR_FLAGS)
+        if rel == ".":
+            return fd
+        try:
+            for part in rel.split("/"):
+                try:
+                    sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR) and stat.S_ISLNK(
+                            os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                        # Buildah resolves it inside the context; buildcage does not follow.
+                        raise _NotChecked(f"{rel!r} goes through a link") from None
+                    if exc.errno in (errno.ENOENT, errno.ENOTDIR) and missing_ok:
+                        os.close(fd)
+                        return None
+                    raise _NotChecked(f"{rel!r}: {exc.strerror}") from None
+                os.close(fd)
+                fd = sub
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _add_path(self, rel: str, listing: Listing) -> None:
+        parent, name = posixpath.split(rel) if rel != "." else ("", ".")
+        if rel != "." and self.excluded(rel):
+            return
+        dir_fd = self._open_dir(parent or ".", missing_ok=True)
+        if dir_fd is None:
+            return  # Buildah fails the step: nothing to compare
+        try:
+            try:
+                info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+            if stat.S_ISDIR(info.st_mode):
+                # A copied directory's contents count, not the directory itself (measured).
+                sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+                try:
+                    self._walk(sub, "" if rel == "." else rel, listing)
+                finally:
+                    os.close(sub)
+            else:
+                listing[rel] = self._entry(dir_fd, name, rel, info)
+        finally:
+            os.close(dir_fd)
+        if len(listing) > MAX_ENTRIES:
+            raise _NotChecked(f"it copies more than {MAX_ENTRIES} entries")
+
+    def _walk(self, top_fd: int, top: str, listing: Listing) -> None:
+        pending: list[tuple[int, str, bool]] = [(os.dup(top_fd), top, True)]
+        while pending:
+            fd, rel, _ = pending.pop()
+            try:
+                with os.scandir(fd) as entries:
+                    names = sorted(e.name for e in entries)
+                for name in names:
+                    path = f"{rel}/{name}" if rel else name
+                    if self.excluded(path):
+                        continue
+                    info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    listing[path] = self._entry(fd, name, path, info)
+                    if len(listing) > MAX_ENTRIES:
+                        raise _NotChecked(f"it copies more than {MAX_ENTRIES} entries")
+                    if stat.S_ISDIR(info.st_mode):
+                        try:
+                            sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                        except OSError:
+                            continue  # swapped for a link meanwhile: its entry says dir
+                        pending.append((sub, path, False))
+            finally:
+                os.close(fd)
+
+    def _entry(self, dir_fd: int, name: str, rel: str, info: os.stat_result) -> FileEntry:
+        known = self.cache.get(rel)
+        if known is not None and (known.mtime_ns, known.ctime_ns, known.ino) == (
+                info.st_mtime_ns, info.st_ctime_ns, info.st_ino):
+            return known
+        mode = info.st_mode
+        if stat.S_ISREG(mode):
+            kind, digest = "f", self._digest(dir_fd, name, rel, info)
+        elif stat.S_ISDIR(mode):
+            kind, digest = "d", ""
+        elif stat.S_ISLNK(mode):
+            kind, digest = "l", os.readlink(name, dir_fd=dir_fd)
+        else:
+            kind, digest = "o", ""
+        uid, gid = (info.st_uid, info.st_gid) if self.owners else (0, 0)
+        entry = FileEntry(kind, mode, uid, gid, info.st_size, digest, info.st_mtime_ns,
+                          info.st_ctime_ns, info.st_ino)
+        self.cache[rel] = entry
+        return entry
+
+    def _digest(self, dir_fd: int, name: str, rel: str, info: os.stat_result) -> str:
+        before = self.earlier.get(rel)
+        if (before is not None and before.kind == "f" and before.digest
+                and (before.size, before.mtime_ns, before.ctime_ns, before.ino)
+                == (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)):
+            return before.digest
+        try:
+            fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+        except OSError as exc:
+            raise _NotChecked(f"{rel!r} cannot be read: {exc.strerror}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return ""
+            h = hashlib.sha256()
+            while chunk := os.read(fd, 1 << 20):
+                h.update(chunk)
+            return h.hexdigest()
+        finally:
+            os.close(fd)
