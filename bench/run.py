@@ -176,8 +176,9 @@ class Bench:
 
     def contestants(self) -> list[str]:
         every = ["native", *(["buildkit"] if self.buildkit else []), *PROFILES, NOCACHE,
-                 *self.opts.profiles]
-        return [c for c in every if not self.opts.only or c in self.opts.only]
+                 *(p for p in self.opts.profiles if p not in (*PROFILES, NOCACHE))]
+        return [c for c in every
+                if not self.opts.only or c in self.opts.only or c in self.opts.profiles]
 
     def profiles(self) -> list[str]:
         """The buildcage contestants of this run."""
