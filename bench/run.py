@@ -14,8 +14,15 @@ so the two rows show what the cache does. ``--jobs`` adds cold builds with the a
 ``--only`` picks contestants (a smoke run: ``--rounds 1 --workloads tiny --only
 native,isolated-nocache,isolated --no-buildkit --no-micro``).
 
+``--profiles`` adds profiles of the config (BUILDCAGE_CONFIG) as contestants, e.g. a built-in
+with ``overlay = "fuse"`` beside it; the targets are judged on the built-in profiles only. Run it
+with a fresh XDG_DATA_HOME: a project store made with fuse-overlayfs keeps it (see
+tui/engine/overlay.py). Each profile's overlay (the kernel's or fuse-overlayfs) is chosen before
+the clock starts (``Engine.probed``) and said in the report.
+
     .venv/bin/python bench/run.py [--rounds 3] [--workloads tiny,data,steps,multistage,compile]
                                   [--only native,buildkit,host-ro,...] [--jobs]
+                                  [--profiles isolated-fuse,host-ro-fuse]
                                   [--no-buildkit] [--no-micro] [--out bench/results.md]
 """
 
@@ -164,10 +171,14 @@ class Bench:
         self.notes: list[str] = []
         self.micro: dict[str, float] = {}
         self.jobs: list[str] = []
+        self.overlay: dict[str, str] = {}
+        """Which overlay each profile's builds use (``Engine.probed``: probed before the clock)."""
 
     def contestants(self) -> list[str]:
-        every = ["native", *(["buildkit"] if self.buildkit else []), *PROFILES, NOCACHE]
-        return [c for c in every if not self.opts.only or c in self.opts.only]
+        every = ["native", *(["buildkit"] if self.buildkit else []), *PROFILES, NOCACHE,
+                 *(p for p in self.opts.profiles if p not in (*PROFILES, NOCACHE))]
+        return [c for c in every
+                if not self.opts.only or c in self.opts.only or c in self.opts.profiles]
 
     def profiles(self) -> list[str]:
         """The buildcage contestants of this run."""
@@ -212,7 +223,16 @@ class Bench:
             self.jobs.append(f"| {name} | --jobs {flag} | {med(auto):.2f} | {med(one):.2f} | "
                              f"{med(auto) / med(one):.2f} |")
 
+    def overlays(self, scratch: Path) -> None:
+        """Each profile's overlay, chosen (and probed if need be) before any clock starts."""
+        first = make(self.opts.workloads[0], scratch)
+        for name in self.profiles():
+            plan = self.engine.plan(first, profile=name, confirmed=True,
+                                    project=f"bench-{first.name}")
+            self.overlay[name] = self.engine.probed(plan).overlay
+
     def builds(self, scratch: Path) -> None:
+        self.overlays(scratch)
         for workload in self.opts.workloads:
             ctx = make(workload, scratch)
             for round_no in range(self.opts.rounds):
@@ -304,6 +324,10 @@ class Bench:
             "",
         ]
         lines += [f"> {note}" for note in self.notes] + ([""] if self.notes else [])
+        if self.overlay:
+            lines += ["Overlay of each profile's builds: " + ", ".join(
+                f"{p} {self.overlay[p]}" for p in self.profiles() if p in self.overlay)
+                + " (`kernel`: the kernel's overlay; `fuse`: fuse-overlayfs).", ""]
         for workload in o.workloads:
             lines += [f"## {workload}", "", "| runner | cold | warm | edit |",
                       "| --- | --- | --- | --- |"]
@@ -328,9 +352,10 @@ class Bench:
         ran = set(self.profiles())
         if "native" in self.contestants() and "isolated" in ran:
             iso_cold = max(med(self.ratio_native[(w, "isolated", "cold")]) for w in o.workloads)
-            lines.append(self.target("isolated cold vs native cold (worst workload)", iso_cold,
-                                     1.0, why="three containers (fetch, build, publish) and "
-                                              "fuse-overlayfs against podman's in-process build"))
+            lines.append(self.target(
+                "isolated cold vs native cold (worst workload)", iso_cold, 1.0,
+                why="three containers (fetch, build, publish) against podman's in-process build "
+                    f"({self.overlay.get('isolated', '?')} overlay)"))
         kept = [p for p in PROFILES if p != "isolated" and p in ran]
         if "native" in self.contestants() and kept:
             warm = max(med(self.ratio_native[(w, p, "warm")]) for w in o.workloads for p in kept)
@@ -368,6 +393,7 @@ class Bench:
             lines += ["", "## Builds that failed and ran again", "",
                       *(f"- {visible(f)}" for f in FAILURES)]
         only = f" --only {','.join(o.only)}" if o.only else ""
+        only += f" --profiles {','.join(o.profiles)}" if o.profiles else ""
         lines += ["", "Every secure profile's ratio to BuildKit is the `BK` figure in the tables; "
                   "the long goal is parity.", "",
                   f"Command: `.venv/bin/python bench/run.py --rounds {o.rounds} --workloads "
@@ -420,6 +446,9 @@ def main() -> None:
     args.add_argument("--only", default="", type=lambda s: [c for c in s.split(",") if c],
                       help="contestants to run (native, buildkit, the profiles, "
                            f"{NOCACHE}); default all")
+    args.add_argument("--profiles", default="", type=lambda s: [p for p in s.split(",") if p],
+                      help="more contestants: profiles of the config (e.g. one with "
+                           'overlay = "fuse"); the targets are judged on the built-ins')
     args.add_argument("--jobs", action="store_true",
                       help="also cold builds with the automatic --jobs against one job")
     args.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
@@ -428,7 +457,13 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown workloads {sorted(unknown)}; known: "
                          f"{', '.join(NAMES + EXTRA)}")
-    strangers = set(opts.only) - {"native", "buildkit", *PROFILES, NOCACHE}
+    engine = Engine(load_config())
+    for name in opts.profiles:
+        try:
+            engine.profiles.get(name)  # an unknown name stops here, before any build
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from exc
+    strangers = set(opts.only) - {"native", "buildkit", *PROFILES, NOCACHE, *opts.profiles}
     if strangers:
         raise SystemExit(f"unknown contestants {sorted(strangers)}")
     if opts.only and "buildkit" not in opts.only:

@@ -253,7 +253,8 @@ def cmd_profiles(engine, args: argparse.Namespace) -> int:
               f"speed {'●' * s.speed.score:<5} {s.profile.summary}")
         print(f"{'':10} host store: {f.host_store}; user namespace: {f.userns}; "
               f"SELinux: {f.selinux}; caps: {len(f.effective_caps)}; "
-              f"engine sockets: {', '.join(f.engine_sockets) or 'none'}")
+              f"engine sockets: {', '.join(f.engine_sockets) or 'none'}; "
+              f"overlay: {f.overlay or 'unknown'}")
         for reason in s.security.reasons + s.speed.reasons:
             print(f"{'':10} - {reason}")
     return 0

@@ -125,7 +125,9 @@ class HumanPrinter(_Output):
         if isinstance(event, Pushed):
             return f"==> pushed {event.ref}@{event.digest}"
         if isinstance(event, ImageInfo):
-            return f"==> image: {len(event.layers)} layers, {event.size} bytes"
+            overlay = {"kernel": ", the kernel's overlay", "fuse": ", fuse-overlayfs"}.get(
+                event.overlay, "")
+            return f"==> image: {len(event.layers)} layers, {event.size} bytes{overlay}"
         if isinstance(event, ImageLoaded):
             return (f"==> loaded into the host's podman as {event.tag} (image "
                     f"{event.image_id[:12]})\n    run it: podman run --rm -it {event.tag}")

@@ -17,6 +17,7 @@ import pytest
 
 from tui.engine.config import load_config
 from tui.engine.history import History
+from tui.engine.overlay import ensure_probe
 from tui.engine.session import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +59,11 @@ def data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def engine(provisioned: None, data_home: Path) -> Engine:
-    return Engine(load_config(), History(data_home / "history.sqlite3"))
+    engine = Engine(load_config(), History(data_home / "history.sqlite3"))
+    # The kernel overlay probe, recorded once: every plan of the session chooses its overlay
+    # alike, whichever test comes first (a build would probe it on its own).
+    ensure_probe(engine.client(), engine.config.builder_image, data_home / "buildcage")
+    return engine
 
 
 @pytest.fixture

@@ -27,7 +27,13 @@ def test_facts_read_from_the_created_container(engine, name):
     assert "SYS_ADMIN" not in facts.effective_caps
     assert facts.pids_limit == plan.limits.pids
     assert "nofile=1024:1024" in facts.ulimits
-    assert facts.devices == ("/dev/fuse",)
+    # The kernel's overlay (where this host's probe saw it) needs no device; fuse-overlayfs
+    # (host-rw's, or where the kernel's failed) needs /dev/fuse.
+    kernel = engine.probed(plan).overlay == "kernel"
+    assert facts.overlay == ("kernel overlay" if kernel
+                             else "fuse-overlayfs (/usr/bin/fuse-overlayfs)")
+    assert facts.devices == (() if kernel else ("/dev/fuse",))
+    assert kernel == (name != "host-rw")
     # The card shows the container that runs the Containerfile's steps: no network at all.
     assert facts.network == "none"
     assert targets["/context"].read_only

@@ -33,18 +33,19 @@ def config_with(tmp_path: Path, body: str) -> Config:
     return load_config(path)
 
 
-def test_kernel_overlay_in_a_user_namespace(user_engine):
-    plan = user_engine.plan(EXAMPLES / "multistage", profile="isolated-fast", no_cache=True,
-                            confirmed=frozenset({"unsafe"}))
-    assert "mount_program" not in plan.storage_conf()
+def test_the_example_profile_keeps_fuse_overlayfs(user_engine):
+    """overlay = "fuse" wins over the probe: the builder gets fuse-overlayfs and /dev/fuse,
+    read back from the container podman created (tests/integration/test_overlay_real.py
+    builds with both overlays)."""
+    plan = user_engine.plan(EXAMPLES / "multistage", profile="isolated-fuse", no_cache=True)
+    assert plan.overlay == "fuse" and "mount_program" in plan.storage_conf()
     summary = user_engine.summary(plan)
     facts = summary.facts
-    assert "SYS_ADMIN" in facts.effective_caps and facts.userns.startswith("0:")
-    assert "CAP_SYS_ADMIN beyond the default set (inside its own user namespace)" in \
-        summary.security.reasons
-    rec = build(user_engine, EXAMPLES / "multistage", profile="isolated-fast", no_cache=True,
-                confirmed=frozenset({"unsafe"}))
-    assert rec.done.status == "succeeded" and rec.done.steps_total == 12
+    assert facts.overlay == "fuse-overlayfs (/usr/bin/fuse-overlayfs)"
+    assert facts.devices == ("/dev/fuse",)
+    assert "SYS_ADMIN" not in facts.effective_caps and facts.userns.startswith("0:")
+    assert "fuse-overlayfs, slower than the kernel's overlay: the profile asks for " \
+        "fuse-overlayfs" in summary.speed.reasons
 
 
 def test_extra_store_serves_base_images_without_a_pull(engine, data_home, tmp_path, run_id):

@@ -35,7 +35,7 @@ from tui.engine.events import (
     StepStarted,
     event_from_json,
 )
-from tui.engine.facts import facts_from_inspect
+from tui.engine.facts import facts_from_inspect, overlay_fact
 from tui.engine.history import BuildRecord, History, StepRecord
 from tui.engine.layer_reader import LayerSource
 from tui.engine.layers import LayerReport
@@ -188,8 +188,11 @@ class ReplayEngine(Engine):
         # As the real probe: a created container's inspect shows no overlay volume.
         facts = facts_from_inspect(json.loads(path.read_text(encoding="utf-8")),
                                    overlay_volumes=create_kwargs(plan).get("overlay_volumes"))
+        # The recorded storage.conf path may or may not exist here: the plan's own text says
+        # the same, the same way on every machine.
+        facts = dataclasses.replace(facts, overlay=overlay_fact(plan.storage_conf()))
         median = self.history.median_duration(plan.profile.name, str(plan.context))
-        return summarize(plan.profile, facts, median, plan.cache_repo)
+        return summarize(plan.profile, facts, median, plan.cache_repo, plan.overlay_reason)
 
     def events_for(self, plan: BuildPlan) -> Iterable[Event]:
         if callable(self.stream):

@@ -104,8 +104,8 @@ BAD_VALUES = [
      "(host-ro, isolated, project, host-rw), got 1"),
     ("network = \"none\"",
      "profiles.fast.network is not a profile key (known: base, cap_add, cap_drop, extra_stores, "
-     "host_store_ro, mount_program, registry_cache, requires_confirmation, selinux, store, "
-     "summary, userns)"),
+     "host_store_ro, mount_program, overlay, registry_cache, requires_confirmation, selinux, "
+     "store, summary, userns)"),
     ("privileged = true",
      "profiles.fast.privileged is not supported: a privileged builder is root on the host "
      "with every device; buildcage never creates one"),
@@ -145,7 +145,8 @@ extra_stores = ["/srv/team-store/"]
     assert fast.cap_drop == ("ALL",)
     assert fast.userns == "auto"
     assert fast.extra_stores == ("/srv/team-store",)
-    assert fast.mount_program == ""
+    assert fast.overlay == "kernel"  # the older spelling of overlay = "kernel"
+    assert fast.mount_program == "/usr/bin/fuse-overlayfs"
     assert fast.requires_confirmation  # SYS_ADMIN is beyond the default set
     sized = load(tmp_path, '[profiles.a]\nuserns = "auto:size=65536"\n')
     assert ProfileSet.from_config(sized.profiles).get("a").userns == "auto:size=65536"
@@ -325,11 +326,14 @@ def test_built_in_profiles_other_than_host_rw_need_no_confirmation() -> None:
         assert profile.requires_confirmation == (profile.name == "host-rw")
 
 
-def test_example_config_loads_and_only_its_caps_profile_asks_for_confirmation() -> None:
+def test_example_config_loads_and_none_of_its_profiles_asks_for_confirmation() -> None:
     config = load_config(Path(__file__).resolve().parents[2] / "examples" / "config.toml")
     profiles = ProfileSet.from_config(config.profiles)
-    assert profiles.get("isolated-fast").requires_confirmation
+    fuse = profiles.get("isolated-fuse")
+    assert fuse.overlay == "fuse" and fuse.userns == "auto:size=65536"
+    assert not fuse.requires_confirmation
     assert not profiles.get("team-cache").requires_confirmation
+    assert profiles.get("team-cache").overlay == "auto"
 
 
 # -- storage.conf: profile values are TOML-escaped ----------------------------------------------

@@ -164,9 +164,44 @@ def _data_dir() -> Check:
     return Check("data dir", mode == 0o700, f"{path} (mode {mode:o})", f"chmod 700 {path}")
 
 
+def _kernel_overlay(config: Config) -> Check:
+    """Whether Buildah can mount the kernel's overlay in a builder, with and without a user
+    namespace of its own: read from a real builder (tui.engine.overlay). Probed again when the
+    recorded answer is for another kernel or podman, or was no."""
+    from tui.engine.overlay import ensure_probe, probe_path, read_record, service_key
+
+    try:
+        client = connect(config.podman_url, config.podman_identity, config.podman_known_hosts)
+    except PodmanUnavailable:
+        return Check("kernel overlay", False, "not checked: podman does not answer",
+                     "start the podman service first (see the socket check)")
+    data = ensure_data_dir()
+    service = service_key(config.podman_url)
+    old = read_record(data, service)
+    again = old is not None and not all(a.ok for a in old.answers.values())
+    with client:
+        record = ensure_probe(client, config.builder_image, data, again=again,
+                              service=service)
+    if record is None:
+        return Check("kernel overlay", False, "the probe builders could not run",
+                     "see the builder image and container start checks; then buildcage doctor")
+    names = {"userns": "user-namespaced builder", "host": "builder without a user namespace"}
+    answers = "; ".join(f"{names.get(kind, kind)}: "
+                        + (f"Buildah mounted {a.fstype}" if a.ok else a.detail)
+                        for kind, a in sorted(record.answers.items(), reverse=True))
+    ok = all(a.ok for a in record.answers.values())
+    when = "probed now" if record != old else "recorded"
+    detail = (f"{answers} ({when}: kernel {record.kernel}, podman {record.podman_version}, "
+              f"{probe_path(data, service)})")
+    return Check("kernel overlay", ok, detail,
+                 "none needed: builds use fuse-overlayfs (slower) where the kernel's overlay "
+                 "failed; a kernel of 5.11 or later mounts overlay in a user namespace")
+
+
 def run_checks(config: Config) -> list[Check]:
     checks: list[Check] = [_socket(config)]
     checks += _podman(config)
+    checks.append(_kernel_overlay(config))
     simple: list[Callable[[], Check]] = [_fuse, _userns, _data_dir]
     checks += [c() for c in simple]
     checks.append(_registry(config))

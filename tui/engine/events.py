@@ -151,6 +151,9 @@ class ImageInfo(Event):
 
     name: ClassVar[str] = "image_info"
     layers: tuple[int, ...]
+    overlay: str = ""
+    """The overlay the build's store was mounted with: "kernel", "fuse" (fuse-overlayfs), or ""
+    (not known), from containers/storage's record read by the trusted publish phase."""
 
     def __post_init__(self) -> None:
         # JSON gives a list back; keep the event hashable and equal to the original.

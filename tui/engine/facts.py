@@ -6,7 +6,9 @@ what podman actually created (the ratings in tui.engine.summary derive from thes
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from tui.engine.hostpaths import (
@@ -19,9 +21,14 @@ from tui.engine.hostpaths import (
     realpath,
     store_relation,
 )
+from tui.engine.plan import GRAPH_ROOT, STORAGE_CONF
+from tui.engine.plan import MOUNT_RECORD as OVERLAY_RECORD
 
 __all__ = ["ENGINE_SOCKETS", "MountFact", "SecurityFacts", "describe_network",
-           "facts_from_inspect", "read_engine_sockets", "read_host_store"]
+           "facts_from_inspect", "overlay_fact", "read_engine_sockets", "read_host_store",
+           "read_overlay"]
+
+KERNEL_OVERLAY = "kernel overlay"
 
 HostAccess = Literal["none", "read-only", "read-write"]
 
@@ -62,6 +69,9 @@ class SecurityFacts:
     """The podman service runs on another host: mount sources are taken as podman names them
     (they cannot be resolved or looked into from here; a remote plan mounts no user-chosen
     path, see tui.engine.planner.check_remote_profile)."""
+    overlay: str = ""
+    """The overlay Buildah mounts layers with, from the storage.conf and store the container
+    is given (see read_overlay): "kernel overlay", or "fuse-overlayfs (...)" saying why."""
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -159,6 +169,59 @@ def read_engine_sockets(mounts: tuple[MountFact, ...],
     return tuple(dict.fromkeys(out))
 
 
+def _read_host_file(path: str, limit: int = 65536) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read(limit)
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _host_path(mounts: tuple[MountFact, ...], inside: str) -> str | None:
+    """Where the builder's path ``inside`` is on this host: through the mount with the longest
+    target holding it (None: it is in the container's own file system)."""
+    best = None
+    for m in mounts:
+        target = PurePosixPath(m.target)
+        path = PurePosixPath(inside)
+        if m.source and (path == target or target in path.parents):
+            if best is None or len(m.target) > len(best.target):
+                best = m
+    if best is None:
+        return None
+    rest = PurePosixPath(inside).relative_to(best.target)
+    return str(PurePosixPath(best.source) / rest) if str(rest) != "." else best.source
+
+
+def read_overlay(mounts: tuple[MountFact, ...]) -> str:
+    """The overlay the builder's Buildah mounts layers with, from what podman gave the
+    container: the storage.conf mounted into it, and containers/storage's own record in a
+    store on this host's disk, both read here (the podman host)."""
+    conf_path = _host_path(mounts, STORAGE_CONF)
+    conf = _read_host_file(conf_path) if conf_path else None
+    record_path = _host_path(mounts, f"{GRAPH_ROOT}/{OVERLAY_RECORD}")
+    record = (_read_host_file(record_path, 16) or "") if record_path else ""
+    return overlay_fact(conf, record.strip())
+
+
+def overlay_fact(conf: str | None, record: str = "") -> str:
+    """What a storage.conf's text and a store's record ("true", "false" or "") make Buildah
+    mount: containers/storage goes on with fuse-overlayfs in a store made with it, whatever
+    storage.conf says (measured)."""
+    if conf is None:
+        return "unknown: the builder's storage.conf cannot be read here"
+    try:
+        overlay = tomllib.loads(conf).get("storage", {}).get("options", {}).get("overlay", {})
+        program = str(overlay.get("mount_program", ""))
+    except (tomllib.TOMLDecodeError, AttributeError):
+        return "unknown: the builder's storage.conf does not parse"
+    if program:
+        return f"fuse-overlayfs ({program})"
+    if record == "true":
+        return "fuse-overlayfs (the store was made with it: containers/storage keeps it)"
+    return KERNEL_OVERLAY
+
+
 NETWORKS = {
     "host": "host: RUN steps can reach services on the host's loopback",
     "none": "none: no network at all",
@@ -225,4 +288,7 @@ def facts_from_inspect(attrs: dict[str, Any], host_store: str = HOST_STORE,
         pids_limit=int(host.get("PidsLimit") or 0),
         ulimits=tuple(f"{u['Name'].removeprefix('RLIMIT_').lower()}={u['Soft']}:{u['Hard']}"
                       for u in host.get("Ulimits") or []),
+        # On a remote service the storage.conf is copied in, not mounted: the plan says it
+        # (tui.engine.probe).
+        overlay="" if remote else read_overlay(mounts),
     )

@@ -16,6 +16,7 @@ from tui.engine.plan import (
     CACHE_MAX_IMAGES,
     DIGEST_FILE,
     IMAGE_FILE,
+    OVERLAY_FILE,
     BuildPlan,
 )
 from tui.engine.text import visible
@@ -31,6 +32,8 @@ class ImageFacts:
     layers: tuple[int, ...] | None = None
     """Compressed-or-not sizes of the layers, from the image's manifest."""
     pushed: Pushed | None = None
+    overlay: str = ""
+    """"kernel" or "fuse": containers/storage's own record in the store the build used."""
     bases: tuple[ImageFact, ...] | None = None
     """The external images the build read (``BuildPlan.fetch_refs``) as the store held them;
     None when the publish phase wrote none of them."""
@@ -41,7 +44,13 @@ class ImageFacts:
 def read_facts(plan: BuildPlan) -> ImageFacts:
     image_id, layers = _image(plan)
     return ImageFacts(image_id=image_id, layers=layers, pushed=_pushed(plan),
-                      bases=_bases(plan), cache=_cache(plan))
+                      bases=_bases(plan), cache=_cache(plan),
+                      overlay=_overlay(plan))
+
+
+def _overlay(plan: BuildPlan) -> str:
+    record = _read(plan.facts_dir / OVERLAY_FILE).strip()
+    return {"false": "kernel", "true": "fuse"}.get(record, "")
 
 
 def _bases(plan: BuildPlan) -> tuple[ImageFact, ...] | None:

@@ -219,7 +219,8 @@ def read_from_store(client: Any, plan: BuildPlan, image: str) -> LayerReport:
         mounts = (*plan.store_mounts(),
                   Mount(str(out), READER_DIR, "sync" if plan.remote else "bind", False,
                         "the image's layers, written by buildah push"),
-                  Mount("/dev/fuse", "/dev/fuse", "device", False, "fuse-overlayfs"))
+                  *([Mount("/dev/fuse", "/dev/fuse", "device", False, "fuse-overlayfs")]
+                    if plan.overlay == "fuse" else []))
         spec = Phase(name="publish", network="none", command=tuple(plan.on_store(argv)),
                      mounts=mounts,
                      container_name=f"{plan.container_name}-layers")

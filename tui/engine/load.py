@@ -212,8 +212,9 @@ def _export(client, plan: BuildPlan, image_id: str) -> None:
     check_own_path(plan.output_dir, plan.data_dir)
     plan.output_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     mounts = [*plan.store_mounts(),
-              Mount(str(plan.output_dir), OUTPUT_DIR, "bind", False, "image archive"),
-              Mount("/dev/fuse", "/dev/fuse", "device", False, "fuse-overlayfs")]
+              Mount(str(plan.output_dir), OUTPUT_DIR, "bind", False, "image archive")]
+    if plan.overlay == "fuse":  # the kernel's overlay needs no device
+        mounts.append(Mount("/dev/fuse", "/dev/fuse", "device", False, "fuse-overlayfs"))
     spec = Phase(name="publish", network="none",
                  command=tuple(plan.on_store(archive_argv(image_id))),
                  mounts=tuple(mounts), container_name=f"{plan.container_name}-load")

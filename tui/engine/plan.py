@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from tui.engine import hostview
+from tui.engine.overlay import OverlayKind
 from tui.engine.paths import checked_store_dir
 from tui.engine.profiles import HOST_STORE, Profile
 from tui.engine.registry import ImageRef, OciTarget, parse_push_target
@@ -49,6 +50,10 @@ BASE_FILE = "base-{index}"
 """``ID DIGEST`` of the build's ``index``-th external image (``fetch_refs``), for the cache
 explanations of the next build (tui.engine.cache_why)."""
 DIGEST_FILE = "digest"
+OVERLAY_FILE = "overlay"
+"""containers/storage's record of the overlay the store was mounted with (``true``: a mount
+program, fuse-overlayfs), copied by the publish phase."""
+GRAPH_ROOT = "/var/lib/containers/storage"
 STORAGE_CONF = "/etc/containers/storage.conf"
 REGISTRIES_CONF = "/etc/containers/registries.conf.d/99-buildcage.conf"
 MOUNT_RECORD = "overlay/.has-mount-program"
@@ -143,6 +148,11 @@ class BuildPlan:
     directory, for the host's podman to load (tui.engine.load)."""
     load_overwrite: bool = False
     """``--load-overwrite``: the load may move a host tag that names another image."""
+    overlay: OverlayKind = "fuse"
+    """The overlay the builder mounts layers with, chosen by the planner from the profile, the
+    kernel overlay probe and the store's own record (tui.engine.overlay.choose)."""
+    overlay_reason: str = ""
+    """Why that overlay, for people (the card's speed reasons)."""
     cache_repo: str = ""
     """Registry repository of the project's layer cache (``REGISTRY/buildcage-cache/PROJECT``)
     for a fresh store, "" for none. Only the trusted phases talk to it: fetch pulls the images
@@ -288,7 +298,7 @@ class BuildPlan:
         return {"buildcage.build": self.build_id, "buildcage.owner": self.owner}
 
     def storage_conf(self) -> str:
-        """The builder's storage.conf, from the profile (so profiles choose the overlay)."""
+        """The builder's storage.conf: the profile's stores, and the overlay the plan chose."""
         extra = range(1, len(self.profile.extra_stores) + 1)
         stores = [SHARED_STORE] + [f"{SHARED_STORE}-{i}" for i in extra]
         lines = [
@@ -304,7 +314,7 @@ class BuildPlan:
             "additionalimagestores = [" + ", ".join(json.dumps(s) for s in stores) + "]",
             "[storage.options.overlay]",
         ]
-        if self.profile.mount_program:
+        if self.overlay == "fuse":
             lines.append(f"mount_program = {json.dumps(self.profile.mount_program)}")
             lines.append('mountopt = "nodev,fsync=0"')
         else:
@@ -406,7 +416,8 @@ class BuildPlan:
             # A user namespace may not mount a fresh sysfs while it shares the host's network
             # (needed for the loopback registry); podman then needs the host's, read-only.
             mounts.append(Mount("/sys", "/sys", purpose="sysfs for a user namespace"))
-        mounts.append(Mount("/dev/fuse", "/dev/fuse", "device", False, "fuse-overlayfs"))
+        if self.overlay == "fuse":  # the kernel's overlay needs no device
+            mounts.append(Mount("/dev/fuse", "/dev/fuse", "device", False, "fuse-overlayfs"))
         return mounts
 
     def mounts(self) -> list[Mount]:
@@ -597,7 +608,10 @@ class BuildPlan:
         directory, then pushes it. Nothing here reads what the build printed."""
         inspect = ["buildah", "inspect", "--type", "image", self.tag]
         script = [*self._prelude("publish"),
-                  f"{shlex.join(inspect)} > {FACTS_DIR}/{IMAGE_FILE}"]
+                  f"{shlex.join(inspect)} > {FACTS_DIR}/{IMAGE_FILE}",
+                  # Written by containers/storage as it set up the store, here as in the build.
+                  f"cat {GRAPH_ROOT}/{MOUNT_RECORD} > {FACTS_DIR}/{OVERLAY_FILE} 2>/dev/null "
+                  "|| true"]
         for index, ref in enumerate(self.fetch_refs):
             # The images the build read, as the store holds them; one that cannot be inspected
             # is only missing from the facts, it does not fail the build.
@@ -759,7 +773,7 @@ class BuildPlan:
         files = {self.storage_conf_path: self.storage_conf(),
                  self.registries_conf_path: self.registries_conf}
         if self.profile.store == "host":
-            files[self.mount_record_path] = "true" if self.profile.mount_program else "false"
+            files[self.mount_record_path] = "true" if self.overlay == "fuse" else "false"
         return files
 
 

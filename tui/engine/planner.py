@@ -14,6 +14,14 @@ from tui.engine.config import LOCAL_REGISTRY, Config, data_dir, registries_conf
 from tui.engine.containerfile import find_containerfile
 from tui.engine.context import needs_snapshot
 from tui.engine.errors import UserError
+from tui.engine.overlay import (
+    LOCAL,
+    ProbeRecord,
+    choose,
+    current_record,
+    service_key,
+    store_record,
+)
 from tui.engine.paths import UnsafePath, check_context, check_project_name
 from tui.engine.plan import BuildPlan
 from tui.engine.profiles import Profile, ProfileSet, confirmation_message, confirmation_needed
@@ -134,6 +142,7 @@ def make_plan(
     remote: bool = False,
     load: bool = False,
     load_overwrite: bool = False,
+    overlay_probe: ProbeRecord | None | bool = True,
 ) -> BuildPlan:
     """Check every input and build the plan; raises PlanError with a message for people.
 
@@ -141,7 +150,10 @@ def make_plan(
     ``tui.engine.context``); False, it mounts the context itself read-only; None (default),
     a copy only when the builder could not read the context (``context.needs_snapshot``).
     ``remote``: the podman service runs on another host (see ``BuildPlan.remote``): always a
-    snapshot, copied to the builder."""
+    snapshot, copied to the builder.
+
+    ``overlay_probe``: the kernel overlay probe to choose the overlay by (``tui.engine.overlay``);
+    True (default) reads the data directory's record if it holds for this kernel and podman."""
     ctx = Path(context).expanduser().resolve()
     if not ctx.exists():
         raise PlanError(f"build context {str(context)!r} does not exist")
@@ -238,7 +250,22 @@ def make_plan(
         _ = plan.store_dir  # refuses a store path that leads out of buildcage's data directory
     except UnsafePath as exc:
         raise PlanError(str(exc)) from exc
-    return plan
+    service = service_key(config.podman_url) if remote else LOCAL
+    record = (overlay_probe if isinstance(overlay_probe, ProbeRecord)
+              else current_record(data, service) if overlay_probe is True else None)
+    return with_overlay(plan, record)
+
+
+def with_overlay(plan: BuildPlan, record: ProbeRecord | None) -> BuildPlan:
+    """``plan`` with the overlay its profile, the probe ``record`` and its store's own record
+    choose (tui.engine.overlay.choose)."""
+    store_dir = plan.store_dir
+    if plan.remote and plan.profile.store == "project":
+        store = "unknown"  # a kept volume on the service's host
+    else:
+        store = store_record(store_dir / "storage" if store_dir is not None else None)
+    overlay = choose(plan.profile.overlay, plan.profile.userns, record, store)
+    return dataclasses.replace(plan, overlay=overlay.kind, overlay_reason=overlay.reason)
 
 
 

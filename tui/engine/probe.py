@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from podman import PodmanClient
 
 from tui.engine.containers import remove_container
-from tui.engine.facts import SecurityFacts, facts_from_inspect
+from tui.engine.facts import SecurityFacts, facts_from_inspect, overlay_fact
 from tui.engine.orphans import owned
 from tui.engine.plan import BuildPlan
 from tui.engine.renderings import create_kwargs
@@ -23,8 +25,11 @@ def probe_facts(client: PodmanClient, plan: BuildPlan) -> SecurityFacts:
         kwargs["name"] = f"{plan.container_name}-probe"
         container = client.containers.create(**kwargs)
         container.reload()
-        return facts_from_inspect(container.attrs, remote=plan.remote,
-                                  overlay_volumes=kwargs.get("overlay_volumes"))
+        facts = facts_from_inspect(container.attrs, remote=plan.remote,
+                                   overlay_volumes=kwargs.get("overlay_volumes"))
+        if plan.remote:  # the storage.conf the builder is given is a copy of the plan's
+            facts = dataclasses.replace(facts, overlay=overlay_fact(plan.storage_conf()))
+        return facts
     finally:
         if container is not None:
             remove_container(container)

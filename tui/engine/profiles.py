@@ -23,6 +23,11 @@ project: a persistent directory per (profile, project) under buildcage's data di
 
 Selinux = Literal["default", "disable", "project-level"]
 
+Overlay = Literal["auto", "kernel", "fuse"]
+"""auto: the kernel's overlay where ``buildcage doctor``'s probe found it works, else
+fuse-overlayfs (see tui.engine.overlay) · kernel: always the kernel's · fuse: always
+fuse-overlayfs (``mount_program``)."""
+
 __all__ = ["BUILTIN_PROFILES", "DEFAULT_CAPS", "HOST_STORE", "LINUX_CAPS", "Profile",
            "ProfileError", "ProfileSet", "Risk", "profile_from_config"]
 
@@ -43,8 +48,12 @@ class Profile:
     selinux: Selinux = "default"
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
+    overlay: Overlay = "fuse"
+    """Which overlay the builder mounts layers with. No capability is needed for the kernel's:
+    Buildah mounts it in a user namespace of its own (see tui.engine.overlay)."""
     mount_program: str = "/usr/bin/fuse-overlayfs"
-    """storage.conf mount_program; "" means the kernel's overlay (needs SYS_ADMIN in a userns)."""
+    """storage.conf mount_program when fuse-overlayfs is used; "" (older configs) means
+    ``overlay = "kernel"``."""
     requires_confirmation: bool = False
     """Must be asked for explicitly (a CLI flag or a UI confirmation) before it runs."""
     registry_cache: bool = False
@@ -72,6 +81,7 @@ BUILTIN_PROFILES: tuple[Profile, ...] = (
         summary="host store read-only as an additional store + private writable store per project",
         store="project",
         host_store_ro=True,
+        overlay="auto",
     ),
     Profile(
         name="isolated",
@@ -79,6 +89,7 @@ BUILTIN_PROFILES: tuple[Profile, ...] = (
                 "cache through the registry",
         store="fresh",
         userns="auto:size=65536",
+        overlay="auto",
         registry_cache=True,
     ),
     Profile(
@@ -86,6 +97,7 @@ BUILTIN_PROFILES: tuple[Profile, ...] = (
         summary="one persistent store per project; cache within the project only",
         store="project",
         selinux="project-level",
+        overlay="auto",
     ),
     Profile(
         name="host-rw",
@@ -133,7 +145,8 @@ Refused unless the builder has its own user namespace, where they only cover wha
 namespace owns."""
 
 KEYS = ("base", "cap_add", "cap_drop", "extra_stores", "host_store_ro", "mount_program",
-        "registry_cache", "requires_confirmation", "selinux", "store", "summary", "userns")
+        "overlay", "registry_cache", "requires_confirmation", "selinux", "store", "summary",
+        "userns")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _PROGRAM = re.compile(r"/[A-Za-z0-9._+/-]*")
 _STORE_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*")
@@ -232,6 +245,18 @@ def _check_types(where: str, values: dict[str, Any]) -> dict[str, Any]:
         raise ProfileError(f"{where}.mount_program must be \"\" (the kernel's overlay) or an "
                            "absolute path of letters, digits and . _ - + /, got "
                            f"{_shown(program)}")
+    if out["overlay"] not in ("auto", "kernel", "fuse"):
+        raise ProfileError(f'{where}.overlay must be "auto", "kernel" or "fuse", got '
+                           f"{_shown(out['overlay'])}")
+    if program == "":  # the older spelling of the kernel's overlay
+        out["overlay"], out["mount_program"] = "kernel", Profile.mount_program
+    if out["overlay"] != "fuse" and out["store"] == "host":
+        raise ProfileError(
+            f'{where}.overlay = {_shown(out["overlay"])} is refused with store = "host": Buildah '
+            "mounts the kernel's overlay in a user namespace of its own, where overlay keeps "
+            "its directory markers in user.overlay.* attributes; the host's podman reads "
+            "trusted.overlay.* ones, so the layers written into its store would show deleted "
+            'files again (measured). Use overlay = "fuse"')
     for key in ("cap_add", "cap_drop", "extra_stores"):  # a base profile's tuples
         if isinstance(out[key], tuple):
             out[key] = list(out[key])
@@ -333,6 +358,15 @@ def profile_from_config(name: str, table: dict[str, Any], source: str = "config"
                                f"({', '.join(builtin)}), got {_shown(table['base'])}")
         values = {f.name: getattr(builtin[table["base"]], f.name) for f in fields(Profile)}
     values.update({k: v for k, v in table.items() if k != "base"})
+    if "overlay" not in table:
+        # Unsaid: a base's choice, else "auto"; the host's own store stays on fuse-overlayfs
+        # (see _check_types).
+        values["overlay"] = values["overlay"] if "base" in table else "auto"
+        if values.get("store") == "host":
+            values["overlay"] = "fuse"
+    elif table.get("mount_program") == "" and table["overlay"] != "kernel":
+        raise ProfileError(f'{where}: mount_program = "" means the kernel\'s overlay, but '
+                           f"overlay is {_shown(table['overlay'])}")
     if "registry_cache" not in table and values["store"] != "fresh":
         values["registry_cache"] = False  # base = "isolated" with a store of its own
     values = _check_types(where, values)

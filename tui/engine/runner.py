@@ -258,7 +258,7 @@ class BuildRunner:
         if facts.image_id:
             self._emit(ImageBuilt(image_id=facts.image_id))
         if facts.layers is not None:
-            self._emit(ImageInfo(layers=facts.layers))
+            self._emit(ImageInfo(layers=facts.layers, overlay=facts.overlay))
         if facts.pushed is not None:
             self._emit(facts.pushed)
         if facts.bases is not None:

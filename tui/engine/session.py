@@ -226,8 +226,36 @@ class Engine:
         """Creates the builder container (never started), reads its facts, removes it."""
         from tui.engine.probe import probe_facts
 
+        plan = self.probed(plan)
         facts = probe_facts(self.client(), plan)
-        return summarize(plan.profile, facts, self.median(plan), plan.cache_repo)
+        return summarize(plan.profile, facts, self.median(plan), plan.cache_repo,
+                         plan.overlay_reason)
+
+    def probed(self, plan: BuildPlan) -> BuildPlan:
+        """``plan`` with the overlay a kernel overlay probe current for this kernel and podman
+        chooses (tui.engine.overlay). When none is recorded for its kind of builder, probes it
+        first: one builder container, about 3 s, once after the kernel or podman changed.
+        Raises PodmanUnavailable when podman does not answer."""
+        from tui.engine.overlay import (
+            LOCAL,
+            current_record,
+            ensure_probe,
+            namespace_kind,
+            service_key,
+        )
+        from tui.engine.planner import with_overlay
+
+        if plan.profile.overlay != "auto":
+            return plan
+        kind = namespace_kind(plan.profile.userns)
+        service = service_key(self.config.podman_url) if self.remote else LOCAL
+        record = current_record(plan.data_dir, service)
+        # A local record is checked against this kernel and podman here; a remote service's
+        # only by asking it (two API calls).
+        if record is None or kind not in record.answers or service != LOCAL:
+            record = ensure_probe(self.client(), self.config.builder_image, plan.data_dir,
+                                  (kind,), service=service)
+        return with_overlay(plan, record)
 
     def median(self, plan: BuildPlan) -> float | None:
         """Median time of recent builds like this one; None when history cannot say."""
@@ -241,6 +269,7 @@ class Engine:
         plan's Pod manifest instead of a plain container."""
         from tui.engine.runner import BuildRunner
 
+        plan = self.probed(plan)
         if on == "kube":
             from tui.engine.kube_runner import KubeRunner
 

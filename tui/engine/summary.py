@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tui.engine.facts import SecurityFacts, describe_network
+from tui.engine.facts import KERNEL_OVERLAY, SecurityFacts, describe_network
 from tui.engine.profiles import DEFAULT_CAPS, HOST_ESCAPE_CAPS, Profile
 
 
@@ -67,9 +67,11 @@ def security_rating(facts: SecurityFacts) -> Rating:
 
 
 def speed_rating(profile: Profile, facts: SecurityFacts, median_s: float | None,
-                 cache_repo: str = "") -> Rating:
-    """Speed follows from what the builder can reuse: a cache, and base images without a pull.
-    ``cache_repo``: the registry layer cache the build uses ("" for none)."""
+                 cache_repo: str = "", overlay_reason: str = "") -> Rating:
+    """Speed follows from what the builder can reuse (a cache, base images without a pull) and
+    from the overlay it mounts (read from the container: ``facts.overlay``).
+    ``cache_repo``: the registry layer cache the build uses ("" for none); ``overlay_reason``:
+    why the planner chose that overlay."""
     score, reasons = 1, []
     if profile.keeps_cache:
         score += 2
@@ -86,11 +88,14 @@ def speed_rating(profile: Profile, facts: SecurityFacts, median_s: float | None,
         reasons.append("host images used with no pull")
     elif not profile.keeps_cache:
         reasons.append("every base image pulled again")
-    if profile.mount_program:
-        reasons.append("fuse-overlayfs in the builder (slower than the kernel's overlay)")
-    else:
+    why = f": {overlay_reason}" if overlay_reason else ""
+    if facts.overlay == KERNEL_OVERLAY:
         score += 1
-        reasons.append("the kernel's overlay")
+        reasons.append(f"the kernel's overlay{why}")
+    elif facts.overlay.startswith("fuse-overlayfs"):
+        reasons.append(f"fuse-overlayfs, slower than the kernel's overlay{why}")
+    else:
+        reasons.append(f"overlay {facts.overlay or 'unknown'}")
     if median_s is not None:
         reasons.append(f"median build on this machine: {median_s:.1f}s")
     return Rating(max(1, min(5, score)), tuple(reasons))
@@ -106,7 +111,7 @@ class ProfileSummary:
 
 
 def summarize(profile: Profile, facts: SecurityFacts, median_s: float | None,
-              cache_repo: str = "") -> ProfileSummary:
+              cache_repo: str = "", overlay_reason: str = "") -> ProfileSummary:
     security = security_rating(facts)
     if cache_repo:
         # As a project store: the cache is shared by the builds of one project, never others'.
@@ -114,4 +119,5 @@ def summarize(profile: Profile, facts: SecurityFacts, median_s: float | None,
                           f"shares a layer cache with earlier builds of this project through "
                           f"{cache_repo}: a build can poison it for later ones"))
     return ProfileSummary(profile, facts, security,
-                          speed_rating(profile, facts, median_s, cache_repo), median_s)
+                          speed_rating(profile, facts, median_s, cache_repo, overlay_reason),
+                          median_s)

@@ -58,6 +58,10 @@ class ResultPanel(_Panel):
             self._field(text, "size", f"{size(info.size)} in {count} layer{'s' * (count != 1)}")
             self._field(text, "layers", layers + (" · i shows their files"
                                                   if done.status == "succeeded" else ""))
+            if info.overlay:
+                self._field(text, "overlay", {"kernel": "the kernel's overlay",
+                                              "fuse": "fuse-overlayfs"}.get(info.overlay,
+                                                                            info.overlay))
         if state.pushed:
             for pushed in state.pushed:
                 self._field(text, "pushed", pushed.ref)

@@ -49,6 +49,7 @@ def fact_rows(facts: SecurityFacts) -> list[tuple[str, str]]:
         ("engine socket", ", ".join(facts.engine_sockets) or "none"),
         ("network", describe_network(facts.network)),
         ("devices", ", ".join(facts.devices) or "none"),
+        ("overlay", facts.overlay or "unknown"),
         ("limits", limits),
     ]
     mounts = [mount_line(m) for m in facts.mounts] or ["none"]
