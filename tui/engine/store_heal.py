@@ -95,6 +95,8 @@ def heal(store: Path, additional: Iterable[Path]) -> Healed:
                 return healed
             records = _image_records(raw)
             layers = _layer_ids(root)
+            if all(not r.get("layer") or r["layer"] in layers for r in records):
+                return healed  # (the usual case: the other stores' lists are not read)
             for extra in additional:
                 try:  # (a read-only root the user named: a link to it is followed)
                     extra_root = os.open(extra, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
