@@ -39,7 +39,9 @@ from tui.engine.logs import ApiLogPoller, LogFileTail
 from tui.engine.orphans import claim_store, collect_on_start, owned, store_busy
 from tui.engine.plan import BuildPlan, Phase
 from tui.engine.planner import secret_looking_args
+from tui.engine.profiles import HOST_STORE
 from tui.engine.renderings import create_kwargs
+from tui.engine.store_heal import heal
 from tui.engine.stores import (
     HostState,
     podman_secrets,
@@ -127,6 +129,8 @@ class BuildRunner:
         try:
             collect_on_start(self.client, self._warn)  # what dead buildcage processes left
             store_lock = self._lock_store()
+            if store_lock is not None and not self.canceled:
+                self._heal_store()
             state = self._host_state or prepare(self.client, self.plan,
                                                 make_secrets=self._make_secrets)
             if not self.canceled:
@@ -418,6 +422,17 @@ class BuildRunner:
                     told = True
                 time.sleep(0.2)
         return lock
+
+    def _heal_store(self) -> None:
+        """Drops the project store's image records whose top layer only an additional store
+        held and no longer does (``tui.engine.store_heal``), under the store's flock."""
+        root = store_root(self.plan)
+        additional = [Path(HOST_STORE)] if self.plan.profile.host_store_ro else []
+        additional += [Path(extra) for extra in self.plan.profile.extra_stores]
+        if root is None or not additional:
+            return  # only a store that sees other stores records their layers
+        for message in heal(root, additional).warnings():
+            self._warn(message)
 
     def _sweep(self) -> list[str]:
         """Removes working containers a stopped Buildah left in a persistent store, with a
