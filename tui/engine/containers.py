@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from podman.errors import NotFound
 
@@ -57,3 +58,14 @@ def remove_container(container, attempts: int = 20) -> str:
             problem = str(exc)
             time.sleep(0.25)
     return problem
+
+
+def run_once(client: Any, kwargs: dict[str, Any]) -> None:
+    """Creates, starts and waits for a short-lived container (a sweeper running ``buildah rm``),
+    then removes it, also when starting or waiting fails. podman's errors pass on."""
+    container = client.containers.create(**kwargs)
+    try:
+        container.start()
+        container.wait()
+    finally:
+        remove_container(container)

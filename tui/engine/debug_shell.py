@@ -44,7 +44,7 @@ from typing import Any
 from podman.errors import NotFound
 
 from tui.engine.containerfile import read_containerfile, substitute
-from tui.engine.containers import remove_container
+from tui.engine.containers import remove_container, run_once
 from tui.engine.debug_record import (
     DebugError,
     DebugRecord,
@@ -422,12 +422,7 @@ class DebugSession:
                                self.idmap)
         kwargs["name"] = f"{self.plan.container_name}-sweep"
         try:
-            sweeper = self.client.containers.create(**kwargs)
-            try:
-                sweeper.start()
-                sweeper.wait()
-            finally:
-                remove_container(sweeper)
+            run_once(self.client, kwargs)
         except Exception as exc:  # noqa: BLE001 - podman gone: say what is left in the store
             return [f"working container {working_name(self.plan)} in {root} ({exc})"]
         if self._working_ids(root):

@@ -40,7 +40,7 @@ from podman.errors import NotFound
 
 from tui.engine import build_dirs, hostview, secret_copies, secret_owners
 from tui.engine.config import data_dir
-from tui.engine.containers import remove_container, stop_gracefully
+from tui.engine.containers import remove_container, run_once, stop_gracefully
 from tui.engine.plan import DEBUG_DIR, FACTS_DIR, MOUNT_RECORD, SHARED_STORE, BuildPlan
 from tui.engine.profiles import HOST_STORE
 from tui.engine.stores import store_root, stray_working_containers
@@ -497,12 +497,7 @@ def sweep_store(client: Any, use: StoreUse, since: float, attrs: dict[str, Any],
         return f"{len(ids)} Buildah working containers in {use.root}: not swept, {busy}"
     labels = {**_labels_of(attrs), **owner_label()}
     try:
-        sweeper = client.containers.create(**sweeper_kwargs(attrs, ids, labels))
-        try:
-            sweeper.start()
-            sweeper.wait()
-        finally:
-            remove_container(sweeper)
+        run_once(client, sweeper_kwargs(attrs, ids, labels))
     except Exception as exc:  # noqa: BLE001 - podman gone, image gone: say what stays
         return f"{len(ids)} Buildah working containers in {use.root} ({exc})"
     left = stray_working_containers(use.root, since)

@@ -18,7 +18,7 @@ from podman.domain.containers import Container
 from podman.errors import ImageNotFound
 
 from tui.engine.buildah_output import BuildahOutputParser
-from tui.engine.containers import remove_container, stop_gracefully
+from tui.engine.containers import remove_container, run_once, stop_gracefully
 from tui.engine.events import (
     BaseImages,
     BuildStarted,
@@ -448,12 +448,7 @@ class BuildRunner:
         kwargs.update(command=self.plan.on_store(["buildah", "rm", *ids]),
                       name=f"{self.plan.container_name}-sweep")
         try:
-            sweeper = self.client.containers.create(**kwargs)
-            try:
-                sweeper.start()
-                sweeper.wait()
-            finally:
-                remove_container(sweeper)
+            run_once(self.client, kwargs)
         except Exception as exc:  # noqa: BLE001 - podman gone: say what is left in the store
             return [f"{len(ids)} Buildah working containers in {root} ({exc})"]
         left = stray_working_containers(root, self._container_started - 1)
