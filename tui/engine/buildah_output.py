@@ -103,7 +103,7 @@ class BuildahOutputParser:
 
     def feed(self, line: str, now: float) -> list[Event]:
         """Parse one raw line (without its newline) that arrived at ``now``."""
-        return [LogLine(line=line, time=now), *self._parse(line, now)]
+        return [LogLine.of(line, now), *self._parse(line, now)]
 
     def _parse(self, line: str, now: float) -> list[Event]:
         out: list[Event] = []
