@@ -874,9 +874,10 @@ def test_when_podman_made_a_volume_is_read_from_its_nanosecond_stamp():
         return type("V", (), {"attrs": {"CreatedAt": stamp}})()
 
     assert created(volume("2026-11-29T10:49:18.619949293Z")) == \
-        datetime(2026, 11, 29, 10, 49, 18, tzinfo=UTC).timestamp()
+        datetime(2026, 11, 29, 10, 49, 18, 619949, tzinfo=UTC).timestamp()
     assert created(volume("2026-11-29T11:49:18.5+01:00")) == \
-        datetime(2026, 11, 29, 10, 49, 18, tzinfo=UTC).timestamp()
+        datetime(2026, 11, 29, 10, 49, 18, 500000, tzinfo=UTC).timestamp()
+    assert created(volume("0001-01-01T00:00:00Z")) == 0.0  # podman's zero time
     assert created(volume("2026-11-29T10:49:18Z")) == \
         datetime(2026, 11, 29, 10, 49, 18, tzinfo=UTC).timestamp()
     assert created(volume("")) == 0.0 and created(volume("yesterday")) == 0.0

@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,10 +116,10 @@ def left_dirs(data: Path, in_podman: set[str], gone: Callable[[str], bool],
         yield LeftDirs(build_id, owner or "", paths)
 
 
-def remove(left: LeftDirs) -> list[str]:
-    """Removes them; what could not be removed."""
+def remove(paths: Iterable[Path]) -> list[str]:
+    """Removes a build's directories; what could not be removed."""
     problems = []
-    for path in left.paths:
+    for path in paths:
         try:
             shutil.rmtree(path)
         except FileNotFoundError:

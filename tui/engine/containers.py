@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from podman.errors import NotFound
@@ -69,3 +70,19 @@ def run_once(client: Any, kwargs: dict[str, Any]) -> None:
         container.wait()
     finally:
         remove_container(container)
+
+
+def podman_time(stamp: str) -> float:
+    """Epoch seconds of a time stamp in podman's inspect data ("Created", a volume's
+    "CreatedAt", "StartedAt": RFC 3339 with nanoseconds); 0.0 for podman's zero time
+    ("0001-01-01...") and for anything else it cannot read."""
+    if not stamp or stamp.startswith("0001-"):
+        return 0.0
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        head, _, _ = stamp.partition(".")
+        try:
+            return datetime.fromisoformat(head).timestamp()
+        except ValueError:
+            return 0.0

@@ -32,7 +32,6 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from podman.errors import NotFound
 
 from tui.engine import build_dirs, hostview, secret_copies, secret_owners
 from tui.engine.config import data_dir
-from tui.engine.containers import remove_container, run_once, stop_gracefully
+from tui.engine.containers import podman_time, remove_container, run_once, stop_gracefully
 from tui.engine.plan import DEBUG_DIR, FACTS_DIR, MOUNT_RECORD, SHARED_STORE, BuildPlan
 from tui.engine.profiles import HOST_STORE
 from tui.engine.stores import store_root, stray_working_containers
@@ -401,19 +400,6 @@ def store_lock(path: Path | None, held: Path | None = None) -> Iterator[bool]:
         handle.close()
 
 
-def _epoch(stamp: str) -> float:
-    if not stamp or stamp.startswith("0001-"):
-        return 0.0
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        head, _, _ = stamp.partition(".")
-        try:
-            return datetime.fromisoformat(head).timestamp()
-        except ValueError:
-            return 0.0
-
-
 def overlay_source(mount: dict[str, Any]) -> str | None:
     """The source of an overlay volume (``-v SRC:DST:O``) as a started container's inspect
     shows it, else None. podman 4.3 shows one as a read-write bind of a merge directory of the
@@ -568,7 +554,7 @@ def _collect_one(client: Any, orphan: Orphan, why: str, report: Report, stop_tim
                        != _NEVER]
             if not started:
                 continue
-            since = min(_epoch(str(a.get("Created", ""))) for a in started) - 1
+            since = min(podman_time(str(a.get("Created", ""))) for a in started) - 1
             problem = sweep_store(client, use, since, started[0], {orphan.build_id})
             if problem:
                 report.left.append(problem)
@@ -588,7 +574,7 @@ def _collect_one(client: Any, orphan: Orphan, why: str, report: Report, stop_tim
     if orphan.build_id and orphan.labelled():
         secrets_gone = _remove_secrets(client, orphan.build_id, why, report)
     _remove_recorded(client, orphan, why, report, secrets_gone)
-    for line in build_dirs.remove(build_dirs.LeftDirs(orphan.build_id, "", tuple(orphan.dirs))):
+    for line in build_dirs.remove(orphan.dirs):
         report.left.append(f"directory {line}")
     if orphan.dirs:
         report.removed += [f"directory {path} ({why})" for path in orphan.dirs

@@ -19,16 +19,14 @@ live build's copy in that moment, and its publish Pod found no auth.json).
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from podman.errors import NotFound
 
+from tui.engine.containers import podman_time
+
 COPY_NAME = re.compile(r"^buildcage-(?P<build>[0-9a-f]{12})-(?:fetch|build|publish)$")
 """``BuildPlan.kube_secret_name`` of a phase that runs as a Pod."""
-
-_STAMP = re.compile(r"(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?"
-                    r"(?P<zone>Z|[+-]\d\d:\d\d)?$")
 
 UNRECORDED_AGE = 3600.0
 """Seconds before a copy no record here explains counts as left behind."""
@@ -49,15 +47,7 @@ def is_copy(volume: Any) -> str:
 
 def created(volume: Any) -> float:
     """When podman made the volume (epoch seconds); 0 when it does not say (taken as old)."""
-    stamp = str((getattr(volume, "attrs", {}) or {}).get("CreatedAt") or "")
-    match = _STAMP.match(stamp)  # nanoseconds are more than fromisoformat reads: dropped
-    if not match:
-        return 0.0
-    zone = match.group("zone") or "+00:00"
-    try:
-        return datetime.fromisoformat(match.group("time") + zone.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    return podman_time(str((getattr(volume, "attrs", {}) or {}).get("CreatedAt") or ""))
 
 
 def list_copies(client: Any) -> dict[str, list[Any]]:
