@@ -925,12 +925,16 @@ def test_a_builds_directories_go_once_their_owner_is_gone_and_podman_holds_nothi
     with_pod = _build_dir(data, "ffffffffffff", DEAD)  # its containers go first, then these
     (data / "builds" / "not-a-build").mkdir()
     (data / "snapshots" / "012345678901").symlink_to(tmp_path)  # a link: never followed
+    (data / "snapshots" / "aaaaaaaaaaab").symlink_to(tmp_path)  # beside a dead build's own dir
+    (data / "builds" / "aaaaaaaaaaab").mkdir()
+    (data / "builds" / "aaaaaaaaaaab" / "owner").write_text(DEAD)
     world = World()
     FakeContainer(world, "buildcage-eee", labels("eeeeeeeeeeee", LIVE), "running")
     FakeContainer(world, "buildcage-fff", labels("ffffffffffff", DEAD), "exited")
     client = FakeClient(world)
     found = {o.build_id: o for o in find_orphans(client, machine, data=data)}
-    assert set(found) == {"aaaaaaaaaaaa", "dddddddddddd", "ffffffffffff"}
+    assert set(found) == {"aaaaaaaaaaaa", "aaaaaaaaaaab", "dddddddddddd", "ffffffffffff"}
+    assert found["aaaaaaaaaaab"].dirs == [data / "builds" / "aaaaaaaaaaab"]  # not the link
     assert found["aaaaaaaaaaaa"].dirs == dead and found["dddddddddddd"].dirs == old
     assert found["ffffffffffff"].dirs == with_pod
     assert found["dddddddddddd"].owner is None
@@ -945,6 +949,7 @@ def test_a_builds_directories_go_once_their_owner_is_gone_and_podman_holds_nothi
     for path in live + young + held:
         assert path.is_dir()
     assert (data / "snapshots" / "012345678901").is_symlink() and tmp_path.is_dir()
+    assert (data / "snapshots" / "aaaaaaaaaaab").is_symlink()
 
 
 def test_prepare_writes_the_owner_before_anything_else_of_the_build(tmp_path):

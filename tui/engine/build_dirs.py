@@ -103,7 +103,8 @@ def left_dirs(data: Path, in_podman: set[str], gone: Callable[[str], bool],
         except OSError:
             continue
     for build_id in sorted(ids - in_podman):
-        paths = tuple(p for p in (data / kind / build_id for kind in KINDS) if p.is_dir())
+        paths = tuple(p for p in (data / kind / build_id for kind in KINDS)
+                      if p.is_dir() and not p.is_symlink())  # a planted link: never taken
         owner = _owner_text(data, build_id)
         if owner is None:
             try:
