@@ -187,7 +187,11 @@ case "$1 $2" in
   "containers -a") cat "$FAKE/containers"; exit 0 ;;
   "images --json") cat "$FAKE/images.json"; exit 0 ;;
   "push -q")
-    [ -f "$FAKE/push-fails" ] && exit 1
+    # push-fails: empty = every push fails, else only pushes of the id it holds
+    if [ -f "$FAKE/push-fails" ]; then
+      [ -s "$FAKE/push-fails" ] || exit 1
+      case "$*" in *"$(cat "$FAKE/push-fails")"*) exit 1 ;; esac
+    fi
     exit 0 ;;
   "from scratch") echo ctr; exit 0 ;;
 esac
@@ -243,13 +247,33 @@ def test_fetch_pulls_every_listed_image_and_refuses_anything_but_an_image_id(tmp
     result = fake.run(cache_script(plan, "fetch"))
     assert result.returncode == 0, result.stderr
     pulls = [c.split()[-1] for c in fake.calls() if c.startswith("pull ")]
-    assert pulls == [plan.cache_index, *(f"{plan.cache_repo}:{h}" for h in HEX[:4])]
+    assert pulls[0] == plan.cache_index
+    assert sorted(pulls[1:]) == [f"{plan.cache_repo}:{h}" for h in HEX[:4]]
     assert not list(fake.dir.glob("PWNED*"))
     assert not [c for c in fake.calls() if "shadow" in c or "touch" in c or "../" in c]
     # The index image is removed again: only images of the cache stay in the store.
     assert any(c.startswith("rmi ") and plan.cache_index in c for c in fake.calls())
     # A listed image the registry lost (HEX[3]) is no error: that step is simply built.
-    assert "gone" in result.stdout
+    assert f"cache image {HEX[3]} is gone" in result.stdout + result.stderr
+    assert "registry cache: 3 images from" in result.stdout
+
+
+def test_fetch_pulls_the_deepest_image_first_then_the_others_together(tmp_path):
+    # The index lists the images in build order, the result last: pulled first, it brings
+    # every earlier step's layers in one pull; the others then need only manifest and config,
+    # and are pulled several at a time. A repeated id is pulled once.
+    plan = plan_for()
+    fake = Fake(tmp_path)
+    (fake.dir / "registry").write_text(
+        "\n".join([plan.cache_index, *(f"{plan.cache_repo}:{h}" for h in HEX[:6])]) + "\n")
+    (fake.dir / "label").write_text(" ".join([*HEX[:5], HEX[2], HEX[5]]))
+    result = fake.run(cache_script(plan, "fetch"))
+    assert result.returncode == 0, result.stderr
+    pulls = [c.split()[-1] for c in fake.calls() if c.startswith("pull ")]
+    assert pulls[:2] == [plan.cache_index, f"{plan.cache_repo}:{HEX[5]}"]
+    assert sorted(pulls[2:]) == [f"{plan.cache_repo}:{h}" for h in HEX[:5]]
+    assert "xargs -r -n 1 -P 4 " in plan.cache_pull_script()
+    assert "registry cache: 6 images from" in result.stdout
 
 
 def test_fetch_goes_on_without_a_cache_yet(tmp_path):
@@ -291,11 +315,30 @@ def test_publish_pushes_what_the_build_added_and_an_index_of_what_it_used(tmp_pa
     assert all("--authfile" in p for p in pushes)
     label = next(c for c in fake.calls() if c.startswith("config "))
     listed = label.split("buildcage.cache.images=", 1)[1].split()
-    assert sorted(listed[:-1]) == sorted([used, new, final])  # the last word is the container
+    assert listed[:-1] == [used, new, final]  # the last word is the container
     commit = next(c for c in fake.calls() if c.startswith("commit "))
     assert f"docker://{plan.cache_index}" in commit and "--authfile" in commit
     assert not list(fake.dir.glob("PWNED*"))
     assert (fake.facts / CACHE_FILE).read_text().split() == ["images", "3", "pushed", "2"]
+
+
+def test_publish_lists_the_images_in_build_order_and_pushes_the_deepest_first(tmp_path):
+    # Working containers come in the order the build made them (not sorted): the index keeps
+    # it, the result last, so the next fetch knows which image holds every layer.
+    plan = plan_for()
+    fake = Fake(tmp_path)
+    base, first, second, third, final = HEX[0], HEX[9], HEX[3], HEX[7], HEX[1]
+    setup_store(fake, plan, containers=[base, first, second, first, third], final=final,
+                pulled=[first], base=base)
+    result = fake.run(cache_script(plan, "publish"))
+    assert result.returncode == 0, result.stderr
+    pushes = [c.split()[-1] for c in fake.calls() if c.startswith("push ")]
+    assert pushes[0] == f"docker://{plan.cache_repo}:{final}"
+    assert sorted(pushes[1:]) == sorted(f"docker://{plan.cache_repo}:{h}" for h in (second, third))
+    label = next(c for c in fake.calls() if c.startswith("config "))
+    assert label.split("buildcage.cache.images=", 1)[1].split()[:-1] == [
+        first, second, third, final]
+    assert (fake.facts / CACHE_FILE).read_text().split() == ["images", "4", "pushed", "3"]
 
 
 def test_publish_pushes_nothing_when_the_build_used_exactly_the_cache(tmp_path):
@@ -317,6 +360,17 @@ def test_a_failed_cache_push_is_recorded_and_does_not_fail_the_publish(tmp_path)
     result = fake.run(cache_script(plan, "publish") + "; echo after")
     assert result.returncode == 0 and "after" in result.stdout
     assert (fake.facts / CACHE_FILE).read_text().startswith("failed")
+    assert not [c for c in fake.calls() if c.startswith("commit ")]
+    # One push of several failing (pushed together) fails the cache too, naming that image.
+    (tmp_path / "several").mkdir()
+    fake = Fake(tmp_path / "several")
+    setup_store(fake, plan, containers=[HEX[0], HEX[2], HEX[3]], final=HEX[1], pulled=[],
+                base=HEX[0])
+    (fake.dir / "push-fails").write_text(HEX[3])
+    result = fake.run(cache_script(plan, "publish") + "; echo after")
+    assert result.returncode == 0 and "after" in result.stdout
+    assert (fake.facts / CACHE_FILE).read_text().strip() == (
+        f"failed: push of {HEX[3]} to {plan.cache_repo}")
     assert not [c for c in fake.calls() if c.startswith("commit ")]
 
 
