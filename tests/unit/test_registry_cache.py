@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tui.engine.config import Config, ConfigError, RegistryConfig, load_config
-from tui.engine.plan import CACHE_FILE, FACTS_DIR
+from tui.engine.plan import BASE_FILE, CACHE_FILE, CACHE_IDS_FILE, FACTS_DIR
 from tui.engine.planner import make_plan
 from tui.engine.profiles import BUILTIN_PROFILES, ProfileError, ProfileSet
 from tui.engine.registry import parse_reference
@@ -220,6 +220,7 @@ class Fake:
     def run(self, script: str) -> subprocess.CompletedProcess[str]:
         script = script.replace(FACTS_DIR, str(self.facts))
         script = script.replace("/var/tmp/buildcage-secrets", str(self.dir / "secrets"))
+        script = script.replace(CACHE_IDS_FILE, str(self.dir / "cache-ids"))
         script = script.replace("/run/secrets", str(self.dir / "run-secrets"))
         env = {**os.environ, "PATH": f"{self.bin}:{os.environ['PATH']}", "FAKE": str(self.dir)}
         return subprocess.run(["sh", "-ec", script], capture_output=True, text=True, env=env,
@@ -230,10 +231,15 @@ HEX = [f"{i:x}" * 64 for i in range(1, 16)]
 
 
 def cache_script(plan, phase: str) -> str:
-    """The cache part of the phase's script (the phase runs it after its own work)."""
-    script = plan.cache_pull_script() if phase == "fetch" else plan.cache_push_script()
-    assert script in plan.phase(phase).command[2]
-    return script
+    """The cache part of the phase's script (the phase runs it after its own work; the fetch
+    reads the index beside the bases' pulls, then pulls the images it lists)."""
+    command = plan.phase(phase).command[2]
+    if phase == "publish":
+        assert plan.cache_push_script() in command
+        return plan.cache_push_script()
+    index, pulls = plan.cache_index_script(), plan.cache_pull_script()
+    assert f"{{ {index}; }} & " in command and command.endswith(f"; wait; {pulls}")
+    return f"{index}; {pulls}"
 
 
 def test_fetch_pulls_every_listed_image_and_refuses_anything_but_an_image_id(tmp_path):
@@ -292,8 +298,9 @@ def images_json(entries: dict[str, list[str]]) -> str:
 def setup_store(fake: Fake, plan, *, containers: list[str], final: str, pulled: list[str],
                 base: str) -> None:
     (fake.dir / "containers").write_text("\n".join(containers) + "\n")
-    for ref in plan.fetch_refs:
-        (fake.dir / ("id-" + ref.replace("/", "_").replace(":", "_"))).write_text(base + "\n")
+    # The publish phase wrote the bases' facts (``ID DIGEST``) before its cache step.
+    for index, _ref in enumerate(plan.fetch_refs):
+        (fake.facts / BASE_FILE.format(index=index)).write_text(f"{base} sha256:{'0' * 64}\n")
     (fake.dir / ("id-" + plan.tag.replace("/", "_").replace(":", "_"))).write_text(final + "\n")
     entries = {base: list(plan.fetch_refs), final: [plan.tag]}
     for h in pulled:

@@ -63,6 +63,8 @@ CACHE_LABEL = "buildcage.cache.images"
 """Label of a cache index image: the ids of the cache images one build used, space-separated."""
 CACHE_MAX_IMAGES = 512
 """At most this many cache images are pulled or listed (a bound on what an index can ask for)."""
+CACHE_IDS_FILE = "/var/tmp/buildcage-cache-ids"
+"""In the fetch container (its own root file system): the ids the cache's index lists."""
 CACHE_PULL_JOBS = 4
 """Cache images pulled (and pushed) at once, after the deepest one (see ``cache_pull_script``)."""
 
@@ -479,18 +481,38 @@ class BuildPlan:
 
     def fetch_argv(self) -> list[str]:
         """Pulls what the store lacks (``buildah pull``'s policy is "missing"), then the
-        registry cache's images."""
+        registry cache's images. The cache's index is read while the bases are pulled (it
+        needs nothing from them); its images after them (they share the bases' layers)."""
         refs = self.fetch_refs
         if not refs and not self.pulls_cache:
             return []
         pulls = [shlex.join(["buildah", "pull", *self._auth_flags(), ref]) for ref in refs]
+        script = "; ".join(self._prelude("fetch"))
         if self.pulls_cache:
-            pulls.append(self.cache_pull_script())
-        return ["sh", "-ec", "; ".join([*self._prelude("fetch"), *pulls])]
+            script += ("; " if script else "") + f"{{ {self.cache_index_script()}; }} & "
+            pulls += ["wait", self.cache_pull_script()]
+        elif script:
+            script += "; "
+        return ["sh", "-ec", script + "; ".join(pulls)]
+
+    def cache_index_script(self) -> str:
+        """Pulls the index of the cache and writes the ids its label lists to CACHE_IDS_FILE
+        (in the fetch container, not the store); removes the index from the store. Nothing in
+        the registry yet: no file. Runs beside the bases' pulls (``fetch_argv``)."""
+        index = shlex.quote(self.cache_index)
+        pull = shlex.join(["buildah", "pull", "-q", *self._auth_flags()])
+        label = shlex.join(["buildah", "inspect", "--type", "image", "--format",
+                            f'{{{{index .OCIv1.Config.Labels "{CACHE_LABEL}"}}}}',
+                            self.cache_index])
+        return " ".join([
+            f"if {pull} {index} >/dev/null 2>&1; then",
+            f"{{ {label} || :; }} > {CACHE_IDS_FILE};",
+            f"buildah rmi {index} >/dev/null 2>&1 || true; fi",
+        ])
 
     def cache_pull_script(self) -> str:
-        """Pulls the index of the cache, then every image it lists, into the store; removes the
-        index. Whatever the registry answers is data: only 64-hex image ids are pulled, at most
+        """Pulls every image the index listed (CACHE_IDS_FILE, ``cache_index_script``) into the
+        store. Whatever the registry answers is data: only 64-hex image ids are pulled, at most
         CACHE_MAX_IMAGES, each by its own tag; a missing one is only a step built again. One
         line (every rendering keeps a phase's command on one line).
 
@@ -500,18 +522,14 @@ class BuildPlan:
         are in the store). Those are pulled CACHE_PULL_JOBS at a time: each is a process,
         a registry round trip and a store commit of its own (measured here, a 15-RUN build's
         17 images: one after another 4.0 s, deepest first then four at a time, see README)."""
-        repo, index = self.cache_repo, shlex.quote(self.cache_index)
+        repo = self.cache_repo
         pull = shlex.join(["buildah", "pull", "-q", *self._auth_flags()])
-        label = shlex.join(["buildah", "inspect", "--type", "image", "--format",
-                            f'{{{{index .OCIv1.Config.Labels "{CACHE_LABEL}"}}}}',
-                            self.cache_index])
         one = (f'if {pull} {shlex.quote(repo)}:"$0" >/dev/null 2>&1; then echo ok; '
                f'else echo "buildcage: cache image $0 is gone from {repo}"; fi')
         return " ".join([
-            f"if {pull} {index} >/dev/null 2>&1; then",
+            f"if [ -f {CACHE_IDS_FILE} ]; then",
             "set -f;",
-            f"ids=$({label}) || ids='';",
-            f"buildah rmi {index} >/dev/null 2>&1 || true;",
+            f"ids=$(cat {CACHE_IDS_FILE});",
             "list=''; last=''; n=0;",
             "for id in $ids; do",
             "case $id in *[!0-9a-f]*) continue;; esac;",
@@ -673,8 +691,10 @@ class BuildPlan:
         repo, index = self.cache_repo, shlex.quote("docker://" + self.cache_index)
         fact = f"{FACTS_DIR}/{CACHE_FILE}"
         image_id = ["buildah", "inspect", "--type", "image", "--format", "{{.FromImageID}}"]
-        bases = " ".join(f"$({shlex.join([*image_id, ref])} 2>/dev/null || true)"
-                         for ref in self.fetch_refs)
+        # The bases' ids, as this phase recorded them in the facts before (BASE_FILE).
+        files = " ".join(f"{FACTS_DIR}/{BASE_FILE.format(index=i)}"
+                         for i in range(len(self.fetch_refs)))
+        bases = f"$(cat {files} 2>/dev/null | cut -d' ' -f1 | tr '\\n' ' ')" if files else ""
         named = re.sub(r"([.\[\]*^$\\])", r"\\\1", repo)  # as a basic regular expression
         names = shlex.quote(f'"{named}:[0-9a-f]\\{{64\\}}"')
         push = shlex.join(["buildah", "push", "-q", *self._auth_flags()])
