@@ -468,3 +468,88 @@ def test_kube_pods_keep_the_cache_and_its_credentials_in_the_trusted_pods(authfi
         assert plan.cache_repo in json.dumps(spec["containers"][0]["command"])
         assert [v for v in spec["volumes"] if "secret" in v]
         assert any("auth" in key for key in plan.kube_secret_data(name))
+
+
+# -- only where it pays (tui.engine.cache_worth) ------------------------------------------------
+
+def _full_run(history, plan, durations: list[float], *, profile: str = "isolated",
+              hits: int = 0, status: str = "succeeded", started: float = 1000.0,
+              containerfile: str = "", target: str = "") -> None:
+    from tui.engine.history import BuildRecord, StepRecord
+
+    history.add(BuildRecord(
+        started_at=started, profile=profile, context=str(plan.context),
+        containerfile=containerfile or str(plan.containerfile), stage_target=target,
+        status=status, steps_total=len(durations), cache_hits=hits,
+        steps=[StepRecord(1, i + 1, f"RUN step {i}", d, i < hits)
+               for i, d in enumerate(durations)]))
+
+
+def test_the_cache_is_used_only_where_the_last_full_run_says_it_pays(tmp_path):
+    from tests.support.replay import ReplayEngine
+    from tui.engine.history import History
+    from tui.engine.request import BuildRequest
+
+    request = BuildRequest(HELLO, "isolated", project="demo")
+    history = History(tmp_path / "h.sqlite3")
+    engine = ReplayEngine(history)
+    plan = engine.prepare(request).plan
+    # No full run yet: the cache is tried (its pushes make the next build's measure).
+    assert plan.cache_repo == REPO + "demo" and not plan.cache_note
+
+    # Cheap steps (an echo each): pulling their images costs more than running them.
+    _full_run(history, plan, [0.1, 0.3, 0.2, 0.2])
+    off = engine.prepare(request).plan
+    assert off.cache_repo == "" and not off.pulls_cache and not off.pushes_cache
+    assert "--layers=false" in off.bud_argv()
+    assert "registry cache off for this build: its 4 steps took 0.8 s" in off.cache_note
+    assert "registry_cache_always" in off.cache_note
+    assert [p.name for p in off.phases()] == ["fetch", "build", "publish"]  # the base only
+    assert "buildcage-cache" not in off.phase("fetch").command[2]
+
+    # A later build that hit the cache, a failed one, another target, Containerfile or
+    # profile: none of them is this build's full run.
+    _full_run(history, plan, [0.01] * 4, hits=2, started=2000.0)
+    _full_run(history, plan, [9.0] * 4, status="failed", started=2001.0)
+    _full_run(history, plan, [9.0] * 4, target="build", started=2002.0)
+    _full_run(history, plan, [9.0] * 4, containerfile="/elsewhere/Containerfile",
+              started=2003.0)
+    _full_run(history, plan, [9.0] * 4, profile="isolated-nocache", started=2004.0)
+    assert engine.prepare(request).plan.cache_repo == ""
+
+    # Steps that work (a compile, a package install): the cache pays.
+    _full_run(history, plan, [0.1, 4.0, 0.2, 0.2], started=3000.0)
+    on = engine.prepare(request).plan
+    assert on.cache_repo == REPO + "demo" and on.pulls_cache and on.pushes_cache
+    assert "--layers" in on.bud_argv() and not on.cache_note
+
+
+def test_a_profile_can_use_the_cache_even_where_it_does_not_pay(tmp_path):
+    from tests.support.replay import ReplayEngine
+    from tui.engine.history import History
+    from tui.engine.request import BuildRequest
+
+    config = Config(profiles={"always": {"base": "isolated", "registry_cache_always": True}})
+    history = History(tmp_path / "h.sqlite3")
+    engine = ReplayEngine(history, config=config)
+    request = BuildRequest(HELLO, "always", project="demo")
+    _full_run(history, engine.prepare(request).plan, [0.1, 0.1], profile="always")
+    assert engine.prepare(request).plan.cache_repo == REPO + "demo"
+    with pytest.raises(ProfileError, match="registry_cache_always must be true or false"):
+        ProfileSet.from_config({"x": {"base": "isolated", "registry_cache_always": "yes"}})
+
+
+def test_the_verdict_weighs_the_steps_against_what_their_images_cost():
+    from tui.engine.cache_worth import FIXED_S, PER_STEP_S, judge
+    from tui.engine.history import BuildRecord, StepRecord
+
+    def run(durations: list[float]) -> BuildRecord:
+        return BuildRecord(started_at=0.0, profile="isolated", context="/c", status="succeeded",
+                           steps=[StepRecord(1, i, "RUN x", d, False)
+                                  for i, d in enumerate(durations)])
+
+    assert judge(None).pays and judge(run([])).pays
+    cost = FIXED_S + PER_STEP_S * 3
+    assert not judge(run([cost / 3] * 3)).pays
+    assert judge(run([cost / 3 + 0.01] * 3)).pays
+    assert not judge(run([-50.0, 0.1, 0.1])).pays  # a negative duration counts as none
