@@ -506,6 +506,8 @@ def test_the_cache_is_used_only_where_the_last_full_run_says_it_pays(tmp_path):
     assert "registry_cache_always" in off.cache_note
     assert [p.name for p in off.phases()] == ["fetch", "build", "publish"]  # the base only
     assert "buildcage-cache" not in off.phase("fetch").command[2]
+    # `buildcage plan` and a debug shell's rebuild (no registry check) print and run the same.
+    assert engine.prepare(request, check_push=False).plan.cache_repo == ""
 
     # A later build that hit the cache, a failed one, another target, Containerfile or
     # profile: none of them is this build's full run.

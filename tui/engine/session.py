@@ -158,8 +158,9 @@ class Engine:
             if not ok:
                 plan = replace(plan, cache_repo="",
                                cache_note=f"registry cache off for this build: {message}")
-        if check_push:
-            plan = self.cache_where_it_pays(plan)
+        # Read from local history only (no network): also for `buildcage plan` and a debug
+        # shell's rebuild, so what they print or run is what a build would.
+        plan = self.cache_where_it_pays(plan)
         from tui.engine.stores import write_plan_files
 
         try:
