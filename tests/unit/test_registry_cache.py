@@ -542,16 +542,26 @@ def test_a_profile_can_use_the_cache_even_where_it_does_not_pay(tmp_path):
 
 
 def test_the_verdict_weighs_the_steps_against_what_their_images_cost():
-    from tui.engine.cache_worth import FIXED_S, PER_STEP_S, judge
+    from tui.engine.cache_worth import judge
     from tui.engine.history import BuildRecord, StepRecord
 
-    def run(durations: list[float]) -> BuildRecord:
+    def run(*steps: tuple[str, float], load: float = 1.0) -> BuildRecord:
         return BuildRecord(started_at=0.0, profile="isolated", context="/c", status="succeeded",
-                           steps=[StepRecord(1, i, "RUN x", d, False)
-                                  for i, d in enumerate(durations)])
+                           steps=[StepRecord(1, i, text, seconds * load, False)
+                                  for i, (text, seconds) in enumerate(steps)])
 
-    assert judge(None).pays and judge(run([])).pays
-    cost = FIXED_S + PER_STEP_S * 3
-    assert not judge(run([cost / 3] * 3)).pays
-    assert judge(run([cost / 3 + 0.01] * 3)).pays
-    assert not judge(run([-50.0, 0.1, 0.1])).pays  # a negative duration counts as none
+    tiny = [("FROM b", 0.1), ("RUN echo one", 0.3), ("RUN echo two", 0.3), ("COPY a /a", 0.2)]
+    steps = [("FROM b", 0.1), *[(f"RUN echo {i}", 0.3) for i in range(16)], ("COPY a /a", 0.2)]
+    work = [("FROM b", 0.1), ("RUN make", 4.0), ("COPY a /a", 0.2), ("run cat /a", 0.3)]
+    assert judge(None).pays and judge(run()).pays
+    # Counted in the build's own typical step, so a loaded machine (every step three times
+    # slower) judges alike: echo steps only just pay for their images, one that works does.
+    for load in (1.0, 3.0):
+        assert not judge(run(*tiny, load=load)).pays
+        assert judge(run(*steps, load=load)).pays
+        assert judge(run(*work, load=load)).pays
+    assert "its 4 steps took 2.7 s" in judge(run(*tiny, load=3.0)).why
+    # Too few steps for a typical one: seconds as measured on a quiet machine.
+    assert judge(run(("FROM b", 0.1), ("RUN make", 5.0))).pays
+    assert not judge(run(("FROM b", 0.1), ("RUN echo", 0.3))).pays
+    assert not judge(run(("FROM b", -50.0), ("RUN echo", 0.3))).pays  # negative: none
