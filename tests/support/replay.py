@@ -221,7 +221,8 @@ class ReplayEngine(Engine):
         self.history.mark_loaded(image_id, plan.tag)
         return ImageLoaded(image_id=image_id, tag=plan.tag, tags=(plan.tag,))
 
-    def runner(self, plan: BuildPlan, on_event: EventSink, on: str = "local") -> ReplayRunner:
+    def runner(self, plan: BuildPlan, on_event: EventSink, on: str = "local",
+               session: bool = False) -> ReplayRunner:
         self.last_on = on
         runner = ReplayRunner(self.events_for(plan), self.recording(plan, on_event), plan,
                               delay=self.delay, pause_after=self.pause_after,
