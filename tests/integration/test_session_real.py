@@ -1,0 +1,157 @@
+"""Session builders against real podman (tui.engine.session_runner): builds in one session reuse
+its containers and its cache, yet nothing a RUN step leaves in the build container (a process,
+a file on /dev or /dev/shm) outlives its build, the build container has stopped before the
+trusted publish phase starts, a Containerfile replaced between builds is the new one, and each
+build's secrets are gone from the inbox when it ends; a build whose process is SIGKILLed is
+stopped and its session removed by the next sweep, a canceled one leaves the session stopped and
+usable, and a sweep never takes a session a build runs in.
+
+The first test fails on the exec-into-a-running-container design of branch ``session`` (review
+findings 1, 2, 4: the process and /dev file survive, the container runs during publish, the old
+Containerfile's inode stays mounted)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from podman_helpers import REGISTRY, ROOT, Background, Recorder
+
+from tui.engine.events import BuildStarted, Event, Failed, LogLine, PhaseDone
+from tui.engine.planner import parse_secrets
+from tui.engine.session import Engine
+from tui.engine.session_builder import Record, read_records, sweep
+from tui.engine.session_files import session_dir
+
+BASE = f"{REGISTRY}/buildcage/busybox:latest"
+BUILDCAGE = str(ROOT / ".venv" / "bin" / "buildcage")
+
+
+def state(engine: Engine, container_id: str) -> str:
+    container = engine.client().containers.get(container_id)
+    return str((container.attrs.get("State") or {}).get("Status"))
+
+
+def leftover(marker: str) -> bool:
+    """Whether a process with ``marker`` on its command line runs on this machine."""
+    return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
+
+
+def only_session(data: Path) -> Record:
+    (record,) = read_records(data)
+    return record
+
+
+def test_a_session_reuses_its_containers_and_cache_yet_nothing_of_a_build_outlives_it(
+        engine: Engine, data_home: Path, tmp_path: Path, run_id: str) -> None:
+    data = data_home / "buildcage"
+    marker = f"sleep 7{int(run_id, 16) % 10**6:06d}"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text("one\n")
+    outside = tmp_path / "files" / "Containerfile"
+    outside.parent.mkdir()
+    outside.write_text(f"""FROM {BASE}
+COPY a.txt /a.txt
+RUN --mount=type=secret,id=tok cat /run/secrets/tok; echo; echo planted > /dev/planted-{run_id}; \\
+    echo planted > /dev/shm/planted-{run_id}; setsid {marker} >/dev/null 2>&1 < /dev/null & \\
+    echo first-{run_id}
+""")
+    token = tmp_path / "token"
+    token.write_text("TOKEN-" + run_id)
+    seen_in_publish: list[str] = []
+
+    def sink(rec: Recorder, build_container: list[str]):
+        def on_event(event: Event) -> None:
+            rec(event)
+            if isinstance(event, BuildStarted):
+                build_container.append(event.container_id)
+            if isinstance(event, PhaseDone) and event.phase == "build":
+                # The trusted publish phase comes next: nothing of the build may still run.
+                seen_in_publish.append(state(engine, only_session(data).containers["build"]))
+                seen_in_publish.append("leftover" if leftover(marker) else "none")
+        return on_event
+
+    def session_build(**options) -> tuple[Recorder, str]:
+        rec, started = Recorder(), []
+        plan = engine.plan(ctx, profile="host-ro", containerfile=outside,
+                           project=f"sess-{run_id}", **options)
+        engine.runner(plan, sink(rec, started), session=True).run()
+        assert rec.done.status == "succeeded", rec.of(Failed)
+        return rec, started[0]
+
+    first, first_container = session_build(secrets=parse_secrets([f"id=tok,src={token}"]))
+    assert f"TOKEN-{run_id}" in [e.line for e in first.of(LogLine)]
+    assert seen_in_publish == ["exited", "none"]
+    record = only_session(data)
+    assert first_container in record.containers.values()
+    assert all(state(engine, c) in ("exited", "created") for c in record.containers.values())
+    assert not leftover(marker)
+    assert [p for p in Path(record.inbox).rglob("*") if p.is_file()] == []  # secrets gone
+
+    # `git checkout`: a new file where the Containerfile was (a new inode), other steps.
+    replaced = outside.with_name("new")
+    replaced.write_text(f"""FROM {BASE}
+COPY a.txt /a.txt
+RUN ls /dev/planted-{run_id} /dev/shm/planted-{run_id} 2>&1 | sed s/^/seen:/; \\
+    ls /run/secrets/tok 2>&1 | sed s/^/seen:/; echo second-{run_id}
+""")
+    os.rename(replaced, outside)
+    second, second_container = session_build()
+    printed = [e.line for e in second.of(LogLine)]
+    assert f"second-{run_id}" in printed and f"first-{run_id}" not in printed
+    assert not [line for line in printed if line.startswith("seen:/")], printed  # all gone
+    assert second_container == first_container  # the same kept containers
+    assert only_session(data).id == record.id
+    warm, _ = session_build()
+    assert warm.done.cache_hits == 2 and warm.done.image_id == second.done.image_id
+    assert sweep(engine.client(), data) == ([], [])  # in use lately: kept
+    removed, left = sweep(engine.client(), data, everything=True)
+    assert removed == [f"session {record.id} (asked)"] and left == []
+    assert not session_dir(data, record.id).exists() and not Path(record.inbox).exists()
+    for container_id in record.containers.values():
+        with pytest.raises(Exception, match="no such container|not found"):
+            engine.client().containers.get(container_id)
+
+
+def test_a_killed_session_build_is_stopped_by_the_next_sweep_and_a_sweep_spares_a_running_one(
+        engine: Engine, data_home: Path, tmp_path: Path, run_id: str) -> None:
+    data = data_home / "buildcage"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text(
+        f"FROM {BASE}\nRUN echo started; sleep 120 # {run_id}\n")
+    project = f"kill-{run_id}"
+
+    # A build running in its session: a sweep of everything leaves that session alone.
+    plan = engine.plan(ctx, profile="host-ro", project=project)
+    running = Background(engine, plan, session=True)
+    running.wait_for_line("started")
+    sid = only_session(data).id
+    assert sweep(engine.client(), data, everything=True) == ([], [])
+    running.runner.cancel()  # Ctrl-C: the phase stops, the session stays, stopped
+    assert running.join().status == "canceled"
+    record = only_session(data)
+    assert record.id == sid
+    assert all(state(engine, c) in ("exited", "created") for c in record.containers.values())
+
+    # The CLI SIGKILLed mid-build: its build goes on in the session's container, no lock held.
+    proc = subprocess.Popen([BUILDCAGE, "build", str(ctx), "--profile", "host-ro", "--session",
+                             "--project", project], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip().endswith("started"):
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    build = only_session(data).containers["build"]
+    assert state(engine, build) == "running"
+    removed, left = sweep(engine.client(), data, stop_timeout=5.0)
+    assert removed == [f"session {sid} (its build's process is gone)"] and left == []
+    assert read_records(data) == []
+    with pytest.raises(Exception, match="no such container|not found"):
+        engine.client().containers.get(build)
