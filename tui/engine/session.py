@@ -229,12 +229,15 @@ class Engine:
 
         return read_layers(self, source)
 
-    def summary(self, plan: BuildPlan) -> ProfileSummary:
-        """Creates the builder container (never started), reads its facts, removes it."""
-        from tui.engine.probe import probe_facts
+    def summary(self, plan: BuildPlan, session: bool = False) -> ProfileSummary:
+        """Creates the builder container (never started), reads its facts, removes it;
+        ``session``: the facts of the session builder the build would run in, from its real
+        build container, when there is one."""
+        from tui.engine.probe import probe_facts, session_facts
 
         plan = self.probed(plan)
-        facts = probe_facts(self.client(), plan)
+        facts = (session_facts(self.client(), plan) if session else None) or \
+            probe_facts(self.client(), plan)
         return summarize(plan.profile, facts, self.median(plan), plan.cache_repo,
                          plan.overlay_reason)
 

@@ -301,3 +301,19 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def find(client: Any, plan: BuildPlan) -> tuple[Record, Any] | None:
+    """The session a build of ``plan`` would run in, and its build container, as podman
+    inspects it (None when there is none yet). Nothing is locked: only a look."""
+    for record in read_records(plan.data_dir):
+        if (record.profile, record.project) != (plan.profile.name, plan.project):
+            continue
+        splan = session_plan(plan, record.id, session_dir(plan.data_dir, record.id))
+        if all_kwargs(splan, Path(record.inbox)) != record.kwargs:
+            continue
+        try:
+            return record, client.containers.get(record.containers["build"])
+        except NotFound:
+            continue
+    return None
