@@ -1,5 +1,5 @@
 """Command line: `buildcage [DIR]` starts the TUI (its picker in DIR); build, plan, profiles,
-doctor, gc, history, why, layers and debug are headless and use the same engine.
+doctor, gc, history, why, layers, debug and session are headless and use the same engine.
 
 Exit codes: 0 success, 1 a failed build (or failed checks), 2 bad input (a UserError, with a
 message saying what to change), 3 ``layers --max-waste``: the image wastes more than allowed,
