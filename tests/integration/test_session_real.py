@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from podman_helpers import REGISTRY, ROOT, Background, Recorder
+from podman_helpers import REGISTRY, ROOT, Recorder
 
 from tui.engine.events import BuildStarted, Event, Failed, LogLine, PhaseDone
 from tui.engine.planner import parse_secrets
@@ -126,26 +126,28 @@ def test_a_killed_session_build_is_stopped_by_the_next_sweep_and_a_sweep_spares_
         f"FROM {BASE}\nRUN echo started; sleep 120 # {run_id}\n")
     project = f"kill-{run_id}"
 
+    def cli_build() -> subprocess.Popen:
+        proc = subprocess.Popen([BUILDCAGE, "build", str(ctx), "--profile", "host-ro",
+                                 "--session", "--project", project], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip().endswith("started"):
+                return proc
+        raise AssertionError(f"the build never started: {proc.wait()}")
+
     # A build running in its session: a sweep of everything leaves that session alone.
-    plan = engine.plan(ctx, profile="host-ro", project=project)
-    running = Background(engine, plan, session=True)
-    running.wait_for_line("started")
+    proc = cli_build()
     sid = only_session(data).id
     assert sweep(engine.client(), data, everything=True) == ([], [])
-    running.runner.cancel()  # Ctrl-C: the phase stops, the session stays, stopped
-    assert running.join().status == "canceled"
+    proc.send_signal(signal.SIGHUP)  # the terminal closed: a cancel, the session stays
+    assert proc.wait(timeout=60) == 130
     record = only_session(data)
     assert record.id == sid
     assert all(state(engine, c) in ("exited", "created") for c in record.containers.values())
 
     # The CLI SIGKILLed mid-build: its build goes on in the session's container, no lock held.
-    proc = subprocess.Popen([BUILDCAGE, "build", str(ctx), "--profile", "host-ro", "--session",
-                             "--project", project], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.strip().endswith("started"):
-            break
+    proc = cli_build()
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     build = only_session(data).containers["build"]

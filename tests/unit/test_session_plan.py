@@ -165,15 +165,19 @@ def test_a_sweep_takes_idle_and_abandoned_sessions_never_one_a_build_holds(tmp_p
                       _Container(fresh, data, "exited", fresh + "-b"),
                       _Container(held, data, "running", held + "-b"),
                       _Container(abandoned, data, "running", abandoned + "-b"),
-                      _Container("s" + "5" * 11, tmp_path / "other", "running", "x")])
+                      _Container("s" + "5" * 11, tmp_path / "other", "running", "x"),
+                      _Container("s" + "6" * 11, tmp_path / "gone", "exited", "y")])
+    make_session_dir(tmp_path / "other", "s" + "5" * 11)  # another data directory's: spared
     with open(held_dir / "lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a build runs in it (idle stamp or not)
         removed, left = sweep(client, data, stop_timeout=0.0)
         assert sorted(removed) == sorted([f"session {idle} (idle)",
-                                          f"session {abandoned} (its build's process is gone)"])
+                                          f"session {abandoned} (its build's process is gone)",
+                                          f"session {'s' + '6' * 11} (its data directory is "
+                                          "gone)"])
         assert left == []
         assert held_dir.exists() and not (data / "sessions" / idle).exists()
-        assert [c.id for c in client.all if c.removed] == [idle + "-b", abandoned + "-b"]
+        assert [c.id for c in client.all if c.removed] == [idle + "-b", abandoned + "-b", "y"]
         assert sweep(client, data, everything=True, stop_timeout=0.0)[0] == [
             f"session {fresh} (asked)"]
     assert sweep(client, data, everything=True, stop_timeout=0.0)[0] == [

@@ -259,16 +259,25 @@ def sweep(client: Any, data: Path, *, everything: bool = False, stop_timeout: fl
     running a build whose process is gone; ``everything``: every one nobody builds in.
     ``only``: just these session ids. Returns (what was removed, what could not be)."""
     by_session: dict[str, list[Any]] = {}
+    lost: list[tuple[str, Any]] = []
     for container in client.containers.list(all=True, filters={"label": SESSION_LABEL}):
         labels = container.attrs.get("Labels") or {}
+        sid = labels.get(SESSION_LABEL, "")
         if labels.get(DATA_LABEL) == str(data):
-            by_session.setdefault(labels.get(SESSION_LABEL, ""), []).append(container)
+            by_session.setdefault(sid, []).append(container)
+        elif valid_id(sid) and not _folder_exists(labels.get(DATA_LABEL, ""), sid):
+            lost.append((sid, container))  # its data directory went: nobody can build in it
     try:
         folders = {f.name for f in sessions_dir(data).iterdir() if valid_id(f.name)}
     except OSError:
         folders = set()
     removed: list[str] = []
     left: list[str] = []
+    for sid in sorted({sid for sid, _ in lost}):
+        if only is None:
+            left += _remove_containers(client, [c.id for s, c in lost if s == sid],
+                                       stop_timeout)
+            removed.append(f"session {sid} (its data directory is gone)")
     for sid in sorted(set(by_session) | folders):
         if not valid_id(sid) or (only is not None and sid not in only):
             continue
@@ -294,6 +303,13 @@ def sweep(client: Any, data: Path, *, everything: bool = False, stop_timeout: fl
             if lock is not None:
                 lock.close()
     return removed, left
+
+
+def _folder_exists(data: str, session_id: str) -> bool:
+    """Whether another data directory still has the session's folder (where its lock is: a
+    build in it holds that lock, so without the folder no build runs in it)."""
+    return bool(data) and Path(data).is_absolute() and \
+        os.path.lexists(Path(data) / "sessions" / session_id)
 
 
 def _mtime(path: Path) -> float:
