@@ -18,7 +18,7 @@ from tui.engine.config import Config
 from tui.engine.plan import SECRETS_DIR, BuildPlan
 from tui.engine.planner import make_plan
 from tui.engine.session_builder import Record, sweep
-from tui.engine.session_files import make_session_dir
+from tui.engine.session_files import make_inbox, make_session_dir
 from tui.engine.session_plan import (
     PHASES,
     RUN_INBOX,
@@ -113,10 +113,11 @@ def test_the_command_file_runs_exactly_the_phase_command() -> None:
 
 
 class _Container:
-    def __init__(self, sid: str, data: Path, status: str, cid: str) -> None:
+    def __init__(self, sid: str, data: Path, status: str, cid: str, inbox: str = "") -> None:
         self.id = cid
         self.attrs = {"State": status, "Labels": {SESSION_LABEL: sid,
-                                                  "buildcage.session-data": str(data)}}
+                                                  "buildcage.session-data": str(data),
+                                                  "buildcage.session-inbox": inbox}}
         self.removed = False
 
     def remove(self, force: bool = False) -> None:
@@ -161,12 +162,14 @@ def test_a_sweep_takes_idle_and_abandoned_sessions_never_one_a_build_holds(tmp_p
     _session(data, fresh, idle_timeout=60, used_ago=1)
     held_dir = _session(data, held, idle_timeout=60, used_ago=120)
     _session(data, abandoned, idle_timeout=600, used_ago=1)
+    inbox = make_inbox("s" + "6" * 11, PHASES)  # a lost session's, named by its label
     client = _Client([_Container(idle, data, "exited", idle + "-b"),
                       _Container(fresh, data, "exited", fresh + "-b"),
                       _Container(held, data, "running", held + "-b"),
                       _Container(abandoned, data, "running", abandoned + "-b"),
                       _Container("s" + "5" * 11, tmp_path / "other", "running", "x"),
-                      _Container("s" + "6" * 11, tmp_path / "gone", "exited", "y")])
+                      _Container("s" + "6" * 11, tmp_path / "gone", "exited", "y",
+                                 str(inbox))])
     make_session_dir(tmp_path / "other", "s" + "5" * 11)  # another data directory's: spared
     with open(held_dir / "lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a build runs in it (idle stamp or not)
@@ -178,6 +181,7 @@ def test_a_sweep_takes_idle_and_abandoned_sessions_never_one_a_build_holds(tmp_p
         assert left == []
         assert held_dir.exists() and not (data / "sessions" / idle).exists()
         assert [c.id for c in client.all if c.removed] == [idle + "-b", abandoned + "-b", "y"]
+        assert not inbox.exists()
         assert sweep(client, data, everything=True, stop_timeout=0.0)[0] == [
             f"session {fresh} (asked)"]
     assert sweep(client, data, everything=True, stop_timeout=0.0)[0] == [

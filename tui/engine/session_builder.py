@@ -32,9 +32,11 @@ from tui.engine.containers import remove_container, stop_gracefully
 from tui.engine.errors import UserError
 from tui.engine.plan import BuildPlan
 from tui.engine.session_files import (
+    is_inbox,
     make_inbox,
     make_session_dir,
     prepare_snapshot_mounts,
+    remove_inbox,
     remove_session_files,
     session_dir,
     sessions_dir,
@@ -47,6 +49,8 @@ DEFAULT_IDLE_TIMEOUT = 600.0
 """Seconds after its last build that a session is removed by the next sweep."""
 DATA_LABEL = "buildcage.session-data"
 """The data directory a session's containers belong to: a sweep takes only its own."""
+INBOX_LABEL = "buildcage.session-inbox"
+"""The session's inbox, for a sweep that finds its containers but not its record."""
 _MAX_RECORD = 256 * 1024
 
 
@@ -238,7 +242,8 @@ def _make(client: Any, plan: BuildPlan, idle_timeout: float) -> Session:
             prepare_snapshot_mounts(splan)
         for phase in PHASES:
             kwargs = {**record.kwargs[phase]}
-            kwargs["labels"] = {**kwargs["labels"], DATA_LABEL: str(plan.data_dir)}
+            kwargs["labels"] = {**kwargs["labels"], DATA_LABEL: str(plan.data_dir),
+                                INBOX_LABEL: str(inbox)}
             record.containers[phase] = client.containers.create(**kwargs).id
         session.touch()
         tmp = folder / "record.json.new"
@@ -275,8 +280,9 @@ def sweep(client: Any, data: Path, *, everything: bool = False, stop_timeout: fl
     left: list[str] = []
     for sid in sorted({sid for sid, _ in lost}):
         if only is None:
-            left += _remove_containers(client, [c.id for s, c in lost if s == sid],
-                                       stop_timeout)
+            containers = [c for s, c in lost if s == sid]
+            left += _remove_containers(client, [c.id for c in containers], stop_timeout)
+            left += remove_inbox(_inbox_of(containers, sid), sid)
             removed.append(f"session {sid} (its data directory is gone)")
     for sid in sorted(set(by_session) | folders):
         if not valid_id(sid) or (only is not None and sid not in only):
@@ -297,12 +303,22 @@ def sweep(client: Any, data: Path, *, everything: bool = False, stop_timeout: fl
             if not why:
                 continue
             left += _remove_containers(client, [c.id for c in containers], stop_timeout)
-            left += _remove_files(data, sid, record.inbox if record else "")
+            inbox = record.inbox if record else str(_inbox_of(containers, sid) or "")
+            left += _remove_files(data, sid, inbox)
             removed.append(f"session {sid} ({why})")
         finally:
             if lock is not None:
                 lock.close()
     return removed, left
+
+
+def _inbox_of(containers: list[Any], session_id: str) -> Path | None:
+    """The inbox the containers' label names, if it is plainly this session's."""
+    for container in containers:
+        label = (container.attrs.get("Labels") or {}).get(INBOX_LABEL, "")
+        if label and is_inbox(Path(label), session_id):
+            return Path(label)
+    return None
 
 
 def _folder_exists(data: str, session_id: str) -> bool:

@@ -154,13 +154,17 @@ def _rewrite(source: Path, target: Path) -> None:
     os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
 
 
+def remove_inbox(inbox: Path | None, session_id: str) -> list[str]:
+    """The session's inbox, if ``inbox`` plainly is it; returns what could not be removed."""
+    if inbox is None or not is_inbox(inbox, session_id):
+        return []
+    shutil.rmtree(inbox, ignore_errors=True)
+    return [f"inbox {inbox}"] if os.path.lexists(inbox) else []
+
+
 def remove_session_files(data: Path, session_id: str, inbox: Path | None) -> list[str]:
     """The session's directory and its inbox; returns what could not be removed."""
-    left = []
-    if inbox is not None and is_inbox(inbox, session_id):
-        shutil.rmtree(inbox, ignore_errors=True)
-        if os.path.lexists(inbox):
-            left.append(f"inbox {inbox}")
+    left = remove_inbox(inbox, session_id)
     if valid_id(session_id):
         folder = session_dir(data, session_id)
         shutil.rmtree(folder, ignore_errors=True)
