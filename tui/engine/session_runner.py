@@ -62,24 +62,35 @@ class SessionRunner(BuildRunner):
     # -- before the phases ----------------------------------------------------------------------
     def _lock_store(self):
         """Takes the session (its lock), makes sure nothing of an earlier build runs in it,
-        then the project store's lock as a one-shot build does."""
-        session = acquire(self.client, self.plan, canceled=lambda: self.canceled,
-                          warn=self._warn, idle_timeout=self.idle_timeout)
-        if session is None:
-            return None
-        self.session = session
-        self.used(session.record.id)
+        then the project store's lock as a one-shot build does. A session whose container went
+        (removed by hand) is removed and another one made."""
+        for attempt in (1, 2):
+            session = acquire(self.client, self.plan, canceled=lambda: self.canceled,
+                              warn=self._warn, idle_timeout=self.idle_timeout)
+            if session is None:
+                return None
+            self.session = session
+            self.used(session.record.id)
+            try:
+                problem = drift(self.plan, session.splan)
+                if problem:
+                    raise SessionError(f"{session.record.describe()} does not fit this build: "
+                                       f"{problem}")
+                containers = [session.container(phase) for phase in PHASES]
+            except NotFound:
+                self._end_broken()
+                if attempt == 2:
+                    raise
+                self._warn(f"{session.record.describe()} lost a container: removed, a new "
+                           "session is made")
+                continue
+            except BaseException:
+                self._end_broken()
+                raise
+            break
+        assert session is not None
         try:
-            problem = drift(self.plan, session.splan)
-            if problem:
-                raise SessionError(f"{session.record.describe()} does not fit this build: "
-                                   f"{problem}")
-            for phase in PHASES:
-                try:
-                    container = session.container(phase)
-                except NotFound:
-                    raise SessionError(f"{session.record.describe()}: its {phase} container "
-                                       "is gone; the next build makes a new session") from None
+            for container in containers:
                 if (container.attrs.get("State") or {}).get("Status") in ("running", "paused"):
                     # Its build's process was killed after the sweep looked: this lock is ours.
                     stop_gracefully(container, self.stop_timeout)
