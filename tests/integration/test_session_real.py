@@ -22,8 +22,9 @@ from podman_helpers import REGISTRY, ROOT, Recorder
 
 from tui.engine.events import BuildStarted, Event, Failed, LogLine, PhaseDone
 from tui.engine.planner import parse_secrets
+from tui.engine.probe import session_facts
 from tui.engine.session import Engine
-from tui.engine.session_builder import Record, read_records, sweep
+from tui.engine.session_builder import Record, find, read_records, sweep
 from tui.engine.session_files import session_dir
 
 BASE = f"{REGISTRY}/buildcage/busybox:latest"
@@ -88,9 +89,17 @@ RUN --mount=type=secret,id=tok cat /run/secrets/tok; echo; echo planted > /dev/p
     assert seen_in_publish == ["exited", "none"]
     record = only_session(data)
     assert first_container in record.containers.values()
+    built = engine.client().containers.get(record.containers["build"])
+    assert built.attrs["HostConfig"]["NetworkMode"] == "none"  # RUN steps: no network
+    assert built.attrs["HostConfig"]["ReadonlyRootfs"] is True
     assert all(state(engine, c) in ("exited", "created") for c in record.containers.values())
     assert not leftover(marker)
     assert [p for p in Path(record.inbox).rglob("*") if p.is_file()] == []  # secrets gone
+    # The card of the next session build reads this session's real build container.
+    again = engine.plan(ctx, profile="host-ro", containerfile=outside, project=f"sess-{run_id}")
+    found = find(engine.client(), engine.probed(again))
+    assert found is not None and found[1].id == record.containers["build"]
+    assert session_facts(engine.client(), engine.probed(again)) is not None
 
     # `git checkout`: a new file where the Containerfile was (a new inode), other steps.
     replaced = outside.with_name("new")

@@ -27,6 +27,7 @@ from podman import PodmanClient
 from podman.domain.containers import Container
 from podman.errors import NotFound
 
+from tui.engine import build_dirs
 from tui.engine.containers import stop_gracefully
 from tui.engine.logs import ApiLogPoller, LogFileTail
 from tui.engine.plan import BuildPlan, Phase
@@ -115,6 +116,7 @@ class SessionRunner(BuildRunner):
             return state  # canceled while waiting for the session
         write_plan_files(self.plan)
         state.build_dir = self.plan.build_dir
+        build_dirs.mark(self.plan)  # a process killed from here on leaves its owner to gc
         try:
             if session.splan.context_snapshot is not None:
                 refill_snapshot(self.plan, session.splan)
