@@ -18,9 +18,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from podman_helpers import REGISTRY, ROOT, Recorder
+from podman_helpers import REGISTRY, ROOT, Recorder, registry_digest
 
-from tui.engine.events import BuildStarted, Event, Failed, LogLine, PhaseDone
+from tui.engine.events import BuildStarted, Event, Failed, LogLine, PhaseDone, Pushed
 from tui.engine.planner import parse_secrets
 from tui.engine.probe import session_facts
 from tui.engine.session import Engine
@@ -106,12 +106,17 @@ RUN --mount=type=secret,id=tok cat /run/secrets/tok; echo; echo planted > /dev/p
     replaced.write_text(f"""FROM {BASE}
 COPY a.txt /a.txt
 RUN ls /dev/planted-{run_id} /dev/shm/planted-{run_id} 2>&1 | sed s/^/seen:/; \\
-    ls /run/secrets/tok 2>&1 | sed s/^/seen:/; echo second-{run_id}
+    ls /run/secrets/tok 2>&1 | sed s/^/seen:/; echo second-{run_id}; \\
+    if nc -w 2 127.0.0.1 5000 </dev/null; then echo REACHED; else echo BLOCKED; fi
 """)
     os.rename(replaced, outside)
-    second, second_container = session_build()
+    repo = f"it/session-{run_id}"
+    second, second_container = session_build(push=f"{REGISTRY}/{repo}:latest")
     printed = [e.line for e in second.of(LogLine)]
     assert f"second-{run_id}" in printed and f"first-{run_id}" not in printed
+    assert "BLOCKED" in printed and "REACHED" not in printed  # no network for RUN steps...
+    (pushed,) = second.of(Pushed)  # ...while the publish phase pushes with the credentials
+    assert pushed.digest == registry_digest(repo, "latest")
     assert not [line for line in printed if line.startswith("seen:/")], printed  # all gone
     assert second_container == first_container  # the same kept containers
     assert only_session(data).id == record.id
