@@ -6,9 +6,11 @@ build's secrets are gone from the inbox when it ends; a build whose process is S
 stopped and its session removed by the next sweep, a canceled one leaves the session stopped and
 usable, and a sweep never takes a session a build runs in.
 
-The first test fails on the exec-into-a-running-container design of branch ``session`` (review
-findings 1, 2, 4: the process and /dev file survive, the container runs during publish, the old
-Containerfile's inode stays mounted)."""
+Against the exec-into-a-running-container design of branch ``session`` (argued from its code,
+not run: its API differs) these fail where the attacker's review said: the RUN step's process
+and /dev/shm file outlive the build and its container runs during publish (findings 1, 2, 3),
+the old Containerfile's inode stays mounted (4), files planted in /run, /tmp, /dev survive
+(1, 5), a sweep could take a session a build runs in (7)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,10 @@ from tui.engine.session_files import session_dir
 
 BASE = f"{REGISTRY}/buildcage/busybox:latest"
 BUILDCAGE = str(ROOT / ".venv" / "bin" / "buildcage")
+
+
+PLANTS = ("/run/..x", "/run/x", "/tmp/x", "/var/tmp/x", "/dev/x", "/dev/shm/x", "/dev/mqueue/x")
+"""Writable places of a session's build container outside the store (review findings 1, 5)."""
 
 
 def state(engine: Engine, container_id: str) -> str:
@@ -153,6 +159,11 @@ def test_a_killed_session_build_is_stopped_by_the_next_sweep_and_a_sweep_spares_
     # A build running in its session: a sweep of everything leaves that session alone.
     proc = cli_build()
     sid = only_session(data).id
+    build = engine.client().containers.get(only_session(data).containers["build"])
+    # Stronger than a RUN step: root in the build container plants in every writable place
+    # outside the store; the next build's container has none of it.
+    code, out = build.exec_run(["sh", "-c", "; ".join(f"touch {p} || exit 1" for p in PLANTS)])
+    assert code == 0, out
     assert sweep(engine.client(), data, everything=True) == ([], [])
     proc.send_signal(signal.SIGHUP)  # the terminal closed: a cancel, the session stays
     assert proc.wait(timeout=60) == 130
@@ -162,12 +173,13 @@ def test_a_killed_session_build_is_stopped_by_the_next_sweep_and_a_sweep_spares_
 
     # The CLI SIGKILLed mid-build: its build goes on in the session's container, no lock held.
     proc = cli_build()
+    code, out = build.exec_run(["sh", "-c", "ls -d " + " ".join(PLANTS) + " 2>/dev/null; true"])
+    assert code == 0 and out.strip() == b"", out
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    build = only_session(data).containers["build"]
-    assert state(engine, build) == "running"
+    assert state(engine, build.id) == "running"
     removed, left = sweep(engine.client(), data, stop_timeout=5.0)
     assert removed == [f"session {sid} (its build's process is gone)"] and left == []
     assert read_records(data) == []
     with pytest.raises(Exception, match="no such container|not found"):
-        engine.client().containers.get(build)
+        engine.client().containers.get(build.id)
