@@ -67,10 +67,11 @@ class Background:
         return self.rec.done
 
 
-def build(engine: Engine, context: Path | str, **options) -> Recorder:
+def build(engine: Engine, context: Path | str, session: bool = False, **options) -> Recorder:
+    """One build of ``context`` (``session``: in a session builder, tui.engine.session_runner)."""
     recorder = Recorder()
     plan = engine.plan(context, **options)
-    engine.runner(plan, recorder).run()
+    engine.runner(plan, recorder, session=session).run()
     return recorder
 
 

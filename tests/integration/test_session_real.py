@@ -47,14 +47,16 @@ def leftover(marker: str) -> bool:
     return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
 
 
-def only_session(data: Path) -> Record:
-    (record,) = read_records(data)
+def only_session(data: Path, project: str) -> Record:
+    """The one session of ``project`` (other tests' sessions may share the data directory)."""
+    (record,) = [r for r in read_records(data) if r.project == project]
     return record
 
 
 def test_a_session_reuses_its_containers_and_cache_yet_nothing_of_a_build_outlives_it(
         engine: Engine, data_home: Path, tmp_path: Path, run_id: str) -> None:
     data = data_home / "buildcage"
+    project = f"sess-{run_id}"
     marker = f"sleep 7{int(run_id, 16) % 10**6:06d}"
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -78,14 +80,15 @@ RUN --mount=type=secret,id=tok cat /run/secrets/tok; echo; echo planted > /dev/p
                 build_container.append(event.container_id)
             if isinstance(event, PhaseDone) and event.phase == "build":
                 # The trusted publish phase comes next: nothing of the build may still run.
-                seen_in_publish.append(state(engine, only_session(data).containers["build"]))
+                build = only_session(data, project).containers["build"]
+                seen_in_publish.append(state(engine, build))
                 seen_in_publish.append("leftover" if leftover(marker) else "none")
         return on_event
 
     def session_build(**options) -> tuple[Recorder, str]:
         rec, started = Recorder(), []
-        plan = engine.plan(ctx, profile="host-ro", containerfile=outside,
-                           project=f"sess-{run_id}", **options)
+        plan = engine.plan(ctx, profile="host-ro", containerfile=outside, project=project,
+                           **options)
         engine.runner(plan, sink(rec, started), session=True).run()
         assert rec.done.status == "succeeded", rec.of(Failed)
         return rec, started[0]
@@ -93,7 +96,7 @@ RUN --mount=type=secret,id=tok cat /run/secrets/tok; echo; echo planted > /dev/p
     first, first_container = session_build(secrets=parse_secrets([f"id=tok,src={token}"]))
     assert f"TOKEN-{run_id}" in [e.line for e in first.of(LogLine)]
     assert seen_in_publish == ["exited", "none"]
-    record = only_session(data)
+    record = only_session(data, project)
     assert first_container in record.containers.values()
     built = engine.client().containers.get(record.containers["build"])
     assert built.attrs["HostConfig"]["NetworkMode"] == "none"  # RUN steps: no network
@@ -102,7 +105,7 @@ RUN --mount=type=secret,id=tok cat /run/secrets/tok; echo; echo planted > /dev/p
     assert not leftover(marker)
     assert [p for p in Path(record.inbox).rglob("*") if p.is_file()] == []  # secrets gone
     # The card of the next session build reads this session's real build container.
-    again = engine.plan(ctx, profile="host-ro", containerfile=outside, project=f"sess-{run_id}")
+    again = engine.plan(ctx, profile="host-ro", containerfile=outside, project=project)
     found = find(engine.client(), engine.probed(again))
     assert found is not None and found[1].id == record.containers["build"]
     assert session_facts(engine.client(), engine.probed(again)) is not None
@@ -125,11 +128,11 @@ RUN ls /dev/planted-{run_id} /dev/shm/planted-{run_id} 2>&1 | sed s/^/seen:/; \\
     assert pushed.digest == registry_digest(repo, "latest")
     assert not [line for line in printed if line.startswith("seen:/")], printed  # all gone
     assert second_container == first_container  # the same kept containers
-    assert only_session(data).id == record.id
+    assert only_session(data, project).id == record.id
     warm, _ = session_build()
     assert warm.done.cache_hits == 2 and warm.done.image_id == second.done.image_id
-    assert sweep(engine.client(), data) == ([], [])  # in use lately: kept
-    removed, left = sweep(engine.client(), data, everything=True)
+    assert sweep(engine.client(), data, only={record.id}) == ([], [])  # in use lately: kept
+    removed, left = sweep(engine.client(), data, everything=True, only={record.id})
     assert removed == [f"session {record.id} (asked)"] and left == []
     assert not session_dir(data, record.id).exists() and not Path(record.inbox).exists()
     for container_id in record.containers.values():
@@ -158,16 +161,16 @@ def test_a_killed_session_build_is_stopped_by_the_next_sweep_and_a_sweep_spares_
 
     # A build running in its session: a sweep of everything leaves that session alone.
     proc = cli_build()
-    sid = only_session(data).id
-    build = engine.client().containers.get(only_session(data).containers["build"])
+    sid = only_session(data, project).id
+    build = engine.client().containers.get(only_session(data, project).containers["build"])
     # Stronger than a RUN step: root in the build container plants in every writable place
     # outside the store; the next build's container has none of it.
     code, out = build.exec_run(["sh", "-c", "; ".join(f"touch {p} || exit 1" for p in PLANTS)])
     assert code == 0, out
-    assert sweep(engine.client(), data, everything=True) == ([], [])
+    assert sweep(engine.client(), data, everything=True, only={sid}) == ([], [])
     proc.send_signal(signal.SIGHUP)  # the terminal closed: a cancel, the session stays
     assert proc.wait(timeout=60) == 130
-    record = only_session(data)
+    record = only_session(data, project)
     assert record.id == sid
     assert all(state(engine, c) in ("exited", "created") for c in record.containers.values())
 
@@ -178,8 +181,8 @@ def test_a_killed_session_build_is_stopped_by_the_next_sweep_and_a_sweep_spares_
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert state(engine, build.id) == "running"
-    removed, left = sweep(engine.client(), data, stop_timeout=5.0)
+    removed, left = sweep(engine.client(), data, stop_timeout=5.0, only={sid})
     assert removed == [f"session {sid} (its build's process is gone)"] and left == []
-    assert read_records(data) == []
+    assert [r for r in read_records(data) if r.project == project] == []
     with pytest.raises(Exception, match="no such container|not found"):
         engine.client().containers.get(build.id)
