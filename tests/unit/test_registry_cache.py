@@ -285,10 +285,14 @@ def test_fetch_pulls_the_deepest_image_first_then_the_others_together(tmp_path):
 def test_fetch_goes_on_without_a_cache_yet(tmp_path):
     plan = plan_for()
     fake = Fake(tmp_path)
+    # A kept (session) fetch container's list from an earlier build is not taken for this one.
+    (fake.dir / "cache-ids").write_text(HEX[0])
     result = fake.run(cache_script(plan, "fetch"))
     assert result.returncode == 0, result.stderr
     assert [c for c in fake.calls() if c.startswith("pull ")] != []
     assert not [c for c in fake.calls() if c.startswith("inspect")]
+    assert not [c for c in fake.calls() if HEX[0] in c]
+    assert "nothing in" in result.stdout
 
 
 def images_json(entries: dict[str, list[str]]) -> str:

@@ -498,13 +498,16 @@ class BuildPlan:
     def cache_index_script(self) -> str:
         """Pulls the index of the cache and writes the ids its label lists to CACHE_IDS_FILE
         (in the fetch container, not the store); removes the index from the store. Nothing in
-        the registry yet: no file. Runs beside the bases' pulls (``fetch_argv``)."""
+        the registry yet: no file (an earlier one is removed first). Runs beside the bases'
+        pulls (``fetch_argv``)."""
         index = shlex.quote(self.cache_index)
         pull = shlex.join(["buildah", "pull", "-q", *self._auth_flags()])
         label = shlex.join(["buildah", "inspect", "--type", "image", "--format",
                             f'{{{{index .OCIv1.Config.Labels "{CACHE_LABEL}"}}}}',
                             self.cache_index])
         return " ".join([
+            # A kept (session) fetch container may hold an earlier build's list.
+            f"rm -f {CACHE_IDS_FILE};",
             f"if {pull} {index} >/dev/null 2>&1; then",
             f"{{ {label} || :; }} > {CACHE_IDS_FILE};",
             f"buildah rmi {index} >/dev/null 2>&1 || true; fi",
