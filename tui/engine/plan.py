@@ -524,7 +524,7 @@ class BuildPlan:
         them all, and the other images then need only their manifest and config (their layers
         are in the store). Those are pulled CACHE_PULL_JOBS at a time: each is a process,
         a registry round trip and a store commit of its own (measured here, a 15-RUN build's
-        17 images: one after another 4.0 s, deepest first then four at a time, see README)."""
+        17 images: the warm fetch phase 6.5 s one after another, 4.9 s this way; see README)."""
         repo = self.cache_repo
         pull = shlex.join(["buildah", "pull", "-q", *self._auth_flags()])
         one = (f'if {pull} {shlex.quote(repo)}:"$0" >/dev/null 2>&1; then echo ok; '
