@@ -7,12 +7,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from podman_helpers import REGISTRY, Recorder, build, registry_tags
+from podman_helpers import REGISTRY, Recorder, registry_tags
 from test_hostile_real import Listener, context, lines
 
 from tui.engine.events import BuildWarning, CacheExported, PhaseDone, StepDone
+from tui.engine.request import BuildRequest
+from tui.engine.session import Engine
 
 BASE = f"{REGISTRY}/buildcage/busybox:latest"
+
+
+def build(engine: Engine, ctx: Path, *, profile: str, project: str) -> Recorder:
+    """As the front ends build: through Engine.prepare, which decides whether the cache pays."""
+    recorder = Recorder()
+    prepared = engine.prepare(BuildRequest(ctx, profile, project=project), confirmed=True)
+    engine.start(prepared, recorder).run()
+    return recorder
 
 
 def cached_steps(rec: Recorder) -> list[bool]:
@@ -34,7 +44,10 @@ def test_an_isolated_rebuild_hits_the_registry_cache_and_run_steps_still_see_no_
         engine, run_id, tmp_path: Path):
     listener = Listener()
     try:
+        # The first RUN works for a while (a compile, say): the cold build measures it, so
+        # the cache is worth its pulls (tui.engine.cache_worth) and later builds use it.
         ctx = context(tmp_path, f"""FROM {BASE}
+RUN sleep 3
 RUN echo one > /one
 RUN echo two > /two
 COPY data.txt /data.txt
@@ -53,17 +66,17 @@ RUN for port in 5000 {listener.port}; do \\
         assert cold.done.status == "succeeded", lines(cold)[-20:]
         assert cold.done.cache_hits == 0
         first = cache_fact(cold)
-        assert (first.images, first.pushed, first.error) == (4, 4, "")
+        assert (first.images, first.pushed, first.error) == (5, 5, "")
         tags = registry_tags(f"buildcage-cache/{project}")
-        assert plan.cache_index.rsplit(":", 1)[1] in tags and len(tags) == 5
+        assert plan.cache_index.rsplit(":", 1)[1] in tags and len(tags) == 6
 
         # Unchanged: every step comes from the cache the fetch phase pulled into a new store.
         warm = build(engine, ctx, **options)
         assert warm.done.status == "succeeded", lines(warm)[-20:]
-        assert cached_steps(warm) == [True] * 4 and warm.done.cache_hits == 4
+        assert cached_steps(warm) == [True] * 5 and warm.done.cache_hits == 5
         assert warm.done.image_id == cold.done.image_id
         assert not probes(warm)
-        assert (cache_fact(warm).images, cache_fact(warm).pushed) == (4, 0)
+        assert (cache_fact(warm).images, cache_fact(warm).pushed) == (5, 0)
         assert [e.phase for e in warm.of(PhaseDone)] == ["fetch", "build", "publish"]
 
         # One file changed: the steps before it still hit, and the RUN step after it runs in
@@ -71,9 +84,9 @@ RUN for port in 5000 {listener.port}; do \\
         (tmp_path / "data.txt").write_text("second\n")
         edit = build(engine, ctx, **options)
         assert edit.done.status == "succeeded", lines(edit)[-20:]
-        assert cached_steps(edit) == [True, True, False, False]
+        assert cached_steps(edit) == [True, True, True, False, False]
         assert probes(edit) == ["BLOCKED 5000", f"BLOCKED {listener.port}"]
-        assert (cache_fact(edit).images, cache_fact(edit).pushed) == (4, 2)
+        assert (cache_fact(edit).images, cache_fact(edit).pushed) == (5, 2)
         assert probes(cold) == ["BLOCKED 5000", f"BLOCKED {listener.port}"]
         assert listener.connections == 0
     finally:

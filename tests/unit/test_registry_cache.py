@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tui.engine.config import Config, ConfigError, RegistryConfig, load_config
-from tui.engine.plan import CACHE_FILE, FACTS_DIR
+from tui.engine.plan import BASE_FILE, CACHE_FILE, CACHE_IDS_FILE, FACTS_DIR
 from tui.engine.planner import make_plan
 from tui.engine.profiles import BUILTIN_PROFILES, ProfileError, ProfileSet
 from tui.engine.registry import parse_reference
@@ -187,7 +187,11 @@ case "$1 $2" in
   "containers -a") cat "$FAKE/containers"; exit 0 ;;
   "images --json") cat "$FAKE/images.json"; exit 0 ;;
   "push -q")
-    [ -f "$FAKE/push-fails" ] && exit 1
+    # push-fails: empty = every push fails, else only pushes of the id it holds
+    if [ -f "$FAKE/push-fails" ]; then
+      [ -s "$FAKE/push-fails" ] || exit 1
+      case "$*" in *"$(cat "$FAKE/push-fails")"*) exit 1 ;; esac
+    fi
     exit 0 ;;
   "from scratch") echo ctr; exit 0 ;;
 esac
@@ -216,6 +220,7 @@ class Fake:
     def run(self, script: str) -> subprocess.CompletedProcess[str]:
         script = script.replace(FACTS_DIR, str(self.facts))
         script = script.replace("/var/tmp/buildcage-secrets", str(self.dir / "secrets"))
+        script = script.replace(CACHE_IDS_FILE, str(self.dir / "cache-ids"))
         script = script.replace("/run/secrets", str(self.dir / "run-secrets"))
         env = {**os.environ, "PATH": f"{self.bin}:{os.environ['PATH']}", "FAKE": str(self.dir)}
         return subprocess.run(["sh", "-ec", script], capture_output=True, text=True, env=env,
@@ -226,10 +231,15 @@ HEX = [f"{i:x}" * 64 for i in range(1, 16)]
 
 
 def cache_script(plan, phase: str) -> str:
-    """The cache part of the phase's script (the phase runs it after its own work)."""
-    script = plan.cache_pull_script() if phase == "fetch" else plan.cache_push_script()
-    assert script in plan.phase(phase).command[2]
-    return script
+    """The cache part of the phase's script (the phase runs it after its own work; the fetch
+    reads the index beside the bases' pulls, then pulls the images it lists)."""
+    command = plan.phase(phase).command[2]
+    if phase == "publish":
+        assert plan.cache_push_script() in command
+        return plan.cache_push_script()
+    index, pulls = plan.cache_index_script(), plan.cache_pull_script()
+    assert f"{{ {index}; }} & " in command and command.endswith(f"; wait; {pulls}")
+    return f"{index}; {pulls}"
 
 
 def test_fetch_pulls_every_listed_image_and_refuses_anything_but_an_image_id(tmp_path):
@@ -243,22 +253,46 @@ def test_fetch_pulls_every_listed_image_and_refuses_anything_but_an_image_id(tmp
     result = fake.run(cache_script(plan, "fetch"))
     assert result.returncode == 0, result.stderr
     pulls = [c.split()[-1] for c in fake.calls() if c.startswith("pull ")]
-    assert pulls == [plan.cache_index, *(f"{plan.cache_repo}:{h}" for h in HEX[:4])]
+    assert pulls[0] == plan.cache_index
+    assert sorted(pulls[1:]) == [f"{plan.cache_repo}:{h}" for h in HEX[:4]]
     assert not list(fake.dir.glob("PWNED*"))
     assert not [c for c in fake.calls() if "shadow" in c or "touch" in c or "../" in c]
     # The index image is removed again: only images of the cache stay in the store.
     assert any(c.startswith("rmi ") and plan.cache_index in c for c in fake.calls())
     # A listed image the registry lost (HEX[3]) is no error: that step is simply built.
-    assert "gone" in result.stdout
+    assert f"cache image {HEX[3]} is gone" in result.stdout + result.stderr
+    assert "registry cache: 3 images from" in result.stdout
+
+
+def test_fetch_pulls_the_deepest_image_first_then_the_others_together(tmp_path):
+    # The index lists the images in build order, the result last: pulled first, it brings
+    # every earlier step's layers in one pull; the others then need only manifest and config,
+    # and are pulled several at a time. A repeated id is pulled once.
+    plan = plan_for()
+    fake = Fake(tmp_path)
+    (fake.dir / "registry").write_text(
+        "\n".join([plan.cache_index, *(f"{plan.cache_repo}:{h}" for h in HEX[:6])]) + "\n")
+    (fake.dir / "label").write_text(" ".join([*HEX[:5], HEX[2], HEX[5]]))
+    result = fake.run(cache_script(plan, "fetch"))
+    assert result.returncode == 0, result.stderr
+    pulls = [c.split()[-1] for c in fake.calls() if c.startswith("pull ")]
+    assert pulls[:2] == [plan.cache_index, f"{plan.cache_repo}:{HEX[5]}"]
+    assert sorted(pulls[2:]) == [f"{plan.cache_repo}:{h}" for h in HEX[:5]]
+    assert "xargs -r -n 1 -P 4 " in plan.cache_pull_script()
+    assert "registry cache: 6 images from" in result.stdout
 
 
 def test_fetch_goes_on_without_a_cache_yet(tmp_path):
     plan = plan_for()
     fake = Fake(tmp_path)
+    # A kept (session) fetch container's list from an earlier build is not taken for this one.
+    (fake.dir / "cache-ids").write_text(HEX[0])
     result = fake.run(cache_script(plan, "fetch"))
     assert result.returncode == 0, result.stderr
     assert [c for c in fake.calls() if c.startswith("pull ")] != []
     assert not [c for c in fake.calls() if c.startswith("inspect")]
+    assert not [c for c in fake.calls() if HEX[0] in c]
+    assert "nothing in" in result.stdout
 
 
 def images_json(entries: dict[str, list[str]]) -> str:
@@ -268,8 +302,9 @@ def images_json(entries: dict[str, list[str]]) -> str:
 def setup_store(fake: Fake, plan, *, containers: list[str], final: str, pulled: list[str],
                 base: str) -> None:
     (fake.dir / "containers").write_text("\n".join(containers) + "\n")
-    for ref in plan.fetch_refs:
-        (fake.dir / ("id-" + ref.replace("/", "_").replace(":", "_"))).write_text(base + "\n")
+    # The publish phase wrote the bases' facts (``ID DIGEST``) before its cache step.
+    for index, _ref in enumerate(plan.fetch_refs):
+        (fake.facts / BASE_FILE.format(index=index)).write_text(f"{base} sha256:{'0' * 64}\n")
     (fake.dir / ("id-" + plan.tag.replace("/", "_").replace(":", "_"))).write_text(final + "\n")
     entries = {base: list(plan.fetch_refs), final: [plan.tag]}
     for h in pulled:
@@ -291,11 +326,30 @@ def test_publish_pushes_what_the_build_added_and_an_index_of_what_it_used(tmp_pa
     assert all("--authfile" in p for p in pushes)
     label = next(c for c in fake.calls() if c.startswith("config "))
     listed = label.split("buildcage.cache.images=", 1)[1].split()
-    assert sorted(listed[:-1]) == sorted([used, new, final])  # the last word is the container
+    assert listed[:-1] == [used, new, final]  # the last word is the container
     commit = next(c for c in fake.calls() if c.startswith("commit "))
     assert f"docker://{plan.cache_index}" in commit and "--authfile" in commit
     assert not list(fake.dir.glob("PWNED*"))
     assert (fake.facts / CACHE_FILE).read_text().split() == ["images", "3", "pushed", "2"]
+
+
+def test_publish_lists_the_images_in_build_order_and_pushes_the_deepest_first(tmp_path):
+    # Working containers come in the order the build made them (not sorted): the index keeps
+    # it, the result last, so the next fetch knows which image holds every layer.
+    plan = plan_for()
+    fake = Fake(tmp_path)
+    base, first, second, third, final = HEX[0], HEX[9], HEX[3], HEX[7], HEX[1]
+    setup_store(fake, plan, containers=[base, first, second, first, third], final=final,
+                pulled=[first], base=base)
+    result = fake.run(cache_script(plan, "publish"))
+    assert result.returncode == 0, result.stderr
+    pushes = [c.split()[-1] for c in fake.calls() if c.startswith("push ")]
+    assert pushes[0] == f"docker://{plan.cache_repo}:{final}"
+    assert sorted(pushes[1:]) == sorted(f"docker://{plan.cache_repo}:{h}" for h in (second, third))
+    label = next(c for c in fake.calls() if c.startswith("config "))
+    assert label.split("buildcage.cache.images=", 1)[1].split()[:-1] == [
+        first, second, third, final]
+    assert (fake.facts / CACHE_FILE).read_text().split() == ["images", "4", "pushed", "3"]
 
 
 def test_publish_pushes_nothing_when_the_build_used_exactly_the_cache(tmp_path):
@@ -317,6 +371,17 @@ def test_a_failed_cache_push_is_recorded_and_does_not_fail_the_publish(tmp_path)
     result = fake.run(cache_script(plan, "publish") + "; echo after")
     assert result.returncode == 0 and "after" in result.stdout
     assert (fake.facts / CACHE_FILE).read_text().startswith("failed")
+    assert not [c for c in fake.calls() if c.startswith("commit ")]
+    # One push of several failing (pushed together) fails the cache too, naming that image.
+    (tmp_path / "several").mkdir()
+    fake = Fake(tmp_path / "several")
+    setup_store(fake, plan, containers=[HEX[0], HEX[2], HEX[3]], final=HEX[1], pulled=[],
+                base=HEX[0])
+    (fake.dir / "push-fails").write_text(HEX[3])
+    result = fake.run(cache_script(plan, "publish") + "; echo after")
+    assert result.returncode == 0 and "after" in result.stdout
+    assert (fake.facts / CACHE_FILE).read_text().strip() == (
+        f"failed: push of {HEX[3]} to {plan.cache_repo}")
     assert not [c for c in fake.calls() if c.startswith("commit ")]
 
 
@@ -407,3 +472,100 @@ def test_kube_pods_keep_the_cache_and_its_credentials_in_the_trusted_pods(authfi
         assert plan.cache_repo in json.dumps(spec["containers"][0]["command"])
         assert [v for v in spec["volumes"] if "secret" in v]
         assert any("auth" in key for key in plan.kube_secret_data(name))
+
+
+# -- only where it pays (tui.engine.cache_worth) ------------------------------------------------
+
+def _full_run(history, plan, durations: list[float], *, profile: str = "isolated",
+              hits: int = 0, status: str = "succeeded", started: float = 1000.0,
+              containerfile: str = "", target: str = "") -> None:
+    from tui.engine.history import BuildRecord, StepRecord
+
+    history.add(BuildRecord(
+        started_at=started, profile=profile, context=str(plan.context),
+        containerfile=containerfile or str(plan.containerfile), stage_target=target,
+        status=status, steps_total=len(durations), cache_hits=hits,
+        steps=[StepRecord(1, i + 1, f"RUN step {i}", d, i < hits)
+               for i, d in enumerate(durations)]))
+
+
+def test_the_cache_is_used_only_where_the_last_full_run_says_it_pays(tmp_path):
+    from tests.support.replay import ReplayEngine
+    from tui.engine.history import History
+    from tui.engine.request import BuildRequest
+
+    request = BuildRequest(HELLO, "isolated", project="demo")
+    history = History(tmp_path / "h.sqlite3")
+    engine = ReplayEngine(history)
+    plan = engine.prepare(request).plan
+    # No full run yet: the cache is tried (its pushes make the next build's measure).
+    assert plan.cache_repo == REPO + "demo" and not plan.cache_note
+
+    # Cheap steps (an echo each): pulling their images costs more than running them.
+    _full_run(history, plan, [0.1, 0.3, 0.2, 0.2])
+    off = engine.prepare(request).plan
+    assert off.cache_repo == "" and not off.pulls_cache and not off.pushes_cache
+    assert "--layers=false" in off.bud_argv()
+    assert "registry cache off for this build: its 4 steps took 0.8 s" in off.cache_note
+    assert "registry_cache_always" in off.cache_note
+    assert [p.name for p in off.phases()] == ["fetch", "build", "publish"]  # the base only
+    assert "buildcage-cache" not in off.phase("fetch").command[2]
+    # `buildcage plan` and a debug shell's rebuild (no registry check) print and run the same.
+    assert engine.prepare(request, check_push=False).plan.cache_repo == ""
+
+    # A later build that hit the cache, a failed one, another target, Containerfile or
+    # profile: none of them is this build's full run.
+    _full_run(history, plan, [0.01] * 4, hits=2, started=2000.0)
+    _full_run(history, plan, [9.0] * 4, status="failed", started=2001.0)
+    _full_run(history, plan, [9.0] * 4, target="build", started=2002.0)
+    _full_run(history, plan, [9.0] * 4, containerfile="/elsewhere/Containerfile",
+              started=2003.0)
+    _full_run(history, plan, [9.0] * 4, profile="isolated-nocache", started=2004.0)
+    assert engine.prepare(request).plan.cache_repo == ""
+
+    # Steps that work (a compile, a package install): the cache pays.
+    _full_run(history, plan, [0.1, 4.0, 0.2, 0.2], started=3000.0)
+    on = engine.prepare(request).plan
+    assert on.cache_repo == REPO + "demo" and on.pulls_cache and on.pushes_cache
+    assert "--layers" in on.bud_argv() and not on.cache_note
+
+
+def test_a_profile_can_use_the_cache_even_where_it_does_not_pay(tmp_path):
+    from tests.support.replay import ReplayEngine
+    from tui.engine.history import History
+    from tui.engine.request import BuildRequest
+
+    config = Config(profiles={"always": {"base": "isolated", "registry_cache_always": True}})
+    history = History(tmp_path / "h.sqlite3")
+    engine = ReplayEngine(history, config=config)
+    request = BuildRequest(HELLO, "always", project="demo")
+    _full_run(history, engine.prepare(request).plan, [0.1, 0.1], profile="always")
+    assert engine.prepare(request).plan.cache_repo == REPO + "demo"
+    with pytest.raises(ProfileError, match="registry_cache_always must be true or false"):
+        ProfileSet.from_config({"x": {"base": "isolated", "registry_cache_always": "yes"}})
+
+
+def test_the_verdict_weighs_the_steps_against_what_their_images_cost():
+    from tui.engine.cache_worth import judge
+    from tui.engine.history import BuildRecord, StepRecord
+
+    def run(*steps: tuple[str, float], load: float = 1.0) -> BuildRecord:
+        return BuildRecord(started_at=0.0, profile="isolated", context="/c", status="succeeded",
+                           steps=[StepRecord(1, i, text, seconds * load, False)
+                                  for i, (text, seconds) in enumerate(steps)])
+
+    tiny = [("FROM b", 0.1), ("RUN echo one", 0.3), ("RUN echo two", 0.3), ("COPY a /a", 0.2)]
+    steps = [("FROM b", 0.1), *[(f"RUN echo {i}", 0.3) for i in range(16)], ("COPY a /a", 0.2)]
+    work = [("FROM b", 0.1), ("RUN make", 4.0), ("COPY a /a", 0.2), ("run cat /a", 0.3)]
+    assert judge(None).pays and judge(run()).pays
+    # Counted in the build's own typical step, so a loaded machine (every step three times
+    # slower) judges alike: echo steps only just pay for their images, one that works does.
+    for load in (1.0, 3.0):
+        assert not judge(run(*tiny, load=load)).pays
+        assert judge(run(*steps, load=load)).pays
+        assert judge(run(*work, load=load)).pays
+    assert "its 4 steps took 2.7 s" in judge(run(*tiny, load=3.0)).why
+    # Too few steps for a typical one: seconds as measured on a quiet machine.
+    assert judge(run(("FROM b", 0.1), ("RUN make", 5.0))).pays
+    assert not judge(run(("FROM b", 0.1), ("RUN echo", 0.3))).pays
+    assert not judge(run(("FROM b", -50.0), ("RUN echo", 0.3))).pays  # negative: none

@@ -104,8 +104,8 @@ BAD_VALUES = [
      "(host-ro, isolated, project, host-rw), got 1"),
     ("network = \"none\"",
      "profiles.fast.network is not a profile key (known: base, cap_add, cap_drop, extra_stores, "
-     "host_store_ro, mount_program, overlay, registry_cache, requires_confirmation, selinux, "
-     "store, summary, userns)"),
+     "host_store_ro, mount_program, overlay, registry_cache, registry_cache_always, "
+     "requires_confirmation, selinux, store, summary, userns)"),
     ("privileged = true",
      "profiles.fast.privileged is not supported: a privileged builder is root on the host "
      "with every device; buildcage never creates one"),

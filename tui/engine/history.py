@@ -349,6 +349,18 @@ class History:
                               " LIMIT 1", tuple(params))
         return found[0] if found else None
 
+    def last_full_run(self, profile: str, context: str, containerfile: str,
+                      stage_target: str) -> BuildRecord | None:
+        """The newest successful build of this profile, context, Containerfile and target in
+        which every step ran (none came from a cache): what its steps cost
+        (tui.engine.cache_worth)."""
+        found = self._records(
+            "WHERE profile = ? AND context = ? AND containerfile = ? AND stage_target = ?"
+            " AND status = 'succeeded' AND cache_hits = 0 AND steps_total > 0"
+            " ORDER BY started_at DESC, id DESC LIMIT 1",
+            (profile, context, containerfile, stage_target))
+        return found[0] if found else None
+
     def build_with_layer(self, store: str, layer_id: str) -> tuple[int, int, int] | None:
         """(build, stage, step) of the newest build in ``store`` with a step whose layer is
         ``layer_id`` (built or reused there), or None."""

@@ -63,6 +63,18 @@ CACHE_LABEL = "buildcage.cache.images"
 """Label of a cache index image: the ids of the cache images one build used, space-separated."""
 CACHE_MAX_IMAGES = 512
 """At most this many cache images are pulled or listed (a bound on what an index can ask for)."""
+CACHE_IDS_FILE = "/var/tmp/buildcage-cache-ids"
+"""In the fetch container (its own root file system): the ids the cache's index lists."""
+CACHE_PULL_JOBS = 4
+"""Cache images pulled (and pushed) at once, after the deepest one (see ``cache_pull_script``)."""
+
+
+def _each(words: str, script: str) -> str:
+    """Runs ``script`` (``sh -c``, the word as ``$0``) for each of ``words`` (a shell expansion
+    of checked ids), CACHE_PULL_JOBS at a time."""
+    return (f"printf '%s\\n' {words} | xargs -r -n 1 -P {CACHE_PULL_JOBS} "
+            f"sh -c {shlex.quote(script)}")
+
 
 MountKind = Literal["bind", "volume", "device", "secret", "copy", "sync", "overlay"]
 """``copy``: a file or directory of this machine copied into the container before it starts
@@ -469,38 +481,72 @@ class BuildPlan:
 
     def fetch_argv(self) -> list[str]:
         """Pulls what the store lacks (``buildah pull``'s policy is "missing"), then the
-        registry cache's images."""
+        registry cache's images. The cache's index is read while the bases are pulled (it
+        needs nothing from them); its images after them (they share the bases' layers)."""
         refs = self.fetch_refs
         if not refs and not self.pulls_cache:
             return []
         pulls = [shlex.join(["buildah", "pull", *self._auth_flags(), ref]) for ref in refs]
+        script = "; ".join(self._prelude("fetch"))
         if self.pulls_cache:
-            pulls.append(self.cache_pull_script())
-        return ["sh", "-ec", "; ".join([*self._prelude("fetch"), *pulls])]
+            script += ("; " if script else "") + f"{{ {self.cache_index_script()}; }} & "
+            pulls += ["wait", self.cache_pull_script()]
+        elif script:
+            script += "; "
+        return ["sh", "-ec", script + "; ".join(pulls)]
 
-    def cache_pull_script(self) -> str:
-        """Pulls the index of the cache, then every image it lists, into the store; removes the
-        index. Whatever the registry answers is data: only 64-hex image ids are pulled, at most
-        CACHE_MAX_IMAGES, each by its own tag; a missing one is only a step built again. One
-        line (every rendering keeps a phase's command on one line)."""
-        repo, index = self.cache_repo, shlex.quote(self.cache_index)
+    def cache_index_script(self) -> str:
+        """Pulls the index of the cache and writes the ids its label lists to CACHE_IDS_FILE
+        (in the fetch container, not the store); removes the index from the store. Nothing in
+        the registry yet: no file (an earlier one is removed first). Runs beside the bases'
+        pulls (``fetch_argv``)."""
+        index = shlex.quote(self.cache_index)
         pull = shlex.join(["buildah", "pull", "-q", *self._auth_flags()])
         label = shlex.join(["buildah", "inspect", "--type", "image", "--format",
                             f'{{{{index .OCIv1.Config.Labels "{CACHE_LABEL}"}}}}',
                             self.cache_index])
         return " ".join([
+            # A kept (session) fetch container may hold an earlier build's list.
+            f"rm -f {CACHE_IDS_FILE};",
             f"if {pull} {index} >/dev/null 2>&1; then",
+            f"{{ {label} || :; }} > {CACHE_IDS_FILE};",
+            f"buildah rmi {index} >/dev/null 2>&1 || true; fi",
+        ])
+
+    def cache_pull_script(self) -> str:
+        """Pulls every image the index listed (CACHE_IDS_FILE, ``cache_index_script``) into the
+        store. Whatever the registry answers is data: only 64-hex image ids are pulled, at most
+        CACHE_MAX_IMAGES, each by its own tag; a missing one is only a step built again. One
+        line (every rendering keeps a phase's command on one line).
+
+        The index lists the images in the order the build used them, its result last. That one
+        is pulled first: it holds every earlier step's layers, so one ``buildah pull`` brings
+        them all, and the other images then need only their manifest and config (their layers
+        are in the store). Those are pulled CACHE_PULL_JOBS at a time: each is a process,
+        a registry round trip and a store commit of its own (measured here, a 15-RUN build's
+        17 images: the warm fetch phase 6.5 s one after another, 4.9 s this way; see README)."""
+        repo = self.cache_repo
+        pull = shlex.join(["buildah", "pull", "-q", *self._auth_flags()])
+        one = (f'if {pull} {shlex.quote(repo)}:"$0" >/dev/null 2>&1; then echo ok; '
+               f'else echo "buildcage: cache image $0 is gone from {repo}"; fi')
+        return " ".join([
+            f"if [ -f {CACHE_IDS_FILE} ]; then",
             "set -f;",
-            f"ids=$({label}) || ids='';",
-            f"buildah rmi {index} >/dev/null 2>&1 || true;",
-            "n=0; got=0;",
+            f"ids=$(cat {CACHE_IDS_FILE});",
+            "list=''; last=''; n=0;",
             "for id in $ids; do",
             "case $id in *[!0-9a-f]*) continue;; esac;",
             "[ ${#id} -eq 64 ] || continue;",
+            'case " $list $last " in *" $id "*) continue;; esac;',
             f"n=$((n+1)); [ $n -le {CACHE_MAX_IMAGES} ] || break;",
-            f"if {pull} {shlex.quote(repo)}:$id >/dev/null 2>&1; then got=$((got+1));",
-            f'else echo "buildcage: cache image $id is gone from {repo}"; fi;',
+            'list="$list $last"; last=$id;',
             "done;",
+            "got=$(",
+            f'{{ [ -z "$last" ] || sh -c {shlex.quote(one)} "$last";',
+            f"{_each('$list', one)}; }} | {{ ok=0;"
+            " while read -r line; do",
+            'if [ "$line" = ok ]; then ok=$((ok+1)); else echo "$line" >&2; fi;',
+            'done; echo $ok; } );',
             f'echo "buildcage: registry cache: $got images from {repo}";',
             f'else echo "buildcage: registry cache: nothing in {repo} yet"; fi',
         ])
@@ -638,38 +684,49 @@ class BuildPlan:
         the build's: the image is built (and pushed) already.
 
         Used = named by a working container (``--rm=false``: the image each step started from)
-        or the tagged result, minus the bases. Already in the registry = pulled from the cache
-        (named ``REPO:ID``): not pushed again. The store is the build's, so every id it gives is
-        checked like input (64 hex), and globbing is off. One line, like ``cache_pull_script``."""
+        or the tagged result, minus the bases, in the order the build made its working
+        containers, the result last: the index keeps that order, so the fetch phase pulls the
+        deepest image first (``cache_pull_script``). Already in the registry = pulled from the
+        cache (named ``REPO:ID``): not pushed again. Of the others the deepest goes first (one
+        push uploads every new layer), then the rest CACHE_PULL_JOBS at a time (a manifest and
+        a config each). The store is the build's, so every id it gives is checked like input
+        (64 hex), and globbing is off. One line, like ``cache_pull_script``."""
         repo, index = self.cache_repo, shlex.quote("docker://" + self.cache_index)
         fact = f"{FACTS_DIR}/{CACHE_FILE}"
         image_id = ["buildah", "inspect", "--type", "image", "--format", "{{.FromImageID}}"]
-        bases = " ".join(f"$({shlex.join([*image_id, ref])} 2>/dev/null || true)"
-                         for ref in self.fetch_refs)
+        # The bases' ids, as this phase recorded them in the facts before (BASE_FILE).
+        files = " ".join(f"{FACTS_DIR}/{BASE_FILE.format(index=i)}"
+                         for i in range(len(self.fetch_refs)))
+        bases = f"$(cat {files} 2>/dev/null | cut -d' ' -f1 | tr '\\n' ' ')" if files else ""
         named = re.sub(r"([.\[\]*^$\\])", r"\\\1", repo)  # as a basic regular expression
         names = shlex.quote(f'"{named}:[0-9a-f]\\{{64\\}}"')
         push = shlex.join(["buildah", "push", "-q", *self._auth_flags()])
         commit = shlex.join(["buildah", "commit", "-q", "--rm", *self._auth_flags()])
+        one = (f'if {push} "$0" {shlex.quote("docker://" + repo)}:"$0" >/dev/null 2>&1; '
+               'then echo ok; else echo "failed $0"; fi')
         return " ".join([
             "if ! ( set -f;",
             f'bases=" {bases} ";',
             f"have=\" $(buildah images --json | grep -o {names} | tr -d '\"' | sed 's/.*://'"
             " | tr '\\n' ' ') \";",
             "ids=$( { buildah containers -a --format '{{.ImageID}}';"
-            f" {shlex.join([*image_id, self.tag])}; }} | sort -u);",
-            "all=''; n=0; pushed=0;",
+            f" {shlex.join([*image_id, self.tag])}; }} | awk '!seen[$0]++');",
+            "all=''; new=''; deep=''; n=0;",
             "for id in $ids; do",
             "case $id in *[!0-9a-f]*) continue;; esac;",
             "[ ${#id} -eq 64 ] || continue;",
             'case $bases in *" $id "*) continue;; esac;',
             f"n=$((n+1)); [ $n -le {CACHE_MAX_IMAGES} ] || break;",
-            'case $have in *" $id "*) ;; *)',
-            f'{push} "$id" "docker://{repo}:$id" >/dev/null'
-            f' || {{ echo "failed: push of $id to {repo}" > {fact}; exit 1; }};',
-            "pushed=$((pushed+1));; esac;",
+            'case $have in *" $id "*) ;; *) new="$new $deep"; deep=$id;; esac;',
             'all="$all $id";',
             "done;",
-            'stale=0; for id in $have; do case $all in *" $id"*) ;; *) stale=1;; esac; done;',
+            "out=$( { [ -z \"$deep\" ] || sh -c " + shlex.quote(one) + ' "$deep";',
+            f"{_each('$new', one)}; }} );",
+            "pushed=0; bad=''; for word in $out; do case $word in",
+            "ok) pushed=$((pushed+1));; failed) bad=-;; *) [ \"$bad\" != - ] || bad=$word;; esac;",
+            "done;",
+            f'[ -z "$bad" ] || {{ echo "failed: push of $bad to {repo}" > {fact}; exit 1; }};',
+            'stale=0; for id in $have; do case "$all " in *" $id "*) ;; *) stale=1;; esac; done;',
             "if [ $pushed -gt 0 ] || [ $stale -gt 0 ]; then",
             "c=$(buildah from scratch);",
             f'buildah config --label "{CACHE_LABEL}=${{all# }}" "$c";',

@@ -60,6 +60,9 @@ class Profile:
     """A fresh store's layer cache kept in a registry (``buildcage-cache/PROJECT``): the trusted
     fetch phase pulls it before the build, the publish phase pushes what the build added (see
     ``BuildPlan.cache_repo``). Only for ``store = "fresh"``; the other stores keep their own."""
+    registry_cache_always: bool = False
+    """Use the registry cache even for a build whose last full run says it does not pay
+    (tui.engine.cache_worth); without it, the cache is left off there."""
     builtin: bool = True
 
     @property
@@ -145,8 +148,8 @@ Refused unless the builder has its own user namespace, where they only cover wha
 namespace owns."""
 
 KEYS = ("base", "cap_add", "cap_drop", "extra_stores", "host_store_ro", "mount_program",
-        "overlay", "registry_cache", "requires_confirmation", "selinux", "store", "summary",
-        "userns")
+        "overlay", "registry_cache", "registry_cache_always", "requires_confirmation", "selinux",
+        "store", "summary", "userns")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _PROGRAM = re.compile(r"/[A-Za-z0-9._+/-]*")
 _STORE_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*")
@@ -221,7 +224,8 @@ def _check_types(where: str, values: dict[str, Any]) -> dict[str, Any]:
     if out["store"] not in ("fresh", "project", "host"):
         raise ProfileError(f'{where}.store must be "fresh", "project" or "host", got '
                            f"{_shown(out['store'])}")
-    for key in ("host_store_ro", "registry_cache", "requires_confirmation"):
+    for key in ("host_store_ro", "registry_cache", "registry_cache_always",
+                "requires_confirmation"):
         if not isinstance(out[key], bool):
             raise ProfileError(f"{where}.{key} must be true or false, got {_shown(out[key])}")
     if out["registry_cache"] and out["store"] != "fresh":

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from tui.engine.cache_inputs import read_inputs
 from tui.engine.cache_why import CacheExplainer, Lookup, earlier_files, store_key
+from tui.engine.cache_worth import judge
 from tui.engine.config import Config, load_config
 from tui.engine.containerfile import parse_containerfile, read_containerfile
 from tui.engine.events import (
@@ -163,6 +164,9 @@ class Engine:
             if not ok:
                 plan = replace(plan, cache_repo="",
                                cache_note=f"registry cache off for this build: {message}")
+        # Read from local history only (no network): also for `buildcage plan` and a debug
+        # shell's rebuild, so what they print or run is what a build would.
+        plan = self.cache_where_it_pays(plan)
         from tui.engine.stores import write_plan_files
 
         try:
@@ -266,6 +270,24 @@ class Engine:
             record = ensure_probe(self.client(), self.config.builder_image, plan.data_dir,
                                   (kind,), service=service)
         return with_overlay(plan, record)
+
+    def cache_where_it_pays(self, plan: BuildPlan) -> BuildPlan:
+        """``plan`` without its registry cache where the last full run of this build says the
+        cache costs more than it saves (tui.engine.cache_worth), unless the profile says
+        ``registry_cache_always``; the build says why (``cache_note``)."""
+        if not plan.cache_repo or plan.profile.registry_cache_always:
+            return plan
+        verdict = judge(self.last_full_run(plan))
+        return plan if verdict.pays else replace(plan, cache_repo="", cache_note=verdict.why)
+
+    def last_full_run(self, plan: BuildPlan) -> BuildRecord | None:
+        """The newest build like ``plan`` in which every step ran; None when history cannot
+        say (a history that cannot be read leaves the cache on)."""
+        try:
+            return self.history.last_full_run(plan.profile.name, str(plan.context),
+                                              str(plan.containerfile), plan.target_stage)
+        except HistoryError:
+            return None
 
     def median(self, plan: BuildPlan) -> float | None:
         """Median time of recent builds like this one; None when history cannot say."""
