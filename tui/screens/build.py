@@ -15,9 +15,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
-from tui.batching import BuildEvents, EventBatcher
+from tui.batching import BuildEvents, EventBatcher, LogLines
 from tui.engine.errors import UserError
-from tui.engine.events import Done, Failed, ImageLoaded, LogLine
+from tui.engine.events import Done, Failed, ImageLoaded
 from tui.engine.layer_reader import LayerSource
 from tui.engine.request import PreparedBuild, Runner
 from tui.engine.text import visible
@@ -126,14 +126,20 @@ class BuildScreen(BuildcageScreen[None]):
 
     # -- events ---------------------------------------------------------------------------------
     def on_build_events(self, message: BuildEvents) -> None:
+        try:
+            self._apply(message)
+        finally:
+            self.batcher.handled()  # the next batch comes through the event loop, not at once
+
+    def _apply(self, message: BuildEvents) -> None:
         if self.finished:
             return  # the final state stays as it is
         lines: list[str] = []
         changed: set[str] = set()
         apply = self.state.apply
         for event in message.events:
-            if type(event) is LogLine:
-                lines.append(event.line)
+            if isinstance(event, LogLines):
+                lines += event
                 continue
             changed |= apply(event)
             if isinstance(event, Done):

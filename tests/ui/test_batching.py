@@ -1,0 +1,146 @@
+"""Events cross from the build's thread to the UI in batches; log lines cross as text.
+
+Event objects that wait in a batch outlive the garbage collector's youngest generation; a
+million of them set off full collections that held the GIL for up to 350 ms (the UI's worst
+stalls, bench/results.md). The batcher keeps a log line's text and lets its event go.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+from textual.message import Message
+from ui_helpers import make_app, pick_context, wait_for
+
+from tests.support.replay import ReplayEngine
+from tui.batching import BuildEvents, EventBatcher, LogLines
+from tui.engine.events import BuildStarted, Done, Event, LogLine, StepDone, StepStarted
+from tui.screens.build import BuildScreen
+from tui.widgets.log_view import LogView
+from tui.widgets.step_table import StepTable
+
+
+def log_lines_alive() -> int:
+    gc.collect()
+    return sum(type(thing) is LogLine for thing in gc.get_objects())
+
+
+def test_a_batch_keeps_the_text_of_log_lines_not_their_events() -> None:
+    posted: list[Message] = []
+    now = [0.0]
+    batcher = EventBatcher(posted.append, interval=0.05, clock=lambda: now[0])
+    before = log_lines_alive()
+    started = StepStarted(stage=1, stages=1, step=1, steps=2, instruction="RUN a", time=1.0)
+    done = StepDone(stage=1, step=1, layer_id="0123456789a", duration_s=1.0, time=2.0)
+    batcher(started)
+    for i in range(1000):
+        batcher(LogLine.of(f"a {i}", 1.5))
+    batcher(done)
+    for i in range(500):
+        batcher(LogLine.of(f"b {i}", 2.5))
+    assert posted == []  # the clock stood still: all of it waits in one batch
+    assert log_lines_alive() == before  # ... and not one LogLine object with it
+    now[0] = 1.0
+    batcher(LogLine.of("b 500", 2.6))
+    [message] = posted
+    assert isinstance(message, BuildEvents)
+    assert [type(item) for item in message.events] == [StepStarted, LogLines, StepDone, LogLines]
+    assert message.events[0] is started and message.events[2] is done
+    assert message.events[1] == [f"a {i}" for i in range(1000)]
+    assert message.events[3] == [f"b {i}" for i in range(501)]
+    # One batch at a time: until the screen has handled it, even a Done waits.
+    now[0] = 2.0
+    batcher(LogLine.of("c", 3.0))
+    batcher(Done(status="succeeded", time=3.0))
+    batcher.flush()
+    assert len(posted) == 1
+    batcher.handled()
+    batcher.flush()
+    assert [type(item) for item in posted[1].events] == [LogLines, Done]
+    assert posted[1].events[0] == ["c"]  # a new run of lines
+    batcher(LogLine.of("d", 3.0))
+    batcher.flush()  # (the screen has not handled the Done's batch)
+    assert len(posted) == 2
+
+
+def interleaved(plan) -> Iterator[Event]:
+    """Three steps, each printing lines, with a line that looks like a control sequence."""
+    yield BuildStarted(build_id="x", profile="host-ro", context="c", tag="t", time=1.0)
+    for step in (1, 2, 3):
+        yield StepStarted(stage=1, stages=1, step=step, steps=3, instruction=f"RUN {step}",
+                          time=float(step))
+        for i in range(700):
+            yield LogLine(line=f"{step}.{i}", time=float(step))
+        yield StepDone(stage=1, step=step, layer_id=f"{step:011d}", duration_s=1.0,
+                       time=step + 0.5)
+    yield LogLine(line="\x1b[2Jgone?", time=4.0)
+    yield Done(status="succeeded", image_id="f" * 64, duration_s=4.0, steps_total=3, time=4.0)
+
+
+async def test_the_log_shows_every_line_in_order_between_the_steps(history) -> None:
+    app = make_app(ReplayEngine(history, stream=interleaved))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pick_context(pilot, "hello")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.finished, what="Done")
+        log = screen.query_one(LogView)
+        assert log.total_lines == 2101
+        assert list(log.lines) == [f"{step}.{i}" for step in (1, 2, 3) for i in range(700)] \
+            + ["\\x1b[2Jgone?"]
+        table = screen.query_one(StepTable)
+        assert [table.status_of(f"1:{step}") for step in (1, 2, 3)] == ["done"] * 3
+        assert table.get_cell("1:3", "layer") == "00000000003"
+
+
+def many_lines(plan) -> Iterator[Event]:
+    yield BuildStarted(build_id="x", profile="host-ro", context="c", tag="t", time=1.0)
+    yield StepStarted(stage=1, stages=1, step=1, steps=1, instruction="RUN seq", time=1.0)
+    for i in range(20_000):
+        yield LogLine.of(str(i), 1.0)
+    yield StepDone(stage=1, step=1, layer_id="0123456789a", duration_s=1.0, time=2.0)
+    yield Done(status="succeeded", image_id="f" * 64, duration_s=1.0, steps_total=1, time=2.0)
+
+
+async def test_a_slow_screen_never_gets_batches_back_to_back(history, monkeypatch) -> None:
+    """Batches come faster than this screen draws them (each takes 80 ms here); the event loop
+    still turns between any two of them (timers, frames and keys get their turn), and no line
+    is lost: what came meanwhile goes in the next batch."""
+    import asyncio
+    import time
+
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    seen: list[int] = []
+    write_batch = LogView.write_batch
+
+    def slow_write_batch(self: LogView, lines) -> None:
+        seen.append(turns)
+        time.sleep(0.08)  # a slow machine's draw, blocking the event loop as real work does
+        write_batch(self, lines)
+
+    monkeypatch.setattr(LogView, "write_batch", slow_write_batch)
+    app = make_app(ReplayEngine(history, stream=many_lines))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pick_context(pilot, "hello")
+        counter = asyncio.get_running_loop().create_task(count_turns())
+        try:
+            await pilot.press("f5")
+            await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen))
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.finished, what="Done")
+        finally:
+            counter.cancel()
+        log = screen.query_one(LogView)
+        assert log.total_lines == 20_000 and log.lines[-1] == "19999"
+        assert len(seen) >= 2
+        back_to_back = sum(a == b for a, b in zip(seen, seen[1:], strict=False))
+        assert back_to_back == 0, f"{back_to_back} of {len(seen)} batches ran back to back"
