@@ -71,6 +71,7 @@ class BuildScreen(BuildcageScreen[None]):
         self._started = services.clock()
         self._ticker: Timer | None = None
         self._why_shown: tuple[str, tuple[object, ...]] | None = None
+        self._header_shown = ""
         self._loading = False
         self.debug_record: DebugRecord | None = None
         """What a failed build left for a shell (tui.engine.debug_record), None otherwise."""
@@ -122,7 +123,7 @@ class BuildScreen(BuildcageScreen[None]):
     def _tick(self) -> None:
         self.batcher.flush()
         if not self.finished:
-            self.query_one("#build-header", Static).update(self.header_text())
+            self._show_header()
 
     # -- events ---------------------------------------------------------------------------------
     def on_build_events(self, message: BuildEvents) -> None:
@@ -174,7 +175,16 @@ class BuildScreen(BuildcageScreen[None]):
         total = max(1, state.steps_known)
         done = state.done is not None and state.done.status == "succeeded"
         bar.update(total=total, progress=total if done else state.steps_finished)
-        self.query_one("#build-header", Static).update(self.header_text())
+        self._show_header()
+
+    def _show_header(self) -> None:
+        """The header line, redrawn when its text changed. Its size is fixed (build.tcss), so
+        no layout: a layout pass redrew the whole screen, once per batch of a million-line build
+        (half of each frame's time, profiled)."""
+        text = self.header_text()
+        if text != self._header_shown:
+            self._header_shown = text
+            self.query_one("#build-header", Static).update(text, layout=False)
 
     def header_text(self) -> str:
         state = self.state
@@ -266,7 +276,7 @@ class BuildScreen(BuildcageScreen[None]):
         if self.finished or self.canceling:
             return
         self.canceling = True
-        self.query_one("#build-header", Static).update(self.header_text())
+        self._show_header()
         runner = self._runner
         if runner is not None:
             # Stopping a real container blocks: do it off the UI thread.
