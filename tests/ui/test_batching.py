@@ -64,13 +64,13 @@ def test_a_batch_keeps_the_text_of_log_lines_not_their_events() -> None:
     assert len(posted) == 2
 
 
-def interleaved(plan) -> Iterator[Event]:
+def interleaved(plan, lines: int = 700) -> Iterator[Event]:
     """Three steps, each printing lines, with a line that looks like a control sequence."""
     yield BuildStarted(build_id="x", profile="host-ro", context="c", tag="t", time=1.0)
     for step in (1, 2, 3):
         yield StepStarted(stage=1, stages=1, step=step, steps=3, instruction=f"RUN {step}",
                           time=float(step))
-        for i in range(700):
+        for i in range(lines):
             yield LogLine(line=f"{step}.{i}", time=float(step))
         yield StepDone(stage=1, step=step, layer_id=f"{step:011d}", duration_s=1.0,
                        time=step + 0.5)
@@ -144,3 +144,39 @@ async def test_a_slow_screen_never_gets_batches_back_to_back(history, monkeypatc
         assert len(seen) >= 2
         back_to_back = sum(a == b for a, b in zip(seen, seen[1:], strict=False))
         assert back_to_back == 0, f"{back_to_back} of {len(seen)} batches ran back to back"
+
+
+async def test_batches_of_log_lines_redraw_neither_the_header_nor_the_step_table(
+        history, monkeypatch) -> None:
+    """A batch that changes no step leaves the table's cursor be, and the header is redrawn
+    only when its text changed, without a layout pass (which redrew the whole screen)."""
+    from textual.widgets import Static
+
+    headers: list[tuple[str, bool]] = []
+    moves: list[int] = []
+    update, move_cursor = Static.update, StepTable.move_cursor
+
+    def spy_update(self: Static, content="", *, layout: bool = True) -> None:
+        if self.id == "build-header":
+            headers.append((str(content), layout))
+        update(self, content, layout=layout)
+
+    def spy_move(self: StepTable, *args, **kwargs) -> None:
+        moves.append(kwargs.get("row", -1))
+        move_cursor(self, *args, **kwargs)
+
+    monkeypatch.setattr(Static, "update", spy_update)
+    monkeypatch.setattr(StepTable, "move_cursor", spy_move)
+    app = make_app(ReplayEngine(history, stream=lambda plan: interleaved(plan, 100),
+                                delay=0.002))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pick_context(pilot, "hello")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.finished, what="Done")
+        batches = screen.batcher.batches
+    assert batches > 10  # (the delay spreads the 300 lines over many batches)
+    assert headers and all(not layout for _, layout in headers)
+    assert all(a != b for (a, _), (b, _) in zip(headers, headers[1:], strict=False))
+    assert len(moves) <= 7  # a step started or ended, not a batch of lines
