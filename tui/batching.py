@@ -33,7 +33,12 @@ BATCH_S = 0.05
 
 
 class LogLines(list[str]):
-    """The text of consecutive ``LogLine`` events, in order (their times are not kept)."""
+    """The text of consecutive ``LogLine`` events, in order (their times are not kept), after
+    ``dropped`` earlier ones of the same run that the batcher did not keep."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0
 
 
 class BuildEvents(Message):
@@ -47,9 +52,12 @@ class BuildEvents(Message):
 
 class EventBatcher:
     def __init__(self, post: Callable[[Message], object], interval: float = BATCH_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, keep_lines: int = 0) -> None:
         self._post = post
         """A thread-safe post_message (Textual's is)."""
+        self._keep = keep_lines
+        """Lines of a run worth keeping (the most the log shows; 0: all): while the screen is
+        busy, a fast build's lines pile up here, and only the last ones are ever shown."""
         self._interval = interval
         self._clock = clock
         self._lock = threading.Lock()
@@ -70,6 +78,10 @@ class EventBatcher:
                     self._lines = LogLines()
                     self._buffer.append(self._lines)
                 self._lines.append(event.line)
+                if self._keep and len(self._lines) >= 2 * self._keep:
+                    cut = len(self._lines) - self._keep
+                    del self._lines[:cut]
+                    self._lines.dropped += cut
             else:
                 self._lines = None
                 self._buffer.append(event)

@@ -64,6 +64,24 @@ def test_a_batch_keeps_the_text_of_log_lines_not_their_events() -> None:
     assert len(posted) == 2
 
 
+def test_a_busy_screen_costs_no_more_than_the_lines_the_log_can_show() -> None:
+    """While a batch is on its way, a fast build's lines pile up in the batcher: it keeps the
+    last of them (at least as many as the log holds) and counts the others."""
+    posted: list[Message] = []
+    batcher = EventBatcher(posted.append, clock=lambda: 0.0, keep_lines=10)
+    batcher.flush()
+    batcher(StepStarted(stage=1, stages=1, step=1, steps=1, instruction="RUN seq", time=1.0))
+    batcher.flush()  # now one batch is on its way
+    for i in range(1, 1001):
+        batcher(LogLine.of(str(i), 1.0))
+    batcher.handled()
+    batcher.flush()
+    [run] = posted[1].events
+    assert isinstance(run, LogLines)
+    assert 10 <= len(run) < 20 and run.dropped + len(run) == 1000
+    assert run == [str(i) for i in range(run.dropped + 1, 1001)]
+
+
 def interleaved(plan, lines: int = 700) -> Iterator[Event]:
     """Three steps, each printing lines, with a line that looks like a control sequence."""
     yield BuildStarted(build_id="x", profile="host-ro", context="c", tag="t", time=1.0)
@@ -122,10 +140,10 @@ async def test_a_slow_screen_never_gets_batches_back_to_back(history, monkeypatc
     seen: list[int] = []
     write_batch = LogView.write_batch
 
-    def slow_write_batch(self: LogView, lines) -> None:
+    def slow_write_batch(self: LogView, lines, dropped: int = 0) -> None:
         seen.append(turns)
         time.sleep(0.08)  # a slow machine's draw, blocking the event loop as real work does
-        write_batch(self, lines)
+        write_batch(self, lines, dropped)
 
     monkeypatch.setattr(LogView, "write_batch", slow_write_batch)
     app = make_app(ReplayEngine(history, stream=many_lines))

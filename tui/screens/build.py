@@ -18,7 +18,6 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 from tui.batching import BuildEvents, EventBatcher, LogLines
 from tui.engine.errors import UserError
 from tui.engine.events import Done, Failed, ImageLoaded
-from tui.engine.layer_reader import LayerSource
 from tui.engine.request import PreparedBuild, Runner
 from tui.engine.text import visible
 from tui.messages import LayersRequested
@@ -27,7 +26,7 @@ from tui.services import Services, show_error
 from tui.state.build_state import BuildState
 from tui.styles_path import css_path
 from tui.widgets.blob_progress import BlobProgress
-from tui.widgets.log_view import LogView
+from tui.widgets.log_view import MAX_LINES, LogView
 from tui.widgets.miss_detail import MissDetail
 from tui.widgets.result_panel import TAIL_LINES, FailurePanel, ResultPanel
 from tui.widgets.step_table import StepTable
@@ -62,7 +61,7 @@ class BuildScreen(BuildcageScreen[None]):
         """"local" or "kube": the plan as a builder container or as its Kubernetes Pod."""
         self.state = BuildState()
         """Everything known about the build so far, folded from its events."""
-        self.batcher = EventBatcher(self.post_message)
+        self.batcher = EventBatcher(self.post_message, keep_lines=MAX_LINES)
         """The runner's on_event: events cross from its thread in batches."""
         self.canceling = False
         """Cancel was asked for (or the screen is going away); the Done will say canceled."""
@@ -136,16 +135,18 @@ class BuildScreen(BuildcageScreen[None]):
         if self.finished:
             return  # the final state stays as it is
         lines: list[str] = []
+        dropped = 0
         changed: set[str] = set()
         apply = self.state.apply
         for event in message.events:
             if isinstance(event, LogLines):
+                dropped += event.dropped
                 lines += event
                 continue
             changed |= apply(event)
             if isinstance(event, Done):
                 break
-        self.query_one(LogView).write_batch(lines)
+        self.query_one(LogView).write_batch(lines, dropped=dropped)
         table = self.query_one(StepTable)
         table.sync(row for key, row in self.state.rows.items() if key in changed)
         self._show_why()
@@ -261,6 +262,8 @@ class BuildScreen(BuildcageScreen[None]):
     def action_layers(self) -> None:
         if self.has_image:
             plan = self.plan
+            from tui.engine.layer_reader import LayerSource
+
             self.post_message(LayersRequested(LayerSource(
                 image=self.state.image_id, profile=plan.profile.name, project=plan.project,
                 context=str(plan.context))))

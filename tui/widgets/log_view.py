@@ -24,7 +24,10 @@ class LogView(Log):
         self.total_lines = 0
         """Lines received, including the ones no longer kept."""
 
-    def write_batch(self, lines: Sequence[str]) -> None:
+    def write_batch(self, lines: Sequence[str], dropped: int = 0) -> None:
+        """Appends ``lines``, after counting ``dropped`` lines that came before them and that
+        the batcher did not keep (more than the log holds came while the screen was busy)."""
+        self.total_lines += dropped
         if not lines:
             return
         self.total_lines += len(lines)
