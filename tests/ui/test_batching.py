@@ -198,3 +198,25 @@ async def test_batches_of_log_lines_redraw_neither_the_header_nor_the_step_table
     assert headers and all(not layout for _, layout in headers)
     assert all(a != b for (a, _), (b, _) in zip(headers, headers[1:], strict=False))
     assert len(moves) <= 7  # a step started or ended, not a batch of lines
+
+
+async def test_the_log_measures_a_batch_without_a_worker_thread() -> None:
+    """Textual's Log started a thread worker per write to measure the new lines; each held the
+    batch in reference cycles until a full collection (105 MB RSS for a million lines)."""
+    from textual.app import App, ComposeResult
+
+    class Bare(App[None]):
+        def compose(self) -> ComposeResult:
+            yield LogView()
+
+    app = Bare()
+    async with app.run_test(size=(80, 10)) as pilot:
+        log = app.query_one(LogView)
+        before = len(app.workers)
+        log.write_batch(["short", "\ttab", "\u5bbd\u5b57\u7b26", "x" * 300, "y" * 20])
+        assert len(app.workers) == before
+        await pilot.pause()
+        assert log.virtual_size.width == 300
+        log.write_batch(["\u5bbd" * 200])  # 200 wide characters: 400 cells
+        await pilot.pause()
+        assert log.virtual_size.width == 400

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.cells import cell_len
 from textual.widgets import Log
 
 from tui.engine.text import visible_lines
@@ -33,6 +34,19 @@ class LogView(Log):
         self.total_lines += len(lines)
         keep = self.max_lines or len(lines)
         self.write_lines(visible_lines(list(lines[-keep:] if len(lines) > keep else lines)))
+
+    # Log's is a @work thread worker (returns a Worker); this one is a plain method.
+    def _update_size(  # type: ignore[override]  # a plain method in place of Log's worker
+            self, updates: int, lines: list[str]) -> None:
+        """The widest new line sets the log's virtual width, measured here and now. Textual's
+        ``Log`` (8.2.8) measures it on a new thread worker per write, each holding the batch's
+        lines (up to 5000) in reference cycles that only a full garbage collection frees: a
+        million-line build piled them up to 105 MB RSS (77 MB with a collection every 0.2 s,
+        71 MB measured here, flat). At most ``max_lines`` lines per batch: a few ms of the UI's
+        thread, no thread started per batch."""
+        if lines:
+            process = self._process_line
+            self._update_maximum_width(updates, max(cell_len(process(line)) for line in lines))
 
     def tail(self, count: int) -> list[str]:
         """The last ``count`` lines still held (what the failure panel shows)."""
