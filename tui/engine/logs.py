@@ -103,7 +103,11 @@ def stamped_lines(frames: Iterable[bytes], final: bool = True) -> Iterator[tuple
 
 class ApiLogPoller:
     """Re-reads the log through the API from a second before the last stamp seen; the API
-    gives whole seconds only, so lines of the last second are matched by count."""
+    gives whole seconds only, so lines of the last second are matched by count.
+
+    Not bounded like ``LogFileTail``: podman-py's ``logs(stream=False)`` returns everything
+    since that second at once, so a remote build that prints faster than buildcage reads holds
+    that much (not measured: the million-line bench runs on the local service)."""
 
     def __init__(self, container) -> None:
         self.container = container
