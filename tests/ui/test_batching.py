@@ -220,3 +220,9 @@ async def test_the_log_measures_a_batch_without_a_worker_thread() -> None:
         log.write_batch(["\u5bbd" * 200])  # 200 wide characters: 400 cells
         await pilot.pause()
         assert log.virtual_size.width == 400
+        log.write_batch(["a" * 401, "b"])  # printable ASCII: as wide as long
+        await pilot.pause()
+        assert log.virtual_size.width == 401
+        log.write_batch(["\t" * 60, "c"])  # 60 tabs: 480 cells, though 60 characters
+        await pilot.pause()
+        assert log.virtual_size.width == 480

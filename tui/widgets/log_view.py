@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,8 @@ from textual.widgets import Log
 from tui.engine.text import visible_lines
 
 MAX_LINES = 5000
+
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
 
 
 class LogView(Log):
@@ -43,10 +46,17 @@ class LogView(Log):
         lines (up to 5000) in reference cycles that only a full garbage collection frees: a
         million-line build piled them up to 105 MB RSS (77 MB with a collection every 0.2 s,
         71 MB measured here, flat). At most ``max_lines`` lines per batch: a few ms of the UI's
-        thread, no thread started per batch."""
-        if lines:
+        thread, no thread started per batch. Printable ASCII (most build output) is as wide as
+        it is long: one regex scan of the batch instead of measuring each line (which took 60 of
+        a 5000-line batch's 97 ms, profiled under load)."""
+        if not lines:
+            return
+        if _NOT_PRINTABLE_ASCII.search("".join(lines)) is None:
+            widest = len(max(lines, key=len))
+        else:
             process = self._process_line
-            self._update_maximum_width(updates, max(cell_len(process(line)) for line in lines))
+            widest = max(cell_len(process(line)) for line in lines)
+        self._update_maximum_width(updates, widest)
 
     def tail(self, count: int) -> list[str]:
         """The last ``count`` lines still held (what the failure panel shows)."""
