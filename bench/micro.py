@@ -69,7 +69,7 @@ async def paint():
     # What a user's start imports and does, with recorded builds instead of podman: not the
     # test helpers, the other screens or the million-line scenario (imported below, for it).
     app = BuildcageApp(ReplayEngine(History(Path(sys.argv[2]))), Path(sys.argv[1]) / "examples",
-                       clock=FrozenClock())
+                       clock=FrozenClock(), freeze_startup=True)  # as run_app does
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         print(json.dumps({"first_paint_s": time.perf_counter() - started}))
@@ -80,6 +80,7 @@ async def million():
     import test_million_lines as m
 
     app = make_app(ReplayEngine(History(Path(sys.argv[2])), stream=m.million))
+    app.freeze_startup = True  # as run_app does
     ticks = []
     async with app.run_test(size=(120, 40)) as pilot:
         await pick_context(pilot, "hello")
