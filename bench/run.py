@@ -14,6 +14,11 @@ so the two rows show what the cache does. ``--jobs`` adds cold builds with the a
 ``--only`` picks contestants (a smoke run: ``--rounds 1 --workloads tiny --only
 native,isolated-nocache,isolated --no-buildkit --no-micro``).
 
+``--session`` adds ``host-ro+session`` and ``project+session``: the profile built in a session
+builder (tui.engine.session_runner: its phase containers kept, stopped, between builds, each
+build starting them afresh). Each workload's session is made by an untimed build before the
+first round, so the timed builds are the ones a session serves.
+
 ``--profiles`` adds profiles of the config (BUILDCAGE_CONFIG) as contestants, e.g. a built-in
 with ``overlay = "fuse"`` beside it; the targets are judged on the built-in profiles only. Run it
 with a fresh XDG_DATA_HOME: a project store made with fuse-overlayfs keeps it (see
@@ -22,7 +27,7 @@ the clock starts (``Engine.probed``) and said in the report.
 
     .venv/bin/python bench/run.py [--rounds 3] [--workloads tiny,data,steps,multistage,compile]
                                   [--only native,buildkit,host-ro,...] [--jobs]
-                                  [--profiles isolated-fuse,host-ro-fuse]
+                                  [--profiles isolated-fuse,host-ro-fuse] [--session]
                                   [--no-buildkit] [--no-micro] [--out bench/results.md]
 """
 
@@ -52,6 +57,8 @@ from tui.engine.text import visible
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ["host-ro", "isolated", "project", "host-rw"]
+SESSIONS = ["host-ro+session", "project+session"]
+"""Contestants built in a session builder (``--session``): PROFILE+session."""
 NOCACHE = "isolated-nocache"
 """isolated without its registry cache (a profile the bench adds to its config)."""
 KINDS = ("cold", "warm", "edit")
@@ -115,8 +122,9 @@ def buildcage(engine: Engine, context: Path, profile: str, cold: bool, key: Key,
     raise SystemExit(f"{profile} build of {context.name} failed twice")
 
 
-def _buildcage(engine: Engine, context: Path, profile: str, cold: bool, key: Key,
+def _buildcage(engine: Engine, context: Path, name: str, cold: bool, key: Key,
                cpus: int | None) -> float:
+    profile, _, session = name.partition("+")
     done: list[Done] = []
     phases: dict[str, float] = {}
     cache: list[CacheExported] = []
@@ -141,7 +149,7 @@ def _buildcage(engine: Engine, context: Path, profile: str, cold: bool, key: Key
     if cpus is not None:
         plan = dataclasses.replace(plan, cpus=cpus)
     start = time.perf_counter()
-    engine.runner(plan, keep).run()
+    engine.runner(plan, keep, session=bool(session)).run()
     seconds = time.perf_counter() - start
     if not done or done[-1].status != "succeeded":
         raise BuildFailed("; ".join(failed)[-400:] + " | last lines: " + " / ".join(tail))
@@ -176,7 +184,8 @@ class Bench:
 
     def contestants(self) -> list[str]:
         every = ["native", *(["buildkit"] if self.buildkit else []), *PROFILES, NOCACHE,
-                 *(p for p in self.opts.profiles if p not in (*PROFILES, NOCACHE))]
+                 *(p for p in self.opts.profiles if p not in (*PROFILES, NOCACHE)),
+                 *(SESSIONS if self.opts.session else [])]
         return [c for c in every
                 if not self.opts.only or c in self.opts.only or c in self.opts.profiles]
 
@@ -227,7 +236,7 @@ class Bench:
         """Each profile's overlay, chosen (and probed if need be) before any clock starts."""
         first = make(self.opts.workloads[0], scratch)
         for name in self.profiles():
-            plan = self.engine.plan(first, profile=name, confirmed=True,
+            plan = self.engine.plan(first, profile=name.partition("+")[0], confirmed=True,
                                     project=f"bench-{first.name}")
             self.overlay[name] = self.engine.probed(plan).overlay
 
@@ -235,6 +244,9 @@ class Bench:
         self.overlays(scratch)
         for workload in self.opts.workloads:
             ctx = make(workload, scratch)
+            for name in self.contestants():
+                if name in SESSIONS:  # the session made before any timed build
+                    buildcage(self.engine, ctx, name, False, (workload, name, "setup"))
             for round_no in range(self.opts.rounds):
                 names = self.contestants()
                 shift = round_no % len(names)
@@ -285,6 +297,7 @@ class Bench:
             finally:
                 if self.buildkit:
                     self.buildkit.stop()
+                self.engine.end_sessions()
             if self.opts.micro:
                 self.micros(scratch)
         self.opts.out.write_text(self.report())
@@ -346,6 +359,7 @@ class Bench:
                 f"{med(TRUSTED[(workload, p, k)]):.2f}" for p in self.profiles() for k in KINDS)
                 + " |")
         lines += self.cache_report()
+        lines += self.phase_report()
         lines += ["", "## Targets (issue 9), from this run", "",
                   "| target | measured | target | verdict | why, where missed |",
                   "| --- | --- | --- | --- | --- |"]
@@ -357,6 +371,17 @@ class Bench:
                 why="three containers (fetch, build, publish) against podman's in-process build "
                     f"({self.overlay.get('isolated', '?')} overlay)"))
         kept = [p for p in PROFILES if p != "isolated" and p in ran]
+        sessions = [p for p in SESSIONS if p in ran]
+        if "native" in self.contestants() and sessions:
+            warm = max(med(self.ratio_native[(w, p, "warm")]) for w in o.workloads
+                       for p in sessions)
+            lines.append(self.target("warm rebuild in a session vs native warm (worst)", warm,
+                                     1.0, why="each phase still starts its container (restart "
+                                              "per build: see the phases table)"))
+            edit_r = max(med(self.ratio_native[(w, p, "edit")]) for w in o.workloads
+                         for p in sessions)
+            lines.append(self.target("one-file edit in a session vs native edit (worst)",
+                                     edit_r, 1.2, why="as warm, plus the commits"))
         if "native" in self.contestants() and kept:
             warm = max(med(self.ratio_native[(w, p, "warm")]) for w in o.workloads for p in kept)
             lines.append(self.target("warm rebuild vs native warm (worst cached profile, "
@@ -398,9 +423,36 @@ class Bench:
                   "the long goal is parity.", "",
                   f"Command: `.venv/bin/python bench/run.py --rounds {o.rounds} --workloads "
                   f"{','.join(o.workloads)}{only}{' --jobs' if o.jobs else ''}"
-                  f"{'' if o.buildkit else ' --no-buildkit'}{'' if o.micro else ' --no-micro'}`",
+                  f"{'' if o.buildkit else ' --no-buildkit'}{'' if o.micro else ' --no-micro'}"
+                  f"{' --session' if o.session else ''}`",
                   ""]
         return "\n".join(lines)
+
+    def phase_report(self) -> list[str]:
+        """Where a build's time goes, one-shot against in a session: each phase (from its
+        container's start to its end, as PhaseDone says) and the rest (locks, sweeps,
+        inputs, pins, container create and removal, facts)."""
+        runners = [p for p in ("host-ro", "host-ro+session", "project", "project+session")
+                   if p in self.profiles()]
+        if not any(r in SESSIONS for r in runners):
+            return []
+        lines = ["", "## One-shot against a session builder: where the time goes", "",
+                 "Median seconds per build: each phase as PhaseDone measures it (its "
+                 "container's start to its exit), and the rest of the wall time.", "",
+                 "| workload | runner | kind | total | fetch | build | publish | rest |",
+                 "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for workload in self.opts.workloads:
+            for runner in runners:
+                for kind in KINDS:
+                    key = (workload, runner, kind)
+                    spent = PHASES[key]
+                    parts = [med([p.get(ph, 0.0) for p in spent])
+                             for ph in ("fetch", "build", "publish")]
+                    total = med(self.times[key])
+                    lines.append(f"| {workload} | {runner} | {kind} | {total:.2f} | "
+                                 + " | ".join(f"{v:.2f}" for v in parts)
+                                 + f" | {total - sum(parts):.2f} |")
+        return lines
 
     def cache_report(self) -> list[str]:
         """isolated with and without its registry cache: hits, the cache's update, phases."""
@@ -451,6 +503,9 @@ def main() -> None:
                            'overlay = "fuse"); the targets are judged on the built-ins')
     args.add_argument("--jobs", action="store_true",
                       help="also cold builds with the automatic --jobs against one job")
+    args.add_argument("--session", action="store_true",
+                      help="also host-ro and project built in a session builder "
+                           "(PROFILE+session)")
     args.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
     opts = args.parse_args()
     unknown = set(opts.workloads) - set(NAMES) - set(EXTRA)
@@ -463,7 +518,8 @@ def main() -> None:
             engine.profiles.get(name)  # an unknown name stops here, before any build
         except ValueError as exc:
             raise SystemExit(str(exc)) from exc
-    strangers = set(opts.only) - {"native", "buildkit", *PROFILES, NOCACHE, *opts.profiles}
+    strangers = set(opts.only) - {"native", "buildkit", *PROFILES, NOCACHE, *opts.profiles,
+                                  *(SESSIONS if opts.session else [])}
     if strangers:
         raise SystemExit(f"unknown contestants {sorted(strangers)}")
     if opts.only and "buildkit" not in opts.only:

@@ -22,3 +22,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 else
   echo "venv       ok .venv"
 fi
+# Byte-code for buildcage's own modules. This machine (and CI) sets PYTHONDONTWRITEBYTECODE=1,
+# so an editable install compiled tui/ on every start: 0.5 s of every CLI call and of the TUI's
+# first paint (import of tui.app and the engine, 1.7-2.3 s against 2.3-2.6 s at load 8). An
+# installed wheel gets its .pyc from pip; this gives the checkout the same. Up to date: 0.1 s.
+.venv/bin/python -m compileall -q tui

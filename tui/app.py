@@ -260,5 +260,11 @@ def run_app(engine: Engine, start_dir: str | Path | None = None,
     """Run the TUI until the user quits (what ``buildcage [DIR]`` does); the exit status."""
     app = BuildcageApp(engine, start_dir, interrupts=interrupts or Interrupts(),
                        freeze_startup=True)
-    app.run()
+    try:
+        app.run()
+    finally:
+        try:
+            engine.end_sessions()  # the session builders its builds ran in, but busy ones
+        except Exception:  # noqa: BLE001, S110 - podman gone: the next build's sweep takes them
+            pass
     return app.return_code or 0

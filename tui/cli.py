@@ -1,5 +1,5 @@
 """Command line: `buildcage [DIR]` starts the TUI (its picker in DIR); build, plan, profiles,
-doctor, gc, history, why, layers and debug are headless and use the same engine.
+doctor, gc, history, why, layers, debug and session are headless and use the same engine.
 
 Exit codes: 0 success, 1 a failed build (or failed checks), 2 bad input (a UserError, with a
 message saying what to change), 3 ``layers --max-waste``: the image wastes more than allowed,
@@ -72,6 +72,15 @@ def parser() -> argparse.ArgumentParser:
                             "another image there)")
     build.add_argument("--load-overwrite", action="store_true",
                        help="--load, moving the tag even when it names another image")
+    build.add_argument("--session", action="store_true",
+                       help="build in this profile and project's session builder (its phase "
+                            "containers kept, stopped, between builds, each build starting "
+                            "them afresh; made when none fits; removed after --idle-timeout "
+                            "by the next buildcage command, or by `buildcage session stop`)")
+    build.add_argument("--idle-timeout", type=float, default=600.0, metavar="SECONDS",
+                       help="with --session: how long after its last build a session goes")
+    session = sub.add_parser("session", help="session builders: list them, or remove them")
+    session.add_argument("action", choices=["status", "stop"])
     plan = sub.add_parser("plan", help="print the build as podman run, Kubernetes or JSON")
     _plan_options(plan)
     plan.add_argument("--format", choices=["podman", "kube", "json"], default="podman")
@@ -137,6 +146,7 @@ def _request(args: argparse.Namespace) -> BuildRequest:
         no_cache=args.no_cache, project=args.project or "", on=getattr(args, "on", "local"),
         load=getattr(args, "load", False) or getattr(args, "load_overwrite", False),
         load_overwrite=getattr(args, "load_overwrite", False),
+        session=getattr(args, "session", False),
     )
 
 
@@ -275,10 +285,21 @@ def cmd_gc(engine, args: argparse.Namespace) -> int:
     from tui.engine.orphans import collect, find_orphans
 
     client = engine.client()
+    swept: tuple[list[str], list[str]] = ([], [])
+    if not args.dry_run:  # session builders over their idle timeout or whose build is gone
+        from tui.engine.config import data_dir
+        from tui.engine.session_builder import sweep
+
+        swept = sweep(client, data_dir())
+        for line in swept[0]:
+            print(f"removed {line}")
+        for line in swept[1]:
+            print(f"left {line}", file=sys.stderr)
     orphans = find_orphans(client)
     if not orphans:
-        print("nothing to remove: everything buildcage made belongs to a running process")
-        return 0
+        if not swept[0]:
+            print("nothing to remove: everything buildcage made belongs to a running process")
+        return EXIT_FAILED if swept[1] else 0
     report = collect(client, orphans, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for line in report.removed:
@@ -286,6 +307,33 @@ def cmd_gc(engine, args: argparse.Namespace) -> int:
     for line in report.left:
         print(f"left {line}", file=sys.stderr)
     return EXIT_FAILED if report.left else 0
+
+
+def cmd_session(engine, args: argparse.Namespace) -> int:
+    """``buildcage session status|stop``: this data directory's session builders; ``stop``
+    removes every one no build runs in."""
+    import time
+
+    from tui.engine.config import data_dir
+    from tui.engine.session_builder import read_records, sweep
+
+    data = data_dir()
+    if args.action == "stop":
+        removed, left = sweep(engine.client(), data, everything=True)
+        for line in removed:
+            print(f"removed {line}")
+        for line in left:
+            print(f"left {line}", file=sys.stderr)
+        if not removed and not left:
+            print("no session builder to remove")
+        return EXIT_FAILED if left else 0
+    records = read_records(data)
+    for record in records:
+        print(f"{record.describe()}: made {time.time() - record.created:.0f}s ago, "
+              f"idle timeout {record.idle_timeout:.0f}s")
+    if not records:
+        print("no session builder")
+    return 0
 
 
 def cmd_history(engine, args: argparse.Namespace) -> int:
@@ -374,7 +422,8 @@ def cmd_layers(engine, args: argparse.Namespace) -> int:
 
 
 
-VERBS = ("build", "plan", "profiles", "doctor", "gc", "history", "why", "layers", "debug")
+VERBS = ("build", "plan", "profiles", "doctor", "gc", "history", "why", "layers", "debug",
+         "session")
 
 
 class Interrupted(BaseException):
@@ -419,6 +468,8 @@ def _run(argv: list[str], state: dict[str, bool], interrupts: Interrupts) -> int
     from tui.engine.session import Engine
 
     engine = Engine(load_config())
+    if getattr(args, "session", False) is True:
+        engine.session_idle_timeout = args.idle_timeout
     if args.verb is None:
         from tui.app import run_app
 
@@ -432,7 +483,7 @@ def _run(argv: list[str], state: dict[str, bool], interrupts: Interrupts) -> int
     else:
         handler = {"plan": cmd_plan, "profiles": cmd_profiles, "doctor": cmd_doctor,
                    "gc": cmd_gc, "history": cmd_history, "why": cmd_why,
-                   "layers": cmd_layers}[args.verb]
+                   "layers": cmd_layers, "session": cmd_session}[args.verb]
         code = handler(engine, args)
     sys.stdout.flush()  # a closed pipe shows here, inside main, not at interpreter exit
     return code

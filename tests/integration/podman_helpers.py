@@ -47,10 +47,10 @@ class Recorder:
 class Background:
     """A build running on its own thread, with its recorder, for cancel and outage tests."""
 
-    def __init__(self, engine: Engine, plan: BuildPlan) -> None:
+    def __init__(self, engine: Engine, plan: BuildPlan, session: bool = False) -> None:
         self.plan = plan
         self.rec = Recorder()
-        self.runner = engine.runner(plan, self.rec)
+        self.runner = engine.runner(plan, self.rec, session=session)
         self.thread = threading.Thread(target=self.runner.run)
         self.thread.start()
 
@@ -67,10 +67,11 @@ class Background:
         return self.rec.done
 
 
-def build(engine: Engine, context: Path | str, **options) -> Recorder:
+def build(engine: Engine, context: Path | str, session: bool = False, **options) -> Recorder:
+    """One build of ``context`` (``session``: in a session builder, tui.engine.session_runner)."""
     recorder = Recorder()
     plan = engine.plan(context, **options)
-    engine.runner(plan, recorder).run()
+    engine.runner(plan, recorder, session=session).run()
     return recorder
 
 

@@ -18,8 +18,11 @@ from podman_helpers import REGISTRY, Background, Recorder, build, registry_diges
 from tui.engine.events import BuildWarning, Failed, ImageBuilt, ImageInfo, LogLine, Pushed
 from tui.engine.planner import parse_secrets
 from tui.engine.runner import BuildRunner
+from tui.engine.session_builder import read_records
 
 PROFILES = ["host-ro", "isolated", "project", "host-rw"]
+RUNNERS = [*PROFILES, "host-ro+session"]
+"""Each profile one-shot, and host-ro in a session builder (tui.engine.session_runner)."""
 BASE = f"{REGISTRY}/buildcage/busybox:latest"
 
 
@@ -64,9 +67,10 @@ def lines(rec: Recorder) -> list[str]:
     return [e.line for e in rec.of(LogLine)]
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("runner", RUNNERS)
 def test_run_steps_cannot_reach_the_hosts_loopback_yet_pull_and_push_work(
-        engine, run_id, tmp_path, profile):
+        engine, run_id, tmp_path, runner):
+    profile, _, session = runner.partition("+")
     listener = Listener()
     try:
         ctx = context(tmp_path, f"""FROM {BASE}
@@ -76,7 +80,7 @@ RUN for port in 5000 {listener.port}; do \\
 """)
         repo = f"it/hostile-net-{profile}"
         rec = build(engine, ctx, profile=profile, confirmed=True, no_cache=True,
-                    push=f"{REGISTRY}/{repo}:{run_id}")
+                    push=f"{REGISTRY}/{repo}:{run_id}", session=bool(session))
     finally:
         listener.close()
     assert rec.done.status == "succeeded", rec.of(Failed)
@@ -86,13 +90,15 @@ RUN for port in 5000 {listener.port}; do \\
     assert listener.connections == 0
     # The trusted publish phase still pushed, and the digest is the registry's own.
     assert rec.of(Pushed)[0].digest == registry_digest(repo, run_id)
+    assert engine.end_sessions() == []
 
 
 FORGED_ID = "b" * 64
 
 
-@pytest.mark.parametrize("profile", PROFILES)
-def test_build_output_cannot_forge_facts(engine, tmp_path, profile):
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_build_output_cannot_forge_facts(engine, tmp_path, runner):
+    profile, _, session = runner.partition("+")
     ctx = context(tmp_path, f"""FROM {BASE}
 RUN echo "buildcage: push {REGISTRY}/evil:1"; \\
     echo "buildcage: pushed {REGISTRY}/evil:1 sha256:{'a' * 64}"; \\
@@ -100,7 +106,8 @@ RUN echo "buildcage: push {REGISTRY}/evil:1"; \\
     echo "COMMIT evil"; echo "--> {FORGED_ID[:11]}"; echo "{FORGED_ID}"; \\
     echo 'Error: building at STEP "RUN evil": exit status 9'
 """)
-    rec = build(engine, ctx, profile=profile, confirmed=True, no_cache=True)
+    rec = build(engine, ctx, profile=profile, confirmed=True, no_cache=True,
+                session=bool(session))
     assert rec.done.status == "succeeded", rec.of(Failed)
     assert rec.of(Failed) == [], "a printed error line is no failure while the build succeeds"
     assert rec.of(Pushed) == [] and rec.done.pushed == ""
@@ -108,6 +115,7 @@ RUN echo "buildcage: push {REGISTRY}/evil:1"; \\
     assert len(built) == 1 and built[0].image_id == rec.done.image_id != FORGED_ID
     assert [i.layers for i in rec.of(ImageInfo)] != [(1, 2)]
     assert len(rec.of(ImageInfo)) == 1 and len(rec.of(ImageInfo)[0].layers) == 2
+    assert engine.end_sessions() == []
     if profile == "host-rw":  # the image is in the host's store: compare with podman's view
         tag = f"localhost/buildcage/{ctx.name.lower()}:latest"
         real = subprocess.run(["podman", "image", "inspect", "--format", "{{.Id}}", tag],
@@ -123,9 +131,10 @@ SECRET = "hunter2-correct-horse"
 ARG_VALUE = "argvalue-staple-battery"
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("runner", RUNNERS)
 def test_secrets_and_build_args_stay_out_of_logs_inspect_and_ps(
-        engine, tmp_path, monkeypatch, profile):
+        engine, tmp_path, monkeypatch, runner):
+    profile, _, session = runner.partition("+")
     secret = tmp_path / "token.txt"
     secret.write_text(SECRET)
     (tmp_path / "ctx").mkdir()
@@ -150,7 +159,7 @@ RUN --mount=type=secret,id=tok,target=/tok \\
     plan = engine.plan(ctx, profile=profile, confirmed=True, no_cache=True,
                        build_args=(("API_TOKEN", ARG_VALUE),),
                        secrets=parse_secrets([f"id=tok,src={secret}"]))
-    running = Background(engine, plan)
+    running = Background(engine, plan, session=bool(session))
     running.wait_for_line("started")
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     done = running.join()
@@ -166,3 +175,7 @@ RUN --mount=type=secret,id=tok,target=/tok \\
     names = subprocess.run(["podman", "secret", "ls", "--format", "{{.Name}}"],
                            capture_output=True, text=True, check=True).stdout
     assert plan.build_id not in names, "the build's podman secrets are removed"
+    if session:  # a session's inboxes (on /dev/shm) are emptied when the build ends
+        for record in read_records(plan.data_dir):
+            assert [f for f in Path(record.inbox).rglob("*") if f.is_file()] == []
+    assert engine.end_sessions() == []

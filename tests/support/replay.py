@@ -151,6 +151,8 @@ class ReplayEngine(Engine):
         self.layer_sources: list[LayerSource] = []
         """Every source the layers screen asked for, in order."""
         self.last_on = ""
+        self.last_session = False
+        self.summaries_in_session: list[bool] = []
         """Where the last build was asked to run ("local" or "kube")."""
         self.host_images: dict[str, str] = dict(host_images or {})
         """The host store as the load sees it: tag -> image id."""
@@ -181,7 +183,8 @@ class ReplayEngine(Engine):
     def client(self) -> PodmanClient:
         raise RuntimeError("the replay engine has no podman connection")
 
-    def summary(self, plan: BuildPlan) -> ProfileSummary:
+    def summary(self, plan: BuildPlan, session: bool = False) -> ProfileSummary:
+        self.summaries_in_session.append(session)
         if self.summary_delay:
             time.sleep(self.summary_delay)
         if self.summary_error is not None:
@@ -225,8 +228,10 @@ class ReplayEngine(Engine):
         self.history.mark_loaded(image_id, plan.tag)
         return ImageLoaded(image_id=image_id, tag=plan.tag, tags=(plan.tag,))
 
-    def runner(self, plan: BuildPlan, on_event: EventSink, on: str = "local") -> ReplayRunner:
+    def runner(self, plan: BuildPlan, on_event: EventSink, on: str = "local",
+               session: bool = False) -> ReplayRunner:
         self.last_on = on
+        self.last_session = session
         runner = ReplayRunner(self.events_for(plan), self.recording(plan, on_event), plan,
                               delay=self.delay, pause_after=self.pause_after,
                               scale=self.scale.get(plan.profile.name, 1.0))

@@ -145,7 +145,7 @@ async def test_escape_while_running_keeps_the_build(history) -> None:
 
 
 class BrokenEngine(ReplayEngine):
-    def runner(self, plan, on_event, on="local"):
+    def runner(self, plan, on_event, on="local", session=False):
         raise RuntimeError("podman API service does not answer at unix:///run/podman/podman.sock")
 
 

@@ -314,6 +314,22 @@ async def test_the_pod_box_runs_the_plan_as_a_kubernetes_pod(engine) -> None:
         assert "Kubernetes Pod" in app.screen.sub_title
 
 
+async def test_a_build_runs_in_a_session_builder_only_when_its_box_is_checked(engine) -> None:
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await pick_context(pilot, "hello")
+        box = app.screen.query_one("#session")
+        assert box.value is False  # one-shot unless the user asks
+        await wait_for(pilot, lambda: engine.summaries_in_session == [False], what="card")
+        box.value = True
+        await wait_for(pilot, lambda: engine.summaries_in_session[-1:] == [True],
+                       what="the card read from the session builder")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen), what="build screen")
+        await wait_for(pilot, lambda: app.screen.finished, what="the replayed build")
+        assert engine.last_on == "local" and engine.last_session is True
+
+
 async def test_a_risky_user_profile_asks_and_lists_its_risks(history) -> None:
     from tests.support.replay import ReplayEngine
     from tui.engine.config import Config

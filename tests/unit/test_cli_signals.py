@@ -54,7 +54,7 @@ class FakeEngine(session.Engine):
             time.sleep(3)
         return super().plan(context, **options)
 
-    def runner(self, plan, on_event, on="local"):
+    def runner(self, plan, on_event, on="local", session=False):
         marker.write_text("runner made")
         return FakeRunner(on_event)
 

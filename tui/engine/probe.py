@@ -37,3 +37,19 @@ def probe_facts(client: PodmanClient, plan: BuildPlan) -> SecurityFacts:
 
 
 
+
+
+def session_facts(client: PodmanClient, plan: BuildPlan) -> SecurityFacts | None:
+    """The facts of the session builder a session build of ``plan`` would run in, read from
+    its real build container; None when there is none yet (or the plan cannot have one)."""
+    from tui.engine.session_builder import find
+    from tui.engine.session_plan import refusal
+
+    if refusal(plan):
+        return None
+    found = find(client, plan)
+    if found is None:
+        return None
+    record, container = found
+    return facts_from_inspect(container.attrs, remote=False,
+                              overlay_volumes=record.kwargs["build"].get("overlay_volumes"))

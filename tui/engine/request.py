@@ -40,6 +40,9 @@ class BuildRequest:
     """Put the image into the host's own podman store afterwards (tui.engine.load)."""
     load_overwrite: bool = False
     """...even when its tag names another image there (asked for, or confirmed in the TUI)."""
+    session: bool = False
+    """Run in a session builder (tui.engine.session_runner): the phases' containers kept,
+    stopped, between builds; a build it cannot serve runs one-shot, with a note."""
 
     @classmethod
     def from_record(cls, record: BuildRecord) -> BuildRequest:
@@ -62,7 +65,7 @@ class BuildRequest:
         """The same build in another profile (the comparison's): it delivers only where
         ``push`` says, never into the host's store."""
         return replace(self, profile=profile, no_cache=no_cache, push=push, load=False,
-                       load_overwrite=False)
+                       load_overwrite=False, session=False)
 
 
 @dataclass(frozen=True)

@@ -128,11 +128,11 @@ class BuildRunner:
         store_lock = None
         try:
             collect_on_start(self.client, self._warn)  # what dead buildcage processes left
+            self._sweep_sessions()
             store_lock = self._lock_store()
             if store_lock is not None and not self.canceled:
                 self._heal_store()
-            state = self._host_state or prepare(self.client, self.plan,
-                                                make_secrets=self._make_secrets)
+            state = self._prepare()
             if not self.canceled:
                 exit_code = self._run_phases(state)
         except ImageNotFound:
@@ -177,6 +177,36 @@ class BuildRunner:
         )
         self._emit(done)
         return done
+
+    def _sweep_sessions(self) -> None:
+        """Session builders of this data directory over their idle timeout, or whose build's
+        process is gone (tui.engine.session_builder.sweep); never one a build runs in."""
+        from tui.engine.session_builder import sweep
+        from tui.engine.session_files import sessions_dir
+
+        if self.plan.remote or not sessions_dir(self.plan.data_dir).is_dir():
+            return
+        try:
+            removed, left = sweep(self.client, self.plan.data_dir, stop_timeout=self.stop_timeout)
+        except Exception as exc:  # noqa: BLE001 - the build itself may still work: say it
+            self._warn(f"could not look for session builders to remove: {exc}")
+            return
+        for line in removed:
+            self._warn(f"removed {line}")
+        for line in left:
+            self._warn(f"could not remove {line}")
+
+    def _prepare(self) -> HostState:
+        """What the build needs on the host before its first container (``stores.prepare``),
+        unless the caller made it."""
+        return self._host_state or prepare(self.client, self.plan,
+                                           make_secrets=self._make_secrets)
+
+    @property
+    def files_plan(self) -> BuildPlan:
+        """The plan whose host directories the publish phase writes (facts, the --load
+        archive): the build's own; a session builder's are the session's."""
+        return self.plan
 
     @staticmethod
     def _make_secrets(client, plan: BuildPlan) -> list[str]:
@@ -228,16 +258,16 @@ class BuildRunner:
             return  # (a remote builder's files are copied back by this process)
         uid, gid = (int(m[0].split(":")[1]) for m in (self._idmap["UidMap"],
                                                       self._idmap["GidMap"]))
-        os.chown(self.plan.facts_dir, uid, gid)
+        os.chown(self.files_plan.facts_dir, uid, gid)
         if self.plan.writes_archive:
-            os.chown(self.plan.output_dir, uid, gid)
+            os.chown(self.files_plan.output_dir, uid, gid)
 
     def _load(self) -> None:
         """``--load``, after the publish phase (tui.engine.load): the image into the host's
         store, or the reason it is not (which fails the build, as a failed push does)."""
         try:
             if self.plan.writes_archive:
-                loaded = load_archive(self.client, self.plan, self.facts.image_id,
+                loaded = load_archive(self.client, self.files_plan, self.facts.image_id,
                                       loaded_before=self.loaded_before,
                                       canceled=lambda: self.canceled)
             else:
@@ -257,7 +287,7 @@ class BuildRunner:
     def _read_facts(self) -> None:
         """The image and the push as the trusted publish phase recorded them: out of band,
         never from what the build printed."""
-        facts = read_facts(self.plan)
+        facts = read_facts(self.files_plan)
         self.facts = facts
         if facts.image_id:
             self._emit(ImageBuilt(image_id=facts.image_id))
@@ -274,13 +304,13 @@ class BuildRunner:
         """Where the image was built, for ``buildcage layers`` later, and the report of the
         layers the publish phase wrote when the store goes with the build (layer_reader)."""
         if self.facts.image_id:
-            problem = keep_after_build(self.plan, self.facts.image_id)
+            problem = keep_after_build(self.files_plan, self.facts.image_id)
             if problem:
                 self._warn(problem)
 
     def _start_builder(self, spec: Phase):
         """Creates and starts one phase's container; None when canceled in between."""
-        container = self.client.containers.create(**create_kwargs(self.plan, spec, self._idmap))
+        container = self._create(spec)
         with self._lock:
             self._container = container
             self._containers.append(container)
@@ -297,6 +327,10 @@ class BuildRunner:
             return None
         container.start()
         return container
+
+    def _create(self, spec: Phase) -> Container:
+        """The phase's container, made for this build."""
+        return self.client.containers.create(**create_kwargs(self.plan, spec, self._idmap))
 
     def _remove_builder(self, container) -> str:
         """Removes the builder; returns "" or why it could not."""
@@ -445,9 +479,7 @@ class BuildRunner:
         busy = store_busy(self.client, root, {self.plan.build_id})
         if busy:  # another builder's working containers look the same: leave them all
             return [f"{len(ids)} Buildah working containers in {root}: not swept, {busy}"]
-        kwargs = create_kwargs(self.plan, "build", self._idmap)
-        kwargs.update(command=self.plan.on_store(["buildah", "rm", *ids]),
-                      name=f"{self.plan.container_name}-sweep")
+        kwargs = self._sweeper_kwargs(ids)
         try:
             run_once(self.client, kwargs)
         except Exception as exc:  # noqa: BLE001 - podman gone: say what is left in the store
@@ -455,6 +487,13 @@ class BuildRunner:
         left = stray_working_containers(root, self._container_started - 1)
         return [f"Buildah working containers {', '.join(i[:12] for i in left)} in {root}"] \
             if left else []
+
+    def _sweeper_kwargs(self, ids: list[str]) -> dict:
+        """A build-phase container on the build's store that removes working containers."""
+        kwargs = create_kwargs(self.plan, "build", self._idmap)
+        kwargs.update(command=self.plan.on_store(["buildah", "rm", *ids]),
+                      name=f"{self.plan.container_name}-sweep")
+        return kwargs
 
     def _emit(self, event: Event) -> None:
         self.on_event(event)

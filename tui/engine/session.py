@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from tui.engine.layers import LayerReport
 
 EventSink = Callable[[Event], None]
+DEFAULT_IDLE_TIMEOUT = 600.0
+"""tui.engine.session_builder's (not imported here: it imports podman)."""
 Reach = Callable[[str, bool], tuple[bool, str]]
 """``reach(registry, tls_verify) -> (answers, message)``: does a push target's registry answer."""
 
@@ -78,6 +80,10 @@ class Engine:
         """Checks a push target's registry before a build (blocking)."""
         self._history = history
         self._client: PodmanClient | None = None
+        self.session_idle_timeout = DEFAULT_IDLE_TIMEOUT
+        """Seconds after its last build that a session builder goes (at the next sweep)."""
+        self._sessions: set[tuple[Path, str]] = set()
+        """The session builders this process built in (``end_sessions``)."""
 
     @property
     def history(self) -> History:
@@ -172,7 +178,8 @@ class Engine:
         """The runner of a prepared build (nothing runs until its ``run()``); connects to
         podman, so raises PodmanUnavailable when the service does not answer. Every build
         that ends is recorded in history before its Done is delivered."""
-        return self.runner(prepared.plan, on_event, on=prepared.on)
+        return self.runner(prepared.plan, on_event, on=prepared.on,
+                           session=prepared.request.session)
 
     # -- the image on the host (tui.engine.load) ---------------------------------------------------
     def host_image_id(self, tag: str) -> str:
@@ -223,12 +230,15 @@ class Engine:
 
         return read_layers(self, source)
 
-    def summary(self, plan: BuildPlan) -> ProfileSummary:
-        """Creates the builder container (never started), reads its facts, removes it."""
-        from tui.engine.probe import probe_facts
+    def summary(self, plan: BuildPlan, session: bool = False) -> ProfileSummary:
+        """Creates the builder container (never started), reads its facts, removes it;
+        ``session``: the facts of the session builder the build would run in, from its real
+        build container, when there is one."""
+        from tui.engine.probe import probe_facts, session_facts
 
         plan = self.probed(plan)
-        facts = probe_facts(self.client(), plan)
+        facts = (session_facts(self.client(), plan) if session else None) or \
+            probe_facts(self.client(), plan)
         return summarize(plan.profile, facts, self.median(plan), plan.cache_repo,
                          plan.overlay_reason)
 
@@ -265,19 +275,51 @@ class Engine:
         except HistoryError:
             return None
 
-    def runner(self, plan: BuildPlan, on_event: EventSink, on: str = "local") -> Runner:
+    def runner(self, plan: BuildPlan, on_event: EventSink, on: str = "local",
+               session: bool = False) -> Runner:
         """The runner for ``start`` (replaced by tests' replay engines): ``on="kube"`` runs the
-        plan's Pod manifest instead of a plain container."""
+        plan's Pod manifest instead of a plain container; ``session`` runs it in a session
+        builder (tui.engine.session_runner) when one can serve it, else one-shot with a note."""
         from tui.engine.runner import BuildRunner
 
         plan = self.probed(plan)
         if on == "kube":
+            if session:
+                on_event = noted(on_event, "not in a session builder: --on kube plays a Pod "
+                                           "per phase")
             from tui.engine.kube_runner import KubeRunner
 
             return KubeRunner(self.client(), plan, self.recording(plan, on_event))
+        if session:
+            from tui.engine.session_plan import refusal
+
+            reason = refusal(plan)
+            if not reason:
+                from tui.engine.session_runner import SessionRunner
+
+                session_runner = SessionRunner(self.client(), plan,
+                                               self.recording(plan, on_event),
+                                               idle_timeout=self.session_idle_timeout)
+                session_runner.loaded_before = self.loaded_before
+                session_runner.used = lambda sid: self._sessions.add((plan.data_dir, sid))
+                return session_runner
+            on_event = noted(on_event, f"not in a session builder: {reason}; this build makes "
+                                       "its own containers")
         runner = BuildRunner(self.client(), plan, self.recording(plan, on_event))
         runner.loaded_before = self.loaded_before
         return runner
+
+    def end_sessions(self) -> list[str]:
+        """Removes the session builders this process built in, but one a build (of another
+        process) runs in now (the TUI, when it exits); returns what could not be removed."""
+        from tui.engine.session_builder import sweep
+
+        left: list[str] = []
+        for data in {data for data, _ in self._sessions}:
+            only = {sid for d, sid in self._sessions if d == data}
+            left += sweep(self.client(), data, everything=True, only=only)[1]
+        self._sessions.clear()
+        return left
 
     def recording(self, plan: BuildPlan, on_event: EventSink) -> EventSink:
         """Passes events on, with the ``CacheMiss`` events that explain the steps that ran
@@ -445,3 +487,17 @@ class Engine:
             store=explainer.store if explainer is not None else "",
             bases=bases,
         ), cache=cache, misses=misses)
+
+
+def noted(on_event: EventSink, note: str) -> EventSink:
+    """``on_event`` with a warning told before the build's first event."""
+    told = False
+
+    def sink(event: Event) -> None:
+        nonlocal told
+        if not told:
+            told = True
+            on_event(BuildWarning(message=note))
+        on_event(event)
+
+    return sink

@@ -84,6 +84,12 @@ class SessionScreen(BuildcageScreen[None]):
                 with Horizontal(classes="form-row", id="load-row"):
                     yield Label("Load", classes="form-label")
                     yield Checkbox("into this host's podman", id="load", compact=True)
+                    # Off by default: a session keeps containers (stopped) between builds,
+                    # which a user should choose (README, Threat model: session builders).
+                    yield Checkbox("session", id="session", compact=True,
+                                   tooltip="keep this profile and project's builder "
+                                           "containers between builds (each build starts "
+                                           "them afresh); removed when buildcage exits")
                 with Horizontal(classes="form-row", id="actions"):
                     yield Checkbox("no cache", id="no-cache", compact=True)
                     yield Checkbox("as a Kubernetes Pod", id="on-kube", compact=True)
@@ -128,7 +134,8 @@ class SessionScreen(BuildcageScreen[None]):
             raise PlanError("pick a context directory first (◆ marks those with a Containerfile)")
         fields = self.query_one(ContainerfileFields)
         profile = str(self.query_one("#profile", Select).value)
-        base = BuildRequest(self.context, profile, containerfile=fields.containerfile)
+        base = BuildRequest(self.context, profile, containerfile=fields.containerfile,
+                            session=self.query_one("#session", Checkbox).value)
         if profile_only:
             return base
         field = self.query_one(PushTargetField)
@@ -138,9 +145,11 @@ class SessionScreen(BuildcageScreen[None]):
                        secrets=fields.secrets(), target_stage=fields.target_stage,
                        no_cache=self.query_one("#no-cache", Checkbox).value,
                        on="kube" if self.query_one("#on-kube", Checkbox).value else "local",
-                       load=self.query_one("#load", Checkbox).value)
+                       load=self.query_one("#load", Checkbox).value,
+                       session=self.query_one("#session", Checkbox).value)
 
     @on(Select.Changed, "#profile")
+    @on(Checkbox.Changed, "#session")
     def schedule_summary(self) -> None:
         name = str(self.query_one("#profile", Select).value)
         if name in self.engine.profiles.names():
@@ -168,7 +177,9 @@ class SessionScreen(BuildcageScreen[None]):
     def _load_summary(self, serial: int, request: BuildRequest) -> None:
         try:
             # Only a look: nothing runs, so the confirmation is not needed yet.
-            summary = self.engine.summary(self.engine.plan_for(request, confirmed=True))
+            plan = self.engine.plan_for(request, confirmed=True)
+            summary = (self.engine.summary(plan, session=True) if request.session
+                       else self.engine.summary(plan))
         except Exception as exc:  # noqa: BLE001 - PlanError, podman down...: all shown in the card
             self.post_message(self.SummaryReady(serial, None, str(exc) or type(exc).__name__))
             return
