@@ -4,6 +4,7 @@ screens do the work and the engine does the building."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import termios
 import time
@@ -52,9 +53,17 @@ class BuildcageApp(App[None]):
 
     def __init__(self, engine: Engine, start_dir: str | Path | None = None, *,
                  clock: Callable[[], float] = time.monotonic,
-                 reach: Reach | None = None, interrupts: Interrupts | None = None) -> None:
+                 reach: Reach | None = None, interrupts: Interrupts | None = None,
+                 freeze_startup: bool = False) -> None:
         super().__init__()
         self.interrupts = interrupts
+        self.freeze_startup = freeze_startup
+        """Once the first screen is drawn, move every object alive then (modules, classes,
+        stylesheets, the first screen: most of the ~110,000 the garbage collector tracks) out of
+        its reach, ``gc.freeze()``. Its full collections then walk only what came later: during
+        a million-line build they were the UI's longest stalls (70-174 ms each under load 4.6,
+        4 of them). What is frozen is never collected, so the command does it once per process
+        (``run_app``); the tests, which start hundreds of apps in one process, do not."""
         self.hung_up: int | None = None
         """The signal that ended the app, if one did."""
         self.start_dir = Path(start_dir).expanduser() if start_dir is not None else Path.cwd()
@@ -83,6 +92,8 @@ class BuildcageApp(App[None]):
                 self.hang_up(self.interrupts.received)
                 return
         self.push_screen(SessionScreen(self.services, self.start_dir))
+        if self.freeze_startup:
+            self.call_after_refresh(gc.freeze)
 
     def hang_up(self, signum: int) -> None:
         """SIGHUP or SIGTERM: leave like quitting does. Each build screen cancels its build as
@@ -247,7 +258,8 @@ def _survives_hangup(base: type[LinuxDriver]) -> type[Driver]:
 def run_app(engine: Engine, start_dir: str | Path | None = None,
             interrupts: Interrupts | None = None) -> int:
     """Run the TUI until the user quits (what ``buildcage [DIR]`` does); the exit status."""
-    app = BuildcageApp(engine, start_dir, interrupts=interrupts or Interrupts())
+    app = BuildcageApp(engine, start_dir, interrupts=interrupts or Interrupts(),
+                       freeze_startup=True)
     try:
         app.run()
     finally:

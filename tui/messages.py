@@ -5,12 +5,14 @@ app never calls back into a screen."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.message import Message
 
-from tui.engine.layer_reader import LayerSource
 from tui.engine.request import BuildRequest
+
+if TYPE_CHECKING:  # (the layers' reader is imported when a screen asks for layers)
+    from tui.engine.layer_reader import LayerSource
 
 
 @dataclass

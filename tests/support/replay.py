@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,8 +20,6 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from tui.engine.config import Config
-from tui.engine.debug_record import DebugError, DebugRecord
-from tui.engine.debug_shell import DebugCanceled, DebugSession
 from tui.engine.events import (
     BuildStarted,
     CacheHit,
@@ -37,15 +34,18 @@ from tui.engine.events import (
 )
 from tui.engine.facts import facts_from_inspect, overlay_fact
 from tui.engine.history import BuildRecord, History, StepRecord
-from tui.engine.layer_reader import LayerSource
-from tui.engine.layers import LayerReport
 from tui.engine.plan import BuildPlan
 from tui.engine.renderings import create_kwargs
 from tui.engine.session import Engine, EventSink, Reach
 from tui.engine.summary import ProfileSummary, summarize
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (imported when used: the bench's first paint goes through this module)
     from podman import PodmanClient
+
+    from tests.support.replay_debug import ReplayDebugSession
+    from tui.engine.debug_record import DebugRecord
+    from tui.engine.layer_reader import LayerSource
+    from tui.engine.layers import LayerReport
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EVENTS = DATA / "events"
@@ -165,10 +165,14 @@ class ReplayEngine(Engine):
               build_args: tuple[tuple[str, str], ...] = (),
               confirmed: bool | frozenset[str] = False, on_event: EventSink | None = None,
               on_note: Callable[[str], None] | None = None) -> ReplayDebugSession:
+        from tests.support.replay_debug import replay_debug
+
         return replay_debug(self, record)
 
     def layers(self, source: LayerSource) -> LayerReport:
         """A recorded report (``buildcage layers --json`` of a real build), no podman."""
+        from tui.engine.layers import LayerReport
+
         self.layer_sources.append(source)
         if isinstance(self.layer_report, Exception):
             raise self.layer_report
@@ -281,37 +285,3 @@ def add_demo_history(history: History, examples: Path) -> None:
             cache_hits=hits, pushed=ref, steps=steps if hits == 3 else [],
             image_id="ab9d8035ec09" * 5 + "1e0c" if status == "succeeded" else "",
         ))
-
-
-class ReplayDebugSession(DebugSession):
-    """A debug session without podman: ``prepare`` writes the shell's files only and ``close``
-    removes them; ``run_shell`` is the real one (its subprocess is the boundary tests mock).
-    A record without a layer (a fresh store) is given a made-up one, as a rebuild would."""
-
-    def __init__(self, plan: BuildPlan, record: DebugRecord, podman_url: str) -> None:
-        super().__init__(None, plan, record, podman_url=podman_url)
-        self.prepared = False
-        self.closed = False
-
-    def prepare(self) -> None:
-        if self.canceled:
-            raise DebugCanceled
-        self.base = self.base or "0123456789a"
-        self.plan.facts_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._write_files()
-        self.prepared = True
-
-    def close(self) -> list[str]:
-        shutil.rmtree(self.plan.build_dir, ignore_errors=True)
-        self.closed = True
-        return []
-
-
-def replay_debug(engine: ReplayEngine, record: DebugRecord) -> ReplayDebugSession:
-    """``ReplayEngine.debug``: the engine's checks, a session that makes nothing in podman."""
-    if record.failed.problem:
-        raise DebugError(record.failed.problem)
-    plan = engine.prepare(record.request(), confirmed=True, check_push=False).plan
-    session = ReplayDebugSession(plan, record, engine.config.podman_url)
-    engine.debug_sessions.append(session)
-    return session

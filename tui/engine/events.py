@@ -269,6 +269,11 @@ class LogLine(Event):
         fields["line"] = line
         return event
 
+    def to_dict(self) -> dict[str, Any]:
+        """``Event.to_dict``'s answer without ``dataclasses.asdict`` (which deep-copies every
+        field): 3/4 of what ``build --json`` spent on each line (profiled, 100,000 lines)."""
+        return {"event": self.name, "time": self.time, "line": self.line}
+
 
 @dataclass(frozen=True)
 class CacheMiss(Event):

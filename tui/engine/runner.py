@@ -370,7 +370,8 @@ class BuildRunner:
                 self._emit(BuildWarning(message=notes.pop(0)))
             if not lines:
                 waiter.join(self.poll_interval)
-        self._deliver(source.finish())
+        while lines := source.finish():  # a piece at a time: memory stays bounded
+            self._deliver(lines)
         for note in notes:
             self._emit(BuildWarning(message=note))
         result = outcome[0] if outcome else -1

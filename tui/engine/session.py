@@ -16,8 +16,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tui.engine.cache_inputs import read_inputs
-from tui.engine.cache_why import CacheExplainer, Lookup, earlier_files, store_key
 from tui.engine.cache_worth import judge
 from tui.engine.config import Config, load_config
 from tui.engine.containerfile import parse_containerfile, read_containerfile
@@ -38,9 +36,12 @@ from tui.engine.registry import OciTarget, check_reachable, parse_push_target
 from tui.engine.request import BuildRequest, PreparedBuild, Runner
 from tui.engine.summary import ProfileSummary, summarize
 
-if TYPE_CHECKING:  # podman is imported on first connection, so importing the engine stays cheap
+# podman is imported on first connection and the cache explanations with the first build, so
+# importing the engine stays cheap (the TUI's first frame needs neither).
+if TYPE_CHECKING:
     from podman import PodmanClient
 
+    from tui.engine.cache_why import CacheExplainer
     from tui.engine.debug_record import DebugRecord, FailureLog
     from tui.engine.debug_shell import DebugSession
     from tui.engine.layer_reader import LayerSource
@@ -394,6 +395,9 @@ class Engine:
         """Reads what the plan's steps are keyed on (the Containerfile, build arguments, the
         context files COPY/ADD read) and the earlier builds to compare with; None when history
         cannot be read (the build goes on, unexplained)."""
+        from tui.engine.cache_inputs import read_inputs
+        from tui.engine.cache_why import CacheExplainer, Lookup, earlier_files, store_key
+
         try:
             lookup = Lookup(self.history)
             store = store_key(plan, self.config.podman_url)

@@ -15,10 +15,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
-from tui.batching import BuildEvents, EventBatcher
+from tui.batching import BuildEvents, EventBatcher, LogLines
 from tui.engine.errors import UserError
-from tui.engine.events import Done, Failed, ImageLoaded, LogLine
-from tui.engine.layer_reader import LayerSource
+from tui.engine.events import Done, Failed, ImageLoaded
 from tui.engine.request import PreparedBuild, Runner
 from tui.engine.text import visible
 from tui.messages import LayersRequested
@@ -27,7 +26,7 @@ from tui.services import Services, show_error
 from tui.state.build_state import BuildState
 from tui.styles_path import css_path
 from tui.widgets.blob_progress import BlobProgress
-from tui.widgets.log_view import LogView
+from tui.widgets.log_view import MAX_LINES, LogView
 from tui.widgets.miss_detail import MissDetail
 from tui.widgets.result_panel import TAIL_LINES, FailurePanel, ResultPanel
 from tui.widgets.step_table import StepTable
@@ -62,7 +61,7 @@ class BuildScreen(BuildcageScreen[None]):
         """"local" or "kube": the plan as a builder container or as its Kubernetes Pod."""
         self.state = BuildState()
         """Everything known about the build so far, folded from its events."""
-        self.batcher = EventBatcher(self.post_message)
+        self.batcher = EventBatcher(self.post_message, keep_lines=MAX_LINES)
         """The runner's on_event: events cross from its thread in batches."""
         self.canceling = False
         """Cancel was asked for (or the screen is going away); the Done will say canceled."""
@@ -71,6 +70,7 @@ class BuildScreen(BuildcageScreen[None]):
         self._started = services.clock()
         self._ticker: Timer | None = None
         self._why_shown: tuple[str, tuple[object, ...]] | None = None
+        self._header_shown = ""
         self._loading = False
         self.debug_record: DebugRecord | None = None
         """What a failed build left for a shell (tui.engine.debug_record), None otherwise."""
@@ -122,23 +122,31 @@ class BuildScreen(BuildcageScreen[None]):
     def _tick(self) -> None:
         self.batcher.flush()
         if not self.finished:
-            self.query_one("#build-header", Static).update(self.header_text())
+            self._show_header()
 
     # -- events ---------------------------------------------------------------------------------
     def on_build_events(self, message: BuildEvents) -> None:
+        try:
+            self._apply(message)
+        finally:
+            self.batcher.handled()  # the next batch comes through the event loop, not at once
+
+    def _apply(self, message: BuildEvents) -> None:
         if self.finished:
             return  # the final state stays as it is
         lines: list[str] = []
+        dropped = 0
         changed: set[str] = set()
         apply = self.state.apply
         for event in message.events:
-            if type(event) is LogLine:
-                lines.append(event.line)
+            if isinstance(event, LogLines):
+                dropped += event.dropped
+                lines += event
                 continue
             changed |= apply(event)
             if isinstance(event, Done):
                 break
-        self.query_one(LogView).write_batch(lines)
+        self.query_one(LogView).write_batch(lines, dropped=dropped)
         table = self.query_one(StepTable)
         table.sync(row for key, row in self.state.rows.items() if key in changed)
         self._show_why()
@@ -168,7 +176,16 @@ class BuildScreen(BuildcageScreen[None]):
         total = max(1, state.steps_known)
         done = state.done is not None and state.done.status == "succeeded"
         bar.update(total=total, progress=total if done else state.steps_finished)
-        self.query_one("#build-header", Static).update(self.header_text())
+        self._show_header()
+
+    def _show_header(self) -> None:
+        """The header line, redrawn when its text changed. Its size is fixed (build.tcss), so
+        no layout: a layout pass redrew the whole screen, once per batch of a million-line build
+        (half of each frame's time, profiled)."""
+        text = self.header_text()
+        if text != self._header_shown:
+            self._header_shown = text
+            self.query_one("#build-header", Static).update(text, layout=False)
 
     def header_text(self) -> str:
         state = self.state
@@ -245,6 +262,8 @@ class BuildScreen(BuildcageScreen[None]):
     def action_layers(self) -> None:
         if self.has_image:
             plan = self.plan
+            from tui.engine.layer_reader import LayerSource
+
             self.post_message(LayersRequested(LayerSource(
                 image=self.state.image_id, profile=plan.profile.name, project=plan.project,
                 context=str(plan.context))))
@@ -260,7 +279,7 @@ class BuildScreen(BuildcageScreen[None]):
         if self.finished or self.canceling:
             return
         self.canceling = True
-        self.query_one("#build-header", Static).update(self.header_text())
+        self._show_header()
         runner = self._runner
         if runner is not None:
             # Stopping a real container blocks: do it off the UI thread.

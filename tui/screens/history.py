@@ -14,7 +14,6 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.engine.errors import UserError
 from tui.engine.history import BuildRecord
-from tui.engine.layer_reader import LayerSource
 from tui.engine.request import BuildRequest
 from tui.engine.secret_args import is_withheld
 from tui.engine.text import visible
@@ -161,6 +160,8 @@ class HistoryScreen(BuildcageScreen[None]):
         if record is None or record.status != "succeeded" or not record.image_id:
             self.notify("this build made no image", severity="warning")
             return
+        from tui.engine.layer_reader import LayerSource
+
         # The project comes from where buildcage recorded the build (layer_reader reads it).
         self.post_message(LayersRequested(LayerSource(
             image=record.image_id, profile=record.profile, context=record.context)))

@@ -74,8 +74,11 @@ class StepTable(DataTable[str | Text]):
         }
 
     def sync(self, rows: Iterable[StepRow]) -> None:
-        """Add or update these rows (the state's changed ones)."""
+        """Add or update these rows (the state's changed ones). None changed: nothing to do (a
+        batch of a million-line build's log lines changes no row)."""
+        changed = False
         for row in rows:
+            changed = True
             self._steps[row.key] = row
             cells = self._cells(row)
             if row.key not in self.rows:
@@ -83,7 +86,7 @@ class StepTable(DataTable[str | Text]):
                 continue
             for key, value in cells.items():
                 self.update_cell(row.key, key, value, update_width=key != "instruction")
-        if self.follow:
+        if self.follow and changed:
             live = [r for r in self._steps.values() if r.status in ("running", "failed")]
             if live:
                 self.move_cursor(row=self.get_row_index(live[-1].key), animate=False)
