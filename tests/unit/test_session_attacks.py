@@ -194,7 +194,7 @@ def test_a_session_being_made_survives_a_concurrent_sweep(context, monkeypatch):
     from tui.engine import session_builder
 
     plan = _plan(context)
-    real = session_builder.make_session_dir
+    real = session_builder.make_staging_dir
 
     class Containers:
         def list(self, **_: Any) -> list[Any]:
@@ -210,7 +210,7 @@ def test_a_session_being_made_survives_a_concurrent_sweep(context, monkeypatch):
         sweep(client, data, stop_timeout=0.0)  # another buildcage process starts a build
         return folder
 
-    monkeypatch.setattr(session_builder, "make_session_dir", racing)
+    monkeypatch.setattr(session_builder, "make_staging_dir", racing)
     session = session_builder._make(client, plan, 600.0)
     try:
         assert (session.folder / "record.json").exists()

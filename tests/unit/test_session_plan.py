@@ -18,7 +18,7 @@ from tui.engine.config import Config
 from tui.engine.plan import SECRETS_DIR, BuildPlan
 from tui.engine.planner import make_plan
 from tui.engine.session_builder import Record, sweep
-from tui.engine.session_files import make_inbox, make_session_dir
+from tui.engine.session_files import inbox_identity, make_inbox, make_session_dir
 from tui.engine.session_plan import (
     PHASES,
     RUN_INBOX,
@@ -145,9 +145,10 @@ class _Client:
 
 def _session(data: Path, sid: str, idle_timeout: float, used_ago: float) -> Path:
     folder = make_session_dir(data, sid)
+    inbox = make_inbox(sid, PHASES, data)
     record = Record(id=sid, profile="host-ro", project="p", created=0.0,
-                    idle_timeout=idle_timeout, inbox="", kwargs={},
-                    containers={"build": sid + "-b"})
+                    idle_timeout=idle_timeout, inbox=str(inbox), kwargs={},
+                    containers={"build": sid + "-b"}, inbox_id=inbox_identity(inbox))
     (folder / "record.json").write_text(json.dumps(dataclasses.asdict(record)))
     (folder / "used").touch()
     then = time.time() - used_ago
