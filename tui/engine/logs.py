@@ -11,6 +11,7 @@ Both return whole lines, in order, each once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,12 @@ class LogFileTail:
     def read_new(self) -> list[str]:
         """Whole lines written since the last call."""
         with open(self.path, "rb") as f:
+            if os.fstat(f.fileno()).st_size < self.offset:
+                # conmon emptied it (the container's log size limit reached): go on from its
+                # start; what was written just before is lost to this tail (output only: no
+                # fact is read from the log).
+                self.offset = 0
+                self._partial = []
             f.seek(self.offset)
             data = f.read()
         end = data.rfind(b"\n")

@@ -12,7 +12,14 @@ stopped. The lock is what decides, never a guess from podman's state:
 - a session whose lock nobody holds and whose last build ended over its idle timeout ago is
   removed by ``sweep``, which every build runs first (``orphans.collect_on_start``) and
   ``buildcage gc`` runs too; the TUI removes the sessions it made when it exits;
-- a session whose lock is held is never touched (a build runs in it).
+- a session whose lock is held is never touched (a build runs in it);
+- a session whose lock nobody holds and that is kept has its inboxes emptied (a killed build's
+  inputs), and an inbox whose session directory is gone is removed;
+- a session whose data directory this process cannot see ("lost") is removed only when none
+  of its containers runs: a build may run in it under a lock this process cannot see.
+
+A new session's directory is made as ``.new-SID``, locked, then renamed: a sweep never sees
+it unlocked.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ Layout::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import shutil
@@ -36,14 +37,11 @@ from tui.engine.plan import BuildPlan
 SESSIONS = "sessions"
 SHM = Path("/dev/shm")
 _SID = re.compile(r"s[0-9a-f]{11}")
-_INBOX_NAME = re.compile(r"buildcage-(s[0-9a-f]{11})-[A-Za-z0-9_]+")
+_INBOX_NAME = re.compile(r"buildcage-(s[0-9a-f]{11})-([0-9a-f]{8})-[a-z0-9_]+")
 _WRITE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 INBOX_PREFIX = "buildcage-"
 STAGING_PREFIX = ".new-"
-DATA_FILE = ".data"
-"""In an inbox, beside the phases' directories (which alone are mounted): the data directory
-of its session, for a sweep that finds an inbox whose session is gone."""
 
 
 class SessionFileError(OSError):
@@ -111,14 +109,16 @@ def make_inbox(session_id: str, phases: tuple[str, ...], data: Path | None = Non
     once it is gone (a reboot empties it; the record survives)."""
     if not valid_id(session_id):
         raise SessionFileError(f"not a session id: {session_id!r}")
-    root = Path(tempfile.mkdtemp(prefix=f"{INBOX_PREFIX}{session_id}-", dir=inbox_parent()))
+    prefix = f"{INBOX_PREFIX}{session_id}-{_data_tag(data)}-"
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=inbox_parent()))
     for name in phases:
         (root / name).mkdir(mode=0o700)
-    if data is not None:
-        fd = os.open(root / DATA_FILE, _WRITE, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(str(data))
     return root
+
+
+def _data_tag(data: Path | None) -> str:
+    """In the inbox's name: which data directory's session it is (``orphan_inboxes``)."""
+    return hashlib.sha256(str(data).encode()).hexdigest()[:8] if data is not None else "0" * 8
 
 
 def inbox_identity(inbox: Path) -> list[int]:
@@ -321,6 +321,7 @@ def orphan_inboxes(data: Path) -> list[tuple[str, Path]]:
     """(session id, inbox) of every inbox of ours on ``/dev/shm`` made for data directory
     ``data`` whose session directory is gone (a process killed between making the inbox and
     the session's record, or a removal cut short)."""
+    tag = _data_tag(data)
     try:
         names = sorted(os.listdir(SHM))
     except OSError:
@@ -328,17 +329,11 @@ def orphan_inboxes(data: Path) -> list[tuple[str, Path]]:
     found = []
     for name in names:
         match = _INBOX_NAME.fullmatch(name)
-        if not match or not is_inbox(SHM / name, match.group(1)):
+        if not match or match.group(2) != tag or not is_inbox(SHM / name, match.group(1)):
             continue
-        try:
-            fd = os.open(SHM / name / DATA_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            with os.fdopen(fd, "rb") as handle:
-                owner = handle.read(4097).decode("utf-8", "replace")
-        except OSError:
-            continue  # no data file (an inbox made before them): its containers' label says
         sid = match.group(1)
         # The staging name first: _make renames it to the session's own, never back.
-        if owner == str(data) and not os.path.lexists(staging_dir(data, sid)) and \
+        if not os.path.lexists(staging_dir(data, sid)) and \
                 not os.path.lexists(session_dir(data, sid)):
             found.append((sid, SHM / name))
     return found

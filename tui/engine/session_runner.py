@@ -8,11 +8,12 @@ What a build does in its session, holding the session's lock throughout:
 before: the session's containers must all be stopped (one still running had its build's process
 killed before this lock was taken: stopped the careful way); the project store's lock; the
 context refilled into the session's snapshot; each phase's secrets and command into its inbox.
-each phase: ``container.start()``, its log read from where this start began (a restarted
-container's k8s-file log goes on after the earlier runs), ``wait``; cancel stops it as a
-one-shot cancel does (SIGTERM to Buildah, then the kill).
+each phase: the inbox checked again (podman mounts it by path), the container's k8s-file log
+emptied (it is stopped, the lock ours), ``container.start()``, its log read, ``wait``; cancel
+stops it as a one-shot cancel does (SIGTERM to Buildah, then the kill).
 after: every session container stopped (checked), inboxes and the session's facts emptied, pins
-released; the session stays for the next build.
+released; the session stays for the next build (its idle clock reset only if a phase ran).
+The session's facts directory is emptied before the build too: a killed build leaves its own.
 """
 
 from __future__ import annotations
@@ -167,10 +168,16 @@ class SessionRunner(BuildRunner):
         container: Container = self.session.container(spec.name)
         container.reload()
         path = _log_path(container)
-        try:
-            self._log_starts[container.id] = os.path.getsize(path) if path else 0
-        except OSError:
-            self._log_starts[container.id] = 0
+        self._log_starts[container.id] = 0
+        if path is not None:
+            try:  # stopped, its lock ours: an earlier build's output goes, this one's starts at 0
+                fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                try:
+                    os.ftruncate(fd, 0)
+                finally:
+                    os.close(fd)
+            except OSError:
+                self._log_starts[container.id] = os.path.getsize(path) if path.exists() else 0
         return container
 
     def _remove_builder(self, container) -> str:
