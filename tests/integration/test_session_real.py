@@ -101,6 +101,7 @@ RUN --mount=type=secret,id=tok cat /run/secrets/tok; echo; echo planted > /dev/p
     built = engine.client().containers.get(record.containers["build"])
     assert built.attrs["HostConfig"]["NetworkMode"] == "none"  # RUN steps: no network
     assert built.attrs["HostConfig"]["ReadonlyRootfs"] is True
+    assert built.attrs["HostConfig"]["LogConfig"]["Size"] == "268.4MB"  # LOG_SIZE_MAX, kept
     assert all(state(engine, c) in ("exited", "created") for c in record.containers.values())
     assert not leftover(marker)
     assert [p for p in Path(record.inbox).rglob("*") if p.is_file()] == []  # secrets gone

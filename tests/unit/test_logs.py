@@ -66,3 +66,14 @@ def test_api_poller_delivers_each_line_once_across_reads():
     assert poller.read_new() == []
     log.add(1002, b"last")
     assert poller.finish() == ["last"]
+
+
+def test_file_tail_goes_on_from_the_start_when_conmon_empties_the_log(tmp_path):
+    """A session container's log has a size limit (``session_plan.LOG_SIZE_MAX``): conmon then
+    truncates the file in place and goes on writing at its start (measured on podman 4.3)."""
+    log = tmp_path / "ctr.log"
+    log.write_bytes(f"{T1} stdout F first\n{T1} stdout F second\n".encode())
+    tail = LogFileTail(log)
+    assert tail.read_new() == ["first", "second"]
+    log.write_bytes(f"{T1} stdout F after\n".encode())  # truncated, then written again
+    assert tail.read_new() == ["after"]

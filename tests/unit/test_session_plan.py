@@ -18,8 +18,9 @@ from tui.engine.config import Config
 from tui.engine.plan import SECRETS_DIR, BuildPlan
 from tui.engine.planner import make_plan
 from tui.engine.session_builder import Record, sweep
-from tui.engine.session_files import make_inbox, make_session_dir
+from tui.engine.session_files import inbox_identity, make_inbox, make_session_dir
 from tui.engine.session_plan import (
+    LOG_SIZE_MAX,
     PHASES,
     RUN_INBOX,
     SESSION_LABEL,
@@ -60,6 +61,7 @@ def test_the_session_containers_are_the_phases_own_with_a_read_only_root_and_the
         kwargs = container_kwargs(splan, phase, tmp_path / "inbox")
         assert kwargs["command"] == list(RUN_INBOX)
         assert kwargs["read_only"] is True
+        assert kwargs["log_config"] == {"Type": "k8s-file", "Config": {"size": LOG_SIZE_MAX}}
         assert kwargs["network_mode"] == ("none" if phase == "build" else "host")
         assert kwargs["labels"][SESSION_LABEL] == SID and "buildcage.owner" not in kwargs["labels"]
         assert {"type": "bind", "source": str(tmp_path / "inbox" / phase),
@@ -68,7 +70,7 @@ def test_the_session_containers_are_the_phases_own_with_a_read_only_root_and_the
             "/run", "/tmp", "/var/tmp"}
         # Everything else is what the one-shot phase container of the same plan gets.
         same = {k: v for k, v in kwargs.items() if k not in ("command", "labels", "mounts",
-                                                              "read_only")}
+                                                              "read_only", "log_config")}
         assert same == {k: v for k, v in one_shot[phase].items()
                         if k not in ("command", "labels", "mounts")}
         assert one_shot[phase]["mounts"] == kwargs["mounts"][:len(one_shot[phase]["mounts"])]
@@ -145,9 +147,10 @@ class _Client:
 
 def _session(data: Path, sid: str, idle_timeout: float, used_ago: float) -> Path:
     folder = make_session_dir(data, sid)
+    inbox = make_inbox(sid, PHASES, data)
     record = Record(id=sid, profile="host-ro", project="p", created=0.0,
-                    idle_timeout=idle_timeout, inbox="", kwargs={},
-                    containers={"build": sid + "-b"})
+                    idle_timeout=idle_timeout, inbox=str(inbox), kwargs={},
+                    containers={"build": sid + "-b"}, inbox_id=inbox_identity(inbox))
     (folder / "record.json").write_text(json.dumps(dataclasses.asdict(record)))
     (folder / "used").touch()
     then = time.time() - used_ago

@@ -11,6 +11,7 @@ Both return whole lines, in order, each once; ``finish`` is called until it retu
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,12 @@ class LogFileTail:
         (a record longer than that is read whole): call again while it returns lines."""
         lines: list[str] = []
         with open(self.path, "rb") as f:
+            if os.fstat(f.fileno()).st_size < self.offset:
+                # conmon emptied it (the container's log size limit reached): go on from its
+                # start; what was written just before is lost to this tail (output only: no
+                # fact is read from the log).
+                self.offset = 0
+                self._partial = []
             while not lines:  # records of a partial line only: read on to a whole line
                 f.seek(self.offset)
                 data = f.read(self.read_size)

@@ -12,7 +12,14 @@ stopped. The lock is what decides, never a guess from podman's state:
 - a session whose lock nobody holds and whose last build ended over its idle timeout ago is
   removed by ``sweep``, which every build runs first (``orphans.collect_on_start``) and
   ``buildcage gc`` runs too; the TUI removes the sessions it made when it exits;
-- a session whose lock is held is never touched (a build runs in it).
+- a session whose lock is held is never touched (a build runs in it);
+- a session whose lock nobody holds and that is kept has its inboxes emptied (a killed build's
+  inputs), and an inbox whose session directory is gone is removed;
+- a session whose data directory this process cannot see ("lost") is removed only when none
+  of its containers runs: a build may run in it under a lock this process cannot see.
+
+A new session's directory is made as ``.new-SID``, locked, then renamed: a sweep never sees
+it unlocked.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -32,9 +40,13 @@ from tui.engine.containers import remove_container, stop_gracefully
 from tui.engine.errors import UserError
 from tui.engine.plan import BuildPlan
 from tui.engine.session_files import (
+    check_inbox,
+    clear_inbox,
+    inbox_identity,
     is_inbox,
     make_inbox,
-    make_session_dir,
+    make_staging_dir,
+    orphan_inboxes,
     prepare_snapshot_mounts,
     remove_inbox,
     remove_session_files,
@@ -72,6 +84,8 @@ class Record:
     """Phase -> the create arguments its container was made with (the session's key)."""
     containers: dict[str, str] = field(default_factory=dict)
     """Phase -> container id."""
+    inbox_id: list[int] = field(default_factory=list)
+    """The inbox directory's (st_dev, st_ino) when it was made (``session_files.open_inbox``)."""
 
     @classmethod
     def load(cls, path: Path) -> Record | None:
@@ -119,6 +133,7 @@ class Session:
         self.splan = splan
         """The plan its containers were made from (its facts directory, its store)."""
         self._lock: IO[str] | None = lock
+        self.removed = False
 
     @property
     def folder(self) -> Path:
@@ -134,6 +149,10 @@ class Session:
     def touch(self) -> None:
         (self.folder / "used").touch()
 
+    def check_inbox(self) -> None:
+        """SessionFileError unless its inbox is plainly the one it made (``check_inbox``)."""
+        check_inbox(self.inbox, self.record.inbox_id, PHASES)
+
     def release(self) -> None:
         """Lets other builds (and sweeps) have the session."""
         if self._lock is not None:
@@ -143,6 +162,7 @@ class Session:
     def remove(self, stop_timeout: float = 15.0) -> list[str]:
         """Ends the session (its lock held): its containers (a running one stopped the careful
         way first), its facts directory and its files. Returns what could not be removed."""
+        self.removed = True
         (self.folder / "record.json").unlink(missing_ok=True)  # no build finds it now
         left = _remove_containers(self.client, list(self.record.containers.values()),
                                   stop_timeout)
@@ -151,7 +171,10 @@ class Session:
         return left
 
 
-def _remove_containers(client: Any, ids: list[str], stop_timeout: float) -> list[str]:
+def _remove_containers(client: Any, ids: list[str], stop_timeout: float,
+                       stop_running: bool = True) -> list[str]:
+    """Removes the containers; a running one is stopped the careful way first, or (not
+    ``stop_running``) left as it is, and said so."""
     left = []
     for container_id in ids:
         try:
@@ -162,6 +185,9 @@ def _remove_containers(client: Any, ids: list[str], stop_timeout: float) -> list
             left.append(f"container {container_id[:12]} ({exc})")
             continue
         if (container.attrs.get("State") or {}).get("Status") in ("running", "paused"):
+            if not stop_running:
+                left.append(f"container {container_id[:12]} (running)")
+                continue
             stop_gracefully(container, stop_timeout)
         problem = remove_container(container)
         if problem:
@@ -170,8 +196,6 @@ def _remove_containers(client: Any, ids: list[str], stop_timeout: float) -> list
 
 
 def _remove_files(data: Path, session_id: str, inbox: str) -> list[str]:
-    import shutil
-
     shutil.rmtree(data / "builds" / session_id, ignore_errors=True)  # its facts directory
     return remove_session_files(data, session_id, Path(inbox) if inbox else None)
 
@@ -227,16 +251,26 @@ def _make(client: Any, plan: BuildPlan, idle_timeout: float) -> Session:
     """A new session for ``plan`` (its lock held from before its first container), or
     SessionError/podman's error with nothing left behind."""
     sid = new_session_id()
-    folder = make_session_dir(plan.data_dir, sid)
-    lock = _lock(folder, None)
-    assert lock is not None  # a directory nobody else knows yet
+    # Made under a name no sweep looks at, locked, then named: a sweep (another build's start)
+    # never finds it without its lock, so never takes it for a broken session.
+    staging = make_staging_dir(plan.data_dir, sid)
+    lock = _lock(staging, None)
+    folder = session_dir(plan.data_dir, sid)
+    if lock is None or os.path.lexists(folder):
+        if lock is not None:
+            lock.close()
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SessionError(f"the new session's directory {staging} could not be locked")
+    os.rename(staging, folder)
     splan = session_plan(plan, sid, folder)
-    inbox = make_inbox(sid, PHASES)
     record = Record(id=sid, profile=plan.profile.name, project=plan.project,
-                    created=time.time(), idle_timeout=idle_timeout, inbox=str(inbox),
-                    kwargs=all_kwargs(splan, inbox))
+                    created=time.time(), idle_timeout=idle_timeout, inbox="", kwargs={})
     session = Session(client, record, splan, lock)
     try:
+        inbox = make_inbox(sid, PHASES, plan.data_dir)
+        record.inbox = str(inbox)
+        record.inbox_id = inbox_identity(inbox)
+        record.kwargs = all_kwargs(splan, inbox)
         write_plan_files(splan)
         if splan.context_snapshot is not None:
             prepare_snapshot_mounts(splan)
@@ -260,9 +294,11 @@ def _make(client: Any, plan: BuildPlan, idle_timeout: float) -> Session:
 def sweep(client: Any, data: Path, *, everything: bool = False, stop_timeout: float = 15.0,
           only: set[str] | None = None) -> tuple[list[str], list[str]]:
     """Removes this data directory's sessions that nobody builds in (their lock is free) and
-    that are over their idle timeout, broken (a container or the record missing), or still
-    running a build whose process is gone; ``everything``: every one nobody builds in.
-    ``only``: just these session ids. Returns (what was removed, what could not be)."""
+    that are over their idle timeout, broken (a container, the record or the inbox missing or
+    not plainly theirs), or still running a build whose process is gone; ``everything``:
+    every one nobody builds in. ``only``: just these session ids. The inboxes of the sessions
+    it keeps are emptied (their lock is free: no build needs them; a killed build left its
+    inputs there). Returns (what was removed, what could not be)."""
     by_session: dict[str, list[Any]] = {}
     lost: list[tuple[str, Any]] = []
     for container in client.containers.list(all=True, filters={"label": SESSION_LABEL}):
@@ -271,7 +307,7 @@ def sweep(client: Any, data: Path, *, everything: bool = False, stop_timeout: fl
         if labels.get(DATA_LABEL) == str(data):
             by_session.setdefault(sid, []).append(container)
         elif valid_id(sid) and not _folder_exists(labels.get(DATA_LABEL, ""), sid):
-            lost.append((sid, container))  # its data directory went: nobody can build in it
+            lost.append((sid, container))  # its data directory is not here (for us at least)
     try:
         folders = {f.name for f in sessions_dir(data).iterdir() if valid_id(f.name)}
     except OSError:
@@ -280,17 +316,16 @@ def sweep(client: Any, data: Path, *, everything: bool = False, stop_timeout: fl
     left: list[str] = []
     for sid in sorted({sid for sid, _ in lost}):
         if only is None:
-            containers = [c for s, c in lost if s == sid]
-            left += _remove_containers(client, [c.id for c in containers], stop_timeout)
-            left += remove_inbox(_inbox_of(containers, sid), sid)
-            removed.append(f"session {sid} (its data directory is gone)")
+            removed_, left_ = _remove_lost(client, sid, [c for s, c in lost if s == sid])
+            removed += removed_
+            left += left_
     for sid in sorted(set(by_session) | folders):
         if not valid_id(sid) or (only is not None and sid not in only):
             continue
         folder = session_dir(data, sid)
         lock = _lock(folder, None) if sid in folders else None
         if sid in folders and lock is None:
-            continue  # a build runs in it (or is making it)
+            continue  # a build runs in it
         try:
             record = Record.load(folder / "record.json")
             containers = by_session.get(sid, [])
@@ -300,6 +335,11 @@ def sweep(client: Any, data: Path, *, everything: bool = False, stop_timeout: fl
                    "its build's process is gone" if running else
                    "broken" if record is None or len(containers) != len(record.containers) else
                    "idle" if idle > record.idle_timeout else "")
+            if not why and record is not None:
+                try:  # a killed build's inputs go now, not at the session's end
+                    clear_inbox(Path(record.inbox), record.inbox_id, PHASES)
+                except OSError as exc:
+                    why = f"its inbox: {exc}"
             if not why:
                 continue
             left += _remove_containers(client, [c.id for c in containers], stop_timeout)
@@ -309,7 +349,26 @@ def sweep(client: Any, data: Path, *, everything: bool = False, stop_timeout: fl
         finally:
             if lock is not None:
                 lock.close()
+    if only is None:
+        for orphan_sid, orphan in orphan_inboxes(data):
+            left += remove_inbox(orphan, orphan_sid)
+            removed.append(f"inbox {orphan} (its session is gone)")
     return removed, left
+
+
+def _remove_lost(client: Any, sid: str, containers: list[Any]) -> tuple[list[str], list[str]]:
+    """A session whose data directory this process cannot see: gone, or only not visible here
+    (another mount namespace, another user's private directory), where a build may run in it
+    under its lock. So its running containers are left alone (never stopped: that could be
+    another process's build); its stopped ones, and then its inbox, are removed."""
+    running = [c for c in containers if c.attrs.get("State") in ("running", "paused")]
+    if running:
+        return [], []
+    left = _remove_containers(client, [c.id for c in containers], 0.0, stop_running=False)
+    if left:
+        return [], left
+    return [f"session {sid} (its data directory is gone)"], \
+        remove_inbox(_inbox_of(containers, sid), sid)
 
 
 def _inbox_of(containers: list[Any], session_id: str) -> Path | None:

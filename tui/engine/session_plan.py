@@ -53,6 +53,14 @@ TMPFS = ("/run", "/tmp", "/var/tmp")
 """The writable places of the read-only root filesystem, fresh at every start."""
 
 
+LOG_SIZE_MAX = 256 * 1024 * 1024
+"""A kept container's k8s-file log is emptied by conmon when it would grow past this (podman
+4.3's ``log_size_max``; measured: a 1 MiB limit and 13 MB of output left a 0.65 MB file, the
+same file, truncated in place), and by the build before each start
+(``SessionRunner._create``): a build printing gigabytes cannot fill the disk, in one build or
+across many. A million-line build log (~100 MB with its timestamps) stays whole."""
+
+
 def new_session_id() -> str:
     """12 characters like a build id, starting with ``s`` (so no build id is one)."""
     return "s" + uuid.uuid4().hex[:11]
@@ -92,6 +100,7 @@ def container_kwargs(splan: BuildPlan, phase: PhaseName, inbox: Path) -> dict[st
     kwargs["command"] = list(RUN_INBOX)
     kwargs["labels"] = {**kwargs["labels"], SESSION_LABEL: splan.build_id}
     kwargs["read_only"] = True
+    kwargs["log_config"] = {"Type": "k8s-file", "Config": {"size": LOG_SIZE_MAX}}
     kwargs["mounts"] = [
         *kwargs["mounts"],
         *({"type": "tmpfs", "target": path, "tmpfs_options": {}} for path in TMPFS),

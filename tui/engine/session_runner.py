@@ -8,11 +8,12 @@ What a build does in its session, holding the session's lock throughout:
 before: the session's containers must all be stopped (one still running had its build's process
 killed before this lock was taken: stopped the careful way); the project store's lock; the
 context refilled into the session's snapshot; each phase's secrets and command into its inbox.
-each phase: ``container.start()``, its log read from where this start began (a restarted
-container's k8s-file log goes on after the earlier runs), ``wait``; cancel stops it as a
-one-shot cancel does (SIGTERM to Buildah, then the kill).
+each phase: the inbox checked again (podman mounts it by path), the container's k8s-file log
+emptied (it is stopped, the lock ours), ``container.start()``, its log read, ``wait``; cancel
+stops it as a one-shot cancel does (SIGTERM to Buildah, then the kill).
 after: every session container stopped (checked), inboxes and the session's facts emptied, pins
-released; the session stays for the next build.
+released; the session stays for the next build (its idle clock reset only if a phase ran).
+The session's facts directory is emptied before the build too: a killed build leaves its own.
 """
 
 from __future__ import annotations
@@ -38,7 +39,13 @@ from tui.engine.session_builder import (
     SessionError,
     acquire,
 )
-from tui.engine.session_files import clear, fill_inbox, refill_snapshot
+from tui.engine.session_files import (
+    SessionFileError,
+    clear,
+    clear_inbox,
+    fill_inbox,
+    refill_snapshot,
+)
 from tui.engine.session_plan import COMMAND_FILE, PHASES, command_text, drift
 from tui.engine.stores import HostState, pin_images, release, write_plan_files
 
@@ -78,16 +85,25 @@ class SessionRunner(BuildRunner):
                     raise SessionError(f"{session.record.describe()} does not fit this build: "
                                        f"{problem}")
                 containers = [session.container(phase) for phase in PHASES]
-            except NotFound:
+                session.check_inbox()
+                stale = _stale_image(self.client, session, containers)
+            except (NotFound, SessionFileError) as exc:
                 self._end_broken()
                 if attempt == 2:
                     raise
-                self._warn(f"{session.record.describe()} lost a container: removed, a new "
-                           "session is made")
+                what = ("lost a container" if isinstance(exc, NotFound)
+                        else f"cannot be used ({exc})")
+                self._warn(f"{session.record.describe()} {what}: removed, a new session is made")
                 continue
             except BaseException:
                 self._end_broken()
                 raise
+            if stale:
+                self._end_broken()
+                if attempt == 2:
+                    raise SessionError(f"{session.record.describe()}: {stale}")
+                self._warn(f"{session.record.describe()}: {stale}: removed, a new session is made")
+                continue
             break
         assert session is not None
         try:
@@ -118,14 +134,23 @@ class SessionRunner(BuildRunner):
         state.build_dir = self.plan.build_dir
         build_dirs.mark(self.plan)  # a process killed from here on leaves its owner to gc
         try:
+            # What a killed earlier build left there would be read as this build's facts.
+            _empty_facts(self.files_plan)
             if session.splan.context_snapshot is not None:
                 refill_snapshot(self.plan, session.splan)
+            inputs = {}
             for phase in PHASES:
                 files = dict(self.plan.kube_secret_data(phase))
                 if COMMAND_FILE in files:
                     raise SessionError(f"a secret may not be called {COMMAND_FILE}")
                 files[COMMAND_FILE] = command_text(self.plan.phase(phase).command).encode()
-                fill_inbox(session.inbox / phase, files)
+                inputs[phase] = files
+            try:
+                for phase, files in inputs.items():
+                    fill_inbox(session.inbox, session.record.inbox_id, phase, files)
+            except SessionFileError:
+                self._end_broken()  # not its inbox any more: never used again
+                raise
             if self.plan.profile.sees_host_images:
                 pin_images(self.client, self.plan, state)
         except BaseException:
@@ -135,14 +160,24 @@ class SessionRunner(BuildRunner):
 
     # -- the phases -----------------------------------------------------------------------------
     def _create(self, spec: Phase) -> Container:
-        assert self.session is not None
+        if self.session is None:
+            raise SessionError("no session to run this build in")
+        # podman mounts the inbox by path at the start: still the one filled (ours, 0700, on
+        # the sticky /dev/shm, nobody else can rename or replace it; checked all the same).
+        self.session.check_inbox()
         container: Container = self.session.container(spec.name)
         container.reload()
         path = _log_path(container)
-        try:
-            self._log_starts[container.id] = os.path.getsize(path) if path else 0
-        except OSError:
-            self._log_starts[container.id] = 0
+        self._log_starts[container.id] = 0
+        if path is not None:
+            try:  # stopped, its lock ours: an earlier build's output goes, this one's starts at 0
+                fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                try:
+                    os.ftruncate(fd, 0)
+                finally:
+                    os.close(fd)
+            except OSError:
+                self._log_starts[container.id] = os.path.getsize(path) if path.exists() else 0
         return container
 
     def _remove_builder(self, container) -> str:
@@ -172,7 +207,7 @@ class SessionRunner(BuildRunner):
         session's facts); the session's containers are checked stopped and stay."""
         left = super()._cleanup(state)
         session = self.session
-        if session is None:
+        if session is None or session.removed:
             return left
         try:
             for phase in PHASES:
@@ -181,17 +216,37 @@ class SessionRunner(BuildRunner):
                     stop_gracefully(container, self.stop_timeout)
         except Exception as exc:  # noqa: BLE001 - podman gone: the session goes at the sweep
             left.append(f"{session.record.describe()} ({type(exc).__name__}: {exc})")
-        for phase in PHASES:
-            try:
-                clear(session.inbox / phase)
-            except OSError as exc:
-                left.append(f"inbox {session.inbox / phase} ({exc})")
-        facts = self.files_plan.build_dir
-        for folder in (facts / "facts", facts / "output"):
-            if folder.is_dir() and not folder.is_symlink():
-                clear(folder)
-        session.touch()
+        try:
+            clear_inbox(session.inbox, session.record.inbox_id, PHASES)
+        except OSError as exc:
+            left.append(f"inbox {session.inbox} ({exc})")
+        _empty_facts(self.files_plan)
+        if self._container_started:
+            session.touch()  # the idle clock: only a build that ran in it resets it
         return left
+
+
+def _empty_facts(files_plan: BuildPlan) -> None:
+    for folder in (files_plan.build_dir / "facts", files_plan.build_dir / "output"):
+        if folder.is_dir() and not folder.is_symlink():
+            clear(folder)
+
+
+def _stale_image(client: Any, session: Session, containers: list[Any]) -> str:
+    """Why the session's containers are not of the builder image its name now names ("" when
+    they are): a re-provisioned builder image must reach the next build."""
+    name = session.record.kwargs["build"].get("image", "")
+    current = client.images.get(name).id
+    for container in containers:
+        kept = container.attrs.get("Image", "")
+        if kept and _bare(kept) != _bare(current):
+            return f"its builder image {name} was replaced (kept {_bare(kept)[:12]}, now " \
+                   f"{_bare(current)[:12]})"
+    return ""
+
+
+def _bare(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")
 
 
 def _log_path(container: Container) -> Path | None:
