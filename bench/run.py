@@ -173,6 +173,12 @@ def med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def phase_medians(key: Key) -> list[float]:
+    """Median seconds of the fetch, build and publish phases of ``key``'s builds."""
+    return [med([p.get(phase, 0.0) for p in PHASES[key]])
+            for phase in ("fetch", "build", "publish")]
+
+
 class Bench:
     def __init__(self, opts: argparse.Namespace) -> None:
         self.opts = opts
@@ -455,9 +461,7 @@ class Bench:
             for runner in runners:
                 for kind in KINDS:
                     key = (workload, runner, kind)
-                    spent = PHASES[key]
-                    parts = [med([p.get(ph, 0.0) for p in spent])
-                             for ph in ("fetch", "build", "publish")]
+                    parts = phase_medians(key)
                     total = med(self.times[key])
                     lines.append(f"| {workload} | {runner} | {kind} | {total:.2f} | "
                                  + " | ".join(f"{v:.2f}" for v in parts)
@@ -481,9 +485,7 @@ class Bench:
             for runner in runners:
                 for kind in KINDS:
                     key = (workload, runner, kind)
-                    spent = PHASES[key]
-                    cells = [f"{med([p.get(ph, 0.0) for p in spent]):.2f}"
-                             for ph in ("fetch", "build", "publish")]
+                    cells = [f"{v:.2f}" for v in phase_medians(key)]
                     hits = f"{med([float(h) for h in HITS[key]]):.0f}" if HITS[key] else ""
                     lines.append(f"| {workload} | {runner} | {kind} | " + " | ".join(cells)
                                  + f" | {hits} | {CACHE.get(key, '')} |")

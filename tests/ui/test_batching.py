@@ -11,7 +11,7 @@ import gc
 from collections.abc import Iterator
 
 from textual.message import Message
-from ui_helpers import make_app, pick_context, wait_for
+from ui_helpers import build_to_done, make_app, pick_context, wait_for
 
 from tests.support.replay import ReplayEngine
 from tui.batching import BuildEvents, EventBatcher, LogLines
@@ -99,11 +99,7 @@ def interleaved(plan, lines: int = 700) -> Iterator[Event]:
 async def test_the_log_shows_every_line_in_order_between_the_steps(history) -> None:
     app = make_app(ReplayEngine(history, stream=interleaved))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pick_context(pilot, "hello")
-        await pilot.press("f5")
-        await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen))
-        screen = app.screen
-        await wait_for(pilot, lambda: screen.finished, what="Done")
+        screen = await build_to_done(pilot)
         log = screen.query_one(LogView)
         assert log.total_lines == 2101
         assert list(log.lines) == [f"{step}.{i}" for step in (1, 2, 3) for i in range(700)] \
@@ -188,11 +184,7 @@ async def test_batches_of_log_lines_redraw_neither_the_header_nor_the_step_table
     app = make_app(ReplayEngine(history, stream=lambda plan: interleaved(plan, 100),
                                 delay=0.002))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pick_context(pilot, "hello")
-        await pilot.press("f5")
-        await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen))
-        screen = app.screen
-        await wait_for(pilot, lambda: screen.finished, what="Done")
+        screen = await build_to_done(pilot)
         batches = screen.batcher.batches
     assert batches > 10  # (the delay spreads the 300 lines over many batches)
     assert headers and all(not layout for _, layout in headers)

@@ -11,6 +11,7 @@ from tests.support.replay import FrozenClock, ReplayEngine, add_demo_history
 from tests.support.scenes import EXAMPLES, WARM_PAUSE, pick_context, wait_for
 from tui.app import BuildcageApp
 from tui.engine.history import History
+from tui.screens.build import BuildScreen
 
 __all__ = ["EXAMPLES", "WARM_PAUSE", "FrozenClock", "pick_context", "wait_for"]
 
@@ -28,6 +29,18 @@ fake_reach.calls = []  # type: ignore[attr-defined]
 def make_app(engine: ReplayEngine, start: Path = EXAMPLES, clock: FrozenClock | None = None,
              ) -> BuildcageApp:
     return BuildcageApp(engine, start, clock=clock or FrozenClock(), reach=fake_reach)
+
+
+async def build_to_done(pilot: Pilot, context: str = "hello") -> BuildScreen:
+    """Picks ``context``, starts its build (F5) and waits for the build screen's Done."""
+    await pick_context(pilot, context)
+    await pilot.press("f5")
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen))
+    screen = app.screen
+    assert isinstance(screen, BuildScreen)
+    await wait_for(pilot, lambda: screen.finished, what="Done")
+    return screen
 
 
 async def settle(pilot: Pilot) -> None:

@@ -13,10 +13,7 @@ from tui.engine.context import copy_tree, make_snapshot, remove_snapshot
 from tui.engine.planner import make_plan
 from tui.engine.stores import prepare, release
 
-
-@pytest.fixture(autouse=True)
-def _data_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+pytestmark = pytest.mark.usefixtures("data_home")
 
 
 @pytest.fixture

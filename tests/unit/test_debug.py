@@ -39,9 +39,7 @@ PROFILES = ["host-ro", "isolated", "project", "host-rw"]
 MAP = {"UidMap": ["0:300000:65536"], "GidMap": ["0:300000:65536"]}
 
 
-@pytest.fixture(autouse=True)
-def _data_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+pytestmark = pytest.mark.usefixtures("data_home")
 
 
 def plan_for(profile: str, context: Path = HELLO, **options):

@@ -22,9 +22,7 @@ HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello"
 INSPECT = Path(__file__).resolve().parents[1] / "data" / "inspect"
 
 
-@pytest.fixture(autouse=True)
-def _data_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+pytestmark = pytest.mark.usefixtures("data_home")
 
 
 def host_ro():

@@ -28,9 +28,7 @@ OLD, NEW = "a" * 64, "b" * 64
 TAG = "localhost/buildcage/hello:latest"
 
 
-@pytest.fixture(autouse=True)
-def _data_home(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+pytestmark = pytest.mark.usefixtures("data_home")
 
 
 def plan_for(profile: str, **options):

@@ -26,9 +26,7 @@ HELLO = ROOT / "examples" / "hello"
 PROFILES = ["host-ro", "isolated", "project", "host-rw"]
 
 
-@pytest.fixture(autouse=True)
-def _data_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+pytestmark = pytest.mark.usefixtures("data_home")
 
 
 def plan_for(profile: str, **options):

@@ -29,9 +29,7 @@ MULTI = ROOT / "examples" / "multistage"
 REPO = "127.0.0.1:5000/buildcage-cache/"
 
 
-@pytest.fixture(autouse=True)
-def _data_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+pytestmark = pytest.mark.usefixtures("data_home")
 
 
 @pytest.fixture

@@ -24,17 +24,7 @@ from tui.engine.session_runner import SessionRunner
 NOBODY = 65534
 
 
-@pytest.fixture(autouse=True)
-def _data_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-
-
-@pytest.fixture
-def context(tmp_path) -> Path:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Containerfile").write_text("FROM 127.0.0.1:5000/buildcage/busybox:latest\nRUN true\n")
-    return ctx
+pytestmark = pytest.mark.usefixtures("data_home")
 
 
 def _plan(context: Path, **options: Any) -> BuildPlan:

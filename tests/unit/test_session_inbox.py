@@ -29,9 +29,7 @@ from tui.engine.session_runner import SessionRunner
 NOBODY = 65534
 
 
-@pytest.fixture(autouse=True)
-def _data_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+pytestmark = pytest.mark.usefixtures("data_home")
 
 
 @pytest.fixture

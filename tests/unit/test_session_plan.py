@@ -35,17 +35,7 @@ from tui.engine.session_plan import (
 SID = "s0123456789a"
 
 
-@pytest.fixture(autouse=True)
-def _data_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-
-
-@pytest.fixture
-def context(tmp_path) -> Path:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Containerfile").write_text("FROM 127.0.0.1:5000/buildcage/busybox:latest\nRUN true\n")
-    return ctx
+pytestmark = pytest.mark.usefixtures("data_home")
 
 
 def plan(context: Path, **options: Any) -> BuildPlan:
