@@ -77,8 +77,9 @@ def parser() -> argparse.ArgumentParser:
                             "containers kept, stopped, between builds, each build starting "
                             "them afresh; made when none fits; removed after --idle-timeout "
                             "by the next buildcage command, or by `buildcage session stop`)")
-    build.add_argument("--idle-timeout", type=float, default=600.0, metavar="SECONDS",
-                       help="with --session: how long after its last build a session goes")
+    build.add_argument("--idle-timeout", type=float, default=None, metavar="SECONDS",
+                       help="with --session: how long after its last build a session goes "
+                            "(default 600)")
     session = sub.add_parser("session", help="session builders: list them, or remove them")
     session.add_argument("action", choices=["status", "stop"])
     plan = sub.add_parser("plan", help="print the build as podman run, Kubernetes or JSON")
@@ -468,8 +469,8 @@ def _run(argv: list[str], state: dict[str, bool], interrupts: Interrupts) -> int
     from tui.engine.session import Engine
 
     engine = Engine(load_config())
-    if getattr(args, "session", False) is True:
-        engine.session_idle_timeout = args.idle_timeout
+    if getattr(args, "session", False) is True and args.idle_timeout is not None:
+        engine.session_idle_timeout = args.idle_timeout  # (else the Engine's default)
     if args.verb is None:
         from tui.app import run_app
 

@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 
 EventSink = Callable[[Event], None]
 DEFAULT_IDLE_TIMEOUT = 600.0
-"""tui.engine.session_builder's (not imported here: it imports podman)."""
+"""Seconds after its last build that a session builder is removed by the next sweep (the one
+default: the CLI's --idle-timeout and tui.engine.session_builder take it from here)."""
 Reach = Callable[[str, bool], tuple[bool, str]]
 """``reach(registry, tls_verify) -> (answers, message)``: does a push target's registry answer."""
 

@@ -39,6 +39,7 @@ from podman.errors import NotFound
 from tui.engine.containers import remove_container, stop_gracefully
 from tui.engine.errors import UserError
 from tui.engine.plan import BuildPlan
+from tui.engine.session import DEFAULT_IDLE_TIMEOUT
 from tui.engine.session_files import (
     check_inbox,
     clear_inbox,
@@ -57,8 +58,6 @@ from tui.engine.session_files import (
 from tui.engine.session_plan import PHASES, SESSION_LABEL, all_kwargs, new_session_id, session_plan
 from tui.engine.stores import write_plan_files
 
-DEFAULT_IDLE_TIMEOUT = 600.0
-"""Seconds after its last build that a session is removed by the next sweep."""
 DATA_LABEL = "buildcage.session-data"
 """The data directory a session's containers belong to: a sweep takes only its own."""
 INBOX_LABEL = "buildcage.session-inbox"
