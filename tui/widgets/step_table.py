@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.text import Text
-from textual.events import Key
+from textual.events import Idle, Key, Resize
 from textual.widgets import DataTable
 
 from tui.engine.text import visible
@@ -20,6 +20,10 @@ COLUMNS = (("stage", "Stage"), ("step", "Step"), ("status", "Status"), ("time", 
            ("layer", "Layer"), ("why", "Why"), ("instruction", "Instruction"))
 MAX_INSTRUCTION = 120
 """Long RUN lines are cut: the log has them whole."""
+STATUS_WIDTH = max(len(f"{icon} {status}") for status, icon in ICONS.items())
+"""Every status fits: a width taken from the rows would depend on which states a step was drawn
+in (a step that ran and failed within one batch never showed "running"), and the snapshot tests
+saw the whole table shift by a column now and then."""
 MAX_WHY = 18
 """The reason in a few words (a file or argument name can be long); the detail under the table
 has it whole."""
@@ -41,13 +45,15 @@ class StepTable(DataTable[str | Text]):
         """The rows as last drawn, to restyle them after a theme change."""
         self.follow = True
         """Keep the cursor on the step in progress, until the user moves it."""
+        self._to_follow = False
+        """The cursor moved to the live step, or the table's size changed: place it again."""
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             # The instruction, last, is as wide as it may ever be: a width taken from the rows
             # would depend on whether a row came with its instruction or queued without it,
             # that is on how the events happened to be batched.
-            width = MAX_INSTRUCTION if key == "instruction" else None
+            width = {"instruction": MAX_INSTRUCTION, "status": STATUS_WIDTH}.get(key)
             self.add_column(label, key=key, width=width)
 
     def _status(self, row: StepRow) -> Text:
@@ -85,11 +91,34 @@ class StepTable(DataTable[str | Text]):
                 self.add_row(*(cells[key] for key, _ in COLUMNS), key=row.key)
                 continue
             for key, value in cells.items():
-                self.update_cell(row.key, key, value, update_width=key != "instruction")
+                fixed = key in ("instruction", "status")
+                self.update_cell(row.key, key, value, update_width=not fixed)
         if self.follow and changed:
             live = [r for r in self._steps.values() if r.status in ("running", "failed")]
             if live:
-                self.move_cursor(row=self.get_row_index(live[-1].key), animate=False)
+                self.move_cursor(row=self.get_row_index(live[-1].key), scroll=False)
+                self._to_follow = True
+
+    def on_resize(self, event: Resize) -> None:
+        self._to_follow = self.follow
+
+    def on_idle(self, event: Idle) -> None:
+        if self._to_follow:
+            self._to_follow = False
+            # DataTable's own idle handler, which runs after this one, measures new rows: place
+            # the cursor once it has.
+            self.call_after_refresh(self._scroll_to_live)
+
+    def _scroll_to_live(self) -> None:
+        """Draw the live step on the table's last line (or where it is, when the rows above it
+        fit). A place computed from the table's height, and computed again whenever that changes:
+        the table grows with its rows, and a scroll made before it grew stayed (with DataTable's
+        "scroll just enough", at 80x24 the failed step ended on the top line in 6 runs of 40)."""
+        if not (self.follow and self.is_attached and self.row_count):
+            return
+        _, y, _, height = self._get_row_region(self.cursor_row)
+        bottom = y + height - self.scrollable_content_region.height
+        self.scroll_to(y=max(0, bottom), animate=False, force=True, immediate=True)
 
     def on_key(self, event: Key) -> None:
         if event.key in ("up", "down", "pageup", "pagedown", "home", "end"):
