@@ -177,9 +177,29 @@ def _read_host_file(path: str, limit: int = 65536) -> str | None:
         return None
 
 
-def _host_path(mounts: tuple[MountFact, ...], inside: str) -> str | None:
-    """Where the builder's path ``inside`` is on this host: through the mount with the longest
-    target holding it (None: it is in the container's own file system)."""
+def _read_store_record(mounts: tuple[MountFact, ...], inside: str) -> str:
+    """containers/storage's record in a store a RUN step may have written, read below the mount
+    holding it without following a link at any step (tui.engine.store_files); "" if unread."""
+    from tui.engine.store_files import StoreFileError, read_file
+
+    found = _mount_of(mounts, inside)
+    if found is None:
+        return ""
+    mount, rest = found
+    if not rest:  # a file mounted there (host-rw's private copy of the record)
+        source = PurePosixPath(mount.source)
+        root, rest = str(source.parent), source.name
+    else:
+        root = mount.source
+    try:
+        return read_file(root, rest, 16).decode("ascii", "replace")
+    except StoreFileError:
+        return ""
+
+
+def _mount_of(mounts: tuple[MountFact, ...], inside: str) -> tuple[MountFact, str] | None:
+    """The mount with the longest target holding the builder's path ``inside``, and the rest of
+    the path below it ("" for the target itself); None: it is in the container's own files."""
     best = None
     for m in mounts:
         target = PurePosixPath(m.target)
@@ -189,8 +209,17 @@ def _host_path(mounts: tuple[MountFact, ...], inside: str) -> str | None:
                 best = m
     if best is None:
         return None
-    rest = PurePosixPath(inside).relative_to(best.target)
-    return str(PurePosixPath(best.source) / rest) if str(rest) != "." else best.source
+    rest = str(PurePosixPath(inside).relative_to(best.target))
+    return best, "" if rest == "." else rest
+
+
+def _host_path(mounts: tuple[MountFact, ...], inside: str) -> str | None:
+    """Where the builder's path ``inside`` is on this host (None: in the container's own files)."""
+    found = _mount_of(mounts, inside)
+    if found is None:
+        return None
+    mount, rest = found
+    return str(PurePosixPath(mount.source) / rest) if rest else mount.source
 
 
 def read_overlay(mounts: tuple[MountFact, ...]) -> str:
@@ -199,8 +228,7 @@ def read_overlay(mounts: tuple[MountFact, ...]) -> str:
     store on this host's disk, both read here (the podman host)."""
     conf_path = _host_path(mounts, STORAGE_CONF)
     conf = _read_host_file(conf_path) if conf_path else None
-    record_path = _host_path(mounts, f"{GRAPH_ROOT}/{OVERLAY_RECORD}")
-    record = (_read_host_file(record_path, 16) or "") if record_path else ""
+    record = _read_store_record(mounts, f"{GRAPH_ROOT}/{OVERLAY_RECORD}")
     return overlay_fact(conf, record.strip())
 
 

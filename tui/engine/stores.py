@@ -277,15 +277,15 @@ def store_root(plan: BuildPlan) -> Path | None:
 
 def store_image_names(plan: BuildPlan) -> list[str]:
     """Names of the images a persistent buildcage store holds (its own records), to skip the
-    fetch phase when nothing is missing. A wrong record costs a clear Buildah error, no more."""
+    fetch phase when nothing is missing. A wrong record costs a clear Buildah error, no more.
+    The store is the builds' (a RUN step may have written any file there): read as hostile
+    (tui.engine.store_files: no symlink, FIFO or device followed, size capped)."""
+    from tui.engine.store_files import image_names
+
     root = store_root(plan)
     if root is None or plan.profile.store != "project":
         return []
-    try:
-        records = json.loads((root / "overlay-images" / "images.json").read_text())
-        return [str(n) for record in records for n in record.get("names") or []]
-    except (OSError, ValueError, AttributeError, TypeError):
-        return []
+    return image_names(str(root))
 
 
 def stray_working_containers(root: Path, since: float) -> list[str]:

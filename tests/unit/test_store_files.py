@@ -1,0 +1,188 @@
+"""A build's store read here (tui.engine.store_files): the store is the build's, so every file in
+it is hostile. Symlinks lead nowhere, FIFOs do not hang, sizes are capped, values are checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from tui.engine import store_files
+from tui.engine.config import Config
+from tui.engine.events import ImageFact
+from tui.engine.facts import MountFact, read_overlay
+from tui.engine.plan import BuildPlan
+from tui.engine.planner import make_plan
+from tui.engine.store_files import read_store_facts
+from tui.engine.stores import store_image_names
+
+pytestmark = pytest.mark.usefixtures("data_home")
+
+BASE = "127.0.0.1:5000/buildcage/busybox:latest"
+TAG = "localhost/buildcage/ctx:latest"
+IMAGE, BASE_ID = "6" * 64, "e" * 64
+DIGEST = "sha256:" + "4" * 64
+
+
+def plan_of(context: Path, **options: object) -> BuildPlan:
+    return make_plan(context, config=Config(), profile="project", project="p", **options)
+
+
+def store_of(plan: BuildPlan) -> Path:
+    assert plan.store_dir is not None
+    root = plan.store_dir / "storage"
+    (root / "overlay-images").mkdir(parents=True)
+    (root / "overlay").mkdir()
+    return root
+
+
+def write_store(root: Path, records: object | None = None, sizes: object = (2140160, 2048)
+                ) -> None:
+    if records is None:
+        records = [{"id": BASE_ID, "digest": DIGEST, "names": [BASE]},
+                   {"id": "0" * 64, "names-history": ["x"]},  # an intermediate image
+                   {"id": IMAGE, "digest": "sha256:" + "8" * 64, "names": [TAG]}]
+    (root / "overlay-images" / "images.json").write_text(json.dumps(records))
+    (root / "overlay-images" / IMAGE).mkdir(exist_ok=True)
+    manifest = {"schemaVersion": 2, "layers": [{"size": s, "digest": "sha256:" + "1" * 64}
+                                               for s in sizes]}  # type: ignore[attr-defined]
+    (root / "overlay-images" / IMAGE / "manifest").write_text(json.dumps(manifest))
+    (root / "overlay" / ".has-mount-program").write_text("false")
+
+
+def in_time(call, seconds: float = 5.0):
+    """``call()``'s result, or a failure if it has not returned in ``seconds`` (a FIFO opened
+    without O_NONBLOCK blocks until a writer comes: forever)."""
+    out: list[object] = []
+    thread = threading.Thread(target=lambda: out.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert out, f"still blocked after {seconds} s"
+    return out[0]
+
+
+def test_the_facts_the_publish_phase_would_write(context: Path) -> None:
+    plan = plan_of(context)
+    assert plan.tag == TAG
+    write_store(store_of(plan))
+    facts = read_store_facts(plan, {})
+    assert facts.image_id == IMAGE
+    assert facts.layers == (2140160, 2048)
+    assert facts.overlay == "kernel"
+    assert facts.bases == (ImageFact(ref=BASE, id=BASE_ID, digest=DIGEST),)
+    assert facts.pushed is None and facts.cache is None
+
+
+def test_a_base_the_store_lacks_comes_from_the_host_pins(context: Path) -> None:
+    plan = plan_of(context)
+    root = store_of(plan)
+    write_store(root, [{"id": IMAGE, "names": [TAG]}])
+    pinned = {BASE: ImageFact(ref=BASE, id="a" * 64, digest=DIGEST)}
+    assert read_store_facts(plan, pinned).bases == (pinned[BASE],)
+    assert read_store_facts(plan, {}).bases is None
+
+
+def test_a_symlinked_image_list_is_not_followed(context: Path, tmp_path: Path) -> None:
+    plan = plan_of(context)
+    root = store_of(plan)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "images.json").write_text(json.dumps([{"id": IMAGE, "names": [TAG, BASE]}]))
+    (root / "overlay-images" / "images.json").symlink_to(elsewhere / "images.json")
+    assert read_store_facts(plan, {}).image_id == ""
+    # The fetch phase's "is anything missing?" read it too (and followed it).
+    assert store_image_names(plan) == []
+
+
+def test_a_symlinked_directory_is_not_followed(context: Path, tmp_path: Path) -> None:
+    plan = plan_of(context)
+    assert plan.store_dir is not None
+    elsewhere = tmp_path / "elsewhere" / "storage"
+    (elsewhere / "overlay-images").mkdir(parents=True)
+    (elsewhere / "overlay").mkdir()
+    write_store(elsewhere)
+    root = plan.store_dir / "storage"
+    root.mkdir(parents=True)
+    (root / "overlay-images").symlink_to(elsewhere / "overlay-images")
+    assert read_store_facts(plan, {}).image_id == ""
+    assert store_image_names(plan) == []
+
+
+def test_a_fifo_does_not_hang_the_build(context: Path) -> None:
+    plan = plan_of(context)
+    root = store_of(plan)
+    os.mkfifo(root / "overlay-images" / "images.json")
+    os.mkfifo(root / "overlay" / ".has-mount-program")
+    assert in_time(lambda: read_store_facts(plan, {})).image_id == ""  # type: ignore[attr-defined]
+    assert in_time(lambda: store_image_names(plan)) == []
+    conf = context.parent / "storage.conf"
+    conf.write_text("[storage]\n")
+    mounts = (MountFact(str(plan.store_dir), "/var/lib/containers", False, "bind"),
+              MountFact(str(conf), "/etc/containers/storage.conf", True, "bind"))
+    # The security card reads the same record from the build's mounts.
+    assert in_time(lambda: read_overlay(mounts)) == "kernel overlay"
+
+
+def test_a_device_link_or_a_huge_file_is_not_read(context: Path) -> None:
+    plan = plan_of(context)
+    root = store_of(plan)
+    (root / "overlay-images" / "images.json").symlink_to("/dev/zero")
+    assert read_store_facts(plan, {}).image_id == ""
+    assert store_image_names(plan) == []
+    (root / "overlay-images" / "images.json").unlink()
+    with open(root / "overlay-images" / "images.json", "w") as handle:
+        handle.truncate(store_files.MAX_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(store_files.StoreFileError, match="larger than"):
+        store_files.read_images(str(root))
+    assert read_store_facts(plan, {}).image_id == ""
+
+
+def test_a_name_on_two_images_names_none(context: Path) -> None:
+    plan = plan_of(context)
+    write_store(store_of(plan), [{"id": IMAGE, "names": [TAG]},
+                                 {"id": "7" * 64, "names": [TAG, BASE]}])
+    facts = read_store_facts(plan, {})
+    assert facts.image_id == "" and facts.layers is None
+
+
+@pytest.mark.parametrize("bad_id", ["../../../../etc", "6" * 63, "6" * 64 + "\n", 66, None])
+def test_only_a_64_hex_id_names_an_image(context: Path, bad_id: object) -> None:
+    plan = plan_of(context)
+    write_store(store_of(plan), [{"id": bad_id, "names": [TAG]}])
+    facts = read_store_facts(plan, {})
+    assert facts.image_id == "" and facts.layers is None
+
+
+@pytest.mark.parametrize("sizes", [(-1,), (True,), ("12",), (1.5,), (None,)])
+def test_layer_sizes_are_non_negative_integers(context: Path, sizes: tuple[object, ...]) -> None:
+    plan = plan_of(context)
+    write_store(store_of(plan), sizes=sizes)
+    facts = read_store_facts(plan, {})
+    assert facts.image_id == IMAGE and facts.layers is None
+
+
+@pytest.mark.parametrize("records", [{"id": IMAGE}, "[", [1, "x", None], [{"names": "x"}]])
+def test_records_that_are_not_a_list_of_objects_give_no_image(context: Path,
+                                                              records: object) -> None:
+    plan = plan_of(context)
+    root = store_of(plan)
+    write_store(root)
+    (root / "overlay-images" / "images.json").write_text(
+        records if isinstance(records, str) else json.dumps(records))
+    assert read_store_facts(plan, {}).image_id == ""
+
+
+def test_a_bad_base_digest_keeps_the_id_only(context: Path) -> None:
+    plan = plan_of(context)
+    write_store(store_of(plan), [{"id": BASE_ID, "digest": "sha256:\x1b[2J", "names": [BASE]},
+                                 {"id": IMAGE, "names": [TAG]}])
+    assert read_store_facts(plan, {}).bases == (ImageFact(ref=BASE, id=BASE_ID, digest=""),)
+
+
+def test_paths_are_only_below_the_store(tmp_path: Path) -> None:
+    for bad in ("../x", "a//b", "/etc/passwd", "a/./b"):
+        with pytest.raises(store_files.StoreFileError, match="no path below"):
+            store_files.read_file(str(tmp_path), bad)
