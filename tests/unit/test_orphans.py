@@ -4,6 +4,7 @@ collecting orphans on a fake podman that records what was done, in which order."
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shlex
@@ -338,10 +339,15 @@ def labels(build: str, owner: str | None, **more: str) -> dict[str, str]:
     return out
 
 
+def hexid(name: str) -> str:
+    """The 64-hex container id c/storage gives the working container called NAME here."""
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
 def project_store(tmp_path: Path, name: str, strays: dict[str, str]) -> Path:
-    """A per-project store whose c/storage lists working containers {id: created}."""
+    """A per-project store whose c/storage lists working containers {name: created}."""
     store = tmp_path / "stores" / name
-    records = [{"id": i, "names": [f"{i}-working-container"], "created": created}
+    records = [{"id": hexid(i), "names": [f"{i}-working-container"], "created": created}
                for i, created in strays.items()]
     path = store / "storage" / "overlay-containers" / "containers.json"
     path.parent.mkdir(parents=True)
@@ -356,7 +362,8 @@ def store_mount(store: Path) -> dict[str, Any]:
 
 def stray_ids(store: Path) -> set[str]:
     path = store / "storage" / "overlay-containers" / "containers.json"
-    return {r["id"] for r in json.loads(path.read_text())}
+    return {r["names"][0].removesuffix("-working-container")
+            for r in json.loads(path.read_text())}
 
 
 def test_find_orphans_takes_only_what_dead_processes_left(machine):
@@ -410,7 +417,7 @@ def test_collect_stops_the_builder_gently_sweeps_its_store_then_removes_the_rest
     assert set(world.secrets) == {"buildcage-live-args"}
     assert stray_ids(store) == {"old"}
     sweeper = world.created[0]
-    assert sweeper["command"] == ["buildah", "rm", "stray"]
+    assert sweeper["command"] == ["buildah", "rm", hexid("stray")]
     assert sweeper["labels"][OWNER_LABEL] == str(current_owner())  # the collector's own
     assert set(world.containers) == {"buildcage-live"}
     assert report.left == []
@@ -608,7 +615,7 @@ def test_a_host_ro_cancel_sweep_reads_the_host_store_as_its_phases_do(tmp_path):
     assert runner._sweep() == []  # noqa: SLF001 - the cancel sweep alone, without a real build
     [sweeper] = world.created
     assert sweeper["overlay_volumes"] == create_kwargs(plan, "build")["overlay_volumes"]
-    assert sweeper["command"] == plan.on_store(["buildah", "rm", "stray"])
+    assert sweeper["command"] == plan.on_store(["buildah", "rm", hexid("stray")])
     assert all(f"printf %064d 0 > /var/lib/shared/{lock}" in sweeper["command"][2]
                for lock in LOCKS)
     assert stray_ids(plan.store_dir) == set()

@@ -186,3 +186,41 @@ def test_paths_are_only_below_the_store(tmp_path: Path) -> None:
     for bad in ("../x", "a//b", "/etc/passwd", "a/./b"):
         with pytest.raises(store_files.StoreFileError, match="no path below"):
             store_files.read_file(str(tmp_path), bad)
+
+
+def test_planning_reads_the_stores_overlay_record_without_following_it(context: Path) -> None:
+    from tui.engine.overlay import store_record
+
+    plan = plan_of(context)
+    root = store_of(plan)
+    os.mkfifo(root / "overlay" / ".has-mount-program")
+    assert in_time(lambda: store_record(root)) == ""
+    os.unlink(root / "overlay" / ".has-mount-program")
+    outside = context.parent / "record"
+    outside.write_text("true")
+    (root / "overlay" / ".has-mount-program").symlink_to(outside)
+    assert store_record(root) == ""
+    os.unlink(root / "overlay" / ".has-mount-program")
+    (root / "overlay" / ".has-mount-program").write_text("true\n")
+    assert store_record(root) == "true"
+
+
+def test_stray_working_containers_are_only_64_hex_ids(context: Path) -> None:
+    from tui.engine.stores import stray_working_containers
+
+    plan = plan_of(context)
+    root = store_of(plan)
+    (root / "overlay-containers").mkdir()
+    good = "c" * 64
+    late = "2030-01-01T00:00:00Z"
+    records = [{"id": good, "names": ["busybox-working-container"], "created": late},
+               {"id": "--all", "names": ["x-working-container"], "created": late},
+               {"id": "\x1b]0;pwned\x07" + "c" * 50, "names": ["y-working-container"],
+                "created": late},
+               {"id": "d" * 64, "names": "z-working-container", "created": 7},
+               "not a record"]
+    (root / "overlay-containers" / "containers.json").write_text(json.dumps(records))
+    assert stray_working_containers(root, 0) == [good]
+    (root / "overlay-containers" / "containers.json").unlink()
+    os.mkfifo(root / "overlay-containers" / "containers.json")
+    assert in_time(lambda: stray_working_containers(root, 0)) == []

@@ -205,13 +205,15 @@ def namespace_kind(userns: str) -> NamespaceKind:
 
 
 def store_record(graph_root: Path | None) -> str:
-    """"true", "false" (containers/storage's record in an existing store), or ""."""
+    """"true", "false" (containers/storage's record in an existing store), or "". The store is
+    the builds': read without following a link or waiting on a FIFO (tui.engine.store_files)."""
+    from tui.engine.store_files import StoreFileError, read_file
+
     if graph_root is None:
         return ""
     try:
-        with open(graph_root / RECORD, encoding="utf-8") as handle:
-            return handle.read(16).strip()
-    except (OSError, UnicodeDecodeError):
+        return read_file(str(graph_root), RECORD, 16).decode("utf-8").strip()
+    except (StoreFileError, UnicodeDecodeError):
         return ""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -294,17 +295,25 @@ def stray_working_containers(root: Path, since: float) -> list[str]:
     A Buildah stopped at the wrong moment (early in a step) leaves its working container behind
     even on SIGTERM; these are found by name and time in the store's own container list.
     """
-    path = root / "overlay-containers" / "containers.json"
+    from tui.engine.store_files import StoreFileError, read_file
+
     try:
-        records = json.loads(path.read_text())
-    except (OSError, ValueError):
+        records = json.loads(read_file(str(root), "overlay-containers/containers.json"))
+    except (StoreFileError, ValueError):
         return []
     found = []
-    for record in records:
-        names = record.get("names") or []
-        created = _epoch(record.get("created", ""))
-        if created >= since and any("-working-container" in n for n in names):
-            found.append(record["id"])
+    for record in records if isinstance(records, list) else []:
+        if not isinstance(record, dict):
+            continue
+        # The store is the builds': an id becomes an argument of ``buildah rm`` and a message.
+        container_id, names = record.get("id"), record.get("names")
+        if not (isinstance(container_id, str) and re.fullmatch(r"[0-9a-f]{64}", container_id)
+                and isinstance(names, list)):
+            continue
+        created = _epoch(str(record.get("created", "")))
+        if created >= since and any(isinstance(n, str) and "-working-container" in n
+                                    for n in names):
+            found.append(container_id)
     return found
 
 
