@@ -168,6 +168,7 @@ def test_the_fresh_store_volume_and_the_pins_carry_the_owner(tmp_path):
 
     class Image:
         id = "f" * 64
+        attrs = {"Id": "f" * 64, "Digest": "sha256:" + "d" * 64}
 
     class Images:
         def get(self, ref: str) -> Image:

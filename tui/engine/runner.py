@@ -41,6 +41,7 @@ from tui.engine.plan import BuildPlan, Phase
 from tui.engine.planner import secret_looking_args
 from tui.engine.profiles import HOST_STORE
 from tui.engine.renderings import create_kwargs
+from tui.engine.store_files import read_store_facts
 from tui.engine.store_heal import heal
 from tui.engine.stores import (
     HostState,
@@ -241,14 +242,26 @@ class BuildRunner:
                     self._load()
             if code != 0:
                 return code
+        if self._reads_facts_here() and not self.canceled:
+            for event in self.parser.finish(0, time.time()):  # the build's last step
+                self._emit(event)
+            self._take_facts(read_store_facts(self.plan, state.pinned_facts))
+            self._keep_layers()
         return 0
 
+    def _reads_facts_here(self) -> bool:
+        """No publish container: this process reads the store (``BuildPlan.facts_read_here``)."""
+        return self.plan.facts_read_here
+
     def _phases(self, state: HostState) -> list[Phase]:
-        """The phases to run: no fetch container when the store already holds every image."""
+        """The phases to run: no fetch container when the store already holds every image, no
+        publish container when its only work is read here."""
         phases = self.plan.phases()
         present = set(state.pinned_images) | set(store_image_names(self.plan))
         if all(ref in present for ref in self.plan.fetch_refs) and not self.plan.pulls_cache:
             phases = [p for p in phases if p.name != "fetch"]
+        if self._reads_facts_here():
+            phases = [p for p in phases if p.name != "publish"]
         return phases
 
     def _own_facts_dir(self) -> None:
@@ -287,7 +300,9 @@ class BuildRunner:
     def _read_facts(self) -> None:
         """The image and the push as the trusted publish phase recorded them: out of band,
         never from what the build printed."""
-        facts = read_facts(self.files_plan)
+        self._take_facts(read_facts(self.files_plan))
+
+    def _take_facts(self, facts: ImageFacts) -> None:
         self.facts = facts
         if facts.image_id:
             self._emit(ImageBuilt(image_id=facts.image_id))

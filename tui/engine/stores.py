@@ -24,6 +24,7 @@ from podman.errors import APIError, NotFound
 from tui.engine import build_dirs, secret_owners
 from tui.engine.config import private_dir
 from tui.engine.context import make_snapshot, remove_snapshot
+from tui.engine.events import ImageFact
 from tui.engine.paths import check_own_path
 from tui.engine.plan import BuildPlan
 from tui.engine.profiles import HOST_STORE
@@ -41,6 +42,9 @@ class HostState:
     """Container ids of the pins."""
     pinned_images: list[str] = field(default_factory=list)
     """References of the pinned images, for the user."""
+    pinned_facts: dict[str, ImageFact] = field(default_factory=dict)
+    """The pinned images as the podman service described them (id, digest), by reference: a
+    build whose facts are read here names its bases from them (tui.engine.store_files)."""
     files: list[Path] = field(default_factory=list)
     """Per-build files to delete afterwards."""
     secrets: list[str] = field(default_factory=list)
@@ -182,6 +186,12 @@ def pin_images(client: PodmanClient, plan: BuildPlan, state: HostState) -> None:
         )
         state.pins.append(container.id)
         state.pinned_images.append(ref)
+        image_id = str(image.id or "").removeprefix("sha256:")
+        digest = str(image.attrs.get("Digest") or "")
+        if re.fullmatch(r"[0-9a-f]{64}", image_id):
+            state.pinned_facts[ref] = ImageFact(
+                ref=ref, id=image_id,
+                digest=digest if re.fullmatch(r"sha256:[0-9a-f]{64}", digest) else "")
 
 
 def release(client: PodmanClient, state: HostState) -> list[str]:
