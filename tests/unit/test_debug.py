@@ -431,3 +431,28 @@ def test_a_secret_looking_build_argument_is_kept_by_name_and_asked_for_again(
     assert main(["debug", "--last"]) == 2
     err = capsys.readouterr().err
     assert "--build-arg NAME=VALUE" in err and "Traceback" not in err and "hunter2" not in err
+
+
+def test_the_debug_sweep_reads_the_stores_container_list_as_hostile(tmp_path):
+    """The store's list of working containers may be a RUN step's: its ids go to ``buildah rm``
+    (64 hex only), and a link there is not followed."""
+    from types import SimpleNamespace
+
+    from tui.engine.debug_shell import DebugSession, working_name
+
+    plan = plan_for("project")
+    name = working_name(plan)
+    listing = tmp_path / "storage" / "overlay-containers" / "containers.json"
+    listing.parent.mkdir(parents=True)
+    good = "a" * 64
+    listing.write_text(json.dumps([{"id": good, "names": [name]}, {"id": "--all", "names": [name]},
+                                   {"id": "b" * 64, "names": ["another"]}, "x",
+                                   {"id": "c" * 64, "names": name}]))
+    me = SimpleNamespace(plan=plan)
+    working_ids = DebugSession._working_ids  # noqa: SLF001 - the sweep's reading, alone
+    assert working_ids(me, tmp_path / "storage") == [good]  # type: ignore[arg-type]
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps([{"id": "d" * 64, "names": [name]}]))
+    listing.unlink()
+    listing.symlink_to(outside)
+    assert working_ids(me, tmp_path / "storage") == []  # type: ignore[arg-type]

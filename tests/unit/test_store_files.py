@@ -236,3 +236,20 @@ def test_only_a_local_project_store_with_nothing_to_publish_is_read_here(context
     isolated = make_plan(context, config=Config(), profile="isolated", project="p")
     assert not isolated.facts_read_here  # its store goes with the build: layers to keep
     assert not plan_of(context, push=f"oci:{tmp_path}/out").facts_read_here
+
+
+def test_a_nesting_bomb_is_no_record(context: Path) -> None:
+    plan = plan_of(context)
+    root = store_of(plan)
+    write_store(root)
+    bomb = "[" * 200_000 + "]" * 200_000  # 400 kB: Python's json recurses once per level
+    (root / "overlay-images" / IMAGE / "manifest").write_text(bomb)
+    assert read_store_facts(plan, {}).layers is None
+    (root / "overlay-images" / "images.json").write_text(bomb)
+    assert read_store_facts(plan, {}).image_id == ""
+    assert store_image_names(plan) == []
+    from tui.engine.stores import stray_working_containers
+
+    (root / "overlay-containers").mkdir()
+    (root / "overlay-containers" / "containers.json").write_text(bomb)
+    assert stray_working_containers(root, 0) == []

@@ -122,8 +122,9 @@ def _json(path: Path) -> Any:
         raise LayersError(f"{path.name} in the layers' layout is larger than {_MAX_JSON} bytes")
     try:
         return json.loads(raw)
-    except ValueError as exc:
-        raise LayersError(f"{path.name} in the layers' layout is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # a deep nesting recurses: not a ValueError
+        raise LayersError(f"{path.name} in the layers' layout is not JSON: "
+                          f"{type(exc).__name__}") from None
 
 
 def _hex(digest: object, what: str) -> str:

@@ -98,13 +98,20 @@ def read_file(root: str, relative: str, limit: int = MAX_BYTES) -> bytes:
         os.close(file_fd)
 
 
+def parse_json(data: bytes, what: str) -> Any:
+    """``data`` as JSON; raises StoreFileError. A deep nesting is a RecursionError in Python's
+    parser (one level per ``[``: 400 kB of them), not a ValueError."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:  # (UnicodeDecodeError is a ValueError)
+        raise StoreFileError(f"{what} does not parse: {type(exc).__name__}") from None
+
+
 def read_images(root: str) -> list[Mapping[str, Any]]:
     """The store's image records (``overlay-images/images.json``), each a JSON object; raises
     StoreFileError."""
-    try:
-        records = json.loads(read_file(root, "overlay-images/images.json"))
-    except ValueError as exc:  # (UnicodeDecodeError is one)
-        raise StoreFileError(f"overlay-images/images.json does not parse: {exc}") from None
+    records = parse_json(read_file(root, "overlay-images/images.json"),
+                         "overlay-images/images.json")
     if not isinstance(records, list):
         raise StoreFileError("overlay-images/images.json is not a list")
     return [r for r in records if isinstance(r, dict)]
@@ -138,8 +145,9 @@ def layer_sizes(root: str, image_id: str) -> tuple[int, ...] | None:
     if not _ID_RE.fullmatch(image_id):
         return None
     try:
-        manifest = json.loads(read_file(root, f"overlay-images/{image_id}/manifest", 1 << 20))
-    except (StoreFileError, ValueError):
+        manifest = parse_json(read_file(root, f"overlay-images/{image_id}/manifest", 1 << 20),
+                              "the image's manifest")
+    except StoreFileError:
         return None
     layers = manifest.get("layers") if isinstance(manifest, dict) else None
     if not isinstance(layers, list) or len(layers) > MAX_LAYERS:

@@ -158,8 +158,8 @@ def _parse(raw: bytes, name: str) -> list[dict[str, Any]]:
 
     try:
         value = json.loads(raw.decode("utf-8"), parse_constant=no_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Unreadable(f"{name} is not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # a deep nesting recurses: not a ValueError
+        raise Unreadable(f"{name} is not valid JSON ({type(exc).__name__}: {exc})") from None
     if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
         raise Unreadable(f"{name} is not a list of records")
     for record in value:

@@ -9,7 +9,6 @@ removed by ``release``, whatever way the build ended.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -305,11 +304,12 @@ def stray_working_containers(root: Path, since: float) -> list[str]:
     A Buildah stopped at the wrong moment (early in a step) leaves its working container behind
     even on SIGTERM; these are found by name and time in the store's own container list.
     """
-    from tui.engine.store_files import StoreFileError, read_file
+    from tui.engine.store_files import StoreFileError, parse_json, read_file
 
+    what = "overlay-containers/containers.json"
     try:
-        records = json.loads(read_file(str(root), "overlay-containers/containers.json"))
-    except (StoreFileError, ValueError):
+        records = parse_json(read_file(str(root), what), what)
+    except StoreFileError:
         return []
     found = []
     for record in records if isinstance(records, list) else []:
