@@ -35,6 +35,7 @@ from tui.engine.events import (
     StepDone,
     StepStarted,
     Tagged,
+    made,
 )
 
 Phase = Literal["pull", "push"]
@@ -172,8 +173,8 @@ class BuildahOutputParser:
         if step is None:
             return []
         duration = max(0.0, now - step.start)
-        return [StepDone(stage=step.stage, step=step.step, layer_id=layer_id,
-                         duration_s=duration, cached=step.cached, time=now)]
+        return [made(StepDone, stage=step.stage, step=step.step, layer_id=layer_id,
+                     duration_s=duration, cached=step.cached, time=now)]
 
     def _step_or_commit(self, line: str, now: float) -> list[Event]:
         match = _STEP_RE.fullmatch(line)
@@ -188,8 +189,8 @@ class BuildahOutputParser:
         step, steps, instruction = int(match[3]), int(match[4]), match[5]
         self.steps_total += 1
         self._step = _Step(stage, step, instruction, now)
-        out.append(StepStarted(stage=stage, stages=stages, step=step, steps=steps,
-                               instruction=instruction, time=now))
+        out.append(made(StepStarted, stage=stage, stages=stages, step=step, steps=steps,
+                        instruction=instruction, time=now))
         return out
 
     def _arrow(self, line: str, now: float) -> list[Event]:
@@ -203,8 +204,8 @@ class BuildahOutputParser:
             return []
         self._step.cached = True
         self.cache_hits += 1
-        return [CacheHit(stage=self._step.stage, step=self._step.step, layer_id=layer_id,
-                         time=now)]
+        return [made(CacheHit, stage=self._step.stage, step=self._step.step,
+                     layer_id=layer_id, time=now)]
 
     def _error(self, line: str, now: float) -> list[Event]:
         step = self._step.instruction if self._step else ""

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import time as _time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from tui.engine.cache_reasons import MissReason, reason_from_dict
 
@@ -37,6 +37,27 @@ class Event:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=False)
+
+
+E = TypeVar("E", bound="Event")
+_FIELDS: dict[type, int] = {}
+
+
+def made(cls: type[E], **values: Any) -> E:
+    """``cls(**values)`` for an event given every one of its fields, without the frozen
+    dataclass's ``__init__``, which sets each field through ``object.__setattr__``: the parser
+    makes a StepStarted and a StepDone per step, 5 and 6 fields (0.2 s of its 3.1 s for 300,000
+    recorded lines, profiled). A missing or extra field is refused, as the real one would
+    (counted: a name spelled wrong is left to tests/unit/test_events.py, which compares each
+    use with the real constructor)."""
+    count = _FIELDS.get(cls)
+    if count is None:
+        count = _FIELDS[cls] = len(dataclasses.fields(cls))
+    if len(values) != count:
+        raise TypeError(f"{cls.__name__} has {count} fields, {len(values)} given")
+    event = object.__new__(cls)
+    event.__dict__.update(values)
+    return event
 
 
 @dataclass(frozen=True)
