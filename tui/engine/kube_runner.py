@@ -16,6 +16,8 @@ from tui.engine.secret_copies import remove_copy
 class KubeRunner(BuildRunner):
     """Runs the plan's Pod manifest on the podman service (a one-node Kubernetes stand-in)."""
 
+    makes_ahead = False
+
     def _reads_facts_here(self) -> bool:
         """Never: the Pod's store is on its node (here a stand-in), not this process's to read;
         its publish phase writes the facts as the manifest says."""

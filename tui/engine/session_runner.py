@@ -53,6 +53,8 @@ from tui.engine.stores import HostState, pin_images, release, write_plan_files
 class SessionRunner(BuildRunner):
     """Runs one plan in a session builder (found or made when ``run()`` starts)."""
 
+    makes_ahead = False
+
     def __init__(self, client: PodmanClient, plan: BuildPlan, on_event: EventSink,
                  idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
         super().__init__(client, plan, on_event)
