@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -575,8 +576,14 @@ class BuildRunner:
         left: list[str] = []
         with self._lock:
             containers, self._containers, self._container = self._containers, [], None
-        for container in containers:
-            problem = self._remove_builder(container)
+        # At once: each removal is a round trip of 0.1-0.26 s to the service (an isolated
+        # build's three took 0.77 s one after the other, at load 4).
+        if len(containers) > 1:
+            with ThreadPoolExecutor(max_workers=len(containers)) as pool:
+                problems = list(pool.map(self._remove_builder, containers))
+        else:
+            problems = [self._remove_builder(c) for c in containers]
+        for container, problem in zip(containers, problems, strict=True):
             if problem:
                 left.append(f"container {container.name} ({problem})")
         if state is not None and state is not self._host_state:  # else the caller's to release
