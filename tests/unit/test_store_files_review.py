@@ -1,0 +1,112 @@
+"""Review of the store reader (tui.engine.store_files) and its callers: hostile JSON that is
+neither too big nor a link, yet makes Python's json raise something other than ValueError
+(RecursionError on deep nesting), and a 'created' stamp whose digits float() refuses. Each of
+these must be "no facts" / "no strays", never an exception out of the reader: the cancel sweep
+runs in BuildRunner.run's ``finally``, before the clean-up and the store lock's release."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tui.engine import store_files
+from tui.engine.config import Config
+from tui.engine.plan import BuildPlan
+from tui.engine.planner import make_plan
+from tui.engine.stores import HostState, store_image_names, stray_working_containers
+
+pytestmark = pytest.mark.usefixtures("data_home")
+
+TAG = "localhost/buildcage/ctx:latest"
+IMAGE = "6" * 64
+BOMB = b"[" * 200_000  # 200 kB: far below MAX_BYTES, far above the interpreter's recursion limit
+
+
+def plan_of(context: Path) -> BuildPlan:
+    return make_plan(context, config=Config(), profile="project", project="p")
+
+
+def store_of(plan: BuildPlan) -> Path:
+    assert plan.store_dir is not None
+    root = plan.store_dir / "storage"
+    for part in ("overlay-images", "overlay", "overlay-containers"):
+        (root / part).mkdir(parents=True)
+    return root
+
+
+def test_a_nesting_bomb_in_images_json_is_no_image_not_an_exception(context: Path) -> None:
+    plan = plan_of(context)
+    root = store_of(plan)
+    (root / "overlay-images" / "images.json").write_bytes(BOMB)
+    assert store_image_names(plan) == []
+    assert store_files.read_store_facts(plan, {}).image_id == ""
+
+
+def test_a_nesting_bomb_in_the_manifest_is_no_sizes_not_an_exception(context: Path) -> None:
+    plan = plan_of(context)
+    root = store_of(plan)
+    (root / "overlay-images" / "images.json").write_text(
+        json.dumps([{"id": IMAGE, "names": [TAG]}]))
+    (root / "overlay-images" / IMAGE).mkdir()
+    (root / "overlay-images" / IMAGE / "manifest").write_bytes(b'{"layers":' + BOMB)
+    facts = store_files.read_store_facts(plan, {})
+    assert facts.image_id == IMAGE and facts.layers is None
+
+
+@pytest.mark.parametrize("content", [
+    BOMB,
+    # str.isdigit() is True for a superscript two, float("0.²") raises ValueError
+    json.dumps([{"id": "c" * 64, "names": ["x-working-container"],
+                 "created": "2030-01-01T00:00:00.\u00b2Z"}]).encode(),
+], ids=["nesting-bomb", "superscript-digit"])
+def test_stray_working_containers_of_a_hostile_store_are_none(context: Path,
+                                                             content: bytes) -> None:
+    root = store_of(plan_of(context))
+    (root / "overlay-containers" / "containers.json").write_bytes(content)
+    assert stray_working_containers(root, 0) == []
+
+
+def test_a_failed_build_on_a_hostile_store_still_cleans_up_and_unlocks(
+        context: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run(): the cancel/failure sweep reads containers.json in ``finally``; an exception there
+    skipped ``_cleanup`` (pins, secrets, containers, per-build files) and the lock's release,
+    and left run() with a RecursionError instead of a Done."""
+    from tui.engine.runner import BuildRunner
+
+    plan = plan_of(context)
+    root = store_of(plan)
+    (root / "overlay-containers" / "containers.json").write_bytes(BOMB)
+    done: list[str] = []
+
+    class Lock:
+        def close(self) -> None:
+            done.append("unlocked")
+
+    class Runner(BuildRunner):
+        def _lock_store(self) -> Any:
+            return Lock()
+
+        def _heal_store(self) -> None:
+            pass
+
+        def _prepare(self) -> HostState:
+            return HostState()
+
+        def _run_phases(self, state: HostState) -> int:
+            self._container_started = 1.0  # a build phase ran, and failed (a RUN step: exit 1)
+            return 1
+
+        def _cleanup(self, state: Any) -> list[str]:
+            done.append("cleaned")
+            return []
+
+        def _sweep_sessions(self) -> None:
+            pass
+
+    monkeypatch.setattr("tui.engine.runner.collect_on_start", lambda client, warn: None)
+    result = Runner(None, plan, lambda event: None).run()  # type: ignore[arg-type]
+    assert done == ["cleaned", "unlocked"]
+    assert result.status == "failed"
