@@ -110,3 +110,60 @@ def test_a_failed_build_on_a_hostile_store_still_cleans_up_and_unlocks(
     result = Runner(None, plan, lambda event: None).run()  # type: ignore[arg-type]
     assert done == ["cleaned", "unlocked"]
     assert result.status == "failed"
+
+
+# -- the store's lock file: in the directory the build phase has at /var/lib/containers ---------
+def in_time(call: Any, seconds: float = 5.0) -> Any:
+    import threading
+
+    out: list[object] = []
+    thread = threading.Thread(target=lambda: out.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert out, f"still blocked after {seconds} s"
+    return out[0]
+
+
+def test_a_planted_lock_link_truncates_no_host_file(context: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A RUN step (as root in the builder, which has the project's store directory at
+    /var/lib/containers read-write) replaces ``.buildcage.lock`` with a link; the next build's
+    host process opened it with "w": the link's target, any host file, truncated (measured in
+    a real build: a root-owned file outside the data directory went to 0 bytes)."""
+    from tui.engine.runner import BuildRunner
+
+    plan = plan_of(context)
+    assert plan.store_dir is not None
+    plan.store_dir.mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (plan.store_dir / ".buildcage.lock").symlink_to(victim)
+    monkeypatch.setattr("tui.engine.runner.claim_store", lambda *args: None)
+    lock = BuildRunner(None, plan, lambda event: None)._lock_store()  # type: ignore[arg-type]  # noqa: SLF001
+    if lock is not None:
+        lock.close()
+    assert victim.read_text() == "precious"
+
+
+def test_a_planted_lock_fifo_hangs_no_build(context: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """open(..., "w") of a FIFO waits for a reader: forever, before the cancel flag is looked
+    at. orphans.store_lock ("a", every build's collection of orphans) alike."""
+    import os
+
+    from tui.engine.orphans import store_lock
+    from tui.engine.runner import BuildRunner
+
+    plan = plan_of(context)
+    assert plan.store_dir is not None
+    plan.store_dir.mkdir(parents=True)
+    os.mkfifo(plan.store_dir / ".buildcage.lock")
+
+    def orphan_collection() -> bool:
+        with store_lock(plan.store_dir / ".buildcage.lock") as ours:  # type: ignore[operator]
+            return ours
+
+    in_time(orphan_collection)
+    monkeypatch.setattr("tui.engine.runner.claim_store", lambda *args: None)
+    runner = BuildRunner(None, plan, lambda event: None)  # type: ignore[arg-type]
+    in_time(runner._lock_store)  # noqa: SLF001
