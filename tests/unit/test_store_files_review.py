@@ -167,3 +167,23 @@ def test_a_planted_lock_fifo_hangs_no_build(context: Path,
     monkeypatch.setattr("tui.engine.runner.claim_store", lambda *args: None)
     runner = BuildRunner(None, plan, lambda event: None)  # type: ignore[arg-type]
     in_time(runner._lock_store)  # noqa: SLF001
+
+
+# -- facts the publish phase's buildah inspect would not have given ---------------------------
+def test_an_image_record_without_its_manifest_names_no_image(context: Path) -> None:
+    """Measured in a real build: a process a RUN step left (escaped from the chroot, alive
+    until Buildah exits) rewrote the tag's record after COMMIT to an id with no image data.
+    The publish phase's ``buildah inspect`` then fails ("locating item named manifest ... file
+    does not exist": the build fails); read here, the build "succeeded" with image ffffffffffff.
+    A record counts only if its manifest is there and names the id as its config (an image's
+    id is its config's digest, for pulled and built images alike: checked on this machine)."""
+    plan = plan_of(context)
+    root = store_of(plan)
+    (root / "overlay-images" / "images.json").write_text(
+        json.dumps([{"id": "f" * 64, "names": [TAG]}]))
+    assert store_files.read_store_facts(plan, {}).image_id == ""
+    (root / "overlay-images" / ("f" * 64)).mkdir()
+    manifest = {"schemaVersion": 2, "config": {"digest": "sha256:" + IMAGE, "size": 2},
+                "layers": [{"size": 1, "digest": "sha256:" + "1" * 64}]}
+    (root / "overlay-images" / ("f" * 64) / "manifest").write_text(json.dumps(manifest))
+    assert store_files.read_store_facts(plan, {}).image_id == ""  # another image's manifest
