@@ -187,3 +187,22 @@ def test_an_image_record_without_its_manifest_names_no_image(context: Path) -> N
                 "layers": [{"size": 1, "digest": "sha256:" + "1" * 64}]}
     (root / "overlay-images" / ("f" * 64) / "manifest").write_text(json.dumps(manifest))
     assert store_files.read_store_facts(plan, {}).image_id == ""  # another image's manifest
+
+
+def test_an_untagged_base_is_the_one_the_project_store_holds_as_latest(context: Path) -> None:
+    """Measured in host-ro: FROM 127.0.0.1:5000/it/review-sf-base (no tag), the project store
+    holding :latest as image Y (pulled when the host lacked it), the host later pulling a newer
+    :latest, image X. The build used Y (a RUN step printed Y's marker: c/storage looks in the
+    writable store first), the publish phase's inspect reported Y, the facts read here X: the
+    literal name matched no project record, so the host pin answered."""
+    from tui.engine.events import ImageFact
+
+    ref = "127.0.0.1:5000/it/base"
+    (context / "Containerfile").write_text(f"FROM {ref}\nRUN true\n")
+    plan = make_plan(context, config=Config(), profile="host-ro", project="p")
+    root = store_of(plan)
+    used, host = "1" * 64, "2" * 64
+    (root / "overlay-images" / "images.json").write_text(json.dumps(
+        [{"id": used, "names": [f"{ref}:latest"]}]))
+    facts = store_files.read_store_facts(plan, {ref: ImageFact(ref=ref, id=host, digest="")})
+    assert facts.bases is not None and [b.id for b in facts.bases] == [used]
