@@ -206,3 +206,25 @@ def test_an_untagged_base_is_the_one_the_project_store_holds_as_latest(context: 
         [{"id": used, "names": [f"{ref}:latest"]}]))
     facts = store_files.read_store_facts(plan, {ref: ImageFact(ref=ref, id=host, digest="")})
     assert facts.bases is not None and [b.id for b in facts.bases] == [used]
+
+
+@pytest.mark.parametrize(("tag", "recorded"), [
+    ("myimg", "docker.io/library/myimg:latest"),
+    ("docker.io/app:1", "docker.io/library/app:1"),
+])
+def test_a_tag_buildah_normalises_is_found(context: Path, tag: str, recorded: str) -> None:
+    """Measured: ``buildcage build --tag myimg --profile project`` (no push): the plan's tag is
+    docker.io/myimg:latest, Buildah records docker.io/library/myimg:latest ("Successfully
+    tagged docker.io/library/myimg:latest"); read here, no record has the plan's spelling and
+    the build FAILED ("the builder exited without building an image"). At 3e1e768 (publish
+    phase, whose buildah inspect normalises the name) the same build succeeded."""
+    plan = make_plan(context, config=Config(), profile="project", project="p", tag=tag)
+    assert plan.facts_read_here
+    root = store_of(plan)
+    (root / "overlay-images" / "images.json").write_text(
+        json.dumps([{"id": IMAGE, "names": [recorded]}]))
+    (root / "overlay-images" / IMAGE).mkdir()
+    manifest = {"schemaVersion": 2, "config": {"digest": "sha256:" + IMAGE, "size": 2},
+                "layers": [{"size": 1, "digest": "sha256:" + "1" * 64}]}
+    (root / "overlay-images" / IMAGE / "manifest").write_text(json.dumps(manifest))
+    assert store_files.read_store_facts(plan, {}).image_id == IMAGE
