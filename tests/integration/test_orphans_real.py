@@ -21,13 +21,13 @@ from podman_helpers import ROOT, Background
 
 from tui.engine.orphans import (
     OWNER_LABEL,
-    STORE_LOCK,
     Machine,
     collect,
     collect_on_start,
     current_owner,
     find_orphans,
 )
+from tui.engine.paths import store_lock_path
 from tui.engine.stores import PIN_LABEL
 
 SLOW = ROOT / "tests" / "data" / "contexts" / "slow"
@@ -269,7 +269,7 @@ def fake_orphan(run_id: str, dead_owner: str, tmp_path: Path) -> Iterator[tuple[
     build = f"it-{run_id}"
     store = tmp_path / "store"
     store.mkdir()
-    lock = open(store / STORE_LOCK, "w")  # noqa: SIM115 - closed below
+    lock = open(store_lock_path(store), "w")  # noqa: SIM115 - closed below
     fcntl.flock(lock, fcntl.LOCK_EX)
     label = [f"--label=buildcage.build={build}", f"--label={OWNER_LABEL}={dead_owner}"]
     subprocess.run(["podman", "create", "--name", f"buildcage-{build}", *label,

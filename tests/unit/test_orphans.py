@@ -20,7 +20,6 @@ from tui.engine.config import Config
 from tui.engine.hostview import LOCKS
 from tui.engine.orphans import (
     OWNER_LABEL,
-    STORE_LOCK,
     Machine,
     Owner,
     claim_store,
@@ -32,6 +31,7 @@ from tui.engine.orphans import (
     store_use,
     sweeper_kwargs,
 )
+from tui.engine.paths import store_lock_path
 from tui.engine.planner import make_plan
 from tui.engine.renderings import create_kwargs, kube_pod, podman_run
 from tui.engine.stores import prepare
@@ -446,7 +446,7 @@ def test_an_orphan_whose_store_is_locked_by_a_build_is_left_for_later(machine, t
     FakeContainer(world, "buildcage-aaa", labels("aaa", DEAD), "running",
                   mounts=[store_mount(store)])
     client = FakeClient(world)
-    with open(store / STORE_LOCK, "w") as lock:  # a running build of that project
+    with open(store_lock_path(store), "w") as lock:  # a running build of that project
         fcntl.flock(lock, fcntl.LOCK_EX)
         report = collect(client, find_orphans(client, machine), stop_timeout=1.0)
     assert world.log == [] and stray_ids(store) == {"stray"}
@@ -481,7 +481,7 @@ def test_claiming_a_store_collects_a_dead_processes_builder_under_the_held_lock(
     client = FakeClient(world)
     said: list[str] = []
     # The runner holds the store's flock while it claims the store: no deadlock on it.
-    with open(store / STORE_LOCK, "w") as lock:
+    with open(store_lock_path(store), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         claim_store(client, plan, lambda: False, said.append, poll=0.01, machine=machine)
     assert ("term", "buildcage-aaa") in world.log and "buildcage-aaa" not in world.containers

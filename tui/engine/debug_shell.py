@@ -54,7 +54,7 @@ from tui.engine.debug_record import (
 )
 from tui.engine.events import Event, Failed
 from tui.engine.orphans import claim_store, owned
-from tui.engine.paths import check_own_path
+from tui.engine.paths import check_own_path, open_lock, store_lock_path
 from tui.engine.plan import CONTEXT_DIR, DEBUG_DIR, BuildPlan
 from tui.engine.renderings import create_kwargs, holder_kwargs, podman_run_argv
 from tui.engine.stores import HostState, podman_secrets, prepare, release, store_root
@@ -246,7 +246,7 @@ class DebugSession:
         if store_dir is None:
             return
         store_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(store_dir / ".buildcage.lock", "w")  # noqa: SIM115 - held until close
+        lock = open_lock(store_lock_path(store_dir))
         self._lock = lock
         told = False
         while not self.canceled:

@@ -40,14 +40,13 @@ from podman.errors import NotFound
 from tui.engine import build_dirs, hostview, secret_copies, secret_owners
 from tui.engine.config import data_dir
 from tui.engine.containers import podman_time, remove_container, run_once, stop_gracefully
+from tui.engine.paths import open_lock, store_lock_path
 from tui.engine.plan import DEBUG_DIR, FACTS_DIR, MOUNT_RECORD, SHARED_STORE, BuildPlan
 from tui.engine.profiles import HOST_STORE
 from tui.engine.stores import store_root, stray_working_containers
 
 OWNER_LABEL = "buildcage.owner"
 BUILD_LABEL = "buildcage.build"
-STORE_LOCK = ".buildcage.lock"
-"""The lock file of a per-project store, in its directory (taken by the runner with flock)."""
 PROC = Path("/proc")
 _NEVER = "0001-01-01T00:00:00Z"
 
@@ -340,7 +339,7 @@ def store_use(attrs: dict[str, Any]) -> StoreUse | None:
             continue
         source, target = Path(mount.get("Source", "")), mount.get("Destination", "")
         if target == "/var/lib/containers":
-            return StoreUse(source / "storage", source / STORE_LOCK)
+            return StoreUse(source / "storage", store_lock_path(source))
         if target == HOST_STORE:
             return StoreUse(source, None)
     return None
@@ -385,7 +384,7 @@ def store_lock(path: Path | None, held: Path | None = None) -> Iterator[bool]:
         yield True
         return
     try:
-        handle = open(path, "a")  # noqa: SIM115 - closed below
+        handle = open_lock(path)
     except OSError:
         yield False
         return
@@ -705,7 +704,7 @@ def claim_store(client: Any, plan: BuildPlan, canceled: Callable[[], bool],
     if root is None:
         return
     machine = machine or Machine.here()
-    held = plan.store_dir / STORE_LOCK if plan.store_dir is not None else None
+    held = store_lock_path(plan.store_dir) if plan.store_dir is not None else None
     told: set[str] = set()
     while not canceled():
         try:

@@ -9,8 +9,12 @@ buildcage's own data.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from pathlib import Path
+from typing import IO
 
 PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 PROJECT_RULE = ("use 1 to 64 characters of a-z 0-9 _ . -, starting with a letter or digit "
@@ -84,3 +88,25 @@ def check_context(context: Path, data_dir: Path) -> None:
         raise UnsafePath(f"build context {str(context)!r} holds buildcage's data directory "
                          f"{data} (image stores, snapshots); pass the directory that holds only "
                          "what the build needs")
+
+
+def store_lock_path(store_dir: Path) -> Path:
+    """The flock file of a project store: beside its directory, never in it. The directory is
+    the build phase's, read-write at /var/lib/containers: a RUN step could swap a file there for
+    a link (the next build's host process then truncated the link's target, any host file) or a
+    FIFO (which hung every build's orphan collection)."""
+    return store_dir.parent / f".{store_dir.name}.lock"
+
+
+def open_lock(path: Path) -> IO[bytes]:
+    """``path`` opened (made if missing, 0600) to hold a flock: never through a link, never a
+    FIFO or a device (refused with OSError)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                 0o600)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file")
+        return os.fdopen(fd, "r+b")
+    except BaseException:
+        os.close(fd)
+        raise

@@ -39,6 +39,7 @@ from tui.engine.layer_reader import keep_after_build
 from tui.engine.load import LoadedBefore, LoadError, load_archive, load_from_host_store
 from tui.engine.logs import ApiLogPoller, LogFileTail
 from tui.engine.orphans import claim_store, collect_on_start, owned, store_busy
+from tui.engine.paths import open_lock, store_lock_path
 from tui.engine.plan import BuildPlan, Phase
 from tui.engine.planner import secret_looking_args
 from tui.engine.profiles import HOST_STORE
@@ -163,7 +164,7 @@ class BuildRunner:
         finally:
             self._take_ahead(None)  # a container made ahead is in the list clean-up removes
             # Sweep before clean-up: the sweeper needs the per-build files still in place.
-            left = self._sweep() if exit_code != 0 and self._container_started else []
+            left = self._safe_sweep() if exit_code != 0 and self._container_started else []
             left += self._cleanup(state)
             if store_lock is not None:
                 store_lock.close()  # releases the flock
@@ -512,7 +513,7 @@ class BuildRunner:
         if self.plan.store_dir is None:
             return None
         self.plan.store_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(self.plan.store_dir / ".buildcage.lock", "w")  # noqa: SIM115 - held open
+        lock = open_lock(store_lock_path(self.plan.store_dir))
         told = False
         while not self.canceled:
             try:
@@ -539,6 +540,14 @@ class BuildRunner:
             return  # only a store that sees other stores records their layers
         for message in heal(root, additional).warnings():
             self._warn(message)
+
+    def _safe_sweep(self) -> list[str]:
+        """``_sweep``, whatever it meets: it runs before the clean-up and the store lock's
+        release, which must happen all the same."""
+        try:
+            return self._sweep()
+        except Exception as exc:  # noqa: BLE001 - a store it could not read, podman trouble
+            return [f"Buildah working containers in the store ({type(exc).__name__}: {exc})"]
 
     def _sweep(self) -> list[str]:
         """Removes working containers a stopped Buildah left in a persistent store, with a

@@ -16,12 +16,16 @@ changes is who parses them: this process, as the host user. So nothing here trus
   (a FIFO does not hang the open), regular files only, at most ``MAX_BYTES`` read;
 - every value is checked: 64-hex image ids (which alone name a directory below), ``sha256:``
   digests, non-negative integer sizes, at most ``MAX_LAYERS`` of them;
+- an image counts only with a readable manifest whose config is ``sha256:ID`` (``buildah
+  inspect`` fails on a record without one: a RUN step's leftover process can rewrite the list
+  after COMMIT, as the attacker's review measured);
 - a name the records give to more than one image names none (c/storage moves a name, it never
   shares one): no image id, and the build fails as one that made no image.
 
-Names are the store's: ``BuildPlan.tag`` and ``fetch_refs`` as Buildah records them (the tag is
-always ``host/path:tag``; a short base name that Buildah resolved through registries.conf is
-simply not found, so it is missing from the facts, as a base the publish phase could not inspect).
+Names are compared as containers/storage records them (``stored_name``: ``docker.io/library/``,
+``:latest``). A short base name (no registry) is resolved only by the builder's registries.conf:
+it is missing from the facts, as a base the publish phase could not inspect. A base digest is the
+one ``buildah inspect`` gives (``manifest_digest``: the platform's manifest, not an index's).
 """
 
 from __future__ import annotations
@@ -131,8 +135,33 @@ def _names(record: Mapping[str, Any]) -> list[str]:
     return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
 
-def find_image(records: list[Mapping[str, Any]], name: str) -> Mapping[str, Any] | None:
-    """The one record naming ``name`` with a valid id; None for none, or for several."""
+def stored_name(ref: str) -> str | None:
+    """``ref`` as containers/storage records it (c/image's normalisation): ``docker.io`` for
+    ``index.docker.io``, ``library/`` before a single docker.io component, ``:latest`` when no
+    tag or digest is given. None for a short name (no registry): only the builder's
+    registries.conf resolves it, so no record can be said to be it."""
+    name, at, digest = ref.partition("@")
+    first, slash, rest = name.partition("/")
+    if not slash or ("." not in first and ":" not in first and first != "localhost"):
+        return None
+    domain = "docker.io" if first == "index.docker.io" else first
+    path, tag = rest, ""
+    last = rest.rsplit("/", 1)[-1]
+    if ":" in last:
+        path, tag = rest.rsplit(":", 1)
+    if domain == "docker.io" and "/" not in path:
+        path = "library/" + path
+    if at:
+        return f"{domain}/{path}{':' + tag if tag else ''}@{digest}"
+    return f"{domain}/{path}:{tag or 'latest'}"
+
+
+def find_image(records: list[Mapping[str, Any]], ref: str) -> Mapping[str, Any] | None:
+    """The one record naming ``ref`` (normalised: ``stored_name``) with a valid id; None for
+    none, for several, or for a short name."""
+    name = stored_name(ref)
+    if name is None:
+        return None
     found = [r for r in records if name in _names(r)]
     if len(found) != 1 or not _ID_RE.fullmatch(str(found[0].get("id", ""))):
         return None
@@ -141,7 +170,12 @@ def find_image(records: list[Mapping[str, Any]], name: str) -> Mapping[str, Any]
 
 def layer_sizes(root: str, image_id: str) -> tuple[int, ...] | None:
     """The sizes of the image's layers, from its manifest (the ``manifest`` big-data item, what
-    ``buildah inspect`` shows as ``Manifest``); None when it cannot be read or is not one."""
+    ``buildah inspect`` shows as ``Manifest``); None when it cannot be read or is not one.
+
+    Only the manifest of that image counts: its config must be ``sha256:ID`` (an image's id is
+    its config's digest, pulled or built). ``buildah inspect`` fails on a record with no
+    manifest (a RUN step's leftover process rewrote the tag's id after COMMIT, in the review:
+    the publish phase then failed the build); read here, it is no image either."""
     if not _ID_RE.fullmatch(image_id):
         return None
     try:
@@ -149,7 +183,12 @@ def layer_sizes(root: str, image_id: str) -> tuple[int, ...] | None:
                               "the image's manifest")
     except StoreFileError:
         return None
-    layers = manifest.get("layers") if isinstance(manifest, dict) else None
+    if not isinstance(manifest, dict):
+        return None
+    config = manifest.get("config")
+    if not isinstance(config, dict) or config.get("digest") != f"sha256:{image_id}":
+        return None
+    layers = manifest.get("layers")
     if not isinstance(layers, list) or len(layers) > MAX_LAYERS:
         return None
     sizes = []
@@ -159,6 +198,17 @@ def layer_sizes(root: str, image_id: str) -> tuple[int, ...] | None:
             return None
         sizes.append(size)
     return tuple(sizes)
+
+
+def manifest_digest(record: Mapping[str, Any]) -> str:
+    """What ``buildah inspect`` calls ``FromImageDigest``: the digest of the manifest the store
+    keeps as ``manifest`` (for an image pulled through an index, the platform's instance, not
+    the index the record's ``digest`` names); "" when the record says neither validly."""
+    digests = record.get("big-data-digests")
+    if isinstance(digests, dict) and _DIGEST_RE.fullmatch(str(digests.get("manifest", ""))):
+        return str(digests["manifest"])
+    digest = str(record.get("digest", ""))
+    return digest if _DIGEST_RE.fullmatch(digest) else ""
 
 
 def overlay_record(root: str) -> str:
@@ -186,16 +236,15 @@ def read_store_facts(plan: BuildPlan, host_bases: Mapping[str, ImageFact]) -> Im
     image_id, layers = "", None
     record = find_image(records, plan.tag)
     if record is not None:
-        image_id = str(record["id"])
-        layers = layer_sizes(root, image_id)
+        layers = layer_sizes(root, str(record["id"]))
+        image_id = str(record["id"]) if layers is not None else ""
     bases = []
     for ref in plan.fetch_refs:
         base = find_image(records, ref)
         if base is not None:
-            digest = str(base.get("digest", ""))
-            bases.append(ImageFact(ref=ref, id=str(base["id"]),
-                                   digest=digest if _DIGEST_RE.fullmatch(digest) else ""))
-        elif ref in host_bases:
+            if layer_sizes(root, str(base["id"])) is not None:  # else buildah inspect fails
+                bases.append(ImageFact(ref=ref, id=str(base["id"]), digest=manifest_digest(base)))
+        elif stored_name(ref) is not None and ref in host_bases:
             bases.append(host_bases[ref])
     return ImageFacts(image_id=image_id, layers=layers, overlay=overlay_record(root),
                       bases=tuple(bases) if bases else None)

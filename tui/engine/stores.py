@@ -186,11 +186,25 @@ def pin_images(client: PodmanClient, plan: BuildPlan, state: HostState) -> None:
         state.pins.append(container.id)
         state.pinned_images.append(ref)
         image_id = str(image.id or "").removeprefix("sha256:")
-        digest = str(image.attrs.get("Digest") or "")
         if re.fullmatch(r"[0-9a-f]{64}", image_id):
-            state.pinned_facts[ref] = ImageFact(
-                ref=ref, id=image_id,
-                digest=digest if re.fullmatch(r"sha256:[0-9a-f]{64}", digest) else "")
+            state.pinned_facts[ref] = ImageFact(ref=ref, id=image_id,
+                                                digest=_host_manifest_digest(image_id))
+
+
+def _host_manifest_digest(image_id: str) -> str:
+    """The digest ``buildah inspect`` gives a host image (its ``manifest`` item's, from the
+    host store's own record: podman's API names an index's digest for an image pulled through
+    one); "" when the record cannot be read."""
+    from tui.engine.store_files import StoreFileError, manifest_digest, read_images
+
+    try:
+        records = read_images(HOST_STORE)
+    except StoreFileError:
+        return ""
+    for record in records:
+        if record.get("id") == image_id:
+            return manifest_digest(record)
+    return ""
 
 
 def release(client: PodmanClient, state: HostState) -> list[str]:
@@ -327,12 +341,21 @@ def stray_working_containers(root: Path, since: float) -> list[str]:
     return found
 
 
+NO_TIME = float("-inf")
+"""A 'created' stamp that is not c/storage's: before any build, so never swept as a stray."""
+
+
 def _epoch(stamp: str) -> float:
     # c/storage writes RFC 3339 with nanoseconds; Python 3.11 parses up to microseconds.
     head, dot, rest = stamp.rstrip("Z").partition(".")
     try:
         when = datetime.fromisoformat(head).replace(tzinfo=UTC)
     except ValueError:
-        return 0.0
-    fraction = float("0." + "".join(c for c in rest if c.isdigit())[:6]) if dot else 0.0
+        return NO_TIME
+    # ASCII digits, then an offset at most: str.isdigit() takes a superscript two, which
+    # float() refuses. A stamp that is not c/storage's is no time (not swept by it).
+    match = re.fullmatch(r"([0-9]*)(?:[+-][0-9:]*)?", rest) if dot else None
+    if dot and match is None:
+        return NO_TIME
+    fraction = float("0." + match[1][:6]) if match and match[1] else 0.0
     return when.timestamp() + fraction
