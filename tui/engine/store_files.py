@@ -78,6 +78,10 @@ def read_file(root: str, relative: str, limit: int = MAX_BYTES) -> bytes:
             os.close(fd)
             fd = next_fd
         try:
+            # Looked at before it is opened: opening a device can act (a watchdog starts).
+            seen = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+            if not stat.S_ISREG(seen.st_mode):
+                raise StoreFileError(f"{relative} is not a regular file")
             file_fd = os.open(parts[-1], _READ_FLAGS, dir_fd=fd)
         except OSError as exc:
             raise StoreFileError(f"{relative} cannot be opened ({exc.strerror})") from None
@@ -85,8 +89,9 @@ def read_file(root: str, relative: str, limit: int = MAX_BYTES) -> bytes:
         os.close(fd)
     try:
         info = os.fstat(file_fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise StoreFileError(f"{relative} is not a regular file")
+        if not stat.S_ISREG(info.st_mode) or (info.st_dev, info.st_ino) != (seen.st_dev,
+                                                                           seen.st_ino):
+            raise StoreFileError(f"{relative} is not a regular file (or was replaced)")
         if info.st_size > limit:
             raise StoreFileError(f"{relative} is larger than {limit} bytes")
         chunks, left = [], limit + 1
