@@ -1,8 +1,8 @@
 """What the TUI's start leaves to the garbage collector: ``buildcage`` freezes every object alive
 once the first screen is drawn (their full collections were the longest UI stalls of a
-million-line build); an app made without asking for it (every test's) freezes nothing. And what
-the first build screen would do on the event loop when F5 opens it (read its stylesheet), the
-start did already."""
+million-line build) and raises the collector's thresholds; an app made without asking for it
+(every test's) does neither. And what the first build screen would do on the event loop when F5
+opens it (read its stylesheet), the start did already."""
 
 from __future__ import annotations
 
@@ -11,25 +11,29 @@ import gc
 from ui_helpers import make_app
 
 from tests.support.replay import ReplayEngine
-from tui.app import BuildcageApp, run_app
+from tui.app import RUN_GC_THRESHOLDS, BuildcageApp, run_app
 
 
 async def test_the_command_freezes_what_its_start_made_and_tests_do_not(history) -> None:
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     try:
         plain = make_app(ReplayEngine(history))
         async with plain.run_test(size=(100, 30)) as pilot:
             await pilot.pause()
             await pilot.pause()
         assert gc.get_freeze_count() == 0
+        assert gc.get_threshold() == thresholds
         app = make_app(ReplayEngine(history))
         app.freeze_startup = True
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.pause()
             await pilot.pause()
             assert gc.get_freeze_count() > 10_000  # the app, its screen, Textual's modules
+            assert gc.get_threshold() == RUN_GC_THRESHOLDS
     finally:
         gc.unfreeze()  # the tests' apps must stay collectable
+        gc.set_threshold(*thresholds)
 
 
 def test_run_app_asks_for_it(history, monkeypatch) -> None:
