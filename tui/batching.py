@@ -18,8 +18,9 @@ in a batch were: they outlived the youngest generation, were promoted, and the f
 they set off (15 in a million-line build, up to 350 ms each on the runner's thread, which holds
 the GIL meanwhile) were the UI's worst stalls (268 ms median of 3, MEASURED_AFTER after).
 
-The screen goes first (``wait_s``): while a batch is on its way, the runner's thread waits for
-the screen to say it drew it, at most ``wait_s`` once per batch. Both are Python threads: while
+The screen goes first in a flood (``wait_s``): while a batch is on its way and ``wait_after``
+events came meanwhile, the runner's thread waits for the screen to say it drew it, at most
+``wait_s`` once per batch. Both are Python threads: while
 the screen applied a batch and drew its frame, the runner (parsing a million lines as fast as
 they came) took the GIL from it every 5 ms, and each frame took about 1.6 times its CPU time on
 the wall clock (profiled: 2.4 s of frames for 1.5 s of CPU in one build). Waiting costs the
@@ -64,7 +65,7 @@ class BuildEvents(Message):
 class EventBatcher:
     def __init__(self, post: Callable[[Message], object], interval: float = BATCH_S,
                  clock: Callable[[], float] = time.monotonic, keep_lines: int = 0,
-                 wait_s: float = 0.0) -> None:
+                 wait_s: float = 0.0, wait_after: int = 1000) -> None:
         self._post = post
         """A thread-safe post_message (Textual's is)."""
         self._keep = keep_lines
@@ -83,6 +84,13 @@ class EventBatcher:
         """Messages posted so far (the million-line test checks it stays small)."""
         self._wait_s = wait_s
         """How long the runner may wait for the screen to handle a batch (0: never waits)."""
+        self._wait_after = wait_after
+        """... once this many events came while the batch was on its way: a flood, whose
+        runner would take the GIL from the screen. A build printing at its own pace loses
+        the time it waits (a replay of 2000 lines, 1 ms apart, took 11.5 s waiting for every
+        batch, 5.9 s without)."""
+        self._since_flush = 0
+        """Events since the last batch was posted."""
         self._waited = threading.Event()
         """Set once the runner need not wait for the batch in flight (none is, the screen has
         handled it, or the runner waited ``wait_s`` for it already)."""
@@ -103,12 +111,14 @@ class EventBatcher:
             else:
                 self._lines = None
                 self._buffer.append(event)
+            self._since_flush += 1
             if not self._in_flight:
                 now = self._clock()
                 if isinstance(event, Done) or now - self._last >= self._interval:
                     self._flush(now)
                 return
-        if self._wait_s and not self._waited.is_set():
+            flood = self._since_flush >= self._wait_after
+        if self._wait_s and flood and not self._waited.is_set():
             # Outside the lock: the screen's handled() takes it.
             self._waited.wait(self._wait_s)
             self._waited.set()  # (a screen that never answers costs one wait per batch)
@@ -132,6 +142,7 @@ class EventBatcher:
         batch, self._buffer, self._lines = self._buffer, [], None
         self._last = now
         self._in_flight = True
+        self._since_flush = 0
         self._waited.clear()
         self.batches += 1
         self._post(BuildEvents(batch))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import termios
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
 
 TICK_S = 0.1
 RUNNER_WAIT_S = 0.2
+DRAWN_LATE_S = 0.5
+"""A batch applied this long ago counts as drawn, whether or not its frame said so: when a
+dialog covers the screen after a batch was applied, Textual hands the batch's callback to the
+dialog, which kept it (seen in test_batching), and without ``handled`` no batch would come."""
 """The longest the runner waits for the screen to draw a batch (a frame of a million-line build
 took 20-110 ms on the wall clock, profiled under load)."""
 VERBS = {"succeeded": "Built", "failed": "Failed", "canceled": "Canceled"}
@@ -73,6 +78,9 @@ class BuildScreen(BuildcageScreen[None]):
         """Set by the worker thread once podman answered."""
         self._started = services.clock()
         self._ticker: Timer | None = None
+        self._drawing: BuildEvents | None = None
+        """The batch applied and not yet drawn (``_drawn`` says when it is)."""
+        self._drawing_since = 0.0
         self._why_shown: tuple[str, tuple[object, ...]] | None = None
         self._header_shown = ""
         self._loading = False
@@ -127,6 +135,8 @@ class BuildScreen(BuildcageScreen[None]):
             self.batcher.flush()
 
     def _tick(self) -> None:
+        if self._drawing is not None and time.monotonic() - self._drawing_since > DRAWN_LATE_S:
+            self._drawn(self._drawing)
         self.batcher.flush()
         if not self.finished:
             self._show_header()
@@ -136,9 +146,20 @@ class BuildScreen(BuildcageScreen[None]):
         try:
             self._apply(message)
         finally:
-            # Once the batch is drawn, not applied: the runner, which waits for it, would take
-            # the GIL from the frame (tui.batching). The next batch comes through the event loop.
-            self.call_after_refresh(self.batcher.handled)
+            if self.app.screen is self:
+                # Once the batch is drawn, not applied: the runner, which waits for it, would
+                # take the GIL from the frame (tui.batching). The next batch comes through the
+                # event loop. (Not under a dialog: Textual runs the callback on the top screen,
+                # and a dialog over this one kept it, seen in test_batching.)
+                self._drawing, self._drawing_since = message, time.monotonic()
+                self.call_after_refresh(self._drawn, message)
+            else:
+                self.batcher.handled()  # covered: not drawn the usual way
+
+    def _drawn(self, message: BuildEvents) -> None:
+        if self._drawing is message:  # (not a later batch's: each is handled once)
+            self._drawing = None
+            self.batcher.handled()
 
     def _apply(self, message: BuildEvents) -> None:
         if self.finished:
