@@ -35,6 +35,23 @@ if TYPE_CHECKING:  # imported at run time inside _session, like the other screen
 
 DARK, LIGHT = "textual-dark", "textual-light"
 
+RUN_GC_THRESHOLDS = (20_000, 20, 10)
+"""The collector's thresholds once the app is drawn (Python's are 700, 10, 10). A frame makes
+thousands of short-lived tracked objects (each Textual ``Strip`` holds seven caches); with a
+young collection every 700 of them, those a cache still held were promoted, and a million-line
+build set off 4 full collections of 25-38 ms each, in the middle of a frame (the worst stalls
+left). With these: 0 in that build (1 with 7000, 10, 10), the same peak RSS (68-70 MB), and its
+worst stall 63 ms against 91 (bench/micro.py, median of 3 each, interleaved, load 1.5; 86
+against 96 at load 3.3, median of 4)."""
+
+
+def settle_collector() -> None:
+    """What the app does once its first screen is drawn, when ``freeze_startup``: what is alive
+    then is frozen (``BuildcageApp.freeze_startup`` says why), and the young generations grow
+    (``RUN_GC_THRESHOLDS``)."""
+    gc.freeze()
+    gc.set_threshold(*RUN_GC_THRESHOLDS)
+
 
 class BuildcageApp(App[None]):
     """``BuildcageApp(engine, start_dir)``; ``clock`` and ``reach`` are for tests.
@@ -43,8 +60,12 @@ class BuildcageApp(App[None]):
     the clean way: running builds are canceled and cleaned up before the process exits."""
 
     TITLE = "buildcage"
-    CSS_PATH = [css_path("app.tcss"), *widget_sheets()]
-    """The shared recipes, then each widget's own sheet; screens add their layout."""
+    CSS_PATH = [css_path("app.tcss"), *widget_sheets(), css_path("build.tcss")]
+    """The shared recipes, then each widget's own sheet; screens add their layout. The build
+    screen's is read at the start too (its rules all begin with ``BuildScreen``): read when the
+    first build screen opened, Textual parsed every sheet again and restyled every widget on the
+    event loop (up to 40% of a 94-138 ms stall at F5, sampled during a million-line build; the
+    bench's worst stall 176 ms with it, 206 without under load 4: median of 4, noisy)."""
     BINDINGS = [
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
@@ -63,7 +84,8 @@ class BuildcageApp(App[None]):
         its reach, ``gc.freeze()``. Its full collections then walk only what came later: during
         a million-line build they were the UI's longest stalls (70-174 ms each under load 4.6,
         4 of them). What is frozen is never collected, so the command does it once per process
-        (``run_app``); the tests, which start hundreds of apps in one process, do not."""
+        (``run_app``); the tests, which start hundreds of apps in one process, do not. The
+        collector's thresholds are raised then too (``settle_collector``)."""
         self.hung_up: int | None = None
         """The signal that ended the app, if one did."""
         self.start_dir = Path(start_dir).expanduser() if start_dir is not None else Path.cwd()
@@ -93,7 +115,7 @@ class BuildcageApp(App[None]):
                 return
         self.push_screen(SessionScreen(self.services, self.start_dir))
         if self.freeze_startup:
-            self.call_after_refresh(gc.freeze)
+            self.call_after_refresh(settle_collector)
 
     def hang_up(self, signum: int) -> None:
         """SIGHUP or SIGTERM: leave like quitting does. Each build screen cancels its build as
@@ -136,6 +158,10 @@ class BuildcageApp(App[None]):
         except UserError as exc:
             self.call_from_thread(show_error, self, exc)
             return
+        # Imported here, on this thread: importing the screen's modules took 22-32 ms of the
+        # event loop when F5 opened the first build screen.
+        import tui.screens.build  # noqa: F401
+
         self.call_from_thread(self._open_build, prepared)
 
     def _ask_overwrite(self, request: BuildRequest, confirmed: bool, conflict: LoadConflict

@@ -218,3 +218,89 @@ async def test_the_log_measures_a_batch_without_a_worker_thread() -> None:
         log.write_batch(["\t" * 60, "c"])  # 60 tabs: 480 cells, though 60 characters
         await pilot.pause()
         assert log.virtual_size.width == 480
+
+
+def test_the_runner_waits_for_the_screen_once_per_batch_in_a_flood() -> None:
+    """With ``wait_s``, the ``wait_after``-th event that comes while a batch is on its way holds
+    the runner's thread until the screen has handled that batch (the screen draws without the
+    runner taking the GIL from it), and only once per batch: a screen that never answers costs
+    one wait. Fewer events meanwhile (a build printing at its own pace) never wait."""
+    import threading
+
+    posted: list[Message] = []
+    now = [0.0]
+    batcher = EventBatcher(posted.append, interval=0.05, clock=lambda: now[0], wait_s=60.0,
+                           wait_after=2)
+
+    def from_the_runner(*events: Event) -> threading.Thread:
+        thread = threading.Thread(target=lambda: [batcher(event) for event in events])
+        thread.start()
+        return thread
+
+    batcher(LogLine.of("a", 1.0))  # nothing on its way: no wait
+    batcher.flush()
+    assert len(posted) == 1
+    runner = from_the_runner(LogLine.of("b", 1.0))
+    runner.join(10)
+    assert not runner.is_alive()  # one event meanwhile: no flood, no wait
+    runner = from_the_runner(LogLine.of("c", 1.0))
+    runner.join(0.3)
+    assert runner.is_alive()  # the second: waiting for the screen
+    batcher.handled()
+    runner.join(10)
+    assert not runner.is_alive()
+    # The next batch: the screen never answers; the runner waits wait_s for it, then goes on.
+    batcher.flush()
+    assert len(posted) == 2 and posted[1].events == [["b", "c"]]
+    batcher._wait_s = 0.05  # noqa: SLF001 - a short wait, then a long one that must not come
+    runner = from_the_runner(LogLine.of("d", 1.0), LogLine.of("e", 1.0))
+    runner.join(10)
+    assert not runner.is_alive()
+    batcher._wait_s = 60.0  # noqa: SLF001
+    runner = from_the_runner(LogLine.of("f", 1.0), LogLine.of("g", 1.0))
+    runner.join(10)
+    assert not runner.is_alive()  # (no second wait for the same batch)
+    batcher.handled()
+    batcher.flush()
+    assert posted[2].events == [["d", "e", "f", "g"]]
+
+
+def test_a_handled_batch_gives_the_runner_a_whole_interval() -> None:
+    """The next batch is posted an interval after the screen handled the last, not after it
+    was posted: the runner (which waited meanwhile) gets its turn."""
+    posted: list[Message] = []
+    now = [0.0]
+    batcher = EventBatcher(posted.append, interval=0.05, clock=lambda: now[0])
+    now[0] = 0.06
+    batcher(LogLine.of("a", 1.0))
+    assert len(posted) == 1
+    now[0] = 0.10
+    batcher.handled()  # it took the screen 40 ms
+    now[0] = 0.13
+    batcher(LogLine.of("b", 1.0))
+    assert len(posted) == 1  # 70 ms after the post, but 30 ms after it was handled
+    now[0] = 0.16
+    batcher(LogLine.of("c", 1.0))
+    assert len(posted) == 2 and posted[1].events == [["b", "c"]]
+
+
+async def test_a_covered_build_screen_still_gets_every_batch(history) -> None:
+    """The screen says it handled a batch once it is drawn (call_after_refresh); with the help
+    screen over it, it draws nothing, and the batches must still come, to the last line."""
+    from tui.screens.help import HelpScreen
+
+    app = make_app(ReplayEngine(history, stream=lambda plan: (e for i, e in enumerate(
+        many_lines(plan)) if i < 2002 or not isinstance(e, LogLine)), delay=0.001))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pick_context(pilot, "hello")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen))
+        screen = app.screen
+        assert isinstance(screen, BuildScreen)
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert not screen.finished  # (the build goes on under the help screen)
+        await wait_for(pilot, lambda: screen.finished, what="Done under the help screen")
+        assert isinstance(app.screen, HelpScreen)
+        log = screen.query_one(LogView)
+        assert log.total_lines == 2000 and log.lines[-1] == "1999"
