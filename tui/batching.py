@@ -16,7 +16,8 @@ A ``LogLine`` is kept as its text only (``LogLines``, a list of strings): the ev
 once. Strings are no work for the garbage collector; tens of thousands of event objects waiting
 in a batch were: they outlived the youngest generation, were promoted, and the full collections
 they set off (15 in a million-line build, up to 350 ms each on the runner's thread, which holds
-the GIL meanwhile) were the UI's worst stalls (268 ms median of 3, MEASURED_AFTER after).
+the GIL meanwhile) were the UI's worst stalls (268 ms median of 3 before, 150 ms after, in
+the bench of 2026-11-29).
 
 The screen goes first in a flood (``wait_s``): while a batch is on its way and ``wait_after``
 events came meanwhile, the runner's thread waits for the screen to say it drew it, at most
