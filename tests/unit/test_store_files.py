@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 
 import pytest
 
+from tests.support.blocking import in_time
 from tui.engine import store_files
 from tui.engine.config import Config
 from tui.engine.events import ImageFact
@@ -60,17 +60,6 @@ def write_store(root: Path, records: object | None = None, sizes: object = (2140
                                for s in layers]}  # type: ignore[attr-defined]
         (root / "overlay-images" / image / "manifest").write_text(json.dumps(manifest))
     (root / "overlay" / ".has-mount-program").write_text("false")
-
-
-def in_time(call, seconds: float = 5.0):
-    """``call()``'s result, or a failure if it has not returned in ``seconds`` (a FIFO opened
-    without O_NONBLOCK blocks until a writer comes: forever)."""
-    out: list[object] = []
-    thread = threading.Thread(target=lambda: out.append(call()), daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert out, f"still blocked after {seconds} s"
-    return out[0]
 
 
 def test_the_facts_the_publish_phase_would_write(context: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.blocking import in_time
 from tui.engine import store_files
 from tui.engine.config import Config
 from tui.engine.plan import BuildPlan
@@ -114,17 +115,6 @@ def test_a_failed_build_on_a_hostile_store_still_cleans_up_and_unlocks(
 
 
 # -- the store's lock file: in the directory the build phase has at /var/lib/containers ---------
-def in_time(call: Any, seconds: float = 5.0) -> Any:
-    import threading
-
-    out: list[object] = []
-    thread = threading.Thread(target=lambda: out.append(call()), daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert out, f"still blocked after {seconds} s"
-    return out[0]
-
-
 def test_a_planted_lock_link_truncates_no_host_file(context: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A RUN step (as root in the builder, which has the project's store directory at
