@@ -389,8 +389,11 @@ class BuildRunner:
             ahead.made.append(container)
 
         ahead.thread = threading.Thread(target=make, daemon=True)
+        try:
+            ahead.thread.start()
+        except RuntimeError:  # no thread to be had: the phase makes its own, as before
+            return
         self._ahead = ahead
-        ahead.thread.start()
 
     def _take_ahead(self, spec: Phase | None) -> Container | None:
         """The container made ahead for ``spec``, once made; None if there is none (or it
@@ -587,10 +590,14 @@ class BuildRunner:
             containers, self._containers, self._container = self._containers, [], None
         # At once: each removal is a round trip of 0.1-0.26 s to the service (an isolated
         # build's three took 0.77 s one after the other, at load 4).
+        problems: list[str] | None = None
         if len(containers) > 1:
-            with ThreadPoolExecutor(max_workers=len(containers)) as pool:
-                problems = list(pool.map(self._remove_builder, containers))
-        else:
+            try:
+                with ThreadPoolExecutor(max_workers=len(containers)) as pool:
+                    problems = list(pool.map(self._remove_builder, containers))
+            except RuntimeError:  # the interpreter is shutting down: no new threads
+                problems = None  # (a removal done meanwhile is "" the second time)
+        if problems is None:
             problems = [self._remove_builder(c) for c in containers]
         for container, problem in zip(containers, problems, strict=True):
             if problem:

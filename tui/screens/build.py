@@ -39,12 +39,12 @@ if TYPE_CHECKING:
 
 TICK_S = 0.1
 RUNNER_WAIT_S = 0.2
+"""The longest the runner waits for the screen to draw a batch (a frame of a million-line build
+took 20-110 ms on the wall clock, profiled under load)."""
 DRAWN_LATE_S = 0.5
 """A batch applied this long ago counts as drawn, whether or not its frame said so: when a
 dialog covers the screen after a batch was applied, Textual hands the batch's callback to the
 dialog, which kept it (seen in test_batching), and without ``handled`` no batch would come."""
-"""The longest the runner waits for the screen to draw a batch (a frame of a million-line build
-took 20-110 ms on the wall clock, profiled under load)."""
 VERBS = {"succeeded": "Built", "failed": "Failed", "canceled": "Canceled"}
 
 

@@ -127,6 +127,9 @@ class StepTable(DataTable[str | Text]):
     def on_click(self) -> None:
         self.follow = False
 
+    def on_mouse_scroll_up(self) -> None:
+        self.follow = False  # the wheel looks back as the arrows do: the table stays there
+
     def status_of(self, key: str) -> str:
         """The plain status word of row ``key`` (for tests and the failure panel)."""
         return self._steps[key].status
