@@ -403,18 +403,11 @@ class DebugSession:
     def _working_ids(self, root: Path) -> list[str]:
         """By the working container's exact name, from the store's own list: read as hostile
         (a RUN step may have written it; tui.engine.store_files), ids only as 64 hex."""
-        from tui.engine.store_files import StoreFileError, parse_json, read_file
+        from tui.engine.store_files import working_containers
 
-        what = "overlay-containers/containers.json"
-        try:
-            records = parse_json(read_file(str(root), what), what)
-        except StoreFileError:
-            return []
         name = working_name(self.plan)
-        return [r["id"] for r in (records if isinstance(records, list) else [])
-                if isinstance(r, dict) and isinstance(r.get("names"), list)
-                and name in r["names"] and isinstance(r.get("id"), str)
-                and re.fullmatch(r"[0-9a-f]{64}", r["id"])]
+        return [container_id for container_id, names, _ in working_containers(str(root))
+                if name in names]
 
     def _sweep(self) -> list[str]:
         """The working container, if the shell did not remove it (killed, hung up), from a

@@ -377,7 +377,7 @@ class BuildRunner:
         spec = self._upcoming
         if not self.makes_ahead or spec is None or self._ahead is not None or self.canceled:
             return
-        ahead = _Ahead(spec.name, threading.Thread(daemon=True))
+        made: list[Container] = []
 
         def make() -> None:
             try:
@@ -386,14 +386,14 @@ class BuildRunner:
                 return
             with self._lock:
                 self._containers.append(container)  # removed with the others, used or not
-            ahead.made.append(container)
+            made.append(container)
 
-        ahead.thread = threading.Thread(target=make, daemon=True)
+        thread = threading.Thread(target=make, daemon=True)
         try:
-            ahead.thread.start()
+            thread.start()
         except RuntimeError:  # no thread to be had: the phase makes its own, as before
             return
-        self._ahead = ahead
+        self._ahead = _Ahead(spec.name, thread, made)
 
     def _take_ahead(self, spec: Phase | None) -> Container | None:
         """The container made ahead for ``spec``, once made; None if there is none (or it

@@ -54,6 +54,26 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
+def is_image_id(value: object) -> bool:
+    """Whether ``value`` is an image or container id as c/storage writes one (64 hex): the only
+    form in which a store's id names a directory or goes on a command line."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
+
+def working_containers(root: str) -> list[tuple[str, list[str], str]]:
+    """The store's container records (``overlay-containers/containers.json``) as (id, names,
+    created), only those with a 64-hex id and a list of names; [] when they cannot be read."""
+    what = "overlay-containers/containers.json"
+    try:
+        records = parse_json(read_file(root, what), what)
+    except StoreFileError:
+        return []
+    return [(r["id"], [n for n in r["names"] if isinstance(n, str)], str(r.get("created", "")))
+            for r in (records if isinstance(records, list) else [])
+            if isinstance(r, dict) and is_image_id(r.get("id"))
+            and isinstance(r.get("names"), list)]
+
+
 class StoreFileError(Exception):
     """A store file that is missing, not a regular file, too big or not what it should be."""
 

@@ -174,6 +174,7 @@ def project_volume(client: PodmanClient, plan: BuildPlan) -> None:
 
 def pin_images(client: PodmanClient, plan: BuildPlan, state: HostState) -> None:
     """Every host image the build reads: its bases and its ``COPY --from`` images."""
+    pinned: dict[str, str] = {}
     for i, ref in enumerate(plan.fetch_refs):
         try:
             image = client.images.get(ref)
@@ -185,26 +186,25 @@ def pin_images(client: PodmanClient, plan: BuildPlan, state: HostState) -> None:
         )
         state.pins.append(container.id)
         state.pinned_images.append(ref)
-        image_id = str(image.id or "").removeprefix("sha256:")
-        if re.fullmatch(r"[0-9a-f]{64}", image_id):
-            state.pinned_facts[ref] = ImageFact(ref=ref, id=image_id,
-                                                digest=_host_manifest_digest(image_id))
+        pinned[ref] = str(image.id or "").removeprefix("sha256:")
+    if pinned and plan.facts_read_here:  # else the publish phase inspects the bases itself
+        state.pinned_facts = _pinned_facts(pinned)
 
 
-def _host_manifest_digest(image_id: str) -> str:
-    """The digest ``buildah inspect`` gives a host image (its ``manifest`` item's, from the
-    host store's own record: podman's API names an index's digest for an image pulled through
-    one); "" when the record cannot be read."""
-    from tui.engine.store_files import StoreFileError, manifest_digest, read_images
+def _pinned_facts(pinned: dict[str, str]) -> dict[str, ImageFact]:
+    """The pinned images (reference: id) with the digest ``buildah inspect`` gives each: its
+    ``manifest`` item's, from the host store's own records, read once (podman's API names an
+    index's digest for an image pulled through one); "" where they cannot be read."""
+    from tui.engine.store_files import StoreFileError, is_image_id, manifest_digest, read_images
 
     try:
-        records = read_images(HOST_STORE)
+        records = {r.get("id"): r for r in read_images(HOST_STORE)}
     except StoreFileError:
-        return ""
-    for record in records:
-        if record.get("id") == image_id:
-            return manifest_digest(record)
-    return ""
+        records = {}
+    return {ref: ImageFact(ref=ref, id=image_id,
+                           digest=manifest_digest(records[image_id]) if image_id in records
+                           else "")
+            for ref, image_id in pinned.items() if is_image_id(image_id)}
 
 
 def release(client: PodmanClient, state: HostState) -> list[str]:
@@ -318,27 +318,11 @@ def stray_working_containers(root: Path, since: float) -> list[str]:
     A Buildah stopped at the wrong moment (early in a step) leaves its working container behind
     even on SIGTERM; these are found by name and time in the store's own container list.
     """
-    from tui.engine.store_files import StoreFileError, parse_json, read_file
+    from tui.engine.store_files import working_containers
 
-    what = "overlay-containers/containers.json"
-    try:
-        records = parse_json(read_file(str(root), what), what)
-    except StoreFileError:
-        return []
-    found = []
-    for record in records if isinstance(records, list) else []:
-        if not isinstance(record, dict):
-            continue
-        # The store is the builds': an id becomes an argument of ``buildah rm`` and a message.
-        container_id, names = record.get("id"), record.get("names")
-        if not (isinstance(container_id, str) and re.fullmatch(r"[0-9a-f]{64}", container_id)
-                and isinstance(names, list)):
-            continue
-        created = _epoch(str(record.get("created", "")))
-        if created >= since and any(isinstance(n, str) and "-working-container" in n
-                                    for n in names):
-            found.append(container_id)
-    return found
+    # The store is the builds': its ids (64 hex only) go to ``buildah rm`` and into messages.
+    return [container_id for container_id, names, created in working_containers(str(root))
+            if _epoch(created) >= since and any("-working-container" in n for n in names)]
 
 
 NO_TIME = float("-inf")
