@@ -134,8 +134,11 @@ class BuildRunner:
         with self._lock:
             container = self._container
         if container is not None:
-            threading.Thread(target=stop_gracefully, args=(container, self.stop_timeout),
-                             daemon=True).start()
+            self._stop_in_background(container)
+
+    def _stop_in_background(self, container: Container) -> None:
+        threading.Thread(target=stop_gracefully, args=(container, self.stop_timeout),
+                         daemon=True).start()
 
     @property
     def canceled(self) -> bool:
@@ -365,6 +368,11 @@ class BuildRunner:
         if self.canceled:
             return None
         container.start()
+        if self.canceled:
+            # Canceled while the start request was in flight: cancel() found the container
+            # not yet running, and that stop had nothing to stop. Stopped again, now it runs;
+            # the phase's wait below sees it end, as after any cancel.
+            self._stop_in_background(container)
         return container
 
     def _create(self, spec: Phase) -> Container:
