@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING
 # milliseconds must land in main(), where it is a cancel, not in an import.
 from tui.engine.errors import UserError
 from tui.engine.text import visible
-from tui.interrupts import APP_SIGNALS, CANCEL_SIGNALS, Interrupts, detach_from_terminal
+from tui.interrupts import (
+    APP_SIGNALS,
+    CANCEL_SIGNALS,
+    Interrupts,
+    detach_from_terminal,
+    ignored_on_entry,
+    keep_ignored,
+)
 
 if TYPE_CHECKING:
     from tui.engine.request import BuildRequest
@@ -501,8 +508,10 @@ def main(argv: list[str] | None = None) -> int:
         if threading.current_thread() is threading.main_thread():
             # First thing: until a build (or the TUI) takes them over, Ctrl-C, SIGTERM and
             # SIGHUP end the process through its clean-ups (a probe removes its container).
+            keep_ignored()  # nohup's SIGHUP, a background job's SIGINT
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                previous[sig] = signal.signal(sig, _interrupted)
+                if not ignored_on_entry(sig):
+                    previous[sig] = signal.signal(sig, _interrupted)
         return _run(argv, state, Interrupts())
     except UserError as exc:
         if state["json"]:

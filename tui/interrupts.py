@@ -21,6 +21,23 @@ CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 APP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 """What ends the TUI the clean way (Ctrl-C is a key there, not a signal)."""
 
+_ignored_on_entry: set[int] = set()
+
+
+def keep_ignored(signals: Iterable[int] = CANCEL_SIGNALS) -> None:
+    """Signals this process was started with ignored stay ignored by every handler installed
+    here: ``nohup`` ignores SIGHUP, a script's ``buildcage build ... &`` gets SIGINT ignored
+    (bash does that without job control). Whoever started buildcage asked for that: a closed
+    terminal, or a Ctrl-C meant for the foreground command, must not cancel the build. (Python
+    itself leaves an ignored SIGINT ignored.) ``main`` calls it first thing."""
+    for sig in signals:
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            _ignored_on_entry.add(sig)
+
+
+def ignored_on_entry(sig: int) -> bool:
+    return sig in _ignored_on_entry
+
 
 def detach_from_terminal() -> None:
     """After a hang-up the terminal is gone and writing to it fails (EIO), which must not stop
@@ -92,7 +109,8 @@ def _handlers(signals: Iterable[int], handler: Callable[[int, FrameType | None],
     previous = {}
     try:
         for sig in signals:
-            previous[sig] = signal.signal(sig, handler)
+            if sig not in _ignored_on_entry:
+                previous[sig] = signal.signal(sig, handler)
         yield
     finally:
         for sig, old in previous.items():

@@ -222,3 +222,31 @@ def test_ctrl_c_before_the_runner_ends_json_output_with_done(tmp_path):
     no_traceback(err)
     assert proc.returncode == 130
     assert json.loads(out.splitlines()[-1])["status"] == "canceled"
+
+
+@pytest.mark.parametrize("ignored", [signal.SIGHUP, signal.SIGINT], ids=["nohup", "script-bg"])
+def test_a_signal_ignored_when_buildcage_started_stays_ignored(tmp_path, ignored):
+    """``nohup buildcage build ...`` starts it with SIGHUP ignored, a script's ``buildcage
+    build ... &`` with SIGINT ignored: whoever started it asked for that, and a closed terminal
+    (or a Ctrl-C meant for the foreground command) must not cancel the build. SIGTERM still
+    does."""
+    service = SilentService(tmp_path / "hung.sock")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tui", "build", str(HELLO)], cwd=ROOT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(ignored, signal.SIG_IGN),
+            env=env(tmp_path, BUILDCAGE_PODMAN_URL=f"unix://{tmp_path}/hung.sock"))
+        deadline = time.monotonic() + 30
+        while not service.held and time.monotonic() < deadline:
+            time.sleep(0.05)  # until it waits for the service: its handlers are in place
+        assert service.held, "buildcage never called the service"
+        proc.send_signal(ignored)
+        time.sleep(1.0)
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        service.close()
+    no_traceback(err)
+    assert proc.returncode == 130 and "buildcage: canceled" in err
