@@ -261,3 +261,25 @@ def test_a_file_of_a_million_empty_objects_is_refused_before_parsing(context: Pa
     with pytest.raises(store_files.StoreFileError, match="more than 100000 objects"):
         store_files.read_images(str(root))
     assert read_store_facts(plan, {}).image_id == ""
+
+
+@pytest.mark.parametrize("keys", [("names", "Names"), ("names", "nameſ"), ("id", "ID")],
+                         ids=["case", "unicode-fold", "id"])
+def test_keys_go_reads_as_one_make_no_record(context: Path, keys: tuple[str, str]) -> None:
+    """Buildah (Go's encoding/json) matches a record's keys to its fields ignoring case, with
+    Unicode folding (``nameſ`` is ``names``), and the last one wins; Python's json keeps them
+    apart. A record {"names": [ours], "Names": [other]} would be the built image here and
+    another image to Buildah: a file with such keys is no record at all (review LOW-8)."""
+    plan = plan_of(context)
+    root = store_of(plan)
+    write_store(root)
+    first, second = keys
+    other = "7" * 64 if first == "id" else "localhost/elsewhere:latest"
+    record = {"id": IMAGE, "names": [TAG]}
+    value = json.dumps([other] if first == "names" else other)
+    text = json.dumps([record])[:-2] + f', "{second}": {value}' + "}]"
+    (root / "overlay-images" / "images.json").write_text(text)
+    assert json.loads(text)[0][first] == record[first]  # Python alone takes it for ours
+    facts = read_store_facts(plan, {})
+    assert facts.image_id == "" and facts.layers is None
+
