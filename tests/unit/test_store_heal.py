@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,41 @@ def test_names_are_made_visible_in_the_warning(stores) -> None:
         [{"id": GONE, "names": ["x\x1b]0;owned\x07"], "layer": LAYER_GONE}]))
     (message,) = heal(private, [host]).warnings()
     assert "\x1b" not in message and "\\x1b" in message
+
+
+def test_a_device_as_images_json_is_never_opened(stores, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A RUN step may make device nodes in the store (podman's default capabilities include
+    MKNOD); opening one can act (a watchdog starts), so it is looked at first, never opened."""
+    private, host = stores
+    listing = private / "overlay-images" / "images.json"
+    listing.unlink()
+    os.mknod(listing, stat.S_IFCHR | 0o600, os.makedev(1, 3))  # (/dev/null's numbers)
+    opened: list[str] = []
+    real_open = os.open
+
+    def spy(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
+    healed = heal(private, [host])
+    assert "images.json" not in [Path(p).name for p in opened]
+    assert healed.dropped == [] and "not a regular file" in healed.problem
+
+
+def test_a_list_of_a_million_objects_is_refused_before_it_is_parsed(stores) -> None:
+    """16 MB of ``{},`` are 5.6 million dicts: half a GB of this process (store_files)."""
+    private, host = stores
+    (private / "overlay-images" / "images.json").write_text("[" + "{}," * 200_000 + "{}]")
+    healed = heal(private, [host])
+    assert healed.dropped == [] and "objects" in healed.problem
+
+
+def test_keys_go_reads_as_one_leave_the_store_alone(stores) -> None:
+    """{"layer": kept, "Layer": gone}: Buildah reads the second (Go matches keys ignoring
+    case); a heal reading the first would keep a record that breaks every cached build."""
+    private, host = stores
+    (private / "overlay-images" / "images.json").write_text(
+        f'[{{"id": "{GONE}", "layer": "{LAYER_MINE}", "Layer": "{LAYER_GONE}"}}]')
+    healed = heal(private, [host])
+    assert healed.dropped == [] and "images.json" in healed.problem

@@ -98,23 +98,41 @@ def read_file(root: str, relative: str, limit: int = MAX_BYTES) -> bytes:
                                      ) from None
             os.close(fd)
             fd = next_fd
-        try:
-            # Looked at before it is opened: opening a device can act (a watchdog starts).
-            seen = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
-            if not stat.S_ISREG(seen.st_mode):
-                raise StoreFileError(f"{relative} is not a regular file")
-            file_fd = os.open(parts[-1], _READ_FLAGS, dir_fd=fd)
-        except OSError as exc:
-            raise StoreFileError(f"{relative} cannot be opened ({exc.strerror})") from None
+        data = read_at(fd, parts[-1], limit, relative)
     finally:
         os.close(fd)
+    if data is None:
+        raise StoreFileError(f"{relative} cannot be opened (No such file or directory)")
+    return data
+
+
+def read_at(directory: int, name: str, limit: int = MAX_BYTES, shown: str = "") -> bytes | None:
+    """The bytes of regular file ``name`` in the directory open as ``directory``; None when
+    there is none. Never a symlink, a FIFO or a device, at most ``limit`` bytes; raises
+    StoreFileError for anything else (``shown``: its name in the message)."""
+    shown = shown or name
+    try:
+        # Looked at before it is opened: opening a device can act (a watchdog starts).
+        seen = os.stat(name, dir_fd=directory, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreFileError(f"{shown} cannot be opened ({exc.strerror})") from None
+    if stat.S_ISLNK(seen.st_mode):
+        raise StoreFileError(f"{shown} is a symlink")
+    if not stat.S_ISREG(seen.st_mode):
+        raise StoreFileError(f"{shown} is not a regular file")
+    try:
+        file_fd = os.open(name, _READ_FLAGS, dir_fd=directory)
+    except OSError as exc:
+        raise StoreFileError(f"{shown} cannot be opened ({exc.strerror})") from None
     try:
         info = os.fstat(file_fd)
         if not stat.S_ISREG(info.st_mode) or (info.st_dev, info.st_ino) != (seen.st_dev,
                                                                            seen.st_ino):
-            raise StoreFileError(f"{relative} is not a regular file (or was replaced)")
+            raise StoreFileError(f"{shown} is not a regular file (or was replaced)")
         if info.st_size > limit:
-            raise StoreFileError(f"{relative} is larger than {limit} bytes")
+            raise StoreFileError(f"{shown} is larger than {limit} bytes")
         chunks, left = [], limit + 1
         while left > 0:
             chunk = os.read(file_fd, min(left, 1 << 20))
@@ -124,10 +142,10 @@ def read_file(root: str, relative: str, limit: int = MAX_BYTES) -> bytes:
             left -= len(chunk)
         data = b"".join(chunks)
         if len(data) > limit:
-            raise StoreFileError(f"{relative} is larger than {limit} bytes")
+            raise StoreFileError(f"{shown} is larger than {limit} bytes")
         return data
     except OSError as exc:
-        raise StoreFileError(f"{relative} cannot be read ({exc.strerror})") from None
+        raise StoreFileError(f"{shown} cannot be read ({exc.strerror})") from None
     finally:
         os.close(file_fd)
 
@@ -138,9 +156,14 @@ def parse_json(data: bytes, what: str) -> Any:
     if data.count(b"{") + data.count(b"[") > MAX_NODES:  # (brackets in strings count too)
         raise StoreFileError(f"{what} holds more than {MAX_NODES} objects and arrays")
     try:
-        return json.loads(data, object_pairs_hook=_one_key_each)
+        return json.loads(data, object_pairs_hook=_one_key_each, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:  # (UnicodeDecodeError is a ValueError)
         raise StoreFileError(f"{what} does not parse: {type(exc).__name__}") from None
+
+
+def _no_constant(word: str) -> None:
+    """NaN and Infinity are no JSON (Go refuses them: Buildah would not read the file)."""
+    raise ValueError(f"{word} is not JSON")
 
 
 def _one_key_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

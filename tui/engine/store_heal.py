@@ -16,15 +16,15 @@ processes: each builder is a new process that reads ``images.json`` when it load
 (its lock file's last-writer record only tells a process that already has the list loaded to
 read it again), so a rewritten file is what the next builder sees; the real test checks it.
 
-The files are hostile input (a builder writes them): links are never followed, anything but
-the expected shape leaves the store untouched with a warning, and only a directory named by a
-64-hex-digit id is removed.
+The files are hostile input (a builder writes them): they are read as every store file is
+(``tui.engine.store_files``: no link followed, no device or FIFO opened, sizes and object counts
+bounded, keys Go would read as one refused), anything but the expected shape leaves the store
+untouched with a warning, and only a directory named by a 64-hex-digit id is removed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import re
@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tui.engine.store_files import StoreFileError, parse_json, read_at
 from tui.engine.text import visible
 
 IMAGES = ("overlay-images", "images.json")
@@ -133,33 +134,19 @@ def _open_dir(parent: int | None, name: str) -> int:
 
 
 def _read(directory: int, name: str) -> bytes | None:
-    """A regular file's bytes, None if it does not exist; a link or anything else refused."""
+    """A regular file's bytes, None if it does not exist; a link, a device, a FIFO or a file
+    over MAX_LIST_BYTES refused (the one hostile-file reader: tui.engine.store_files)."""
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                     dir_fd=directory)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise Unreadable(f"{name} is a symlink") from None
-        raise
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise Unreadable(f"{name} is not a regular file")
-        if info.st_size > MAX_LIST_BYTES:
-            raise Unreadable(f"{name} is larger than {MAX_LIST_BYTES} bytes")
-        return f.read(MAX_LIST_BYTES + 1)
+        return read_at(directory, name, MAX_LIST_BYTES)
+    except StoreFileError as exc:
+        raise Unreadable(str(exc)) from None
 
 
 def _parse(raw: bytes, name: str) -> list[dict[str, Any]]:
-    def no_constant(word: str) -> None:
-        raise ValueError(f"{word} is not JSON")
-
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=no_constant)
-    except (ValueError, RecursionError) as exc:  # a deep nesting recurses: not a ValueError
-        raise Unreadable(f"{name} is not valid JSON ({type(exc).__name__}: {exc})") from None
+        value = parse_json(raw, name)
+    except StoreFileError as exc:
+        raise Unreadable(str(exc)) from None
     if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
         raise Unreadable(f"{name} is not a list of records")
     for record in value:
