@@ -116,3 +116,25 @@ def test_not_a_tar_is_an_error_not_garbage() -> None:
 def test_empty_archive_has_no_entries() -> None:
     assert list(read_headers(io.BytesIO(tar_bytes()))) == []
     assert list(read_headers(io.BytesIO(b""))) == []
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned-sum", "signed-sum"])
+def test_a_checksum_summed_either_way_is_accepted_and_a_wrong_one_is_not(signed: bool) -> None:
+    """POSIX sums the header's bytes unsigned; some old writers summed signed chars (a byte
+    over 127 counts 256 less). A name with such bytes tells the two apart."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT,
+                      encoding="latin-1") as tar:  # the name's bytes as they are
+        info = tarfile.TarInfo("caf\xe9-\xff.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    data = bytearray(out.getvalue())
+    header = data[:512]
+    assert any(b > 127 for b in header)
+    rest = bytes(header[:148]) + bytes(header[156:])
+    total = sum(rest) + 8 * 32 - (256 * sum(1 for b in rest if b > 127) if signed else 0)
+    data[148:156] = b"%06o\0 " % total
+    assert [h.name for h in read_headers(io.BytesIO(bytes(data)))][0].startswith(b"caf")
+    data[148:156] = b"%06o\0 " % (total + 1)
+    with pytest.raises(TarError, match="checksum"):
+        list(read_headers(io.BytesIO(bytes(data))))

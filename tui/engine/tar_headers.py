@@ -68,10 +68,17 @@ def _checksum_ok(block: bytes) -> bool:
         expected = _number(stored, "checksum")
     except TarError:
         return False
-    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
-    signed = sum(b - 256 if b > 127 else b for b in block[:148]) + 8 * 32 + \
-        sum(b - 256 if b > 127 else b for b in block[156:])
-    return expected in (unsigned, signed)
+    rest = block[:148] + block[156:]  # (the checksum field counts as 8 spaces)
+    unsigned = sum(rest) + 8 * 32
+    if expected == unsigned:
+        return True
+    # Some writers summed signed chars: each byte over 127 counts 256 less. Counted in C (a
+    # generator over the bytes was half of reading a 6,000-file layer's headers, profiled).
+    high = len(rest) - len(rest.translate(None, _HIGH_BYTES))
+    return expected == unsigned - 256 * high
+
+
+_HIGH_BYTES = bytes(range(128, 256))
 
 
 def _cstring(field: bytes) -> bytes:
