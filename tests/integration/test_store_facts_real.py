@@ -47,3 +47,72 @@ def test_facts_read_here_are_the_publish_phases(engine: Engine, tmp_path: Path, 
     if session:
         engine.end_sessions()
 
+
+
+def test_an_isolated_build_with_nothing_to_publish_reads_its_layers_from_its_volume(
+        engine: Engine, tmp_path: Path, run_id: str, data_home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """isolated's store goes with the build, so the publish phase wrote the layers' layout
+    (buildah push dir:) only for the report. Read from the fresh volume's tar-split records
+    instead: the same report, to the byte, for the same image (the reference build runs its
+    publish phase and is read both ways); and a build with nothing to publish runs no publish
+    container at all and keeps that report, from a volume no later container could read."""
+    import dataclasses
+
+    from podman_helpers import Recorder
+
+    from tui.engine.layer_reader import read_layout, saved_report
+    from tui.engine.plan import BuildPlan
+    from tui.engine.runner import BuildRunner
+    from tui.engine.store_layers import read_store_layers
+    from tui.engine.stores import leftovers
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text(run_id)
+    (ctx / "Containerfile").write_text(
+        f"FROM {BASE}\nCOPY a.txt /a.txt\nRUN mkdir -p /d && echo {run_id} > /d/f && rm /a.txt\n")
+    data = data_home / "buildcage"
+
+    def plan() -> BuildPlan:
+        made = engine.plan(ctx, profile="isolated", project=f"isofacts-{run_id}")
+        return dataclasses.replace(made, cache_repo="")  # (the cache would need its push)
+
+    compared: list[tuple[object, object]] = []
+    keep = BuildRunner._keep_layers  # noqa: SLF001 - the reference reads both ways
+
+    def both_ways(self: BuildRunner, store_root: str | None = None) -> None:
+        layout = read_layout(self.plan.facts_dir / "layers")
+        compared.append((layout.to_dict(),
+                         read_store_layers(str(self._store_root()), self.facts.image_id)
+                         .to_dict()))
+        keep(self, store_root)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BuildPlan, "facts_read_here", property(lambda self: False))
+        patch.setattr(BuildRunner, "_keep_layers", both_ways)
+        reference = Recorder()
+        engine.runner(plan(), reference).run()
+    assert reference.done.status == "succeeded", reference.of(Failed)
+    assert [e.phase for e in reference.of(PhaseDone)][-1] == "publish"
+    ((layout, here),) = compared
+    assert layout == here
+
+    rec = Recorder()
+    read_here = plan()
+    assert read_here.facts_read_here
+    engine.runner(read_here, rec).run()
+    assert rec.done.status == "succeeded", rec.of(Failed)
+    assert [e.phase for e in rec.of(PhaseDone)] == ["fetch", "build"]  # no publish container
+    image_id, layers, bases = facts(rec)
+    assert [i.ref for i in bases] == [BASE]
+    report = saved_report(data, image_id)
+    assert report is not None and report.image_id == image_id
+    assert report.source.startswith("the build's store")
+    # The same steps made the same files (only times and so digests differ from the reference).
+    assert [(x.instruction, x.entries, x.size, x.tar_size) for x in report.layers] == \
+        [(x["instruction"], x["entries"], x["size"], x["tar_size"])
+         for x in layout["layers"]]  # type: ignore[index]
+    assert tuple(x.tar_size for x in report.layers) == layers
+    assert leftovers(engine.client(), rec.build_id) == []
+    assert not engine.client().volumes.exists(read_here.store_volume)

@@ -3,6 +3,7 @@ it is hostile. Symlinks lead nowhere, FIFOs do not hang, sizes are capped, value
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -224,7 +225,7 @@ def test_stray_working_containers_are_only_64_hex_ids(context: Path) -> None:
     assert in_time(lambda: stray_working_containers(root, 0)) == []
 
 
-def test_only_a_local_project_store_with_nothing_to_publish_is_read_here(context: Path,
+def test_only_a_local_store_with_nothing_to_publish_is_read_here(context: Path,
                                                                          tmp_path: Path) -> None:
     assert plan_of(context).facts_read_here
     host_ro = make_plan(context, config=Config(), profile="host-ro", project="p")
@@ -232,7 +233,9 @@ def test_only_a_local_project_store_with_nothing_to_publish_is_read_here(context
     assert not plan_of(context, push="127.0.0.1:5000/x/y:1").facts_read_here
     assert not plan_of(context, load=True).facts_read_here  # an archive to write
     isolated = make_plan(context, config=Config(), profile="isolated", project="p")
-    assert not isolated.facts_read_here  # its store goes with the build: layers to keep
+    assert isolated.pushes_cache and not isolated.facts_read_here  # the cache to push
+    # Its store goes with the build: the layers are read from its volume (store_layers).
+    assert dataclasses.replace(isolated, cache_push=False).facts_read_here
     assert not plan_of(context, push=f"oci:{tmp_path}/out").facts_read_here
 
 

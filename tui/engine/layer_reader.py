@@ -57,7 +57,8 @@ if TYPE_CHECKING:
     from tui.engine.session import Engine
 
 __all__ = ["LAYERS_DIR", "LayerSource", "LayersError", "find_source", "keep_after_build",
-           "read_from_store", "read_layers", "read_layout", "reader_command", "save_report",
+           "entries_of", "read_from_store", "read_layers", "read_layout", "reader_command",
+           "save_report",
            "save_where", "saved_report", "where_built"]
 
 READER_DIR = "/buildcage/layers"
@@ -174,6 +175,12 @@ def _entries(blob: IO[bytes], budget: int) -> Iterator[Entry]:
         raise TarError("a zstd-compressed layer, which buildcage cannot read")
     else:
         stream = blob
+    return entries_of(stream, budget)
+
+
+def entries_of(stream: IO[bytes], budget: int) -> Iterator[Entry]:
+    """The entries of an uncompressed tar stream (a layout's blob, a store's tar-split record:
+    tui.engine.store_layers); raises TarError."""
     try:
         for header in read_headers(stream, max_entries=budget):
             if len(header.name) > MAX_NAME or len(header.linkname) > MAX_NAME:
@@ -244,22 +251,31 @@ def read_from_store(client: Any, plan: BuildPlan, image: str) -> LayerReport:
         shutil.rmtree(plan.build_dir, ignore_errors=True)
 
 
-def keep_after_build(plan: BuildPlan, image_id: str) -> str:
-    """After a build's publish phase: where the image was built, and, for a store that goes
-    with the build, the report of the layers the publish phase wrote. Returns a warning, or ""."""
+def keep_after_build(plan: BuildPlan, image_id: str, store_root: str | None = None) -> str:
+    """After a build: where the image was built, and, for a store that goes with the build,
+    the report of its layers: from the layout its publish phase wrote, or, with no publish
+    phase (``BuildPlan.facts_read_here``), from the store at ``store_root`` itself
+    (tui.engine.store_layers). Returns a warning, or ""."""
+    from tui.engine.store_layers import StoreLayersError, read_store_layers
+
     problem = ""
     try:
         save_where(plan.data_dir, image_id, profile=plan.profile.name, project=plan.project,
                    context=str(plan.context))
-        if plan.keeps_layers:
+        if plan.keeps_layers and store_root is not None:
+            report = read_store_layers(store_root, image_id,
+                                       source=f"the build's store ({plan.profile.name}: it is "
+                                              f"not kept)")
+        elif plan.keeps_layers:
             report = read_layout(plan.facts_dir / "layers",
                                  source=f"the build's publish phase ({plan.profile.name}: its "
                                         f"store is not kept)")
+        if plan.keeps_layers:
             if report.image_id != image_id:
                 raise LayersError(f"they were of image {report.image_id[:12]}, not the built "
                                   f"{image_id[:12]}")
             save_report(plan.data_dir, report)
-    except (LayersError, OSError) as exc:
+    except (LayersError, StoreLayersError, OSError) as exc:
         problem = f"the image's layers were not kept: {exc}"
     finally:
         if plan.keeps_layers:

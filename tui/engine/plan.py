@@ -284,14 +284,15 @@ class BuildPlan:
 
     @property
     def facts_read_here(self) -> bool:
-        """The publish phase would only read the image's records (no push, no ``--load``
-        archive, no layers to keep, no registry cache) from a project store on this host's disk:
-        the local runner reads them itself (tui.engine.store_files) and starts no publish
-        container, about 0.5 s of a warm build (measured there). The renderings keep the phase:
-        they run where buildcage is not there to read the store."""
-        return (self.profile.store == "project" and not self.remote
+        """The publish phase would only read the image's records and, for a store that goes
+        with the build, its layers' headers (no push, no ``--load`` archive, no registry cache)
+        from a store on this host's disk (a project directory, a fresh volume): the local
+        runner reads them itself (tui.engine.store_files, tui.engine.store_layers) and starts
+        no publish container, about 0.5 s of a warm build (measured there). The renderings keep
+        the phase: they run where buildcage is not there to read the store."""
+        return (self.profile.store in ("project", "fresh") and not self.remote
                 and self.push_argv() is None and not self.writes_archive
-                and not self.keeps_layers and not self.pushes_cache)
+                and not self.pushes_cache)
 
     @property
     def registries_conf_path(self) -> Path:

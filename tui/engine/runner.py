@@ -271,9 +271,25 @@ class BuildRunner:
         if self._reads_facts_here() and not self.canceled:
             for event in self.parser.finish(0, time.time()):  # the build's last step
                 self._emit(event)
-            self._take_facts(read_store_facts(self.plan, state.pinned_facts))
-            self._keep_layers()
+            root = self._store_root()
+            self._take_facts(read_store_facts(self.plan, state.pinned_facts, root))
+            self._keep_layers(root)
         return 0
+
+    def _store_root(self) -> str | None:
+        """The c/storage root of a fresh store's volume on this host, where podman says it is
+        mounted (the builder has it at /var/lib/containers), or of the plan's project
+        directory. Everything below it is read as hostile (tui.engine.store_files)."""
+        if self.plan.profile.store != "fresh":
+            return None if self.plan.store_dir is None else str(self.plan.store_dir / "storage")
+        try:
+            mount = self.client.volumes.get(self.plan.store_volume).attrs.get("Mountpoint")
+        except Exception as exc:  # noqa: BLE001 - podman gone: no facts, said as such
+            self._warn(f"the fresh store's volume cannot be found ({exc}): no facts from it")
+            mount = None
+        if not isinstance(mount, str) or not os.path.isabs(mount):
+            return "/nonexistent/buildcage-no-volume"  # read as a store with no image
+        return os.path.join(mount, "storage")
 
     def _reads_facts_here(self) -> bool:
         """No publish container: this process reads the store (``BuildPlan.facts_read_here``)."""
@@ -341,11 +357,12 @@ class BuildRunner:
         if facts.cache is not None:
             self._emit(facts.cache)
 
-    def _keep_layers(self) -> None:
+    def _keep_layers(self, store_root: str | None = None) -> None:
         """Where the image was built, for ``buildcage layers`` later, and the report of the
-        layers the publish phase wrote when the store goes with the build (layer_reader)."""
+        layers when the store goes with the build: from the layout the publish phase wrote, or
+        from the store itself (``store_root``) when there was none (layer_reader)."""
         if self.facts.image_id:
-            problem = keep_after_build(self.files_plan, self.facts.image_id)
+            problem = keep_after_build(self.files_plan, self.facts.image_id, store_root)
             if problem:
                 self._warn(problem)
 

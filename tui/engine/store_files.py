@@ -156,7 +156,7 @@ def parse_json(data: bytes, what: str) -> Any:
     if data.count(b"{") + data.count(b"[") > MAX_NODES:  # (brackets in strings count too)
         raise StoreFileError(f"{what} holds more than {MAX_NODES} objects and arrays")
     try:
-        return json.loads(data, object_pairs_hook=_one_key_each, parse_constant=_no_constant)
+        return json.loads(data, object_pairs_hook=one_key_each, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:  # (UnicodeDecodeError is a ValueError)
         raise StoreFileError(f"{what} does not parse: {type(exc).__name__}") from None
 
@@ -166,7 +166,7 @@ def _no_constant(word: str) -> None:
     raise ValueError(f"{word} is not JSON")
 
 
-def _one_key_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def one_key_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """An object whose keys Go's encoding/json would take for one field refused (ValueError).
     Buildah matches a key to a field ignoring case, with Unicode folding (``nameſ`` is
     ``names``), the last one winning; Python keeps them apart, so ``{"names": [A], "Names":
@@ -287,15 +287,17 @@ def overlay_record(root: str) -> str:
     return {"false": "kernel", "true": "fuse"}.get(record, "")
 
 
-def read_store_facts(plan: BuildPlan, host_bases: Mapping[str, ImageFact]) -> ImageFacts:
+def read_store_facts(plan: BuildPlan, host_bases: Mapping[str, ImageFact],
+                     root: str | None = None) -> ImageFacts:
     """The facts the publish phase's ``buildah inspect`` would have written, from the plan's
-    project store (``BuildPlan.facts_read_here``). ``host_bases``: the host images this build
-    pinned (host-ro), as the podman service described them; a base the project store names
-    itself comes first, as c/storage looks in its writable store first."""
-    store = plan.store_dir
-    if store is None:
-        return ImageFacts()
-    root = str(store / "storage")
+    store (``BuildPlan.facts_read_here``): its project directory, or ``root`` (the c/storage
+    root of a fresh volume, as podman says where it is). ``host_bases``: the host images this
+    build pinned (host-ro), as the podman service described them; a base the store names itself
+    comes first, as c/storage looks in its writable store first."""
+    if root is None:
+        if plan.store_dir is None:
+            return ImageFacts()
+        root = str(plan.store_dir / "storage")
     try:
         records = read_images(root)
     except StoreFileError:

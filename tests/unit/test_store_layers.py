@@ -1,0 +1,190 @@
+"""Layers read from a store's tar-split records (tui.engine.store_layers): the headers the
+push would give, file data never made, and every hostile record refused (real stores:
+tests/integration/test_store_facts_real.py, test_layers_real.py)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tui.engine import store_layers
+from tui.engine.layer_reader import entries_of
+from tui.engine.store_layers import (
+    StoreLayersError,
+    TarSplitStream,
+    big_data_name,
+    read_store_layers,
+)
+from tui.engine.tar_headers import TarError, read_headers
+
+IMAGE = "9" * 64
+
+
+def a_tar(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def split_of(tar: bytes) -> list[dict[str, object]]:
+    """The tar-split records c/storage keeps for ``tar``: its bytes between files, and each
+    file's name and size."""
+    records: list[dict[str, object]] = []
+    done = 0
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        for member in archive.getmembers():
+            records.append({"type": 2, "payload": base64.b64encode(
+                tar[done:member.offset_data]).decode()})
+            records.append({"type": 1, "name": member.name, "size": member.size})
+            done = member.offset_data + member.size
+    records.append({"type": 2, "payload": base64.b64encode(tar[done:]).decode()})
+    return records
+
+
+def gz_lines(records: list[dict[str, object]] | list[bytes]) -> bytes:
+    lines = [r if isinstance(r, bytes) else json.dumps(r).encode() for r in records]
+    return gzip.compress(b"".join(line + b"\n" for line in lines))
+
+
+def test_the_headers_are_the_tars_and_no_data_is_made() -> None:
+    tar = a_tar({"a": b"x" * 5000, "dir/b": b"", "c": os.urandom(700)})
+    stream = TarSplitStream(gz_lines(split_of(tar)), len(tar))
+    assert list(read_headers(stream)) == list(read_headers(io.BytesIO(tar)))
+
+
+def test_a_huge_file_is_passed_over_not_made() -> None:
+    """A record may claim any size; seeking over it makes nothing (a read of it would)."""
+    huge = 8**11 - 1  # 8 GiB, the most an octal size field holds
+    header = bytearray(a_tar({"big": b""})[:512])
+    header[124:136] = b"%011o\0" % huge
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    records = [{"type": 2, "payload": base64.b64encode(bytes(header)).decode()},
+               {"type": 1, "name": "big", "size": huge},
+               {"type": 2, "payload": base64.b64encode(bytes(1 + 1024)).decode()}]
+    stream = TarSplitStream(gz_lines(records), huge + 4096)
+    (entry,) = read_headers(stream)
+    assert entry.size == huge
+
+
+@pytest.mark.parametrize(("line", "why"), [
+    (b'{"type": 2, "payload": "not base64!"}', "base64"),
+    (b'{"type": 2, "payload": 5}', "without bytes"),
+    (b'{"type": 1, "size": -1}', "size"),
+    (b'{"type": 1, "size": true}', "size"),
+    (b'{"type": 1, "size": 1e3}', "size"),
+    (b'{"type": 3}', "type"),
+    (b'{"type": 2, "Type": 1, "payload": ""}', "JSON record"),  # Go reads both keys as one
+    (b"[1]", "type"),
+    (b"{", "JSON record"),
+], ids=lambda v: v.decode()[:24] if isinstance(v, bytes) else v)
+def test_a_hostile_record_is_refused(line: bytes, why: str) -> None:
+    with pytest.raises(TarError, match=why):
+        list(entries_of(TarSplitStream(gz_lines([line]), 1024), 10))
+
+
+def test_a_record_longer_than_a_line_may_be_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_layers, "MAX_LINE", 100)
+    line = json.dumps({"type": 2, "payload": base64.b64encode(bytes(512)).decode()}).encode()
+    with pytest.raises(TarError, match="longer than"):
+        list(entries_of(TarSplitStream(gz_lines([line]), 1024), 10))
+
+
+def test_a_gzip_bomb_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_layers, "MAX_INFLATED", 10_000)
+    empty = b'{"type": 1, "size": 0}'
+    with pytest.raises(TarError, match="inflated"):
+        list(entries_of(TarSplitStream(gz_lines([empty] * 5000), 1024), 10))
+
+
+def test_not_gzip_is_refused() -> None:
+    with pytest.raises(TarError, match="inflate"):
+        list(entries_of(TarSplitStream(b"plain bytes, no gzip", 1024), 10))
+
+
+def test_records_that_end_inside_a_file_are_refused() -> None:
+    tar = a_tar({"a": b"x" * 5000})
+    records = split_of(tar)[:2]  # the header, the file's record; nothing after its data
+    with pytest.raises(TarError, match="ends inside"):
+        list(entries_of(TarSplitStream(gz_lines(records), len(tar) * 10), 10))
+
+
+def test_big_data_names_are_c_storages() -> None:
+    assert big_data_name("manifest") == "manifest"
+    assert big_data_name("sha256:ab") == "=" + base64.b64encode(b"sha256:ab").decode()
+
+
+# -- a whole store ------------------------------------------------------------------------------
+
+def write_store(root: Path, layer_tars: list[bytes], *, digests: list[str] | None = None,
+                parents: list[str] | None = None) -> None:
+    ids = [hashlib.sha256(t).hexdigest() for t in layer_tars]
+    diff = [f"sha256:{i}" for i in ids]
+    (root / "overlay-images" / IMAGE).mkdir(parents=True)
+    (root / "overlay-layers").mkdir()
+    (root / "overlay-images" / "images.json").write_text(
+        json.dumps([{"id": IMAGE, "layer": ids[-1], "names": ["localhost/x:1"]}]))
+    (root / "overlay-images" / IMAGE / "manifest").write_text(json.dumps({
+        "schemaVersion": 2, "config": {"digest": f"sha256:{IMAGE}"},
+        "layers": [{"digest": d, "size": len(t)} for d, t in zip(digests or diff, layer_tars,
+                                                                     strict=True)]}))
+    history = [{"created_by": f"/bin/sh -c #(nop) step {i}"} for i in range(len(ids))]
+    (root / "overlay-images" / IMAGE / big_data_name(f"sha256:{IMAGE}")).write_text(
+        json.dumps({"history": history}))
+    layers = []
+    for index, (layer_id, tar) in enumerate(zip(ids, layer_tars, strict=True)):
+        parent = (parents[index] if parents else ids[index - 1] if index else None)
+        layers.append({"id": layer_id, "parent": parent, "diff-digest": diff[index],
+                       "diff-size": len(tar)})
+        (root / "overlay-layers" / f"{layer_id}.tar-split.gz").write_bytes(
+            gz_lines(split_of(tar)))
+    (root / "overlay-layers" / "layers.json").write_text(json.dumps(layers))
+
+
+def test_the_report_of_a_store(tmp_path: Path) -> None:
+    write_store(tmp_path, [a_tar({"etc/os": b"1" * 100}), a_tar({"app/a": b"2" * 300})])
+    report = read_store_layers(str(tmp_path), IMAGE, source="the store")
+    assert report.image_id == IMAGE and report.source == "the store"
+    assert [(x.entries, x.size) for x in report.layers] == [(1, 100), (1, 300)]
+
+
+def test_a_manifest_digest_that_is_not_the_layers_is_refused(tmp_path: Path) -> None:
+    write_store(tmp_path, [a_tar({"a": b"1"})], digests=["sha256:" + "0" * 64])
+    with pytest.raises(StoreLayersError, match="not the manifest's"):
+        read_store_layers(str(tmp_path), IMAGE)
+
+
+def test_a_parent_loop_is_refused(tmp_path: Path) -> None:
+    tars = [a_tar({"a": b"1"}), a_tar({"b": b"2"})]
+    ids = [hashlib.sha256(t).hexdigest() for t in tars]
+    write_store(tmp_path, tars, parents=[ids[1], ids[0]])
+    with pytest.raises(StoreLayersError, match="not its manifest's"):
+        read_store_layers(str(tmp_path), IMAGE)
+
+
+def test_a_symlinked_record_is_not_followed(tmp_path: Path) -> None:
+    tar = a_tar({"a": b"1"})
+    write_store(tmp_path / "s", [tar])
+    split = tmp_path / "s" / "overlay-layers" / f"{hashlib.sha256(tar).hexdigest()}.tar-split.gz"
+    (tmp_path / "elsewhere.gz").write_bytes(split.read_bytes())
+    split.unlink()
+    split.symlink_to(tmp_path / "elsewhere.gz")
+    with pytest.raises(StoreLayersError, match="symlink"):
+        read_store_layers(str(tmp_path / "s"), IMAGE)
+
+
+def test_an_id_that_is_not_an_images_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreLayersError, match="no image id"):
+        read_store_layers(str(tmp_path), "../../etc")
