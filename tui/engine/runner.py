@@ -362,7 +362,8 @@ class BuildRunner:
         layers when the store goes with the build: from the layout the publish phase wrote, or
         from the store itself (``store_root``) when there was none (layer_reader)."""
         if self.facts.image_id:
-            problem = keep_after_build(self.files_plan, self.facts.image_id, store_root)
+            problem = keep_after_build(self.files_plan, self.facts.image_id, store_root,
+                                       canceled=lambda: self.canceled)
             if problem:
                 self._warn(problem)
 

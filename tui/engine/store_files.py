@@ -155,13 +155,14 @@ def parse_json(data: bytes, what: str) -> Any:
     parser (one level per ``[``: 400 kB of them), not a ValueError."""
     if data.count(b"{") + data.count(b"[") > MAX_NODES:  # (brackets in strings count too)
         raise StoreFileError(f"{what} holds more than {MAX_NODES} objects and arrays")
-    try:
-        return json.loads(data, object_pairs_hook=one_key_each, parse_constant=_no_constant)
+    try:  # UTF-8 only, as Go reads it (json.loads of bytes guesses UTF-16 and skips a BOM)
+        return json.loads(data.decode("utf-8"), object_pairs_hook=one_key_each,
+                          parse_constant=no_constant)
     except (ValueError, RecursionError) as exc:  # (UnicodeDecodeError is a ValueError)
         raise StoreFileError(f"{what} does not parse: {type(exc).__name__}") from None
 
 
-def _no_constant(word: str) -> None:
+def no_constant(word: str) -> None:
     """NaN and Infinity are no JSON (Go refuses them: Buildah would not read the file)."""
     raise ValueError(f"{word} is not JSON")
 

@@ -25,16 +25,19 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import hashlib
 import io
 import json
+import posixpath
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any, cast
 
 from tui.engine.layers import LayerInput, LayerReport, analyze, instructions_for
 from tui.engine.store_files import (
     StoreFileError,
     is_image_id,
+    no_constant,
     one_key_each,
     parse_json,
     read_file,
@@ -47,9 +50,36 @@ MAX_SPLIT_BYTES = 64 << 20
 recorded stores); 64 MiB is far beyond ``MAX_ENTRIES`` entries."""
 MAX_LINE = 2 * MAX_META
 """One JSON record: base64 of at most one ``MAX_META`` header record, and its JSON."""
-MAX_INFLATED = 1 << 30
-"""Inflated bytes read from one record: a gzip bomb stops here."""
+MAX_INFLATED = 512 << 20
+"""Inflated bytes read for one image, all its layers' records together: a gzip bomb stops here.
+c/storage writes about 800 bytes an entry (a header's 512 bytes in base64, a file's record):
+about 650,000 entries. A hostile record costs 0.5 us a byte to parse (measured in the review),
+so this bounds a bomb to minutes, which the build's cancel ends (checked every CHECK_EVERY
+records)."""
 MAX_FILE_SIZE = 1 << 62
+CHECK_EVERY = 4096
+"""Records between looks at the build's cancel."""
+
+
+class Budget:
+    """What one image's records may cost, all layers together: inflated bytes, records (about
+    two an entry: a header's bytes, a file's record; records that make no bytes cost their
+    parse all the same), and the build's cancel."""
+
+    def __init__(self, layers: int, canceled: Callable[[], bool] | None = None) -> None:
+        self.inflated = MAX_INFLATED
+        self.records = 2 * MAX_ENTRIES + 8 * (layers + 1)
+        self.canceled = canceled
+
+    def spend(self, size: int) -> None:
+        self.inflated -= size
+        self.records -= 1
+        if self.inflated < 0:
+            raise OSError(f"the layers' records are over {MAX_INFLATED} bytes inflated")
+        if self.records < 0:
+            raise OSError("more tar-split records than the entries allowed need")
+        if self.canceled is not None and self.records % CHECK_EVERY == 0 and self.canceled():
+            raise OSError("canceled")
 
 
 class StoreLayersError(Exception):
@@ -69,16 +99,29 @@ class TarSplitStream(io.RawIOBase):
     they are, file data as zeros, which ``seek`` passes over without making them. ``end``: the
     layer's size as its record says (what ``seek(0, 2)`` answers)."""
 
-    def __init__(self, compressed: bytes, end: int) -> None:
+    def __init__(self, compressed: bytes, end: int, budget: Budget | None = None) -> None:
         super().__init__()
         self._gzip = gzip.GzipFile(fileobj=io.BytesIO(compressed), mode="rb")
         self._end = end
+        self._budget = budget or Budget(1)
         self._pos = 0
         self._buf = b""
         self._at = 0
         self._zeros = 0
-        self._inflated = 0
         self._done = False
+        self._names: set[str] = set()
+
+    def finish(self) -> None:
+        """Reads the records to their end (the end-of-archive blocks and the padding after
+        them): they must make exactly the layer's size, as the push's reassembly does."""
+        while True:
+            self._pos += len(self._buf) - self._at + self._zeros
+            self._at, self._zeros = len(self._buf), 0
+            if not self._next():
+                break
+        if self._pos != self._end:
+            raise OSError(f"the tar-split records make {self._pos} bytes, the layer has "
+                          f"{self._end}")
 
     def readable(self) -> bool:
         return True
@@ -143,13 +186,12 @@ class TarSplitStream(io.RawIOBase):
         if not line:
             self._done = True
             return False
-        self._inflated += len(line)
         if len(line) > MAX_LINE:
             raise OSError(f"a tar-split record longer than {MAX_LINE} bytes")
-        if self._inflated > MAX_INFLATED:
-            raise OSError(f"a tar-split record of more than {MAX_INFLATED} bytes inflated")
-        try:
-            entry = json.loads(line, object_pairs_hook=one_key_each)
+        self._budget.spend(len(line))
+        try:  # (as Go reads it: UTF-8 only, no NaN, no two keys of one field)
+            entry = json.loads(line.decode("utf-8"), object_pairs_hook=one_key_each,
+                               parse_constant=no_constant)
         except (ValueError, RecursionError):
             raise OSError("a tar-split line that is not a JSON record") from None
         kind = entry.get("type") if isinstance(entry, dict) else None
@@ -157,11 +199,17 @@ class TarSplitStream(io.RawIOBase):
             size = entry.get("size", 0)
             if type(size) is not int or not 0 <= size <= MAX_FILE_SIZE:
                 raise OSError(f"a tar-split file record with size {str(size)[:40]!r}")
+            name = entry.get("name", "")
+            if isinstance(name, str) and name:  # tar-split refuses a path recorded twice
+                clean = posixpath.normpath("/" + name)
+                if clean in self._names:
+                    raise OSError("a file recorded twice in the tar-split records")
+                self._names.add(clean)
             self._zeros = size
         elif kind == 2:
             payload = entry.get("payload")
-            if not isinstance(payload, str):
-                raise OSError("a tar-split segment without bytes")
+            if not isinstance(payload, str) or len(payload) % 4:  # Go: whole quanta only
+                raise OSError("a tar-split segment without bytes, or not base64")
             try:
                 self._buf, self._at = base64.b64decode(payload, validate=True), 0
             except (binascii.Error, ValueError):
@@ -171,17 +219,27 @@ class TarSplitStream(io.RawIOBase):
         return True
 
 
-def read_store_layers(root: str, image_id: str, *, source: str = "") -> LayerReport:
+def read_store_layers(root: str, image_id: str, *, source: str = "",
+                      canceled: Callable[[], bool] | None = None) -> LayerReport:
     """The report of image ``image_id`` (64 hex) from the c/storage root ``root``; raises
-    StoreLayersError."""
+    StoreLayersError (also when ``canceled()`` says so, while the records are read).
+
+    The report is the records': what the push would reassemble the layers' tars from. It is
+    not checked against the layers' digests (that means reading every file's data, as the push
+    did): a RUN step can rewrite the records of the layers below it, and a process it left
+    behind those of its own, so a hostile build can make the report of its own image say other
+    files. That image goes with the build (it is pushed nowhere: a push runs the publish phase,
+    which reads the layers through ``buildah push`` and its digest checks)."""
     from tui.engine.layer_reader import entries_of  # (the reader of ``dir:`` layouts' too)
 
     if not is_image_id(image_id):
         raise StoreLayersError(f"{image_id[:80]!r} is no image id")
     try:
-        record = next((r for r in read_images(root) if r.get("id") == image_id), None)
-        if record is None:
-            raise StoreLayersError(f"the store has no image {image_id[:12]}")
+        found = [r for r in read_images(root) if r.get("id") == image_id]
+        if len(found) != 1:  # (two records of one id: c/storage keeps one, not ours to guess)
+            raise StoreLayersError(f"the store has {len(found)} records of image "
+                                   f"{image_id[:12]}")
+        record = found[0]
         manifest = parse_json(read_file(root, f"overlay-images/{image_id}/manifest", 1 << 20),
                               "the image's manifest")
         descriptors = manifest.get("layers") if isinstance(manifest, dict) else None
@@ -189,9 +247,11 @@ def read_store_layers(root: str, image_id: str, *, source: str = "") -> LayerRep
         if not isinstance(descriptors, list) or not isinstance(config_ref, dict) or \
                 config_ref.get("digest") != f"sha256:{image_id}":
             raise StoreLayersError("the image's manifest is not that image's")
-        config = parse_json(read_file(root, f"overlay-images/{image_id}/"
-                                             f"{big_data_name('sha256:' + image_id)}"),
-                            "the image's config")
+        raw_config = read_file(root, f"overlay-images/{image_id}/"
+                                     f"{big_data_name('sha256:' + image_id)}")
+        if hashlib.sha256(raw_config).hexdigest() != image_id:  # (as c/image checks it)
+            raise StoreLayersError("the image's config is not that image's")
+        config = parse_json(raw_config, "the image's config")
         chain = _chain(root, record, len(descriptors))
     except StoreFileError as exc:
         raise StoreLayersError(str(exc)) from None
@@ -199,6 +259,7 @@ def read_store_layers(root: str, image_id: str, *, source: str = "") -> LayerRep
     made_by = instructions_for(history, len(descriptors))
     inputs: list[LayerInput] = []
     budget = MAX_ENTRIES
+    spent = Budget(len(descriptors), canceled)
     for index, (descriptor, (layer_id, layer)) in enumerate(zip(descriptors, chain,
                                                                  strict=True)):
         digest = descriptor.get("digest") if isinstance(descriptor, dict) else None
@@ -212,9 +273,10 @@ def read_store_layers(root: str, image_id: str, *, source: str = "") -> LayerRep
         try:
             compressed = read_file(root, f"overlay-layers/{layer_id}.tar-split.gz",
                                    MAX_SPLIT_BYTES)
-            stream = cast(IO[bytes], TarSplitStream(compressed, size))
-            entries = list(entries_of(stream, budget))
-        except (StoreFileError, TarError) as exc:
+            split = TarSplitStream(compressed, size, spent)
+            entries = list(entries_of(cast(IO[bytes], split), budget))
+            split.finish()
+        except (StoreFileError, TarError, OSError) as exc:
             raise StoreLayersError(f"layer {index} ({digest[:19]}): {exc}") from None
         budget -= len(entries)
         instruction, folded = made_by[index]
@@ -229,6 +291,9 @@ def _chain(root: str, record: Mapping[str, Any], count: int
                        "overlay-layers/layers.json")
     if not isinstance(lists, list):
         raise StoreLayersError("overlay-layers/layers.json is not a list")
+    ids = [r.get("id") for r in lists if isinstance(r, dict)]
+    if len(ids) != len(set(map(str, ids))):  # (which one c/storage keeps is not ours to guess)
+        raise StoreLayersError("overlay-layers/layers.json has two records of one layer")
     layers = {r["id"]: r for r in lists if isinstance(r, dict) and is_image_id(r.get("id"))}
     chain: list[tuple[str, Mapping[str, Any]]] = []
     layer_id = record.get("layer")
