@@ -5,16 +5,15 @@ tests/integration/test_store_facts_real.py, test_layers_real.py)."""
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
 import io
 import json
 import os
-import tarfile
 from pathlib import Path
 
 import pytest
 
+from tests.support.tar_split import a_tar, gz_lines, split_of, write_store
 from tui.engine import store_layers
 from tui.engine.layer_reader import entries_of
 from tui.engine.store_layers import (
@@ -24,36 +23,6 @@ from tui.engine.store_layers import (
     read_store_layers,
 )
 from tui.engine.tar_headers import TarError, read_headers
-
-
-def a_tar(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-def split_of(tar: bytes) -> list[dict[str, object]]:
-    """The tar-split records c/storage keeps for ``tar``: its bytes between files, and each
-    file's name and size."""
-    records: list[dict[str, object]] = []
-    done = 0
-    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-        for member in archive.getmembers():
-            records.append({"type": 2, "payload": base64.b64encode(
-                tar[done:member.offset_data]).decode()})
-            records.append({"type": 1, "name": member.name, "size": member.size})
-            done = member.offset_data + member.size
-    records.append({"type": 2, "payload": base64.b64encode(tar[done:]).decode()})
-    return records
-
-
-def gz_lines(records: list[dict[str, object]] | list[bytes]) -> bytes:
-    lines = [r if isinstance(r, bytes) else json.dumps(r).encode() for r in records]
-    return gzip.compress(b"".join(line + b"\n" for line in lines))
 
 
 def test_the_headers_are_the_tars_and_no_data_is_made() -> None:
@@ -126,32 +95,6 @@ def test_big_data_names_are_c_storages() -> None:
 
 # -- a whole store ------------------------------------------------------------------------------
 
-def write_store(root: Path, layer_tars: list[bytes], *, digests: list[str] | None = None,
-                parents: list[str] | None = None) -> str:
-    """A store of one image of ``layer_tars``; returns its id (its config's digest)."""
-    ids = [hashlib.sha256(t).hexdigest() for t in layer_tars]
-    diff = [f"sha256:{i}" for i in ids]
-    history = [{"created_by": f"/bin/sh -c #(nop) step {i}"} for i in range(len(ids))]
-    config = json.dumps({"history": history}).encode()
-    image = hashlib.sha256(config).hexdigest()
-    (root / "overlay-images" / image).mkdir(parents=True)
-    (root / "overlay-layers").mkdir()
-    (root / "overlay-images" / "images.json").write_text(
-        json.dumps([{"id": image, "layer": ids[-1], "names": ["localhost/x:1"]}]))
-    (root / "overlay-images" / image / "manifest").write_text(json.dumps({
-        "schemaVersion": 2, "config": {"digest": f"sha256:{image}"},
-        "layers": [{"digest": d, "size": len(t)} for d, t in zip(digests or diff, layer_tars,
-                                                                     strict=True)]}))
-    (root / "overlay-images" / image / big_data_name(f"sha256:{image}")).write_bytes(config)
-    layers = []
-    for index, (layer_id, tar) in enumerate(zip(ids, layer_tars, strict=True)):
-        parent = (parents[index] if parents else ids[index - 1] if index else None)
-        layers.append({"id": layer_id, "parent": parent, "diff-digest": diff[index],
-                       "diff-size": len(tar)})
-        (root / "overlay-layers" / f"{layer_id}.tar-split.gz").write_bytes(
-            gz_lines(split_of(tar)))
-    (root / "overlay-layers" / "layers.json").write_text(json.dumps(layers))
-    return image
 
 
 def test_the_report_of_a_store(tmp_path: Path) -> None:
