@@ -395,7 +395,24 @@ class BuildRunner:
 
     def _create(self, spec: Phase) -> Container:
         """The phase's container, made for this build."""
-        return self.client.containers.create(**create_kwargs(self.plan, spec, self._idmap))
+        kwargs = create_kwargs(self.plan, spec, self._idmap)
+        try:
+            return self.client.containers.create(**kwargs)
+        except Exception:
+            # podman-py's create is a POST, then a GET of what it made: when the GET fails the
+            # container exists. Found by its name, it goes with the build's others.
+            self._adopt(str(kwargs.get("name") or ""))
+            raise
+
+    def _adopt(self, name: str) -> None:
+        try:
+            container = self.client.containers.get(name) if name else None
+        except Exception:  # noqa: BLE001 - the service is gone: gc finds it by its owner label
+            return
+        if container is not None:
+            with self._lock:
+                if all(c.id != container.id for c in self._containers):
+                    self._containers.append(container)
 
     def _make_ahead(self) -> None:
         """Starts making the upcoming phase's container (after this phase's container exists:

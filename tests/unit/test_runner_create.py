@@ -1,0 +1,61 @@
+"""A phase container that podman made but whose inspect failed is still removed with the
+build's others (review L2, session 6: podman-py's create is a POST and then a GET; when the GET
+failed, the container existed and the runner did not know it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from tui.engine.config import Config
+from tui.engine.planner import make_plan
+from tui.engine.runner import BuildRunner
+
+pytestmark = pytest.mark.usefixtures("data_home")
+
+
+class Box:
+    def __init__(self, name: str) -> None:
+        self.name = self.id = name
+
+
+class Containers:
+    """podman's containers: ``create`` makes one, then its inspect fails."""
+
+    def __init__(self, inspect_fails: bool) -> None:
+        self.made: dict[str, Box] = {}
+        self.inspect_fails = inspect_fails
+
+    def create(self, **kwargs: Any) -> Box:
+        self.made[kwargs["name"]] = Box(kwargs["name"])
+        if self.inspect_fails:
+            raise RuntimeError("the service went away between the POST and the GET")
+        return self.made[kwargs["name"]]
+
+    def get(self, name: str) -> Box:
+        return self.made[name]
+
+
+class Runner(BuildRunner):
+    def __init__(self, plan: Any, containers: Containers) -> None:
+        super().__init__(SimpleNamespace(containers=containers), plan,  # type: ignore[arg-type]
+                         lambda event: None)
+        self.removed: list[str] = []
+
+    def _remove_builder(self, container: Any) -> str:
+        self.removed.append(container.name)
+        return ""
+
+
+def test_a_container_made_whose_inspect_failed_is_removed(context: Path) -> None:
+    plan = make_plan(context, config=Config(), profile="project", project="p")
+    containers = Containers(inspect_fails=True)
+    runner = Runner(plan, containers)
+    spec = plan.phase("build")
+    with pytest.raises(RuntimeError, match="went away"):
+        runner._create(spec)  # noqa: SLF001
+    assert runner._cleanup(None) == []  # noqa: SLF001
+    assert runner.removed == [spec.container_name] == list(containers.made)
