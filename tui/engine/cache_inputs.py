@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dockerfile
-
 from tui.engine.containerfile import (
     _instructions,
     _parse_args,
@@ -42,6 +40,7 @@ from tui.engine.containerfile import (
     read_containerfile,
     substitute,
 )
+from tui.engine.go_parser import dockerfile
 from tui.engine.ignorefile import IgnoreFileError, IgnoreMatcher, read_ignore
 from tui.engine.plan import BuildPlan
 from tui.engine.planner import secret_looking_args

@@ -7,9 +7,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dockerfile
-
 from tui.engine.errors import UserError
+from tui.engine.go_parser import dockerfile
 
 NAMES = ("Containerfile", "Dockerfile")
 
