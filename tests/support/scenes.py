@@ -23,9 +23,11 @@ WARM_PAUSE = 18
 """Events of warm-push.jsonl up to step 4 starting: two steps cached, the last one running."""
 
 
-async def wait_for(pilot: Pilot, predicate: Callable[[], object], timeout: float = 10.0,
+async def wait_for(pilot: Pilot, predicate: Callable[[], object], timeout: float = 30.0,
                    what: str = "condition") -> None:
-    """Let the app run until ``predicate()`` is true (workers and timers are real)."""
+    """Let the app run until ``predicate()`` is true (workers and timers are real). The
+    timeout is a liveness bound, not a timing: the UI tests run beside the integration tests
+    (scripts/test), on a machine that is then fully loaded."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
