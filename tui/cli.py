@@ -29,6 +29,7 @@ from tui.interrupts import (
     CANCEL_SIGNALS,
     Interrupts,
     detach_from_terminal,
+    forget_ignored,
     ignored_on_entry,
     keep_ignored,
 )
@@ -537,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():  # main() called in-process leaves no trace
             signal.signal(sig, handler)
+        forget_ignored()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,11 @@ def ignored_on_entry(sig: int) -> bool:
     return sig in _ignored_on_entry
 
 
+def forget_ignored() -> None:
+    """``main`` called in-process leaves no trace (tests, embedding)."""
+    _ignored_on_entry.clear()
+
+
 def detach_from_terminal() -> None:
     """After a hang-up the terminal is gone and writing to it fails (EIO), which must not stop
     the clean-up: output that went to a terminal goes to /dev/null from now on. Pipes and files

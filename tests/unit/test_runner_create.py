@@ -59,3 +59,16 @@ def test_a_container_made_whose_inspect_failed_is_removed(context: Path) -> None
         runner._create(spec)  # noqa: SLF001
     assert runner._cleanup(None) == []  # noqa: SLF001
     assert runner.removed == [spec.container_name] == list(containers.made)
+
+
+def test_a_container_made_ahead_whose_inspect_failed_is_the_phases(context: Path) -> None:
+    """Made ahead (``makes_ahead``) on another thread: the phase takes the adopted container;
+    making it again under the same name, podman refuses (409: the name is in use)."""
+    plan = make_plan(context, config=Config(), profile="isolated", project="p")
+    containers = Containers(inspect_fails=True)
+    runner = Runner(plan, containers)
+    spec = plan.phase("build")
+    runner._upcoming = spec  # noqa: SLF001
+    runner._make_ahead()  # noqa: SLF001
+    taken = runner._take_ahead(spec)  # noqa: SLF001
+    assert taken is containers.made[spec.container_name]

@@ -361,7 +361,8 @@ class DebugSession:
                 old(signum, frame)
 
         for sig in (signal.SIGHUP, signal.SIGTERM):
-            previous[int(sig)] = signal.signal(sig, handler)
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # (nohup's SIGHUP stays so)
+                previous[int(sig)] = signal.signal(sig, handler)
         try:
             yield
         finally:

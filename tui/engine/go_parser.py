@@ -19,8 +19,9 @@ from __future__ import annotations
 import signal
 
 _HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
-try:
+_mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())  # (only read: a handler that raises
+try:  # right after the block call could leave the signals blocked, outside the try)
+    signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
     import dockerfile
 finally:
     signal.pthread_sigmask(signal.SIG_SETMASK, _mask)

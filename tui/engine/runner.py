@@ -109,6 +109,8 @@ class BuildRunner:
         """Seconds Buildah gets to clean up after SIGTERM before the builder is killed."""
         self._container_started = 0.0
         self._canceled = threading.Event()
+        self._starting = False
+        """A phase container's start request is in flight (``cancel`` leaves it to the start)."""
         self._container: Container | None = None
         """The phase container running now (the one cancel stops)."""
         self._containers: list[Container] = []
@@ -129,10 +131,12 @@ class BuildRunner:
         self._load_failure: Failed | None = None
 
     def cancel(self) -> None:
-        """Asks the build to stop; returns at once (the stop itself runs on its own thread)."""
-        self._canceled.set()
+        """Asks the build to stop; returns at once (the stop itself runs on its own thread).
+        A container being started is stopped by the start, once it runs (``_start_builder``):
+        one stop each, so Buildah gets its SIGTERM once."""
         with self._lock:
-            container = self._container
+            self._canceled.set()
+            container = None if self._starting else self._container
         if container is not None:
             self._stop_in_background(container)
 
@@ -383,13 +387,20 @@ class BuildRunner:
             if maps.get("UidMap") and maps.get("GidMap"):
                 self._idmap = {"UidMap": maps["UidMap"], "GidMap": maps["GidMap"]}
         copy_in(container, spec.mounts)  # a remote service: this machine's files, copied
-        if self.canceled:
-            return None
-        container.start()
-        if self.canceled:
-            # Canceled while the start request was in flight: cancel() found the container
-            # not yet running, and that stop had nothing to stop. Stopped again, now it runs;
-            # the phase's wait below sees it end, as after any cancel.
+        with self._lock:
+            if self.canceled:
+                return None
+            self._starting = True
+        try:
+            container.start()
+        finally:
+            with self._lock:
+                self._starting = False
+                stop = self.canceled
+        if stop:
+            # Canceled while the start request was in flight: a container not yet running has
+            # nothing to stop, so cancel() left it to this, now it runs; the phase's wait below
+            # sees it end, as after any cancel.
             self._stop_in_background(container)
         return container
 
@@ -445,8 +456,12 @@ class BuildRunner:
         if ahead is None:
             return None
         ahead.thread.join()
-        if spec is None or ahead.name != spec.name or not ahead.made:
+        if spec is None or ahead.name != spec.name:
             return None
+        if not ahead.made:  # its inspect failed, it was adopted by its name (``_create``):
+            with self._lock:  # made again under that name, podman would refuse it (409)
+                return next((c for c in self._containers
+                             if getattr(c, "name", None) == spec.container_name), None)
         return ahead.made[0]
 
     def _remove_builder(self, container) -> str:
