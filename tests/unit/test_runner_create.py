@@ -72,3 +72,19 @@ def test_a_container_made_ahead_whose_inspect_failed_is_the_phases(context: Path
     runner._make_ahead()  # noqa: SLF001
     taken = runner._take_ahead(spec)  # noqa: SLF001
     assert taken is containers.made[spec.container_name]
+
+
+def test_a_fresh_volume_that_cannot_be_found_fails_the_build_saying_so(context: Path) -> None:
+    """An isolated build with nothing to publish reads its volume here; a volume podman does
+    not show fails the build with that reason, not as a builder that built no image."""
+    from tui.engine.runner import StoreVolumeError
+
+    class Volumes:
+        def get(self, name: str) -> Any:
+            raise RuntimeError(f"no such volume {name}")
+
+    plan = make_plan(context, config=Config(), profile="isolated", project="p")
+    runner = BuildRunner(SimpleNamespace(volumes=Volumes()), plan,  # type: ignore[arg-type]
+                         lambda event: None)
+    with pytest.raises(StoreVolumeError, match=f"volume {plan.store_volume} cannot be read"):
+        runner._store_root()  # noqa: SLF001

@@ -79,6 +79,11 @@ class _Ahead:
     made: list[Container] = field(default_factory=list)
 
 
+class StoreVolumeError(RuntimeError):
+    """The fresh store's volume, whose records a build with nothing to publish reads here,
+    cannot be found: the build fails saying so."""
+
+
 class BuildRunner:
     """Runs one plan. ``run()`` blocks and returns the Done event; ``cancel()`` is thread-safe."""
 
@@ -288,11 +293,12 @@ class BuildRunner:
             return None if self.plan.store_dir is None else str(self.plan.store_dir / "storage")
         try:
             mount = self.client.volumes.get(self.plan.store_volume).attrs.get("Mountpoint")
-        except Exception as exc:  # noqa: BLE001 - podman gone: no facts, said as such
-            self._warn(f"the fresh store's volume cannot be found ({exc}): no facts from it")
-            mount = None
+        except Exception as exc:  # noqa: BLE001 - podman gone: the build's failure says so
+            raise StoreVolumeError(f"the fresh store's volume {self.plan.store_volume} cannot "
+                                   f"be read: {exc}") from None
         if not isinstance(mount, str) or not os.path.isabs(mount):
-            return "/nonexistent/buildcage-no-volume"  # read as a store with no image
+            raise StoreVolumeError(f"podman names no mount point for the fresh store's volume "
+                                   f"{self.plan.store_volume}")
         return os.path.join(mount, "storage")
 
     def _reads_facts_here(self) -> bool:
