@@ -23,8 +23,9 @@ from textual.screen import Screen
 from tui.engine.errors import UserError
 from tui.engine.request import BuildRequest, PreparedBuild
 from tui.engine.session import Engine
+from tui.engine.signals import take_over
 from tui.engine.text import visible
-from tui.interrupts import APP_SIGNALS, Interrupts, detach_from_terminal, ignored_on_entry
+from tui.interrupts import APP_SIGNALS, Interrupts, detach_from_terminal
 from tui.messages import BuildRequested, CompareAsked, CompareRequested, LayersRequested
 from tui.services import Reach, Services, show_error
 from tui.styles_path import css_path, widget_sheets
@@ -109,8 +110,7 @@ class BuildcageApp(App[None]):
                 loop.call_soon_threadsafe(self.hang_up, signum)
 
             for sig in APP_SIGNALS:
-                if not ignored_on_entry(sig):  # (nohup's SIGHUP stays ignored)
-                    signal.signal(sig, on_signal)
+                take_over(sig, on_signal)  # (nohup's SIGHUP stays ignored)
             if self.interrupts.received is not None:  # came while the app was starting
                 self.hang_up(self.interrupts.received)
                 return
@@ -131,8 +131,7 @@ class BuildcageApp(App[None]):
         if self.interrupts is not None:
             for sig in APP_SIGNALS:
                 # Builds may still be cleaning up: another signal must not cut that short.
-                if not ignored_on_entry(sig):
-                    signal.signal(sig, self.interrupts.handle)
+                take_over(sig, self.interrupts.handle)
 
     def get_driver_class(self) -> type[Driver]:
         base = super().get_driver_class()

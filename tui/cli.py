@@ -18,20 +18,18 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 # Only the standard library and light modules at import time: a Ctrl-C in the first
 # milliseconds must land in main(), where it is a cancel, not in an import.
 from tui.engine.errors import UserError
+from tui.engine.signals import take_over
 from tui.engine.text import visible
 from tui.interrupts import (
     APP_SIGNALS,
     CANCEL_SIGNALS,
     Interrupts,
     detach_from_terminal,
-    forget_ignored,
-    ignored_on_entry,
-    keep_ignored,
 )
 
 if TYPE_CHECKING:
@@ -504,15 +502,13 @@ def main(argv: list[str] | None = None) -> int:
     stdout (141)."""
     argv = sys.argv[1:] if argv is None else argv
     state = {"json": False}
-    previous = {}
+    previous: dict[int, Any] = {}
     try:
         if threading.current_thread() is threading.main_thread():
             # First thing: until a build (or the TUI) takes them over, Ctrl-C, SIGTERM and
             # SIGHUP end the process through its clean-ups (a probe removes its container).
-            keep_ignored()  # nohup's SIGHUP, a background job's SIGINT
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                if not ignored_on_entry(sig):
-                    previous[sig] = signal.signal(sig, _interrupted)
+                take_over(sig, _interrupted, previous)  # (nohup's SIGHUP stays ignored)
         return _run(argv, state, Interrupts())
     except UserError as exc:
         if state["json"]:
@@ -536,9 +532,8 @@ def main(argv: list[str] | None = None) -> int:
         stdout_gone()
         return EXIT_PIPE
     finally:
-        for sig, handler in previous.items():  # main() called in-process leaves no trace
-            signal.signal(sig, handler)
-        forget_ignored()
+        for number, handler in previous.items():  # main() called in-process leaves no trace
+            signal.signal(number, handler)
 
 
 if __name__ == "__main__":

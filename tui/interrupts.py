@@ -15,33 +15,14 @@ import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
+from typing import Any
+
+from tui.engine.signals import take_over
 
 CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """What cancels a headless build: Ctrl-C, ``kill``, a closed terminal."""
 APP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 """What ends the TUI the clean way (Ctrl-C is a key there, not a signal)."""
-
-_ignored_on_entry: set[int] = set()
-
-
-def keep_ignored(signals: Iterable[int] = CANCEL_SIGNALS) -> None:
-    """Signals this process was started with ignored stay ignored by every handler installed
-    here: ``nohup`` ignores SIGHUP, a script's ``buildcage build ... &`` gets SIGINT ignored
-    (bash does that without job control). Whoever started buildcage asked for that: a closed
-    terminal, or a Ctrl-C meant for the foreground command, must not cancel the build. (Python
-    itself leaves an ignored SIGINT ignored.) ``main`` calls it first thing."""
-    for sig in signals:
-        if signal.getsignal(sig) is signal.SIG_IGN:
-            _ignored_on_entry.add(sig)
-
-
-def ignored_on_entry(sig: int) -> bool:
-    return sig in _ignored_on_entry
-
-
-def forget_ignored() -> None:
-    """``main`` called in-process leaves no trace (tests, embedding)."""
-    _ignored_on_entry.clear()
 
 
 def detach_from_terminal() -> None:
@@ -111,11 +92,10 @@ def interrupting(signals: Iterable[int] = APP_SIGNALS) -> Iterator[None]:
 @contextlib.contextmanager
 def _handlers(signals: Iterable[int], handler: Callable[[int, FrameType | None], None]
               ) -> Iterator[None]:
-    previous = {}
+    previous: dict[int, Any] = {}
     try:
         for sig in signals:
-            if sig not in _ignored_on_entry:
-                previous[sig] = signal.signal(sig, handler)
+            take_over(sig, handler, previous)  # (not a signal ignored since the start)
         yield
     finally:
         for sig, old in previous.items():

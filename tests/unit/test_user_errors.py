@@ -264,17 +264,15 @@ def test_a_signal_ignored_when_buildcage_started_stays_ignored(tmp_path, ignored
 def test_a_builds_cancel_handlers_leave_an_ignored_signal_ignored() -> None:
     """The build's own handlers (``Interrupts.installed``, from the runner's start to its end)
     keep what the process started with ignored (nohup's SIGHUP), as main's early ones do."""
-    from tui.interrupts import CANCEL_SIGNALS, Interrupts, forget_ignored, keep_ignored
+    from tui.interrupts import CANCEL_SIGNALS, Interrupts
 
     before = {sig: signal.getsignal(sig) for sig in CANCEL_SIGNALS}
     try:
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        keep_ignored()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts it
         with Interrupts().installed(CANCEL_SIGNALS):
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
             assert signal.getsignal(signal.SIGTERM) is not before[signal.SIGTERM]  # (its own)
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
-        forget_ignored()
         for sig, handler in before.items():
             signal.signal(sig, handler)

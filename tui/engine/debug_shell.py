@@ -57,6 +57,7 @@ from tui.engine.orphans import claim_store, owned
 from tui.engine.paths import check_own_path, open_lock, store_lock_path
 from tui.engine.plan import CONTEXT_DIR, DEBUG_DIR, BuildPlan
 from tui.engine.renderings import create_kwargs, holder_kwargs, podman_run_argv
+from tui.engine.signals import take_over
 from tui.engine.stores import HostState, podman_secrets, prepare, release, store_root
 from tui.engine.terminal import READY, run_on_terminal
 from tui.engine.text import visible
@@ -361,8 +362,7 @@ class DebugSession:
                 old(signum, frame)
 
         for sig in (signal.SIGHUP, signal.SIGTERM):
-            if signal.getsignal(sig) is not signal.SIG_IGN:  # (nohup's SIGHUP stays so)
-                previous[int(sig)] = signal.signal(sig, handler)
+            take_over(int(sig), handler, previous)  # (nohup's SIGHUP stays ignored)
         try:
             yield
         finally:
