@@ -263,15 +263,15 @@ def keep_after_build(plan: BuildPlan, image_id: str, store_root: str | None = No
     try:
         save_where(plan.data_dir, image_id, profile=plan.profile.name, project=plan.project,
                    context=str(plan.context))
-        if plan.keeps_layers and store_root is not None:
-            report = read_store_layers(store_root, image_id, canceled=canceled,
-                                       source=f"the build's store ({plan.profile.name}: it is "
-                                              f"not kept)")
-        elif plan.keeps_layers:
-            report = read_layout(plan.facts_dir / "layers",
-                                 source=f"the build's publish phase ({plan.profile.name}: its "
-                                        f"store is not kept)")
         if plan.keeps_layers:
+            if store_root is not None:
+                report = read_store_layers(store_root, image_id, canceled=canceled,
+                                           source=f"the build's store ({plan.profile.name}: it "
+                                                  f"is not kept)")
+            else:
+                report = read_layout(plan.facts_dir / "layers",
+                                     source=f"the build's publish phase ({plan.profile.name}: "
+                                            f"its store is not kept)")
             if report.image_id != image_id:
                 raise LayersError(f"they were of image {report.image_id[:12]}, not the built "
                                   f"{image_id[:12]}")

@@ -290,7 +290,8 @@ class BuildRunner:
         mounted (the builder has it at /var/lib/containers), or of the plan's project
         directory. Everything below it is read as hostile (tui.engine.store_files)."""
         if self.plan.profile.store != "fresh":
-            return None if self.plan.store_dir is None else str(self.plan.store_dir / "storage")
+            root = store_root(self.plan)
+            return None if root is None else str(root)
         try:
             mount = self.client.volumes.get(self.plan.store_volume).attrs.get("Mountpoint")
         except Exception as exc:  # noqa: BLE001 - podman gone: the build's failure says so
@@ -367,12 +368,12 @@ class BuildRunner:
         if facts.cache is not None:
             self._emit(facts.cache)
 
-    def _keep_layers(self, store_root: str | None = None) -> None:
+    def _keep_layers(self, root: str | None = None) -> None:
         """Where the image was built, for ``buildcage layers`` later, and the report of the
         layers when the store goes with the build: from the layout the publish phase wrote, or
-        from the store itself (``store_root``) when there was none (layer_reader)."""
+        from the store itself (``root``) when there was none (layer_reader)."""
         if self.facts.image_id:
-            problem = keep_after_build(self.files_plan, self.facts.image_id, store_root,
+            problem = keep_after_build(self.files_plan, self.facts.image_id, root,
                                        canceled=lambda: self.canceled)
             if problem:
                 self._warn(problem)

@@ -291,14 +291,18 @@ def overlay_record(root: str) -> str:
 def read_store_facts(plan: BuildPlan, host_bases: Mapping[str, ImageFact],
                      root: str | None = None) -> ImageFacts:
     """The facts the publish phase's ``buildah inspect`` would have written, from the plan's
-    store (``BuildPlan.facts_read_here``): its project directory, or ``root`` (the c/storage
-    root of a fresh volume, as podman says where it is). ``host_bases``: the host images this
-    build pinned (host-ro), as the podman service described them; a base the store names itself
-    comes first, as c/storage looks in its writable store first."""
+    store (``BuildPlan.facts_read_here``): its project directory (``stores.store_root``), or
+    ``root`` (the c/storage root of a fresh volume, as podman says where it is).
+    ``host_bases``: the host images this build pinned (host-ro), as the podman service described
+    them; a base the store names itself comes first, as c/storage looks in its writable store
+    first."""
     if root is None:
-        if plan.store_dir is None:
+        from tui.engine.stores import store_root
+
+        project = store_root(plan)
+        if project is None:
             return ImageFacts()
-        root = str(plan.store_dir / "storage")
+        root = str(project)
     try:
         records = read_images(root)
     except StoreFileError:
