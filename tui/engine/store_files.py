@@ -36,7 +36,7 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from tui.engine.events import ImageFact
 from tui.engine.image_facts import ImageFacts
@@ -59,6 +59,12 @@ def is_image_id(value: object) -> bool:
     """Whether ``value`` is an image or container id as c/storage writes one (64 hex): the only
     form in which a store's id names a directory or goes on a command line."""
     return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
+
+def is_digest(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a ``sha256:`` digest (64 hex), the only form a store's records
+    give a layer or an image."""
+    return isinstance(value, str) and _DIGEST_RE.fullmatch(value) is not None
 
 
 def working_containers(root: str) -> list[tuple[str, list[str], str]]:

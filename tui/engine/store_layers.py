@@ -27,7 +27,6 @@ import binascii
 import gzip
 import hashlib
 import io
-import json
 import posixpath
 import zlib
 from collections.abc import Callable, Mapping
@@ -36,9 +35,8 @@ from typing import IO, Any, cast
 from tui.engine.layers import LayerInput, LayerReport, analyze, instructions_for
 from tui.engine.store_files import (
     StoreFileError,
+    is_digest,
     is_image_id,
-    no_constant,
-    one_key_each,
     parse_json,
     read_file,
     read_images,
@@ -189,10 +187,9 @@ class TarSplitStream(io.RawIOBase):
         if len(line) > MAX_LINE:
             raise OSError(f"a tar-split record longer than {MAX_LINE} bytes")
         self._budget.spend(len(line))
-        try:  # (as Go reads it: UTF-8 only, no NaN, no two keys of one field)
-            entry = json.loads(line.decode("utf-8"), object_pairs_hook=one_key_each,
-                               parse_constant=no_constant)
-        except (ValueError, RecursionError):
+        try:  # (as every store file: as Go reads it)
+            entry = parse_json(line, "a tar-split record")
+        except StoreFileError:
             raise OSError("a tar-split line that is not a JSON record") from None
         kind = entry.get("type") if isinstance(entry, dict) else None
         if kind == 1:
@@ -263,9 +260,7 @@ def read_store_layers(root: str, image_id: str, *, source: str = "",
     for index, (descriptor, (layer_id, layer)) in enumerate(zip(descriptors, chain,
                                                                  strict=True)):
         digest = descriptor.get("digest") if isinstance(descriptor, dict) else None
-        if not isinstance(digest, str) or layer.get("diff-digest") != digest or \
-                not is_image_id(digest.removeprefix("sha256:")) or \
-                not digest.startswith("sha256:"):
+        if not is_digest(digest) or layer.get("diff-digest") != digest:
             raise StoreLayersError(f"layer {index} is not the manifest's")
         size = layer.get("diff-size")
         if type(size) is not int or not 0 <= size <= MAX_FILE_SIZE:
