@@ -62,7 +62,7 @@ class ExitedBuilder:
     def start(self) -> None:
         pass
 
-    def wait(self) -> int:
+    def wait(self, **_: object) -> int:
         return 0
 
 

@@ -244,7 +244,7 @@ class FakeContainer:
     def start(self) -> None:
         self.world.log.append(("start", self.name))
 
-    def wait(self) -> int:
+    def wait(self, **_: object) -> int:
         # A sweeper: "buildah rm IDS" removes those records from the store it mounts.
         command = self.command
         if command[:2] == ["sh", "-ec"]:  # after host-ro's own copies (tui.engine.hostview)

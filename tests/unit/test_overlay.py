@@ -182,7 +182,7 @@ class FakeContainer:
         if self.fail:
             raise RuntimeError("no such image")
 
-    def wait(self) -> int:
+    def wait(self, **_: object) -> int:
         return 0
 
     def logs(self, **_: Any) -> list[bytes]:

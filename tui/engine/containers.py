@@ -19,6 +19,20 @@ _TERM_BUILDAH = (
 )
 
 
+WAIT_POLL = "50ms"
+"""How often the podman service looks whether a container has exited while ``wait`` blocks.
+Its default, 250 ms, answered 208 ms after the exit on average here (podman 4.3.1, 8 runs);
+50 ms answers in 69-87 ms (20 ms no sooner: 66-83 ms) and costs the service 0.25 s of CPU
+per 10 s waited, against 0.07 s at 250 ms and 0.49 s at 20 ms (measured). Every phase of
+every build waits once: about 0.13 s a phase. The compat (Docker) wait busy-polls: 6.3 s of
+CPU over a 5 s wait, so never that one."""
+
+
+def wait_exit(container: Any) -> Any:
+    """``container.wait()`` polled every WAIT_POLL: the exit code (or podman's answer)."""
+    return container.wait(interval=WAIT_POLL)
+
+
 def stop_gracefully(container, timeout: float) -> None:
     """SIGTERM to Buildah, then wait, then kill.
 
@@ -67,7 +81,7 @@ def run_once(client: Any, kwargs: dict[str, Any]) -> None:
     container = client.containers.create(**kwargs)
     try:
         container.start()
-        container.wait()
+        wait_exit(container)
     finally:
         remove_container(container)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tui.engine.config import LOCAL_REGISTRY, Config, data_dir, ensure_data_dir
-from tui.engine.containers import remove_container
+from tui.engine.containers import remove_container, wait_exit
 from tui.engine.orphans import find_orphans, owner_label
 from tui.engine.podman_api import PodmanUnavailable, connect, socket_path
 from tui.engine.profiles import HOST_STORE
@@ -103,7 +103,7 @@ def _container_starts(client, image: str) -> str:
             image=image, command=["true"], network_mode="none",
             labels={"buildcage.doctor": "1", **owner_label()})
         container.start()
-        code = container.wait()
+        code = wait_exit(container)
         return "" if code in (0, {"StatusCode": 0}) else f"a test container exited {code}"
     except Exception as exc:  # noqa: BLE001 - the point of the check is to say what failed
         return f"a test container failed: {exc}"

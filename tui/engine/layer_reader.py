@@ -210,7 +210,7 @@ def store_name(plan: BuildPlan) -> str:
 def read_from_store(client: Any, plan: BuildPlan, image: str) -> LayerReport:
     """Runs the trusted reader on the plan's store mounts (no network, nothing from a
     Containerfile), reads the layout it wrote, and removes both. Raises LayersError."""
-    from tui.engine.containers import remove_container
+    from tui.engine.containers import remove_container, wait_exit
     from tui.engine.orphans import owned
     from tui.engine.paths import check_own_path
     from tui.engine.renderings import create_kwargs
@@ -236,7 +236,7 @@ def read_from_store(client: Any, plan: BuildPlan, image: str) -> LayerReport:
         try:
             copy_in(container, spec.mounts)
             container.start()
-            result = container.wait()
+            result = wait_exit(container)
             code = int(result if isinstance(result, int) else result.get("StatusCode", -1))
             if code != 0:
                 logs = container.logs(stdout=True, stderr=True, tail=3)

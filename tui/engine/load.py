@@ -26,7 +26,7 @@ from pathlib import Path
 
 from podman.errors import ImageNotFound
 
-from tui.engine.containers import remove_container
+from tui.engine.containers import remove_container, wait_exit
 from tui.engine.errors import UserError
 from tui.engine.events import ImageLoaded, LoadRefused
 from tui.engine.paths import check_own_path
@@ -221,7 +221,7 @@ def _export(client, plan: BuildPlan, image_id: str) -> None:
     container = client.containers.create(**create_kwargs(plan, spec))
     try:
         container.start()
-        result = container.wait()
+        result = wait_exit(container)
         code = int(result if isinstance(result, int) else result.get("StatusCode", -1))
         if code != 0:
             tail = b"".join(container.logs(stdout=True, stderr=True, tail=5)).decode(

@@ -334,7 +334,7 @@ def probe_kwargs(builder_image: str, kind: NamespaceKind, volume: str,
 def probe_one(client: PodmanClient, builder_image: str, kind: NamespaceKind,
               labels: dict[str, str]) -> Answer | None:
     """What one probe builder saw; None when it could not run (that is no answer)."""
-    from tui.engine.containers import remove_container
+    from tui.engine.containers import remove_container, wait_exit
 
     name = f"buildcage-overlay-probe-{uuid.uuid4().hex[:12]}"
     container = None
@@ -342,7 +342,7 @@ def probe_one(client: PodmanClient, builder_image: str, kind: NamespaceKind,
         client.volumes.create(name, labels=labels)
         container = client.containers.create(**probe_kwargs(builder_image, kind, name, labels))
         container.start()
-        result = container.wait()
+        result = wait_exit(container)
         code = result if isinstance(result, int) else result.get("StatusCode", -1)
         output = b"".join(_chunks(container.logs(stdout=True, stderr=True))).decode(
             "utf-8", "replace")

@@ -20,7 +20,7 @@ from podman.domain.containers import Container
 from podman.errors import ImageNotFound
 
 from tui.engine.buildah_output import BuildahOutputParser
-from tui.engine.containers import remove_container, run_once, stop_gracefully
+from tui.engine.containers import remove_container, run_once, stop_gracefully, wait_exit
 from tui.engine.events import (
     BaseImages,
     BuildStarted,
@@ -536,7 +536,7 @@ class BuildRunner:
         lost_at: float | None = None
         while True:
             try:
-                result = container.wait()
+                result = wait_exit(container)
             except Exception as exc:  # noqa: BLE001 - handed to the runner thread, which raises it
                 if not service_gone(exc):
                     outcome.append(exc)
