@@ -56,7 +56,7 @@ from tui.engine.session_files import (
     valid_id,
 )
 from tui.engine.session_plan import PHASES, SESSION_LABEL, all_kwargs, new_session_id, session_plan
-from tui.engine.stores import write_plan_files
+from tui.engine.stores import make_build_dirs, write_plan_files
 
 DATA_LABEL = "buildcage.session-data"
 """The data directory a session's containers belong to: a sweep takes only its own."""
@@ -271,6 +271,7 @@ def _make(client: Any, plan: BuildPlan, idle_timeout: float) -> Session:
         record.inbox_id = inbox_identity(inbox)
         record.kwargs = all_kwargs(splan, inbox)
         write_plan_files(splan)
+        make_build_dirs(splan)  # the session's own facts (and archive) folders
         if splan.context_snapshot is not None:
             prepare_snapshot_mounts(splan)
         for phase in PHASES:
