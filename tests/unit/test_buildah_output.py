@@ -87,6 +87,26 @@ def test_log_line_comes_first_and_times_are_the_arrival_time(path: Path) -> None
 
 
 @pytest.mark.parametrize("path", LOGS, ids=lambda p: p.stem)
+def test_a_read_of_many_lines_parses_as_those_lines_one_by_one(path: Path) -> None:
+    """``feed_all`` (the runner's path: a log read's lines, one arrival time) is ``feed`` of each
+    line in turn, whatever the reads' sizes, also with one read holding the whole log."""
+    lines = path.read_text().splitlines()
+    one_by_one, by_reads, whole = (BuildahOutputParser() for _ in range(3))
+    expected: list[Event] = []
+    got: list[Event] = []
+    for start in range(0, len(lines), 7):
+        read = lines[start:start + 7]
+        for line in read:
+            expected += one_by_one.feed(line, float(start))
+        got += by_reads.feed_all(read, float(start))
+    assert got == expected
+    assert [e.line for e in of(whole.feed_all(lines, 1.0), LogLine)] == lines
+    assert by_reads.finish(1, 9.0) == one_by_one.finish(1, 9.0)
+    assert (by_reads.steps_total, by_reads.cache_hits, by_reads.failed) == (
+        one_by_one.steps_total, one_by_one.cache_hits, one_by_one.failed)
+
+
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: p.stem)
 def test_each_step_done_at_most_once_and_after_its_start(path: Path) -> None:
     lines = path.read_text().splitlines()
     started: set[tuple[int, int]] = set()

@@ -566,14 +566,13 @@ class BuildRunner:
         return ApiLogPoller(container)
 
     def _deliver(self, lines: list[str]) -> None:
-        for line in lines:
-            for event in self.parser.feed(line, time.time()):
-                if isinstance(event, Failed):
-                    # An "Error: ..." line is Buildah's, or a RUN step's imitation: it is shown
-                    # only once the phase's exit code says it failed (and not on a cancel).
-                    self._held_failure = self._held_failure or event
-                    continue
-                self._emit(event)
+        for event in self.parser.feed_all(lines, time.time()):  # one read, one arrival
+            if isinstance(event, Failed):
+                # An "Error: ..." line is Buildah's, or a RUN step's imitation: it is shown
+                # only once the phase's exit code says it failed (and not on a cancel).
+                self._held_failure = self._held_failure or event
+                continue
+            self._emit(event)
 
     def _lock_store(self):
         """One build at a time per persistent buildcage store: the sweep after a cancel must
