@@ -88,3 +88,61 @@ def test_a_fresh_volume_that_cannot_be_found_fails_the_build_saying_so(context: 
                          lambda event: None)
     with pytest.raises(StoreVolumeError, match=f"volume {plan.store_volume} cannot be read"):
         runner._store_root()  # noqa: SLF001
+
+
+class Initialized(Box):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.calls: list[str] = []
+
+    def init(self) -> None:
+        self.calls.append("init")
+
+
+class Made(Containers):
+    def create(self, **kwargs: Any) -> Box:
+        self.made[kwargs["name"]] = Initialized(kwargs["name"])
+        return self.made[kwargs["name"]]
+
+
+@pytest.mark.parametrize("remote", [False, True])
+def test_a_container_made_ahead_is_initialized_ahead_on_this_machine(
+        context: Path, remote: bool) -> None:
+    """podman's init does a start's work but the process's: namespaces, mounts, the runtime's
+    container (measured here: a start 91 ms, after an init 17 ms). Made ahead while the phase
+    before runs, the next phase starts that much sooner. Nothing of the image runs before
+    ``start``. A remote service's container gets this machine's files copied in first
+    (``copy_in``), so it is only made."""
+    plan = make_plan(context, config=Config(), profile="isolated", project="p", remote=remote)
+    assert plan.remote == remote
+    containers = Made(inspect_fails=False)
+    runner = Runner(plan, containers)
+    spec = plan.phase("build")
+    runner._upcoming = spec  # noqa: SLF001
+    runner._make_ahead()  # noqa: SLF001
+    taken = runner._take_ahead(spec)  # noqa: SLF001
+    assert isinstance(taken, Initialized)
+    assert taken.calls == ([] if remote else ["init"])
+
+
+def test_a_container_whose_init_failed_is_still_the_phases(context: Path) -> None:
+    """An init that fails leaves the container as made: its start does the init again and
+    says what is wrong there."""
+
+    class Refused(Initialized):
+        def init(self) -> None:
+            super().init()
+            raise RuntimeError("crun: no")
+
+    class RefusedMade(Containers):
+        def create(self, **kwargs: Any) -> Box:
+            self.made[kwargs["name"]] = Refused(kwargs["name"])
+            return self.made[kwargs["name"]]
+
+    plan = make_plan(context, config=Config(), profile="isolated", project="p")
+    runner = Runner(plan, RefusedMade(inspect_fails=False))
+    spec = plan.phase("build")
+    runner._upcoming = spec  # noqa: SLF001
+    runner._make_ahead()  # noqa: SLF001
+    taken = runner._take_ahead(spec)  # noqa: SLF001
+    assert isinstance(taken, Refused) and taken.calls == ["init"]
