@@ -68,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
     build = sub.add_parser("build", help="build headless, printing progress or JSON events")
     _plan_options(build)
     build.add_argument("--json", action="store_true", help="one JSON object per event")
-    build.add_argument("--quiet", action="store_true", help="no Buildah output lines")
+    build.add_argument("-q", "--quiet", action="store_true", help="no Buildah output lines")
     build.add_argument("--on", choices=["local", "kube"], default="local",
                        help="run as a plain container (local) or as the plan's Kubernetes Pod, "
                             "played with podman kube play (kube)")
