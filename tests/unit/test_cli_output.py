@@ -75,3 +75,10 @@ def test_human_printer_folds_the_events_into_the_same_build_state_as_the_tui():
     assert [(r.instruction, r.status) for r in state.rows.values()] == [
         ("FROM x", "cached"), ("RUN false", "failed")]
     assert state.cache_hits == 1 and state.failed is not None and state.done is not None
+
+
+def test_build_takes_podman_builds_short_quiet():
+    from tui.cli import parser
+
+    assert parser().parse_args(["build", "ctx", "-q"]).quiet is True
+    assert parser().parse_args(["build", "ctx"]).quiet is False
