@@ -70,3 +70,25 @@ def test_a_risky_user_profile_needs_allow_unsafe_profile(tmp_path):
                     **env)
     assert confirmed.returncode == 0, confirmed.stderr
     assert "--cap-add=SYS_ADMIN" in confirmed.stdout or "SYS_ADMIN" in confirmed.stdout
+
+
+def test_a_printed_plan_leaves_no_build_directory_it_does_not_need(tmp_path):
+    """`buildcage plan` prints; it runs nothing. Each used to leave DATA/builds/ID (facts, an
+    empty secrets folder) with no owner, for gc a day later, scanned by every build's start
+    meanwhile. Only the podman script's secret files are written (it reads them, then removes
+    the folder); a plan with none leaves nothing."""
+    hello = str(Path(__file__).resolve().parents[2] / "examples" / "hello")
+    data = tmp_path / "data"
+    for form in ("podman", "kube", "json"):
+        out = run("plan", hello, "--profile", "project", "--format", form,
+                  XDG_DATA_HOME=str(data))
+        assert out.returncode == 0, out.stderr
+    builds = data / "buildcage" / "builds"
+    assert not builds.exists() or sorted(builds.iterdir()) == []
+    out = run("plan", hello, "--profile", "project", "--format", "podman", "--build-arg", "A=1",
+              XDG_DATA_HOME=str(data))
+    assert out.returncode == 0, out.stderr
+    [build] = builds.iterdir()  # the script's: its build argument, read from a private file
+    assert [p.name for p in build.iterdir()] == ["secrets"]
+    assert len(list((build / "secrets").iterdir())) == 1
+    assert str(build / "secrets") in out.stdout

@@ -248,3 +248,29 @@ def test_credentials_come_from_the_auth_file_mounted_read_only(tmp_path, monkeyp
     rendered = podman_run(plan)
     assert "c2VjcmV0" not in rendered and "c2VjcmV0" not in str(create_kwargs(plan))
     assert "REGISTRY_AUTH_FILE" not in rendered
+
+
+@pytest.mark.parametrize("profile,load", [("project", False), ("project", True),
+                                          ("isolated", True), ("host-ro", False)])
+def test_a_printed_plan_makes_the_build_folders_it_binds(profile: str, load: bool) -> None:
+    """A build prepared and never run makes no ``builds/ID`` folder (``stores.make_build_dirs``),
+    so what ``buildcage plan`` prints must make the ones it binds: the script with ``mkdir``,
+    the Pods with ``DirectoryOrCreate`` (``podman kube play`` refuses a missing ``Directory``)."""
+    from tui.engine.renderings import kube_pod
+    from tui.engine.stores import write_plan_files
+
+    plan = plan_for(profile, load=load)
+    write_plan_files(plan)
+    under = [m.source for spec in plan.phases() for m in spec.mounts
+             if m.kind == "bind" and Path(m.source).is_relative_to(plan.build_dir)]
+    assert str(plan.facts_dir) in under and (str(plan.output_dir) in under) == load
+    script = podman_run(plan)
+    made = {shlex.split(line)[-1] for line in script.splitlines() if line.startswith("mkdir ")}
+    assert set(under) <= made, script
+    for spec in plan.phases() if profile != "host-ro" else ():  # host-ro: no Pod form
+        for volume in kube_pod(plan, spec)["spec"]["volumes"]:
+            host = volume.get("hostPath")
+            if host and Path(host["path"]).is_relative_to(plan.build_dir):
+                assert host["type"] == "DirectoryOrCreate", host
+            elif host and host["type"] in ("Directory", "File"):
+                assert Path(host["path"]).exists(), host

@@ -113,3 +113,27 @@ def test_a_build_prepared_and_never_run_leaves_no_build_directory(tmp_path, data
         assert prepared.plan.build_id
     builds = data_home / "buildcage" / "builds"
     assert not builds.exists() or list(builds.iterdir()) == []
+
+
+@pytest.mark.parametrize("load", [False, True])
+def test_a_build_that_runs_has_its_folders_and_its_owner_first(tmp_path, data_home, load):
+    """The folders its phases bind are made when it runs (``stores.prepare``), after its owner
+    is written: a process killed from there on leaves them to gc."""
+    from types import SimpleNamespace
+
+    from tui.engine.build_dirs import OWNER_FILE
+    from tui.engine.stores import prepare, release
+
+    plan = engine(tmp_path).prepare(BuildRequest(HELLO, "project", load=load)).plan
+    from tui.engine.orphans import owned
+
+    plan = owned(plan.without_snapshot())  # as the runner runs it
+    assert not plan.build_dir.exists()
+    client = SimpleNamespace(api=SimpleNamespace(base_url="http+unix://%2Frun%2Fpodman.sock"))
+    state = prepare(client, plan, pin=False, make_secrets=lambda client, plan: [])
+    try:
+        assert (plan.build_dir / OWNER_FILE).read_text() == plan.owner != ""
+        assert plan.facts_dir.is_dir() and plan.output_dir.is_dir() == load
+    finally:
+        release(client, state)
+    assert not plan.build_dir.exists()

@@ -144,5 +144,27 @@ def test_a_container_whose_init_failed_is_still_the_phases(context: Path) -> Non
     spec = plan.phase("build")
     runner._upcoming = spec  # noqa: SLF001
     runner._make_ahead()  # noqa: SLF001
+    ahead = runner._ahead  # noqa: SLF001
+    assert ahead is not None
+    ahead.thread.join()
+    assert ahead.made, "the failed init lost the container (found again only by its name)"
     taken = runner._take_ahead(spec)  # noqa: SLF001
     assert isinstance(taken, Refused) and taken.calls == ["init"]
+
+
+def test_a_phase_that_chowns_a_host_folder_is_not_initialized_ahead(
+        context: Path, tmp_path: Path) -> None:
+    """podman applies a mount's ``U`` (chown to the builder's mapped root) at init. The publish
+    phase of an ``isolated`` build pushing to ``oci:`` chowns the user's folder: initialized
+    while the build container runs, the folder would be the mapped user's during the untrusted
+    phase, and stay so after a SIGKILL (review of session 8). Only made ahead, as before."""
+    plan = make_plan(context, config=Config(), profile="isolated", project="p",
+                     push=f"oci:{tmp_path / 'out'}")
+    spec = plan.phase("publish")
+    assert any(m.chown for m in spec.mounts)
+    containers = Made(inspect_fails=False)
+    runner = Runner(plan, containers)
+    runner._upcoming = spec  # noqa: SLF001
+    runner._make_ahead()  # noqa: SLF001
+    taken = runner._take_ahead(spec)  # noqa: SLF001
+    assert isinstance(taken, Initialized) and taken.calls == []

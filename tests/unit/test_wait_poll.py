@@ -93,3 +93,16 @@ def test_a_removal_refused_as_busy_is_asked_again_soon(monkeypatch: pytest.Monke
     slept.clear()
     assert "busy" in containers.remove_container(Busy(10_000))
     assert 3.0 <= sum(slept) <= 6.0
+
+
+def test_every_container_wait_goes_through_wait_exit() -> None:
+    """The waits of load's export, the layer reader, the overlay probe and doctor are on a
+    person's path too: none calls podman-py's ``wait`` itself."""
+    root = Path(containers.__file__).resolve().parents[1]
+    here = Path(containers.__file__).resolve()  # wait_exit itself, and run_once (tested above)
+    calls = [f"{path.relative_to(root)}:{n}" for path in sorted(root.rglob("*.py"))
+             if path.resolve() != here
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if re.search(r"(container|builder|probe)\w*\.wait\(", line)]
+    assert calls == [], calls
+    assert sum(path.read_text().count("wait_exit(") for path in root.rglob("*.py")) >= 6

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 from typing import Any
 
 from tui.engine.errors import UserError
@@ -181,7 +182,9 @@ def podman_run(plan: BuildPlan) -> str:
     The secrets (build arguments, --secret files) are created from the files ``buildcage plan``
     wrote into its private per-build directory, and removed at the end like the runner does.
     """
-    out = ["set -e", f"mkdir -p -m 700 {shlex.quote(str(plan.facts_dir))}"]
+    # The build's own folders: a build prepared and never run makes none (stores.make_build_dirs).
+    out = ["set -e", *(f"mkdir -p -m 700 {shlex.quote(str(folder))}" for folder in
+                       (plan.facts_dir, *([plan.output_dir] if plan.writes_archive else [])))]
     cleanup = [f"rm -rf {shlex.quote(str(plan.build_dir))}"]
     if plan.profile.store == "fresh":
         out.append(f"podman volume create {shlex.quote(plan.store_volume)} >/dev/null")
@@ -264,6 +267,8 @@ def kube_pod(plan: BuildPlan, phase: Phase | PhaseName | None = None) -> dict[st
         else:
             kind = "CharDevice" if m.kind == "device" else ("Directory" if not m.file and not
                 m.source.endswith((".conf", ".json")) else "File")
+            if kind == "Directory" and Path(m.source).is_relative_to(plan.build_dir):
+                kind = "DirectoryOrCreate"  # the build's own folders: made by its run only
             volumes.append({"name": name, "hostPath": {"path": m.source, "type": kind}})
         mounts.append({"name": name, "readOnly": m.read_only, "mountPath": m.target})
     security: dict[str, Any] = {"privileged": False, "allowPrivilegeEscalation": False}

@@ -448,7 +448,10 @@ class BuildRunner:
                 return
             with self._lock:
                 self._containers.append(container)  # removed with the others, used or not
-            if not self.plan.remote:  # a remote one gets this machine's files first (copy_in)
+            # A remote one gets this machine's files first (copy_in). A mount podman chowns
+            # (``U``: an oci: folder, a snapshot) is chowned at init: not while the phase
+            # before, maybe the untrusted one, runs.
+            if not self.plan.remote and not any(m.chown for m in spec.mounts):
                 try:
                     # A start's work but the process: namespaces, mounts, the runtime's
                     # container (a start 91 ms, after an init 17 ms, measured here). Nothing of

@@ -92,10 +92,10 @@ def write_secret_files(plan: BuildPlan) -> None:
     """For the pasteable command only: the secrets' contents as files only the user can read
     (``podman secret create NAME FILE``); the runner creates its secrets from memory."""
     folder = plan.build_dir / "secrets"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for name, data in plan.secret_contents().items():
         if name == plan.secret_name("auth"):
             continue  # the pasted script reads the user's auth file where it is
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # only with something to hold
         path = folder / name
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as out:
