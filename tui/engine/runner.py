@@ -51,6 +51,7 @@ from tui.engine.stores import (
     podman_secrets,
     prepare,
     release,
+    release_pins,
     store_image_names,
     store_root,
     stray_working_containers,
@@ -664,13 +665,18 @@ class BuildRunner:
         left: list[str] = []
         with self._lock:
             containers, self._containers, self._container = self._containers, [], None
-        # At once: each removal is a round trip of 0.1-0.26 s to the service (an isolated
-        # build's three took 0.77 s one after the other, at load 4).
+        ours = state is not None and state is not self._host_state  # else the caller's
+        # At once, the pins too: each removal is a round trip of 0.1-0.26 s to the service (an
+        # isolated build's three took 0.77 s one after the other, at load 4). The rest of the
+        # state (secrets, the fresh volume) goes after the containers that use it.
+        pins: list[str] = []
         problems: list[str] | None = None
-        if len(containers) > 1:
+        if len(containers) + bool(ours and state.pins) > 1:
             try:
-                with ThreadPoolExecutor(max_workers=len(containers)) as pool:
+                with ThreadPoolExecutor(max_workers=len(containers) + 1) as pool:
+                    pinned = pool.submit(release_pins, self.client, state) if ours else None
                     problems = list(pool.map(self._remove_builder, containers))
+                    pins = pinned.result() if pinned is not None else []
             except RuntimeError:  # the interpreter is shutting down: no new threads
                 problems = None  # (a removal done meanwhile is "" the second time)
         if problems is None:
@@ -678,6 +684,6 @@ class BuildRunner:
         for container, problem in zip(containers, problems, strict=True):
             if problem:
                 left.append(f"container {container.name} ({problem})")
-        if state is not None and state is not self._host_state:  # else the caller's to release
-            left += release(self.client, state)
+        if ours:
+            left += pins + release(self.client, state)
         return left

@@ -215,17 +215,24 @@ def _pinned_facts(pinned: dict[str, str]) -> dict[str, ImageFact]:
             for ref, image_id in pinned.items() if is_image_id(image_id)}
 
 
-def release(client: PodmanClient, state: HostState) -> list[str]:
-    """Removes the pins and the fresh store; returns what could not be removed (for a message)."""
+def release_pins(client: PodmanClient, state: HostState) -> list[str]:
+    """Removes the pins, by id (no inspect first); returns what could not be removed. The
+    runner calls it beside its containers' removal (``BuildRunner._cleanup``)."""
     left: list[str] = []
     for pin_id in state.pins:
         try:
-            client.containers.get(pin_id).remove(force=True)
+            client.containers.remove(pin_id, force=True)
         except NotFound:
             pass
         except Exception as exc:  # noqa: BLE001 - podman down: say what is left behind
             left.append(f"pin container {pin_id[:12]} ({exc})")
     state.pins.clear()
+    return left
+
+
+def release(client: PodmanClient, state: HostState) -> list[str]:
+    """Removes the pins and the fresh store; returns what could not be removed (for a message)."""
+    left = release_pins(client, state)
     secrets_left = False
     for name in state.secrets:
         try:
