@@ -177,7 +177,7 @@ def test_the_fresh_store_volume_and_the_pins_carry_the_owner(tmp_path):
     class Containers:
         def create(self, **kwargs: Any) -> Any:
             made[kwargs["name"]] = kwargs["labels"]
-            return type("C", (), {"id": kwargs["name"]})()
+            return type("C", (), {"id": kwargs["name"], "attrs": {"Image": "f" * 64}})()
 
     client = type("Client", (), {"volumes": Volumes(), "images": Images(),
                                  "containers": Containers()})()
