@@ -50,6 +50,13 @@ class Runner(BuildRunner):
         return ""
 
 
+def made_ahead(runner: BuildRunner, spec: Any) -> Any:
+    """The container ``runner`` made ahead for ``spec``, as the phase takes it."""
+    runner._upcoming = spec  # noqa: SLF001
+    runner._make_ahead()  # noqa: SLF001
+    return runner._take_ahead(spec)  # noqa: SLF001
+
+
 def test_a_container_made_whose_inspect_failed_is_removed(context: Path) -> None:
     plan = make_plan(context, config=Config(), profile="project", project="p")
     containers = Containers(inspect_fails=True)
@@ -68,9 +75,7 @@ def test_a_container_made_ahead_whose_inspect_failed_is_the_phases(context: Path
     containers = Containers(inspect_fails=True)
     runner = Runner(plan, containers)
     spec = plan.phase("build")
-    runner._upcoming = spec  # noqa: SLF001
-    runner._make_ahead()  # noqa: SLF001
-    taken = runner._take_ahead(spec)  # noqa: SLF001
+    taken = made_ahead(runner, spec)
     assert taken is containers.made[spec.container_name]
 
 
@@ -118,9 +123,7 @@ def test_a_container_made_ahead_is_initialized_ahead_on_this_machine(
     containers = Made(inspect_fails=False)
     runner = Runner(plan, containers)
     spec = plan.phase("build")
-    runner._upcoming = spec  # noqa: SLF001
-    runner._make_ahead()  # noqa: SLF001
-    taken = runner._take_ahead(spec)  # noqa: SLF001
+    taken = made_ahead(runner, spec)
     assert isinstance(taken, Initialized)
     assert taken.calls == ([] if remote else ["init"])
 
@@ -164,9 +167,7 @@ def test_a_phase_that_chowns_a_host_folder_is_not_initialized_ahead(
     assert any(m.chown for m in spec.mounts)
     containers = Made(inspect_fails=False)
     runner = Runner(plan, containers)
-    runner._upcoming = spec  # noqa: SLF001
-    runner._make_ahead()  # noqa: SLF001
-    taken = runner._take_ahead(spec)  # noqa: SLF001
+    taken = made_ahead(runner, spec)
     assert isinstance(taken, Initialized) and taken.calls == []
 
 
