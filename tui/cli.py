@@ -139,6 +139,8 @@ def parser() -> argparse.ArgumentParser:
     why.add_argument("--project", help="the last build in this project's store")
     why.add_argument("--build", type=int, metavar="ID", help="this build of `buildcage history`")
     why.add_argument("--json", action="store_true")
+    for command in sub.choices.values():  # its parser tells a bad option with its usage
+        command.set_defaults(command_parser=command)
     return top
 
 
@@ -469,7 +471,10 @@ def _run(argv: list[str], state: dict[str, bool], interrupts: Interrupts) -> int
         # `buildcage DIR`: the TUI, starting in DIR. Checked before parsing, so that a
         # typo'd verb is not taken for a directory.
         start_dir, argv = start_directory(argv[0]), argv[1:]
-    args = parser().parse_args(argv)
+    top = parser()
+    args, unknown = top.parse_known_args(argv)
+    if unknown:  # told with the command's own usage, not the top level's
+        getattr(args, "command_parser", top).error(f"unrecognized arguments: {' '.join(unknown)}")
     state["json"] = bool(getattr(args, "json", False)) and args.verb == "build"
     from tui.engine.config import load_config
     from tui.engine.session import Engine

@@ -92,3 +92,12 @@ def test_a_printed_plan_leaves_no_build_directory_it_does_not_need(tmp_path):
     assert [p.name for p in build.iterdir()] == ["secrets"]
     assert len(list((build / "secrets").iterdir())) == 1
     assert str(build / "secrets") in out.stdout
+
+
+def test_an_unknown_option_is_told_with_its_commands_usage():
+    """argparse told an option the build command does not take (`build -x`) with the top
+    level's usage (`buildcage [-h] {build,...}`), not the build command's options."""
+    out = run("build", "examples/hello", "--no-such-option")
+    assert out.returncode == 2
+    assert out.stderr.startswith("usage: buildcage build "), out.stderr
+    assert "unrecognized arguments: --no-such-option" in out.stderr
