@@ -106,3 +106,18 @@ def test_every_container_wait_goes_through_wait_exit() -> None:
              if re.search(r"(container|builder|probe)\w*\.wait\(", line)]
     assert calls == [], calls
     assert sum(path.read_text().count("wait_exit(") for path in root.rglob("*.py")) >= 6
+
+
+@pytest.mark.parametrize("answer,code", [(0, 0), (3, 3), ({"StatusCode": 125}, 125),
+                                         ({"Error": {"Message": "gone"}}, -1)])
+def test_a_wait_gives_the_exit_code_whatever_form_podman_answers_in(answer: Any,
+                                                                    code: int) -> None:
+    """One place reads podman's answer to a wait (a number, or an object with StatusCode):
+    every caller gets the exit code."""
+
+    class Answers(Box):
+        def wait(self, **kwargs: Any) -> Any:
+            super().wait(**kwargs)
+            return answer
+
+    assert containers.wait_exit(Answers()) == code

@@ -28,9 +28,11 @@ every build waits once: about 0.13 s a phase. The compat (Docker) wait busy-poll
 CPU over a 5 s wait, so never that one."""
 
 
-def wait_exit(container: Any) -> Any:
-    """``container.wait()`` polled every WAIT_POLL: the exit code (or podman's answer)."""
-    return container.wait(interval=WAIT_POLL)
+def wait_exit(container: Any) -> int:
+    """``container.wait()`` polled every WAIT_POLL: the exit code. podman answers a number, or
+    an object with ``StatusCode`` (-1 when it has none)."""
+    result = container.wait(interval=WAIT_POLL)
+    return int(result if isinstance(result, int) else result.get("StatusCode", -1))
 
 
 def stop_gracefully(container, timeout: float) -> None:

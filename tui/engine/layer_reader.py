@@ -236,8 +236,7 @@ def read_from_store(client: Any, plan: BuildPlan, image: str) -> LayerReport:
         try:
             copy_in(container, spec.mounts)
             container.start()
-            result = wait_exit(container)
-            code = int(result if isinstance(result, int) else result.get("StatusCode", -1))
+            code = wait_exit(container)
             if code != 0:
                 logs = container.logs(stdout=True, stderr=True, tail=3)
                 tail = b"".join(logs).decode("utf-8", "replace").strip()

@@ -221,8 +221,7 @@ def _export(client, plan: BuildPlan, image_id: str) -> None:
     container = client.containers.create(**create_kwargs(plan, spec))
     try:
         container.start()
-        result = wait_exit(container)
-        code = int(result if isinstance(result, int) else result.get("StatusCode", -1))
+        code = wait_exit(container)
         if code != 0:
             tail = b"".join(container.logs(stdout=True, stderr=True, tail=5)).decode(
                 "utf-8", "replace").strip()

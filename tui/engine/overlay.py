@@ -342,8 +342,7 @@ def probe_one(client: PodmanClient, builder_image: str, kind: NamespaceKind,
         client.volumes.create(name, labels=labels)
         container = client.containers.create(**probe_kwargs(builder_image, kind, name, labels))
         container.start()
-        result = wait_exit(container)
-        code = result if isinstance(result, int) else result.get("StatusCode", -1)
+        code = wait_exit(container)
         output = b"".join(_chunks(container.logs(stdout=True, stderr=True))).decode(
             "utf-8", "replace")
     except Exception:  # noqa: BLE001 - no image, podman trouble: no answer about the kernel

@@ -549,7 +549,7 @@ class BuildRunner:
         lost_at: float | None = None
         while True:
             try:
-                result = wait_exit(container)
+                code = wait_exit(container)
             except Exception as exc:  # noqa: BLE001 - handed to the runner thread, which raises it
                 if not service_gone(exc):
                     outcome.append(exc)
@@ -565,8 +565,7 @@ class BuildRunner:
                 continue
             if lost_at is not None:
                 notes.append("the podman service answers again")
-            outcome.append(int(result if isinstance(result, int)
-                               else result.get("StatusCode", -1)))
+            outcome.append(code)
             return
 
     def _log_source(self, container) -> LogFileTail | ApiLogPoller:
