@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from podman.errors import APIError
+from podman.errors import APIError, NotFound
 
 from tui.engine.config import Config
 from tui.engine.planner import make_plan
@@ -20,8 +20,17 @@ IMAGE = "d" * 64
 
 
 class Images:
+    """The host store's images: ``has`` them or not; asked only after a refused create."""
+
+    def __init__(self, has: bool = False) -> None:
+        self.has = has
+        self.asked: list[str] = []
+
     def get(self, ref: str) -> Any:
-        raise AssertionError("the pin is made from the reference: no inspect first")
+        self.asked.append(ref)
+        if not self.has:
+            raise NotFound(f"failed to find image {ref}")
+        return type("Image", (), {"id": IMAGE})()
 
 
 class Containers:
@@ -37,8 +46,8 @@ class Containers:
                                 "attrs": {"Image": IMAGE, "ImageName": kwargs["image"]}})()
 
 
-def client(containers: Containers) -> Any:
-    return type("Client", (), {"images": Images(), "containers": containers})()
+def client(containers: Containers, images: Images | None = None) -> Any:
+    return type("Client", (), {"images": images or Images(), "containers": containers})()
 
 
 def plan(context: Path) -> Any:
@@ -46,21 +55,28 @@ def plan(context: Path) -> Any:
 
 
 def test_a_pin_is_made_from_the_reference_and_names_the_image_it_holds(context: Path) -> None:
-    containers, state = Containers(), HostState()
+    containers, images, state = Containers(), Images(has=True), HostState()
     p = plan(context)
-    pin_images(client(containers), p, state)
+    pin_images(client(containers, images), p, state)
+    assert images.asked == [], "the pin is made from the reference: no inspect first"
     assert [c["image"] for c in containers.made] == list(p.fetch_refs) != []
     assert state.pins == [f"pin-buildcage-pin-{p.build_id}-0"]
     assert state.pinned_images == list(p.fetch_refs)
     assert [f.id for f in state.pinned_facts.values()] == [IMAGE]
 
 
-def test_an_image_the_host_lacks_is_left_to_the_fetch_phase(context: Path) -> None:
-    containers, state = Containers(refuse="busybox: image not known"), HostState()
-    pin_images(client(containers), plan(context), state)
+@pytest.mark.parametrize("why", ["busybox: image not known", "invalid reference format"])
+def test_an_image_the_host_lacks_is_left_to_the_fetch_phase(context: Path, why: str) -> None:
+    """As before pins were made in one call: a reference the host store does not hold, or one
+    podman cannot read, is the fetch phase's to pull (or to say why it cannot)."""
+    containers, images, state = Containers(refuse=why), Images(has=False), HostState()
+    p = plan(context)
+    pin_images(client(containers, images), p, state)
     assert state.pins == [] and state.pinned_facts == {}
+    assert images.asked == list(p.fetch_refs)
 
 
 def test_any_other_refusal_is_the_builds_failure(context: Path) -> None:
     with pytest.raises(APIError, match="name is in use"):
-        pin_images(client(Containers(refuse="name is in use")), plan(context), HostState())
+        pin_images(client(Containers(refuse="name is in use"), Images(has=True)), plan(context),
+                   HostState())

@@ -180,11 +180,6 @@ def project_volume(client: PodmanClient, plan: BuildPlan) -> None:
             client.volumes.create(plan.project_volume, labels=plan.project_volume_labels())
 
 
-_NO_IMAGE = "image not known"
-"""podman's words (ErrNoSuchImage) for a reference its store does not hold: a 500 from the
-container create endpoint (podman 4.3.1, seen here), a 404 from others."""
-
-
 def pin_images(client: PodmanClient, plan: BuildPlan, state: HostState) -> None:
     """Every host image the build reads: its bases and its ``COPY --from`` images."""
     pinned: dict[str, str] = {}
@@ -196,9 +191,14 @@ def pin_images(client: PodmanClient, plan: BuildPlan, state: HostState) -> None:
                 image=ref, command=["true"], name=f"buildcage-pin-{plan.build_id}-{i}",
                 labels={PIN_LABEL: plan.build_id, **plan.labels()}, network_mode="none",
             )
-        except (NotFound, APIError) as exc:
-            if _NO_IMAGE in str(exc):
-                continue  # not in the host store: the builder pulls it into its own store
+        except (NotFound, APIError):
+            # Refused: as the look-up that came first did, a reference the host store lacks,
+            # or cannot read, is the fetch phase's to pull (or to say why it cannot); asked
+            # only now, so a pin made costs one call.
+            try:
+                client.images.get(ref)
+            except (NotFound, APIError):
+                continue
             raise
         state.pins.append(container.id)
         state.pinned_images.append(ref)
