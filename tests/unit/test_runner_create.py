@@ -206,3 +206,18 @@ def test_the_pins_go_beside_the_phase_containers_by_id(context: Path) -> None:
     state = HostState(pins=["pin1", "gone"])
     assert runner._cleanup(state) == []  # noqa: SLF001
     assert sorted(removed) == ["gone", "pin1"] and state.pins == []
+
+
+def test_a_pin_that_cannot_be_removed_is_said(context: Path) -> None:
+    """Removed beside the containers, a pin podman refuses is still named in what is left."""
+    from tui.engine.stores import HostState
+
+    class Refuses:
+        def remove(self, container_id: str, force: bool = False) -> None:
+            raise RuntimeError("podman went away")
+
+    runner = Runner(make_plan(context, config=Config(), profile="host-ro", project="p"),
+                    Refuses())  # type: ignore[arg-type]
+    runner._containers = [Box("build")]  # type: ignore[list-item]  # noqa: SLF001
+    left = runner._cleanup(HostState(pins=["pin1"]))  # noqa: SLF001
+    assert left == ["pin container pin1 (podman went away)"]

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -668,14 +668,13 @@ class BuildRunner:
         # At once, the pins too: each removal is a round trip of 0.1-0.26 s to the service (an
         # isolated build's three took 0.77 s one after the other, at load 4). The rest of the
         # state (secrets, the fresh volume) goes after the containers that use it.
-        pins: list[str] = []
+        pinned: Future[list[str]] | None = None
         problems: list[str] | None = None
         if len(containers) + bool(ours and state.pins) > 1:
             try:
                 with ThreadPoolExecutor(max_workers=len(containers) + 1) as pool:
                     pinned = pool.submit(release_pins, self.client, state) if ours else None
                     problems = list(pool.map(self._remove_builder, containers))
-                    pins = pinned.result() if pinned is not None else []
             except RuntimeError:  # the interpreter is shutting down: no new threads
                 problems = None  # (a removal done meanwhile is "" the second time)
         if problems is None:
@@ -683,6 +682,6 @@ class BuildRunner:
         for container, problem in zip(containers, problems, strict=True):
             if problem:
                 left.append(f"container {container.name} ({problem})")
-        if ours:
-            left += pins + release(self.client, state)
+        if ours:  # the pins' removal, when it ran beside (the pool waited for it), says first
+            left += (pinned.result() if pinned is not None else []) + release(self.client, state)
         return left
