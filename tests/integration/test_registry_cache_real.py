@@ -10,7 +10,7 @@ from pathlib import Path
 from podman_helpers import REGISTRY, Recorder, registry_tags
 from test_hostile_real import Listener, context, lines
 
-from tui.engine.events import BuildWarning, CacheExported, PhaseDone, StepDone
+from tui.engine.events import BuildWarning, CacheExported, ImageInfo, PhaseDone, StepDone
 from tui.engine.request import BuildRequest
 from tui.engine.session import Engine
 
@@ -77,7 +77,10 @@ RUN for port in 5000 {listener.port}; do \\
         assert warm.done.image_id == cold.done.image_id
         assert not probes(warm)
         assert (cache_fact(warm).images, cache_fact(warm).pushed) == (5, 0)
-        assert [e.phase for e in warm.of(PhaseDone)] == ["fetch", "build", "publish"]
+        # Nothing for the cache to push and nothing else to publish: the store's own records
+        # said so here, and no publish container ran (tui.engine.cache_left).
+        assert [e.phase for e in warm.of(PhaseDone)] == ["fetch", "build"]
+        assert warm.of(ImageInfo) and warm.of(ImageInfo)[-1].layers
 
         # One file changed: the steps before it still hit, and the RUN step after it runs in
         # the cache's setup, with no way to the registry or any loopback service.
@@ -87,6 +90,7 @@ RUN for port in 5000 {listener.port}; do \\
         assert cached_steps(edit) == [True, True, True, False, False]
         assert probes(edit) == ["BLOCKED 5000", f"BLOCKED {listener.port}"]
         assert (cache_fact(edit).images, cache_fact(edit).pushed) == (5, 2)
+        assert [e.phase for e in edit.of(PhaseDone)] == ["fetch", "build", "publish"]
         assert probes(cold) == ["BLOCKED 5000", f"BLOCKED {listener.port}"]
         assert listener.connections == 0
     finally:

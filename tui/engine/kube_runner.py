@@ -23,6 +23,10 @@ class KubeRunner(BuildRunner):
         its publish phase writes the facts as the manifest says."""
         return False
 
+    def _idle_publish(self) -> None:
+        """Never, for the same reason: the publish Pod looks at the store itself."""
+        return None
+
     @staticmethod
     def _make_secrets(client, plan: BuildPlan) -> list[str]:
         """One Kubernetes Secret per phase that reads any, played through the API (podman

@@ -295,6 +295,15 @@ class BuildPlan:
                 and not self.pushes_cache)
 
     @property
+    def publish_may_be_idle(self) -> bool:
+        """The publish phase's only work besides what ``facts_read_here`` reads is the
+        registry cache's update, which a warm build may leave with nothing to do: the local
+        runner then looks at the store before it starts the phase (tui.engine.cache_left)."""
+        return (self.profile.store == "fresh" and not self.remote
+                and self.push_argv() is None and not self.writes_archive
+                and self.pushes_cache)
+
+    @property
     def registries_conf_path(self) -> Path:
         return self.conf_dir / "registries.conf"
 

@@ -6,6 +6,7 @@ once into events; every line arrives, once, in order, the last ones included.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import threading
@@ -20,11 +21,13 @@ from podman.domain.containers import Container
 from podman.errors import ImageNotFound
 
 from tui.engine.buildah_output import BuildahOutputParser
+from tui.engine.cache_left import CacheLeft, cache_left
 from tui.engine.containers import remove_container, run_once, stop_gracefully, wait_exit
 from tui.engine.events import (
     BaseImages,
     BuildStarted,
     BuildWarning,
+    CacheExported,
     Done,
     Event,
     Failed,
@@ -252,10 +255,15 @@ class BuildRunner:
         """Fetch (trusted, host network), build (untrusted, no network), publish (trusted):
         each a container on the same store; stops at the first that fails."""
         phases = self._phases(state)
+        idle: CacheLeft | None = None
         for index, spec in enumerate(phases):
             if self.canceled:
                 return -1
             self._upcoming = phases[index + 1] if index + 1 < len(phases) else None
+            if spec.name == "publish":
+                idle = self._idle_publish()
+                if idle is not None:
+                    break  # its made-ahead container goes with the others
             if spec.name == "publish":
                 for event in self.parser.finish(0, time.time()):  # the build's last step
                     self._emit(event)
@@ -279,13 +287,29 @@ class BuildRunner:
                     self._load()
             if code != 0:
                 return code
-        if self._reads_facts_here() and not self.canceled:
+        if (idle is not None or self._reads_facts_here()) and not self.canceled:
             for event in self.parser.finish(0, time.time()):  # the build's last step
                 self._emit(event)
             root = self._store_root()
-            self._take_facts(read_store_facts(self.plan, state.pinned_facts, root))
+            facts = read_store_facts(self.plan, state.pinned_facts, root)
+            if idle is not None:
+                facts = dataclasses.replace(facts, cache=CacheExported(
+                    repo=self.plan.cache_repo, images=idle.used, pushed=0))
+            self._take_facts(facts)
             self._keep_layers(root)
         return 0
+
+    def _idle_publish(self) -> CacheLeft | None:
+        """What the store says of the registry cache when the publish phase would only update
+        it and there is nothing to update (tui.engine.cache_left); None: run the phase."""
+        if not self.plan.publish_may_be_idle:
+            return None
+        try:
+            root = self._store_root()
+        except StoreVolumeError:
+            return None  # the phase runs, and says what it finds
+        left = cache_left(self.plan, root) if root is not None else None
+        return left if left is not None and left.nothing else None
 
     def _store_root(self) -> str | None:
         """The c/storage root of a fresh store's volume on this host, where podman says it is
