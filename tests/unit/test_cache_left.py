@@ -102,9 +102,29 @@ def test_records_that_are_not_c_storage_s_leave_the_phase_to_run(tmp_path: Path)
     assert cache_left(plan, str(link)) is None  # no link followed
 
 
-def test_a_store_may_list_at_most_the_cap(tmp_path: Path) -> None:
+def test_both_count_at_most_the_cap(tmp_path: Path) -> None:
+    """More images than the cap: the index lists CACHE_MAX_IMAGES, and both say so (the
+    script once counted one more than it listed)."""
     plan = plan_for()
     many = [f"{n:064x}" for n in range(1, CACHE_MAX_IMAGES + 20)]
+    fake = Fake(tmp_path)
+    setup_store(fake, plan, containers=[BASE, *many], final=many[-1], pulled=many, base=BASE)
+    script = fake.run(cache_script(plan, "publish"))
+    assert script.returncode == 0, script.stderr
+    recorded = (fake.facts / CACHE_FILE).read_text().split()
     write_store(tmp_path / "s", plan, [BASE, *many], many[-1], many)
     left = cache_left(plan, str(tmp_path / "s"))
-    assert left is not None and left.used == CACHE_MAX_IMAGES
+    assert left is not None and left.used == int(recorded[1]) == CACHE_MAX_IMAGES
+
+
+def test_only_a_local_fresh_store_with_nothing_else_to_publish_may_skip_the_phase() -> None:
+    import dataclasses
+
+    plan = plan_for()
+    assert plan.publish_may_be_idle
+    assert not plan_for(push="127.0.0.1:5000/demo/hello:1").publish_may_be_idle
+    assert not dataclasses.replace(plan, load=True).publish_may_be_idle
+    assert not dataclasses.replace(plan, remote=True).publish_may_be_idle
+    assert not plan.debug_rebuild().publish_may_be_idle  # pushes no cache
+    assert not dataclasses.replace(plan, cache_repo="").publish_may_be_idle
+    assert not plan_for("project").publish_may_be_idle

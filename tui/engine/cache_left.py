@@ -21,7 +21,10 @@ warm build in tests/integration/test_registry_cache_real.py):
 Trust: the store is the build's, which a RUN step may have rewritten (tui.engine.store_files
 reads it as hostile). A forged "nothing left" costs only the cache update: the cache keeps the
 images trusted phases pushed before, and the next build uses them or builds again. A forged
-"something left" runs the publish phase, as before.
+"something left" runs the publish phase, as before. The publish phase's Buildah can be fooled
+alike (renamed records), and reads more than this does (Go matches ``Image`` keys in any case,
+and c/storage also loads ``volatile-containers.json``): a RUN step that hides a record from one
+or the other changes only whether the cache is updated, never the image or its facts.
 """
 
 from __future__ import annotations

@@ -22,10 +22,15 @@ the rule said "pays" or not on the noise of one run (steps of 0.2-0.9 s).
 
 The model. Both sides scale with the machine's load (a loaded machine runs steps and pulls
 alike slower), so the cost is counted in the build's own typical step: the median duration of
-its RUN, COPY and ADD steps in that full run (on these workloads an ``echo`` or a small copy).
-Pulling one cached step's image costs about PER_STEP of it, the index and the publish phase's
-listing about FIXED of it (quiet machine: 0.19 s a pull and 0.7-1.0 s against 0.3 s a step).
-The cache pays when the full run's RUN steps took longer than
+its RUN, COPY and ADD steps in that full run (on these workloads an ``echo`` or a small copy),
+at most MAX_UNIT_S (beyond that a typical step is work, not a slow machine: a build of three
+long compiles would otherwise count its image pulls in minutes). Pulling one cached step's image
+costs about PER_STEP of it, the index about FIXED of it. A warm build that used exactly the
+cache starts no publish container since the cache step's listing is read here
+(tui.engine.cache_left); measured then (isolated, 3 runs each, the machine at 0.3 s an echo
+step): *tiny* warm 2.81-3.18 s with the cache against 2.66-2.91 s without (the fetch 0.78 s
+longer, the build 0.56 s shorter: FIXED + 4 pulls about 2.6 typical steps), *steps* warm
+4.7-5.6 s against 7.4-7.7 s. The cache pays when the full run's RUN steps took longer than
 ``typical * (FIXED + PER_STEP * n)`` for its n steps. With fewer than MIN_TYPICAL RUN, COPY and
 ADD steps there is no typical one to count in: the absolute FIXED_S + PER_STEP_S a step are
 used. A build with no full run in history yet uses the cache (its pushes make the next build's
@@ -40,13 +45,17 @@ from dataclasses import dataclass
 
 from tui.engine.history import BuildRecord
 
-FIXED = 3.0
-"""The index and the publish phase's listing, in typical steps."""
+FIXED = 1.2
+"""The index (pulled beside the bases) and what is left of the publish phase's listing, in
+typical steps (3.0 when every warm build ran the listing in a publish container)."""
+MAX_UNIT_S = 1.0
+"""The longest typical step counted as the machine's speed: an echo step took 0.9 s here under
+load 6-8."""
 PER_STEP = 0.6
 """Pulling one cached step's image (its layers already there), in typical steps."""
 MIN_TYPICAL = 3
 """Fewer RUN/COPY/ADD steps than this: no typical step; the absolute costs below are used."""
-FIXED_S = 0.7
+FIXED_S = 0.35
 PER_STEP_S = 0.25
 """Seconds, on this machine when quiet: the index and listing; one image's pull."""
 
@@ -74,7 +83,7 @@ def judge(full_run: BuildRecord | None) -> Verdict:
             if _kind(s.instruction) in ("RUN", "COPY", "ADD")]
     saved = sum(runs)
     if len(work) >= MIN_TYPICAL:
-        cost = statistics.median(work) * (FIXED + PER_STEP * n)
+        cost = min(statistics.median(work), MAX_UNIT_S) * (FIXED + PER_STEP * n)
     else:
         cost = FIXED_S + PER_STEP_S * n
     if saved > cost:

@@ -737,7 +737,7 @@ class BuildPlan:
             "case $id in *[!0-9a-f]*) continue;; esac;",
             "[ ${#id} -eq 64 ] || continue;",
             'case $bases in *" $id "*) continue;; esac;',
-            f"n=$((n+1)); [ $n -le {CACHE_MAX_IMAGES} ] || break;",
+            f"[ $n -lt {CACHE_MAX_IMAGES} ] || break; n=$((n+1));",
             'case $have in *" $id "*) ;; *) new="$new $deep"; deep=$id;; esac;',
             'all="$all $id";',
             "done;",

@@ -255,18 +255,17 @@ class BuildRunner:
         """Fetch (trusted, host network), build (untrusted, no network), publish (trusted):
         each a container on the same store; stops at the first that fails."""
         phases = self._phases(state)
-        idle: CacheLeft | None = None
+        idle: tuple[CacheLeft, str] | None = None
         for index, spec in enumerate(phases):
             if self.canceled:
                 return -1
             self._upcoming = phases[index + 1] if index + 1 < len(phases) else None
             if spec.name == "publish":
-                idle = self._idle_publish()
-                if idle is not None:
-                    break  # its made-ahead container goes with the others
-            if spec.name == "publish":
                 for event in self.parser.finish(0, time.time()):  # the build's last step
                     self._emit(event)
+                idle = self._idle_publish()
+                if idle is not None:
+                    break  # its container (made ahead, unused) goes with the others
                 self._own_facts_dir()
                 self.parser.begin_push()
                 push = self.plan.push_argv()
@@ -290,26 +289,27 @@ class BuildRunner:
         if (idle is not None or self._reads_facts_here()) and not self.canceled:
             for event in self.parser.finish(0, time.time()):  # the build's last step
                 self._emit(event)
-            root = self._store_root()
+            root = idle[1] if idle is not None else self._store_root()
             facts = read_store_facts(self.plan, state.pinned_facts, root)
             if idle is not None:
                 facts = dataclasses.replace(facts, cache=CacheExported(
-                    repo=self.plan.cache_repo, images=idle.used, pushed=0))
+                    repo=self.plan.cache_repo, images=idle[0].used, pushed=0))
             self._take_facts(facts)
             self._keep_layers(root)
         return 0
 
-    def _idle_publish(self) -> CacheLeft | None:
-        """What the store says of the registry cache when the publish phase would only update
-        it and there is nothing to update (tui.engine.cache_left); None: run the phase."""
-        if not self.plan.publish_may_be_idle:
+    def _idle_publish(self) -> tuple[CacheLeft, str] | None:
+        """What the store (at the root given with it) says of the registry cache when the
+        publish phase would only update it and there is nothing to update
+        (tui.engine.cache_left); None: run the phase."""
+        if not self.plan.publish_may_be_idle or self.canceled:
             return None
         try:
             root = self._store_root()
         except StoreVolumeError:
             return None  # the phase runs, and says what it finds
         left = cache_left(self.plan, root) if root is not None else None
-        return left if left is not None and left.nothing else None
+        return (left, root) if left is not None and root is not None and left.nothing else None
 
     def _store_root(self) -> str | None:
         """The c/storage root of a fresh store's volume on this host, where podman says it is
