@@ -452,14 +452,16 @@ class Bench:
                   "| target | measured | target | verdict | why, where missed |",
                   "| --- | --- | --- | --- | --- |"]
         ran = set(self.profiles())
-        if "native" in self.contestants() and "isolated" in ran:
+        # Build targets only when builds ran (``--workloads ""``: the event pipeline's only).
+        natives = "native" in self.contestants() and bool(o.workloads)
+        if natives and "isolated" in ran:
             iso_cold = max(med(self.ratio_native[(w, "isolated", "cold")]) for w in o.workloads)
             lines.append(self.target(
                 "isolated cold vs native cold (worst workload)", iso_cold, 1.0,
                 why=self.why_worst("isolated", "cold")))
         kept = [p for p in PROFILES if p != "isolated" and p in ran]
         sessions = [p for p in SESSIONS if p in ran]
-        if "native" in self.contestants() and sessions:
+        if natives and sessions:
             warm = max(med(self.ratio_native[(w, p, "warm")]) for w in o.workloads
                        for p in sessions)
             lines.append(self.target("warm rebuild in a session vs native warm (worst)", warm,
@@ -468,7 +470,7 @@ class Bench:
                          for p in sessions)
             lines.append(self.target("one-file edit in a session vs native edit (worst)",
                                      edit_r, 1.2, why=self.why_worst(sessions, "edit")))
-        if "native" in self.contestants() and kept:
+        if natives and kept:
             warm = max(med(self.ratio_native[(w, p, "warm")]) for w in o.workloads for p in kept)
             lines.append(self.target("warm rebuild vs native warm (worst cached profile, "
                                      "one-shot)", warm, 1.0, why=self.why_worst(kept, "warm")))
@@ -476,7 +478,7 @@ class Bench:
                          for p in kept)
             lines.append(self.target("one-file edit vs native edit (worst cached profile, "
                                      "one-shot)", edit_r, 1.2, why=self.why_worst(kept, "edit")))
-        if "native" in self.contestants() and "isolated" in ran:
+        if natives and "isolated" in ran:
             iso_warm = max(med(self.ratio_native[(w, "isolated", "warm")]) for w in o.workloads)
             lines.append(self.target("isolated warm vs native warm (registry cache)",
                                      iso_warm, 2.0, why=self.why_worst("isolated", "warm")))
