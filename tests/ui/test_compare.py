@@ -28,16 +28,37 @@ async def test_two_profiles_cold_then_warm_as_bars(engine) -> None:
         await pilot.press("f5")
         await wait_for(pilot, lambda: len(screen.bars) == 4 and not screen.running)
         bars = [(b.group, b.kind, b.value) for b in screen.bars]
-        # host-ro keeps its cache: its second run is warm; isolated too, through its registry
-        # cache (the replay's registry answers).
+        # host-ro keeps its cache: its second run is warm. isolated's registry cache does not
+        # pay for examples/hello (one RUN step of 0.7 s in the recorded cold run, less than
+        # its images cost: tui.engine.cache_worth), so its second run is cold again, and says
+        # why.
         assert bars == [("host-ro", "cold", 10.15), ("host-ro", "warm", 2.9),
-                        ("isolated", "cold", 10.15), ("isolated", "warm", 2.9)]
+                        ("isolated", "cold", 10.15), ("isolated", "cold", 10.15)]
+        assert screen.bars[3].note == "(cache off: it does not pay)"
         plans = [r.plan for r in engine.runners]
         assert [(p.profile.name, p.no_cache) for p in plans] == [
             ("host-ro", True), ("host-ro", False), ("isolated", True), ("isolated", False)]
         assert all(p.push == "" for p in plans)  # a comparison never pushes
         text = screen.query_one(BarChart).render().plain
         assert "host-ro   cold" in text and "warm" in text and "█" in text
+
+
+async def test_a_fresh_store_warm_through_its_registry_cache(history) -> None:
+    """A profile that uses its cache even where it does not pay: the second run is warm
+    (the replay's registry answers)."""
+    config = Config(profiles={"always": {"base": "isolated", "registry_cache_always": True}})
+    engine = ReplayEngine(history, config=config)
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_compare(pilot)
+        choices = screen.query_one(SelectionList)
+        choices.deselect("isolated")
+        choices.deselect("host-ro")
+        choices.select("always")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: len(screen.bars) == 2 and not screen.running)
+        assert [(b.group, b.kind, b.value, b.note) for b in screen.bars] == [
+            ("always", "cold", 10.15, ""), ("always", "warm", 2.9, "")]
 
 
 async def test_a_fresh_store_without_a_registry_cache_is_cold_again(history) -> None:

@@ -119,11 +119,14 @@ class CompareScreen(BuildcageScreen[None]):
                     break
                 # Warm means the store kept the first run's layers, or the registry cache holds
                 # them; a fresh store without one is cold again even when a later stage reuses
-                # a layer of an earlier one in the same build.
+                # a layer of an earlier one in the same build, and so is one whose cache the
+                # first run's steps said does not pay (tui.engine.cache_worth).
                 kept = not no_cache and (prepared.plan.profile.keeps_cache
                                          or bool(prepared.plan.cache_repo))
                 kind: BarKind = "warm" if kept else "cold"
-                note = "" if no_cache or kept else "(no cache kept)"
+                note = ("" if no_cache or kept else
+                        "(cache off: it does not pay)" if prepared.plan.cache_note else
+                        "(no cache kept)")
                 post(self.Progress(f"{profile}: {done.duration_s:.1f}s",
                                    Bar(profile, kind, done.duration_s, note)))
         post(self.Progress("done · F5 runs the comparison again", final=True))
