@@ -24,9 +24,11 @@ def facts(rec) -> tuple[str, tuple[int, ...], tuple]:
     return built.image_id, tuple(info.layers), tuple(bases.images)
 
 
-# Each profile once, each way once: host-ro's bases come from its pins, project's from its store.
-@pytest.mark.parametrize(("profile", "session"), [("project", False), ("host-ro", True)],
-                         ids=["project-one-shot", "host-ro-session"])
+# Each profile once, each way once: host-ro's bases come from its pins, project's from its
+# store, host-rw's from the host's store (its overlay from the builder's own record).
+@pytest.mark.parametrize(("profile", "session"),
+                         [("project", False), ("host-ro", True), ("host-rw", False)],
+                         ids=["project-one-shot", "host-ro-session", "host-rw-one-shot"])
 def test_facts_read_here_are_the_publish_phases(engine: Engine, tmp_path: Path, run_id: str,
                                                 profile: str, session: bool) -> None:
     ctx = tmp_path / "ctx"
@@ -34,15 +36,24 @@ def test_facts_read_here_are_the_publish_phases(engine: Engine, tmp_path: Path, 
     (ctx / "a.txt").write_text(run_id)
     (ctx / "Containerfile").write_text(f"FROM {BASE}\nCOPY a.txt /a.txt\nRUN cat /a.txt\n")
     project = f"facts-{profile}-{run_id}"
-    here = build(engine, ctx, session=session, profile=profile, project=project)
+    if profile == "host-rw":  # its own tag: the host store is shared with other tests' builds
+        ctx_tag = {"confirmed": True, "tag": f"localhost/it/facts-{run_id}:latest"}
+    else:
+        ctx_tag = {}
+    here = build(engine, ctx, session=session, profile=profile, project=project, **ctx_tag)
     assert here.done.status == "succeeded", here.of(Failed)
     assert [e.phase for e in here.of(PhaseDone)] in (["build"], ["fetch", "build"])
     pushed = build(engine, ctx, session=session, profile=profile, project=project,
-                   push=f"{REGISTRY}/it/facts-{run_id}:latest")
+                   push=f"{REGISTRY}/it/facts-{run_id}:latest", **ctx_tag)
     assert pushed.done.status == "succeeded", pushed.of(Failed)
     assert [e.phase for e in pushed.of(PhaseDone)][-1] == "publish"
     assert facts(here) == facts(pushed)
     assert here.done.image_id == facts(here)[0]
+    overlays = [rec.of(ImageInfo)[0].overlay for rec in (here, pushed)]
+    assert overlays[0] == overlays[1] != ""
+    if profile == "host-rw":
+        assert overlays[0] == "fuse"  # always, for the host's store (README)
+        engine.client().images.remove(ctx_tag["tag"])
     assert [i.ref for i in facts(here)[2]] == [BASE]
     if session:
         engine.end_sessions()

@@ -237,6 +237,31 @@ def test_only_a_local_store_with_nothing_to_publish_is_read_here(context: Path,
     # Its store goes with the build: the layers are read from its volume (store_layers).
     assert dataclasses.replace(isolated, cache_push=False).facts_read_here
     assert not plan_of(context, push=f"oci:{tmp_path}/out").facts_read_here
+    # The host's own store (host-rw), on this machine: read here too, but not with --load,
+    # which the publish phase's end does (it tags the image in the host's store).
+    host_rw = make_plan(context, config=Config(), profile="host-rw", project="p",
+                        confirmed=True)
+    assert host_rw.facts_read_here and not host_rw.writes_archive
+    assert not dataclasses.replace(host_rw, load=True).facts_read_here
+    assert not dataclasses.replace(host_rw, remote=True).facts_read_here
+
+
+def test_host_rw_s_overlay_is_its_builder_s_own_record(context: Path, tmp_path: Path) -> None:
+    """The host store's overlay record is the host's; a host-rw builder writes its own into
+    a private copy bound over it, and the facts say which overlay the build used from that."""
+    from tui.engine.store_files import builder_overlay
+
+    plan = make_plan(context, config=Config(), profile="host-rw", project="p", confirmed=True)
+    record = plan.mount_record_path
+    assert builder_overlay(plan) == ""  # none written yet
+    record.parent.mkdir(parents=True, exist_ok=True)
+    for text, kind in (("true", "fuse"), ("false", "kernel"), ("\x1b[2Jtrue", "")):
+        record.write_text(text)
+        assert builder_overlay(plan) == kind
+    record.unlink()
+    (tmp_path / "elsewhere").write_text("true")
+    record.symlink_to(tmp_path / "elsewhere")
+    assert builder_overlay(plan) == ""  # no link followed
 
 
 def test_a_nesting_bomb_is_no_record(context: Path) -> None:

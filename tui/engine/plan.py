@@ -289,9 +289,12 @@ class BuildPlan:
         from a store on this host's disk (a project directory, a fresh volume): the local
         runner reads them itself (tui.engine.store_files, tui.engine.store_layers) and starts
         no publish container, about 0.5 s of a warm build (measured there). The renderings keep
-        the phase: they run where buildcage is not there to read the store."""
-        return (self.profile.store in ("project", "fresh") and not self.remote
-                and self.push_argv() is None and not self.writes_archive
+        the phase: they run where buildcage is not there to read the store. The host's own
+        store too (``host-rw``, local): its image records are the host's, its overlay record
+        the builder's private copy (``mount_record_path``); not with ``--load``, which the
+        publish phase's end does (tui.engine.load)."""
+        return (self.profile.store in ("project", "fresh", "host") and not self.remote
+                and self.push_argv() is None and not self.load
                 and not self.pushes_cache)
 
     @property

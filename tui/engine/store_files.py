@@ -294,6 +294,18 @@ def overlay_record(root: str) -> str:
     return {"false": "kernel", "true": "fuse"}.get(record, "")
 
 
+def builder_overlay(plan: BuildPlan) -> str:
+    """A ``host-rw`` builder's own overlay record: the host store's record is the host's, and
+    the builder writes its own into a private copy bound over it (``mount_record_path``; a
+    RUN step can write it too, as it can the store's own in other profiles)."""
+    path = plan.mount_record_path
+    try:
+        record = read_file(str(path.parent), path.name, 16).decode("ascii", "replace").strip()
+    except StoreFileError:
+        return ""
+    return {"false": "kernel", "true": "fuse"}.get(record, "")
+
+
 def read_store_facts(plan: BuildPlan, host_bases: Mapping[str, ImageFact],
                      root: str | None = None) -> ImageFacts:
     """The facts the publish phase's ``buildah inspect`` would have written, from the plan's
@@ -309,10 +321,11 @@ def read_store_facts(plan: BuildPlan, host_bases: Mapping[str, ImageFact],
         if project is None:
             return ImageFacts()
         root = str(project)
+    overlay = overlay_record(root) if plan.profile.store != "host" else builder_overlay(plan)
     try:
         records = read_images(root)
     except StoreFileError:
-        return ImageFacts(overlay=overlay_record(root))
+        return ImageFacts(overlay=overlay)
     image_id, layers = "", None
     record = find_image(records, plan.tag)
     if record is not None:
@@ -326,5 +339,5 @@ def read_store_facts(plan: BuildPlan, host_bases: Mapping[str, ImageFact],
                 bases.append(ImageFact(ref=ref, id=str(base["id"]), digest=manifest_digest(base)))
         elif stored_name(ref) is not None and ref in host_bases:
             bases.append(host_bases[ref])
-    return ImageFacts(image_id=image_id, layers=layers, overlay=overlay_record(root),
+    return ImageFacts(image_id=image_id, layers=layers, overlay=overlay,
                       bases=tuple(bases) if bases else None)
