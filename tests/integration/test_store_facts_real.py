@@ -127,3 +127,28 @@ def test_an_isolated_build_with_nothing_to_publish_reads_its_layers_from_its_vol
     assert tuple(x.tar_size for x in report.layers) == layers
     assert leftovers(engine.client(), rec.build_id) == []
     assert not engine.client().volumes.exists(read_here.store_volume)
+
+
+def test_records_that_cannot_be_read_here_leave_it_to_the_publish_phase(
+        engine: Engine, tmp_path: Path, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store whose image records are beyond what is read here (16 MiB: a host store of about
+    10,000 images, a reviewer found) is no failed build: the publish container runs and its
+    Buildah reads them, as before they were read here."""
+    import tui.engine.store_files as store_files
+
+    def too_large(root: str) -> list:
+        raise store_files.StoreFileError("overlay-images/images.json is larger than 16777216 "
+                                         "bytes")
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text(run_id)
+    (ctx / "Containerfile").write_text(f"FROM {BASE}\nCOPY a.txt /a.txt\n")
+    project = f"facts-big-{run_id}"
+    read_here = build(engine, ctx, profile="project", project=project)
+    assert read_here.done.status == "succeeded", read_here.of(Failed)
+    monkeypatch.setattr(store_files, "read_images", too_large)
+    fallback = build(engine, ctx, profile="project", project=project)
+    assert fallback.done.status == "succeeded", fallback.of(Failed)
+    assert [e.phase for e in fallback.of(PhaseDone)][-1] == "publish"
+    assert facts(fallback)[:2] == facts(read_here)[:2]

@@ -246,22 +246,19 @@ def test_only_a_local_store_with_nothing_to_publish_is_read_here(context: Path,
     assert not dataclasses.replace(host_rw, remote=True).facts_read_here
 
 
-def test_host_rw_s_overlay_is_its_builder_s_own_record(context: Path, tmp_path: Path) -> None:
-    """The host store's overlay record is the host's; a host-rw builder writes its own into
-    a private copy bound over it, and the facts say which overlay the build used from that."""
-    from tui.engine.store_files import builder_overlay
-
+def test_host_rw_s_overlay_is_the_plan_s_whatever_the_records_say(context: Path,
+                                                                  tmp_path: Path) -> None:
+    """A host-rw builder always mounts with fuse-overlayfs; the host store's record is the
+    host's, and the builder's private copy of it a RUN step can write: neither is asked
+    (a reviewer's case: "false" written there read as the kernel's overlay)."""
     plan = make_plan(context, config=Config(), profile="host-rw", project="p", confirmed=True)
-    record = plan.mount_record_path
-    assert builder_overlay(plan) == ""  # none written yet
-    record.parent.mkdir(parents=True, exist_ok=True)
-    for text, kind in (("true", "fuse"), ("false", "kernel"), ("\x1b[2Jtrue", "")):
-        record.write_text(text)
-        assert builder_overlay(plan) == kind
-    record.unlink()
-    (tmp_path / "elsewhere").write_text("true")
-    record.symlink_to(tmp_path / "elsewhere")
-    assert builder_overlay(plan) == ""  # no link followed
+    assert plan.overlay == "fuse"
+    root = tmp_path / "store"
+    (root / "overlay").mkdir(parents=True)
+    (root / "overlay" / ".has-mount-program").write_text("false")
+    plan.mount_record_path.parent.mkdir(parents=True, exist_ok=True)
+    plan.mount_record_path.write_text("false")
+    assert read_store_facts(plan, {}, str(root)).overlay == "fuse"
 
 
 def test_a_nesting_bomb_is_no_record(context: Path) -> None:

@@ -266,24 +266,13 @@ class BuildRunner:
                 idle = self._idle_publish()
                 if idle is not None:
                     break  # its container (made ahead, unused) goes with the others
-                self._own_facts_dir()
-                self.parser.begin_push()
-                push = self.plan.push_argv()
-                if push is not None:
-                    self._emit(PushStarted(ref=push[0]))
-            began = time.monotonic()
-            code = self._run_container(spec)
-            if not self.canceled and spec.name != "debug":  # (a debug shell is no build phase)
-                self._emit(PhaseDone(phase=spec.name, exit_code=code,
-                                     duration_s=round(time.monotonic() - began, 3)))
-            if spec.name == "publish" and not self.canceled:
-                # The image's record is written before the push: a failed push still says
-                # which image the store holds (its Pushed fact is simply missing).
-                self._read_facts()
-                if code == 0:
-                    self._keep_layers()
-                if code == 0 and self.plan.load and self.facts.image_id:
-                    self._load()
+                code = self._publish(spec)
+            else:
+                began = time.monotonic()
+                code = self._run_container(spec)
+                if not self.canceled and spec.name != "debug":  # (a debug shell: no phase)
+                    self._emit(PhaseDone(phase=spec.name, exit_code=code,
+                                         duration_s=round(time.monotonic() - began, 3)))
             if code != 0:
                 return code
         if (idle is not None or self._reads_facts_here()) and not self.canceled:
@@ -291,12 +280,40 @@ class BuildRunner:
                 self._emit(event)
             root = idle[1] if idle is not None else self._store_root()
             facts = read_store_facts(self.plan, state.pinned_facts, root)
+            if not facts.image_id and not self.canceled:
+                # The records gave no image: beyond store_files' bounds (16 MiB of image
+                # records: a host store of about 10,000 images), or none was built. The
+                # publish phase looks, as it did before these were read here.
+                return self._publish(self.plan.phase("publish"))
             if idle is not None:
                 facts = dataclasses.replace(facts, cache=CacheExported(
                     repo=self.plan.cache_repo, images=idle[0].used, pushed=0))
             self._take_facts(facts)
             self._keep_layers(root)
         return 0
+
+    def _publish(self, spec: Phase) -> int:
+        """The trusted publish phase: the image's records into the facts, the push, the
+        ``--load`` archive, the registry cache; then the facts read and the load done."""
+        self._own_facts_dir()
+        self.parser.begin_push()
+        push = self.plan.push_argv()
+        if push is not None:
+            self._emit(PushStarted(ref=push[0]))
+        began = time.monotonic()
+        code = self._run_container(spec)
+        if self.canceled:
+            return code
+        self._emit(PhaseDone(phase="publish", exit_code=code,
+                             duration_s=round(time.monotonic() - began, 3)))
+        # The image's record is written before the push: a failed push still says which
+        # image the store holds (its Pushed fact is simply missing).
+        self._read_facts()
+        if code == 0:
+            self._keep_layers()
+        if code == 0 and self.plan.load and self.facts.image_id:
+            self._load()
+        return code
 
     def _idle_publish(self) -> tuple[CacheLeft, str] | None:
         """What the store (at the root given with it) says of the registry cache when the

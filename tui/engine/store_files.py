@@ -294,18 +294,6 @@ def overlay_record(root: str) -> str:
     return {"false": "kernel", "true": "fuse"}.get(record, "")
 
 
-def builder_overlay(plan: BuildPlan) -> str:
-    """A ``host-rw`` builder's own overlay record: the host store's record is the host's, and
-    the builder writes its own into a private copy bound over it (``mount_record_path``; a
-    RUN step can write it too, as it can the store's own in other profiles)."""
-    path = plan.mount_record_path
-    try:
-        record = read_file(str(path.parent), path.name, 16).decode("ascii", "replace").strip()
-    except StoreFileError:
-        return ""
-    return {"false": "kernel", "true": "fuse"}.get(record, "")
-
-
 def read_store_facts(plan: BuildPlan, host_bases: Mapping[str, ImageFact],
                      root: str | None = None) -> ImageFacts:
     """The facts the publish phase's ``buildah inspect`` would have written, from the plan's
@@ -321,7 +309,10 @@ def read_store_facts(plan: BuildPlan, host_bases: Mapping[str, ImageFact],
         if project is None:
             return ImageFacts()
         root = str(project)
-    overlay = overlay_record(root) if plan.profile.store != "host" else builder_overlay(plan)
+    # The host store's own record is the host's; a host-rw builder always mounts with
+    # fuse-overlayfs (profiles refuse any other), and writes its record into a private copy
+    # that a RUN step can write too: the plan says it, as the publish phase's Buildah did.
+    overlay = overlay_record(root) if plan.profile.store != "host" else plan.overlay
     try:
         records = read_images(root)
     except StoreFileError:
