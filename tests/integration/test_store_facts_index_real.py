@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from podman_helpers import REGISTRY, build, registry_auth
+from test_store_facts_real import copy_context
 
 from tui.engine.events import BaseImages, Failed, PhaseDone
 from tui.engine.session import Engine
@@ -43,10 +44,7 @@ def push_index(tag: str) -> str:
 def test_a_base_pulled_through_an_index_has_the_publish_phases_digest(
         engine: Engine, tmp_path: Path, run_id: str) -> None:
     base = push_index(f"review-index-{run_id}")
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "a.txt").write_text(run_id)
-    (ctx / "Containerfile").write_text(f"FROM {base}\nCOPY a.txt /a.txt\n")
+    ctx = copy_context(tmp_path, run_id, base)
     project = f"facts-index-{run_id}"
     here = build(engine, ctx, profile="project", project=project)
     assert here.done.status == "succeeded", here.of(Failed)

@@ -17,6 +17,15 @@ from tui.engine.session import Engine
 BASE = f"{REGISTRY}/buildcage/busybox:latest"
 
 
+def copy_context(tmp_path: Path, run_id: str, base: str) -> Path:
+    """A context whose one step copies a file unique to the run (FROM ``base``)."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text(run_id)
+    (ctx / "Containerfile").write_text(f"FROM {base}\nCOPY a.txt /a.txt\n")
+    return ctx
+
+
 def facts(rec) -> tuple[str, tuple[int, ...], tuple]:
     (built,) = rec.of(ImageBuilt)
     (info,) = rec.of(ImageInfo)
@@ -140,10 +149,7 @@ def test_records_that_cannot_be_read_here_leave_it_to_the_publish_phase(
         raise store_files.StoreFileError("overlay-images/images.json is larger than 16777216 "
                                          "bytes")
 
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "a.txt").write_text(run_id)
-    (ctx / "Containerfile").write_text(f"FROM {BASE}\nCOPY a.txt /a.txt\n")
+    ctx = copy_context(tmp_path, run_id, BASE)
     project = f"facts-big-{run_id}"
     read_here = build(engine, ctx, profile="project", project=project)
     assert read_here.done.status == "succeeded", read_here.of(Failed)
