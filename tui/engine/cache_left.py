@@ -40,6 +40,7 @@ from tui.engine.store_files import (
     parse_json,
     read_file,
     read_images,
+    record_names,
 )
 
 
@@ -84,12 +85,7 @@ def cache_left(plan: BuildPlan, root: str) -> CacheLeft | None:
                 break
             used.append(str(image))
     named = re.compile(re.escape(plan.cache_repo) + ":([0-9a-f]{64})")
-    have = set()
-    for record in records:
-        names = record.get("names")
-        for name in names if isinstance(names, list) else []:
-            match = named.fullmatch(name) if isinstance(name, str) else None
-            if match:
-                have.add(match[1])
+    have = {match[1] for record in records for name in record_names(record)
+            if (match := named.fullmatch(name))}
     return CacheLeft(used=len(used), new=sum(1 for i in used if i not in have),
                      stale=any(i not in used for i in have))

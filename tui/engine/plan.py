@@ -293,18 +293,22 @@ class BuildPlan:
         store too (``host-rw``, local): its image records are the host's, its overlay record
         the builder's private copy (``mount_record_path``); not with ``--load``, which the
         publish phase's end does (tui.engine.load)."""
-        return (self.profile.store in ("project", "fresh", "host") and not self.remote
-                and self.push_argv() is None and not self.load
-                and not self.pushes_cache)
+        return self._publishes_records_only and not self.pushes_cache
 
     @property
     def publish_may_be_idle(self) -> bool:
         """The publish phase's only work besides what ``facts_read_here`` reads is the
         registry cache's update, which a warm build may leave with nothing to do: the local
         runner then looks at the store before it starts the phase (tui.engine.cache_left)."""
-        return (self.profile.store == "fresh" and not self.remote
-                and self.push_argv() is None and not self.writes_archive
-                and self.pushes_cache)
+        return (self._publishes_records_only and self.pushes_cache
+                and self.profile.store == "fresh")
+
+    @property
+    def _publishes_records_only(self) -> bool:
+        """Apart from a registry cache, the publish phase would only read the image's records
+        from a store on this host's disk: no push, no ``--load``."""
+        return (self.profile.store in ("project", "fresh", "host") and not self.remote
+                and self.push_argv() is None and not self.load)
 
     @property
     def registries_conf_path(self) -> Path:

@@ -325,8 +325,10 @@ class BuildRunner:
             root = self._store_root()
         except StoreVolumeError:
             return None  # the phase runs, and says what it finds
-        left = cache_left(self.plan, root) if root is not None else None
-        return (left, root) if left is not None and root is not None and left.nothing else None
+        if root is None:
+            return None
+        left = cache_left(self.plan, root)
+        return (left, root) if left is not None and left.nothing else None
 
     def _store_root(self) -> str | None:
         """The c/storage root of a fresh store's volume on this host, where podman says it is

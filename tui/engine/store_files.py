@@ -201,10 +201,11 @@ def image_names(root: str) -> list[str]:
         records = read_images(root)
     except StoreFileError:
         return []
-    return [n for r in records for n in _names(r)]
+    return [n for r in records for n in record_names(r)]
 
 
-def _names(record: Mapping[str, Any]) -> list[str]:
+def record_names(record: Mapping[str, Any]) -> list[str]:
+    """The names an image record gives, those that are strings."""
     names = record.get("names")
     return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
@@ -236,7 +237,7 @@ def find_image(records: list[Mapping[str, Any]], ref: str) -> Mapping[str, Any] 
     name = stored_name(ref)
     if name is None:
         return None
-    found = [r for r in records if name in _names(r)]
+    found = [r for r in records if name in record_names(r)]
     if len(found) != 1 or not _ID_RE.fullmatch(str(found[0].get("id", ""))):
         return None
     return found[0]
