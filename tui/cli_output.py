@@ -27,6 +27,7 @@ from tui.engine.events import (
     PushStarted,
     StepDone,
     StepStarted,
+    Unchanged,
 )
 from tui.engine.text import visible
 from tui.state.build_state import BuildState
@@ -107,6 +108,9 @@ class HumanPrinter(_Output):
         if isinstance(event, BuildStarted):
             return (f"buildcage: building {event.context} with profile {event.profile}"
                     f" -> {event.tag}")
+        if isinstance(event, Unchanged):
+            return (f"==> unchanged since build #{event.build}: image {event.image_id[:12]} "
+                    f"is the result; no container ran")
         if isinstance(event, StepStarted):
             where = f"[{event.stage}/{event.stages}] " if event.stages > 1 else ""
             return f"==> {where}step {event.step}/{event.steps}: {event.instruction}"

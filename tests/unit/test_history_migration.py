@@ -1,5 +1,6 @@
-"""History schema 3 from every older file: schema 1, main's schema 2 (--load's ``loaded``
-column) and the why branch's own schema 2 (``store``/``bases`` and the cache tables). Each old
+"""History schema 4 from every older file: schema 1, main's schema 2 (--load's ``loaded``
+column), the why branch's own schema 2 (``store``/``bases`` and the cache tables) and schema 3
+(before ``plan_key``). Each old
 database was written by that version's own History class and dumped to SQL
 (tests/data/history/make_old.py says how); each held a secret-looking build argument in clear.
 """
@@ -65,7 +66,7 @@ def version(path: Path) -> int:
 
 
 @pytest.mark.parametrize("kind", ["1", "2-load", "2-why"])
-def test_every_old_schema_becomes_schema_3_with_its_rows(tmp_path: Path, kind: str) -> None:
+def test_every_old_schema_becomes_schema_4_with_its_rows(tmp_path: Path, kind: str) -> None:
     fresh = tmp_path / "fresh" / "history.sqlite3"
     History(fresh).close()
     path = old_database(tmp_path, kind)
@@ -87,22 +88,41 @@ def test_every_old_schema_becomes_schema_3_with_its_rows(tmp_path: Path, kind: s
         assert first.build_args["GREETING"] == "hi"
         assert first.build_args["TOKEN"] == secret_digest(history.secret_key(), "TOKEN",
                                                           "hunter2")
-        # Schema 3 is written to: a build with a cache record and a load.
+        # Schema 4 is written to: a build with a cache record, a load and a plan key.
         new_id = history.add(
             BuildRecord(started_at=2e9, profile="project", context="/src/app", status="succeeded",
                         loaded="localhost/app:new", store="project:app",
-                        bases={"busybox": {"id": "i", "digest": "d"}}),
+                        bases={"busybox": {"id": "i", "digest": "d"}}, plan_key="k1"),
             cache=[CacheStep(1, 2, "RUN a", "abc", "built", {"args": {"A": "1"}})],
             misses=[CacheMissRecord(1, 2, "RUN a", 1, [{"kind": "no_cache"}])])
         assert history.build_with_layer("project:app", "abc") == (new_id, 1, 2)
         assert history.loaded_before("localhost/app:new", "")
         assert len(history.recent()) == 3
-    assert version(path) == SCHEMA_VERSION == 3
+        assert history.get(new_id).plan_key == "k1" and first.plan_key == ""
+    assert version(path) == SCHEMA_VERSION == 4
     assert shape(path) == shape(fresh)
     assert SECRET not in path.read_bytes()  # overwritten in the file, not left in a free page
-    with History(path) as again:  # opening a schema 3 file changes nothing
+    with History(path) as again:  # opening a schema 4 file changes nothing
         assert len(again.recent()) == 3
-    assert version(path) == 3
+    assert version(path) == 4
+
+
+def test_schema_3_gains_the_plan_key_and_keeps_its_cache_record(tmp_path: Path) -> None:
+    """Written by 7a94290's History (secrets already withheld there)."""
+    fresh = tmp_path / "fresh" / "history.sqlite3"
+    History(fresh).close()
+    path = tmp_path / "history.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript((OLD / "schema3.sql").read_text())
+    db.close()
+    assert version(path) == 3 and "plan_key" not in shape(path)[0]["builds"]
+    with History(path) as history:
+        first = history.get(1)
+        assert first is not None and first.plan_key == "" and first.bases is not None
+        assert [c.layer_id for c in history.cache_steps(1)] == ["l1", "l3"]
+        assert first.build_args["GREETING"] == "hi"
+    assert version(path) == 4
+    assert shape(path) == shape(fresh)
 
 
 def test_why_schema_2_is_told_apart_by_its_columns(tmp_path: Path) -> None:

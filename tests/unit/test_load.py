@@ -217,7 +217,7 @@ def test_history_written_by_the_previous_schema_gains_the_column(tmp_path):
     with History(path) as history:
         assert [r.loaded for r in history.recent()] == [""]
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     db.close()
 
 

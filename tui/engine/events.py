@@ -345,6 +345,19 @@ class BaseImages(Event):
 
 
 @dataclass(frozen=True)
+class Unchanged(Event):
+    """Nothing the build's steps are keyed on changed since build ``build`` of history, and its
+    image is still under the tag in the same store: that image is the result, every step a
+    cache hit as Buildah would have found it, and no container ran (tui.engine.unchanged).
+    Decided from history and the host's reading of the Containerfile, the context and the
+    store's records, never from build output."""
+
+    name: ClassVar[str] = "unchanged"
+    build: int
+    image_id: str
+
+
+@dataclass(frozen=True)
 class Done(Event):
     """The last event of every build."""
 
@@ -365,7 +378,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         BuildStarted, StepStarted, CacheHit, StepDone, PullStarted, BlobCopied, ConfigCopied,
         ManifestWritten, Committed, Tagged, ImageBuilt, ImageInfo, BuildWarning, PushStarted,
         Pushed, ImageLoaded, LoadRefused, CacheExported, PhaseDone, Failed, LogLine, Done,
-        CacheMiss, BaseImages,
+        CacheMiss, BaseImages, Unchanged,
     )
 }
 

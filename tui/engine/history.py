@@ -17,7 +17,7 @@ from tui.engine.config import data_dir, ensure_data_dir, private_file
 from tui.engine.errors import UserError
 from tui.engine.secret_args import has_secret, withhold
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SIDE_FILES = ("-journal", "-wal", "-shm")
 STATUSES = ("succeeded", "failed", "canceled")
 
@@ -30,7 +30,8 @@ CREATE TABLE builds (
     cache_hits INTEGER NOT NULL, image_id TEXT NOT NULL, pushed TEXT NOT NULL,
     build_args TEXT NOT NULL, stage_target TEXT NOT NULL, no_cache INTEGER NOT NULL,
     warm INTEGER NOT NULL, loaded TEXT NOT NULL DEFAULT '',
-    store TEXT NOT NULL DEFAULT '', bases TEXT NOT NULL DEFAULT ''
+    store TEXT NOT NULL DEFAULT '', bases TEXT NOT NULL DEFAULT '',
+    plan_key TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX builds_by_time ON builds (started_at);
 CREATE INDEX builds_by_profile ON builds (profile, context, status, started_at);
@@ -62,16 +63,18 @@ and inputs (build arguments it saw, secret-looking ones as an HMAC; the context 
 copied), and the reasons found for the steps that ran."""
 _SCHEMA = _BASE_TABLES + _CACHE_TABLES
 
-# Schema 3 is every column and table above; the files older buildcages wrote lack some:
+# Schema 4 is every column and table above; the files older buildcages wrote lack some:
 #   1          (before --load and the cache explanations): none of loaded, store, bases;
 #   2 (--load) : loaded;
 #   2 (why)    : store, bases and the cache tables (a development branch that also called
-#                its schema 2; told apart from --load's by its columns, not its number).
+#                its schema 2; told apart from --load's by its columns, not its number);
+#   3          : plan_key (unchanged builds).
 # So an upgrade adds what is missing, column by column, whichever file it is.
 _ADDED_COLUMNS = {
     "loaded": "TEXT NOT NULL DEFAULT ''",  # the host tag a build was loaded under (--load)
     "store": "TEXT NOT NULL DEFAULT ''",  # the image store it used: its cache
     "bases": "TEXT NOT NULL DEFAULT ''",  # the images it read from outside, JSON
+    "plan_key": "TEXT NOT NULL DEFAULT ''",  # tui.engine.unchanged.plan_key
 }
 KEEP_FILE_LISTS = 5
 """File lists (the largest part of a cache record) are kept for the newest builds of each
@@ -85,8 +88,9 @@ def _run(db: sqlite3.Connection, script: str) -> None:
 
 
 def _upgrade(db: sqlite3.Connection, key: Callable[[], bytes]) -> None:
-    """Brings a schema 1 or either schema 2 up to schema 3, keeping every row; the values of
-    secret-looking build arguments those kept in clear become digests (``key``: history's)."""
+    """Brings a schema 1, either schema 2 or a schema 3 up to schema 4, keeping every row; the
+    values of secret-looking build arguments those kept in clear become digests (``key``:
+    history's)."""
     have = {row[1] for row in db.execute("PRAGMA table_info(builds)")}
     if not have:
         raise sqlite3.DatabaseError("no builds table")
@@ -146,6 +150,8 @@ class BuildRecord:
     bases: dict[str, dict[str, str]] | None = None
     """Images it read from outside (ref -> {"id", "digest"}), from the publish phase's facts;
     None when not recorded (the build ended before publishing)."""
+    plan_key: str = ""
+    """What in its plan made the build beside its steps' inputs (tui.engine.unchanged)."""
 
 
 @dataclass(frozen=True)

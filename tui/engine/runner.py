@@ -36,6 +36,7 @@ from tui.engine.events import (
     PhaseDone,
     PushStarted,
     Status,
+    Unchanged,
 )
 from tui.engine.image_facts import ImageFacts, read_facts
 from tui.engine.layer_reader import keep_after_build
@@ -60,6 +61,7 @@ from tui.engine.stores import (
     stray_working_containers,
 )
 from tui.engine.transfer import copy_in, copy_out, outputs
+from tui.engine.unchanged import Candidate, replay, verify
 
 EventSink = Callable[[Event], None]
 
@@ -139,6 +141,12 @@ class BuildRunner:
         self._loaded = ""
         """The host tag the image was loaded under (``--load``)."""
         self._load_failure: Failed | None = None
+        self.unchanged: Callable[[], Candidate | None] | None = None
+        """Whether this build would repeat the last one in its store step for step
+        (tui.engine.unchanged.find, with the engine's reading of history and the context):
+        ``Engine.runner`` sets it where an unchanged build may start no container."""
+        self._counts: tuple[int, int] | None = None
+        """(steps, cache hits) of an unchanged build, whose parser saw no line."""
 
     def cancel(self) -> None:
         """Asks the build to stop; returns at once (the stop itself runs on its own thread).
@@ -170,9 +178,12 @@ class BuildRunner:
             store_lock = self._lock_store()
             if store_lock is not None and not self.canceled:
                 self._heal_store()
-            state = self._prepare()
-            if not self.canceled:
-                exit_code = self._run_phases(state)
+            if self._unchanged_build():
+                exit_code = 0
+            else:
+                state = self._prepare()
+                if not self.canceled:
+                    exit_code = self._run_phases(state)
         except ImageNotFound:
             error = Failed(message=f"builder image {self.plan.builder_image} not found: run "
                                    "provision/provision.sh (or `buildcage doctor`)")
@@ -207,10 +218,12 @@ class BuildRunner:
         else:
             status = "failed"
         pushed = self.facts.pushed
+        steps_total, cache_hits = self._counts or (self.parser.steps_total,
+                                                   self.parser.cache_hits)
         done = Done(
             status=status, image_id=self.facts.image_id,
             duration_s=round(time.time() - started, 3),
-            steps_total=self.parser.steps_total, cache_hits=self.parser.cache_hits,
+            steps_total=steps_total, cache_hits=cache_hits,
             pushed=f"{pushed.ref}@{pushed.digest}" if pushed else "",
             loaded=self._loaded,
         )
@@ -538,21 +551,7 @@ class BuildRunner:
         if container is None:
             return -1
         self._make_ahead()
-        if not self._announced:
-            self._announced = True
-            self._emit(BuildStarted(build_id=self.plan.build_id, profile=self.plan.profile.name,
-                                    context=str(self.plan.context), tag=self.plan.tag,
-                                    container_id=container.id))
-            for name in secret_looking_args(self.plan.build_args):
-                self._emit(BuildWarning(
-                    message=f"build argument {name} looks like a secret: build arguments are "
-                            f"recorded in the image's history; pass it with "
-                            f"--secret id={name},src=FILE and RUN --mount=type=secret,id={name}"))
-            if self.plan.cache_note:
-                self._emit(BuildWarning(message=self.plan.cache_note))
-            if self.plan.profile.store == "fresh" and not self.plan.push:
-                self._emit(BuildWarning(message="no push target: the image is deleted with the "
-                                                "fresh store when the build ends"))
+        self._announce(container.id)
         source = self._log_source(container)
         outcome: list[int | BaseException] = []
         notes: list[str] = []
@@ -576,6 +575,50 @@ class BuildRunner:
         if outputs(spec.mounts) and not self.canceled:
             copy_out(container, spec.mounts)  # a remote service: the facts, an OCI layout
         return result
+
+    def _announce(self, container_id: str) -> None:
+        """BuildStarted and what is said before the first step, once per build
+        (``container_id`` "": an unchanged build, which starts none)."""
+        if self._announced:
+            return
+        self._announced = True
+        self._emit(BuildStarted(build_id=self.plan.build_id, profile=self.plan.profile.name,
+                                context=str(self.plan.context), tag=self.plan.tag,
+                                container_id=container_id))
+        for name in secret_looking_args(self.plan.build_args):
+            self._emit(BuildWarning(
+                message=f"build argument {name} looks like a secret: build arguments are "
+                        f"recorded in the image's history; pass it with "
+                        f"--secret id={name},src=FILE and RUN --mount=type=secret,id={name}"))
+        if self.plan.cache_note:
+            self._emit(BuildWarning(message=self.plan.cache_note))
+        if self.plan.profile.store == "fresh" and not self.plan.push:
+            self._emit(BuildWarning(message="no push target: the image is deleted with the "
+                                            "fresh store when the build ends"))
+
+    def _unchanged_build(self) -> bool:
+        """Nothing changed since the last build in this store (tui.engine.unchanged, asked
+        through ``unchanged``): its image is the result, its steps are told as cache hits, its
+        facts read from the store, and no container runs. False: the build runs."""
+        if self.unchanged is None or self.canceled:
+            return False
+        try:
+            candidate = self.unchanged()
+            facts = verify(self.plan, candidate) if candidate is not None else None
+        except Exception as exc:  # noqa: BLE001 - a fault here must not stop the build: it runs
+            self._warn(f"could not tell whether anything changed since the last build "
+                       f"({type(exc).__name__}: {exc}): it runs")
+            return False
+        if candidate is None or facts is None or self.canceled:
+            return False
+        self._announce("")
+        self._emit(Unchanged(build=candidate.build, image_id=candidate.image_id))
+        for event in replay(candidate, time.time()):
+            self._emit(event)
+        self._counts = (candidate.steps_total, candidate.cache_hits)
+        self._take_facts(facts)
+        self._keep_layers()
+        return True
 
     @staticmethod
     def _read(source: LogFileTail | ApiLogPoller) -> list[str]:

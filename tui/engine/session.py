@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from tui.engine.debug_shell import DebugSession
     from tui.engine.layer_reader import LayerSource
     from tui.engine.layers import LayerReport
+    from tui.engine.runner import BuildRunner
+    from tui.engine.unchanged import Candidate
 
 EventSink = Callable[[Event], None]
 DEFAULT_IDLE_TIMEOUT = 600.0
@@ -313,6 +315,8 @@ class Engine:
             from tui.engine.kube_runner import KubeRunner
 
             return KubeRunner(self.client(), plan, self.recording(plan, on_event))
+        explainer = self.explainer(plan)
+        runner: BuildRunner | None = None
         if session:
             from tui.engine.session_plan import refusal
 
@@ -321,16 +325,37 @@ class Engine:
                 from tui.engine.session_runner import SessionRunner
 
                 session_runner = SessionRunner(self.client(), plan,
-                                               self.recording(plan, on_event),
+                                               self._recording(plan, on_event, explainer),
                                                idle_timeout=self.session_idle_timeout)
-                session_runner.loaded_before = self.loaded_before
                 session_runner.used = lambda sid: self._sessions.add((plan.data_dir, sid))
-                return session_runner
-            on_event = noted(on_event, f"not in a session builder: {reason}; this build makes "
-                                       "its own containers")
-        runner = BuildRunner(self.client(), plan, self.recording(plan, on_event))
+                runner = session_runner
+            else:
+                on_event = noted(on_event, f"not in a session builder: {reason}; this build "
+                                           "makes its own containers")
+        if runner is None:
+            runner = BuildRunner(self.client(), plan, self._recording(plan, on_event, explainer))
         runner.loaded_before = self.loaded_before
+        runner.unchanged = self.unchanged_check(plan, explainer)
         return runner
+
+    def unchanged_check(self, plan: BuildPlan, explainer: CacheExplainer | None
+                        ) -> Callable[[], Candidate | None] | None:
+        """What the runner asks, under the store's lock, to know whether this build would
+        repeat the last one in its store step for step (tui.engine.unchanged): the explainer's
+        reading of the Containerfile and the context against history's newest build there.
+        None where an unchanged build must run all the same (``unchanged.refusal``) or history
+        cannot be read."""
+        from tui.engine.unchanged import find, plan_key, refusal
+
+        if explainer is None or refusal(plan):
+            return None
+
+        def check() -> Candidate | None:
+            key = plan_key(plan, self.history.secret_key())
+            earlier = explainer.lookup.previous(explainer.context, explainer.store)
+            return find(plan, explainer.inputs, earlier, key)
+
+        return check
 
     def end_sessions(self) -> list[str]:
         """Removes the session builders this process built in, but one a build (of another
@@ -350,11 +375,15 @@ class Engine:
         passing the Done on (and, for a build that failed in a step, what a debug shell
         needs). History that cannot be written, or an explanation that fails, is a warning:
         the build itself went as its Done says."""
+        return self._recording(plan, on_event, self.explainer(plan))
+
+    def _recording(self, plan: BuildPlan, on_event: EventSink,
+                   explainer: CacheExplainer | None) -> EventSink:
+        """``recording`` with the explainer made already (the runner asks it too)."""
         from tui.engine.debug_record import FailureLog
 
         steps = StepLog()
         failures = FailureLog()
-        explainer = self.explainer(plan)
         broken: list[str] = []
 
         def explain(event: Event) -> list[Event]:
@@ -487,6 +516,8 @@ class Engine:
 
     def record(self, plan: BuildPlan, done: Done, steps: StepLog,
                explainer: CacheExplainer | None = None) -> int:
+        from tui.engine.unchanged import plan_key
+
         cache, misses, bases = explainer.record() if explainer is not None else ([], [], None)
         return self.history.add(BuildRecord(
             started_at=time.time() - done.duration_s,
@@ -509,6 +540,7 @@ class Engine:
             steps=[steps.steps[k] for k in sorted(steps.steps)],
             store=explainer.store if explainer is not None else "",
             bases=bases,
+            plan_key=plan_key(plan, self.history.secret_key()),
         ), cache=cache, misses=misses)
 
 

@@ -30,6 +30,7 @@ from tui.engine.events import (
     PushStarted,
     StepDone,
     StepStarted,
+    Unchanged,
 )
 
 StepStatus = Literal["queued", "running", "cached", "done", "failed", "canceled", "skipped"]
@@ -101,6 +102,9 @@ class BuildState:
     """Where the image went on the host (--load, or the result panel's key afterwards)."""
     load_refused: LoadRefused | None = None
     done: Done | None = None
+    unchanged: Unchanged | None = None
+    """Set when nothing changed since an earlier build: no container ran (its image is this
+    build's)."""
     running: str | None = None
     """Key of the step in progress."""
 
@@ -221,6 +225,8 @@ class BuildState:
             self.load_refused = event
         elif isinstance(event, BuildWarning):
             self.warnings.append(event.message)
+        elif isinstance(event, Unchanged):
+            self.unchanged = event
 
     def _transfer(self, phase: Literal["pull", "push"]) -> Transfer:
         """The latest transfer of this phase; Buildah may copy before naming a ref (a FROM

@@ -49,8 +49,12 @@ class ResultPanel(_Panel):
             text.append("\n  the builder container was stopped and removed", self.part("muted"))
             return text
         image_id = done.image_id or state.image_id
-        text.append(f"✓ Built {visible(image_id[:12]) or 'image'}", self.part("title"))
+        verb = "Unchanged" if state.unchanged is not None else "Built"
+        text.append(f"✓ {verb} {visible(image_id[:12]) or 'image'}", self.part("title"))
         text.append(f" in {done.duration_s:.1f}s")
+        if state.unchanged is not None:
+            self._field(text, "ran", f"no container: nothing changed since build "
+                                     f"#{state.unchanged.build}")
         info = state.image_info
         if info is not None:
             layers = ", ".join(size(layer) for layer in info.layers)

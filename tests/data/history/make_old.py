@@ -4,9 +4,10 @@
 Made so, from the repository root (TREE: an empty directory):
     git archive COMMIT tui | tar -x -C TREE
     python tests/data/history/make_old.py TREE COMMIT KIND tests/data/history/schemaKIND.sql
-with 44c36bb 1 (schema 1), 316b4c2 2-load (main's --load schema 2) and 447bebc 2-why (the why
-branch's own schema 2). Each has a build with a secret-looking build argument, stored in clear
-by those versions, and one without.
+with 44c36bb 1 (schema 1), 316b4c2 2-load (main's --load schema 2), 447bebc 2-why (the why
+branch's own schema 2) and 7a94290 3 (schema 3, before plan_key). Each has a build with a
+secret-looking build argument, stored in clear by the versions before schema 3, and one
+without.
 """
 
 import importlib
@@ -29,7 +30,7 @@ def main(tree: Path, commit: str, kind: str, out: Path) -> None:
     extra: dict[str, object] = {}
     if kind == "2-load":
         extra = {"loaded": "localhost/app:latest"}
-    if kind == "2-why":
+    if kind in ("2-why", "3"):
         extra = {"store": "host-ro",
                  "bases": {"busybox": {"id": "sha256:" + "cd" * 32,
                                        "digest": "sha256:" + "ef" * 32}}}
@@ -41,7 +42,7 @@ def main(tree: Path, commit: str, kind: str, out: Path) -> None:
     second = h.BuildRecord(
         started_at=1700000100.0, profile="project", context="/src/other", status="failed",
         duration_s=1.0, steps_total=1, steps=[h.StepRecord(1, 1, "FROM busybox", 0.2, False)])
-    if kind == "2-why":
+    if kind in ("2-why", "3"):
         digest = importlib.import_module("tui.engine.cache_inputs").secret_digest
         key = hist.secret_key()
         args = {"TOKEN": digest(key, "TOKEN", "hunter2"), "GREETING": "hi"}
