@@ -157,3 +157,20 @@ async def test_a_runner_that_cannot_start_is_shown_as_a_failure(history) -> None
         text = screen.query_one(FailurePanel).render().plain
         assert "the build could not run: podman API service does not answer" in text
         assert header(screen).startswith("Failed")
+
+
+async def test_an_unchanged_build_says_no_container_ran(history) -> None:
+    """A real unchanged build's events (recorded from `buildcage build --json`): every step
+    from the cache, and the result says why nothing ran."""
+    engine = ReplayEngine(history, stream="unchanged")
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await start_build(pilot)
+        await wait_for(pilot, lambda: screen.finished, what="Done")
+        table = screen.query_one(StepTable)
+        assert [table.status_of(f"1:{i}") for i in range(1, 5)] == [
+            "done", "cached", "cached", "cached"]
+        text = screen.query_one(ResultPanel).render().plain
+        assert "✓ Unchanged 6011cfd83b5d in 0.0s" in text
+        assert "no container: nothing changed since build #7" in text
+        assert "3/4 steps from cache" in text

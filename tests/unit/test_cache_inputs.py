@@ -88,19 +88,58 @@ def test_a_source_through_a_link_is_not_read(tmp_path: Path) -> None:
     assert step.files is None and "link" in step.files_note
 
 
+def test_a_link_named_as_a_source_is_not_read(tmp_path: Path) -> None:
+    """Buildah copies what a source that is itself a link points to (measured: ``COPY link /x``
+    made /x a file with the target's content, and a change of the target was a cache miss);
+    the host, which never follows a link, cannot say what that is. A link inside a copied
+    directory is copied as a link: its target's text is what counts."""
+    (tmp_path / "target.txt").write_text("one\n")
+    (tmp_path / "link").symlink_to("target.txt")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "inner").symlink_to("../target.txt")
+    found = inputs(tmp_path, "FROM scratch\nCOPY link /x\nCOPY d /d\nCOPY l* /y/\n")
+    assert found.step(1, 2).files is None and "link" in found.step(1, 2).files_note
+    assert found.step(1, 3).files is not None and found.step(1, 3).files["d/inner"].kind == "l"
+    assert found.step(1, 4).files is None  # a glob's match is a source too
+
+
+FAR = 10**20
+"""A reading clock far after any file's times: nothing is "racy" (see RACY_NS)."""
+
+
 def test_an_unchanged_file_keeps_its_digest_without_being_read(tmp_path: Path) -> None:
     (tmp_path / "big").write_text("content")
-    first = inputs(tmp_path, "FROM scratch\nCOPY big /big\n").step(1, 2).files
+    (tmp_path / "Containerfile").write_text("FROM scratch\nCOPY big /big\n")
+    plan = make_plan(tmp_path, config=Config(), profile="project")
+    first = read_inputs(plan, KEY, now_ns=FAR).step(1, 2).files
     assert first is not None
     # An earlier record with the same size, times and inode but another digest: taken as it
     # is, which shows the file was not read again...
     marked = {"big": dataclasses.replace(first["big"], digest="from-the-record")}
-    plan = make_plan(tmp_path, config=Config(), profile="project")
-    assert read_inputs(plan, KEY, marked).step(1, 2).files["big"].digest == "from-the-record"
+    assert read_inputs(plan, KEY, marked, now_ns=FAR).step(1, 2).files["big"].digest == \
+        "from-the-record"
     (tmp_path / "big").write_text("changed")
     # ...and a file written since is read again.
-    changed = read_inputs(plan, KEY, marked).step(1, 2).files["big"].digest
+    changed = read_inputs(plan, KEY, marked, now_ns=FAR).step(1, 2).files["big"].digest
     assert changed == hashlib.sha256(b"changed").hexdigest()
+
+
+def test_a_file_changed_just_before_it_was_read_is_read_again_next_time(tmp_path: Path) -> None:
+    """The kernel stamps a file's times from a clock that moves in ticks: a write in the same
+    tick as the read, after it, leaves size, times and inode as they were. An entry whose
+    times are that close to its reading keeps no ctime, so no later build trusts its digest
+    (git's "racy clean" rule)."""
+    (tmp_path / "f").write_text("one")
+    (tmp_path / "Containerfile").write_text("FROM scratch\nCOPY f /f\n")
+    plan = make_plan(tmp_path, config=Config(), profile="project")
+    changed_at = os.stat(tmp_path / "f").st_ctime_ns
+    racy = read_inputs(plan, KEY, now_ns=changed_at + 1_000_000).step(1, 2).files["f"]
+    settled = read_inputs(plan, KEY, now_ns=changed_at + 3 * 10**9).step(1, 2).files["f"]
+    assert racy.ctime_ns == 0 and settled.ctime_ns == changed_at
+    # The write that came in the same tick: same size, same times, another content.
+    forged = {"f": dataclasses.replace(racy, digest="the-content-before")}
+    again = read_inputs(plan, KEY, forged, now_ns=FAR).step(1, 2).files["f"]
+    assert again.digest == hashlib.sha256(b"one").hexdigest()
 
 
 def test_add_from_a_url_and_an_unfollowed_variable_are_noted(tmp_path: Path) -> None:

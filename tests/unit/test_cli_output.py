@@ -6,7 +6,7 @@ import io
 import json
 
 from tui.cli_output import HumanPrinter, JsonPrinter
-from tui.engine.events import CacheHit, Done, Failed, LogLine, StepDone, StepStarted
+from tui.engine.events import CacheHit, Done, Failed, LogLine, StepDone, StepStarted, Unchanged
 
 
 def test_json_printer_writes_one_object_per_event_and_errors_end_with_done():
@@ -82,3 +82,11 @@ def test_build_takes_podman_builds_short_quiet():
 
     assert parser().parse_args(["build", "ctx", "-q"]).quiet is True
     assert parser().parse_args(["build", "ctx"]).quiet is False
+
+
+def test_an_unchanged_build_is_said_before_its_steps():
+    printer = HumanPrinter(io.StringIO())
+    assert printer.render(Unchanged(build=12, image_id="a" * 64)) == (
+        "==> unchanged since build #12: image aaaaaaaaaaaa is the result; no container ran")
+    printer(Unchanged(build=12, image_id="a" * 64))
+    assert printer.state.unchanged is not None and printer.state.unchanged.build == 12

@@ -16,8 +16,10 @@ What Buildah 1.28 keys a step on, measured here with real rebuilds (a project st
 Files are read through directory descriptors opened with ``O_NOFOLLOW`` (the context is
 hostile: nothing outside it is read, a FIFO never blocks) and hashed with SHA-256; a file whose
 size, mtime, ctime and inode are those of the earlier build's record keeps that record's digest
-instead of being read again. Secret-looking build arguments (``secret_looking_args``) are kept as
-an HMAC under a key of the history's, never as values.
+instead of being read again, unless it had changed just before that record was read
+(``RACY_NS``). A source that is itself a link is not read: Buildah copies what it points to
+(measured), which the host does not follow. Secret-looking build arguments
+(``secret_looking_args``) are kept as an HMAC under a key of the history's, never as values.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import os
 import posixpath
 import re
 import stat
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +55,12 @@ _GLOB = re.compile(r"[*?\[]")
 MAX_ENTRIES = 100_000
 """Per step: a COPY of more context entries than this is not listed (its files are "not
 checked")."""
+RACY_NS = 2_000_000_000
+"""An entry whose mtime or ctime is less than this before its reading keeps no ctime, so the
+next build reads the file again instead of trusting the digest: the kernel stamps file times
+from a clock that moves in ticks (jiffies), so a write in the same tick as the read, after it,
+leaves size, times and inode as they were (git's "racy clean" rule). An unchanged build
+(tui.engine.unchanged) trusts these digests."""
 BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
                           "ftp_proxy", "NO_PROXY", "no_proxy"})
 """Build arguments Buildah lets every stage see without an ARG (imagebuilder's allow-list)."""
@@ -169,11 +178,12 @@ class BuildInputs:
 
 
 def read_inputs(plan: BuildPlan, key: bytes, earlier: Mapping[str, FileEntry] | None = None,
-                *, files: bool = True) -> BuildInputs:
+                *, files: bool = True, now_ns: int | None = None) -> BuildInputs:
     """The plan's steps as Buildah will key them. ``key`` is history's secret key (for secret
     build arguments), ``earlier`` a listing whose digests may be reused (same size, times and
     inode); ``files=False`` reads no context file (a fresh store's build is never compared
-    with). Never raises for what the context holds: what cannot be read is noted."""
+    with); ``now_ns``: the reading's time (``RACY_NS``), the clock's when None. Never raises
+    for what the context holds: what cannot be read is noted."""
     try:
         text = read_containerfile(plan.containerfile)
         commands = _instructions(text)
@@ -191,7 +201,8 @@ def read_inputs(plan: BuildPlan, key: bytes, earlier: Mapping[str, FileEntry] | 
     # A snapshot's copies all belong to the builder's root (podman's U), whoever owns the
     # originals: their owners are not what Buildah sees.
     reader = _ContextReader(plan.context, matcher, earlier or {},
-                            owners=plan.context_snapshot is None)
+                            owners=plan.context_snapshot is None,
+                            now_ns=time.time_ns() if now_ns is None else now_ns)
     inputs = BuildInputs()
     stage: StageInput | None = None
     scope: dict[str, str] = {}
@@ -286,14 +297,18 @@ class _ContextReader:
     """Lists and hashes context paths without following a link or leaving the context."""
 
     def __init__(self, context: Path, matcher: IgnoreMatcher | None,
-                 earlier: Mapping[str, FileEntry], owners: bool = True) -> None:
+                 earlier: Mapping[str, FileEntry], owners: bool = True,
+                 now_ns: int = 0) -> None:
         self.context = context
         self.matcher = matcher
         self.earlier = earlier
         self.owners = owners
         """Record owners (False: every entry is taken as root's)."""
-        self.cache: dict[str, FileEntry] = {}
-        """Entries already read in this build (several steps copy the same files)."""
+        self.racy_after = now_ns - RACY_NS
+        """Files changed after this (ns) are recorded with no ctime (``RACY_NS``)."""
+        self.cache: dict[str, tuple[tuple[int, int, int], FileEntry]] = {}
+        """Entries already read in this build (several steps copy the same files), by path,
+        with the (mtime, ctime, inode) they were read at."""
 
     def excluded(self, rel: str) -> bool:
         return self.matcher is not None and self.matcher.excluded(rel)
@@ -377,6 +392,8 @@ class _ContextReader:
                     self._walk(sub, "" if rel == "." else rel, listing)
                 finally:
                     os.close(sub)
+            elif stat.S_ISLNK(info.st_mode):
+                raise _NotChecked(f"{rel!r} is a link: Buildah copies what it points to")
             else:
                 listing[rel] = self._entry(dir_fd, name, rel, info)
         finally:
@@ -409,10 +426,10 @@ class _ContextReader:
                 os.close(fd)
 
     def _entry(self, dir_fd: int, name: str, rel: str, info: os.stat_result) -> FileEntry:
+        read_at = (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
         known = self.cache.get(rel)
-        if known is not None and (known.mtime_ns, known.ctime_ns, known.ino) == (
-                info.st_mtime_ns, info.st_ctime_ns, info.st_ino):
-            return known
+        if known is not None and known[0] == read_at:
+            return known[1]
         mode = info.st_mode
         if stat.S_ISREG(mode):
             kind, digest = "f", self._digest(dir_fd, name, rel, info)
@@ -423,9 +440,10 @@ class _ContextReader:
         else:
             kind, digest = "o", ""
         uid, gid = (info.st_uid, info.st_gid) if self.owners else (0, 0)
+        racy = max(info.st_mtime_ns, info.st_ctime_ns) > self.racy_after
         entry = FileEntry(kind, mode, uid, gid, info.st_size, digest, info.st_mtime_ns,
-                          info.st_ctime_ns, info.st_ino)
-        self.cache[rel] = entry
+                          0 if racy else info.st_ctime_ns, info.st_ino)
+        self.cache[rel] = (read_at, entry)
         return entry
 
     def _digest(self, dir_fd: int, name: str, rel: str, info: os.stat_result) -> str:
