@@ -76,7 +76,7 @@ def plan_of(engine: Engine, ctx: Path, **options: Any) -> BuildPlan:
 
 def record(engine: Engine, ctx: Path, *, status: str = "succeeded", image: str = IMAGE,
            bases: dict[str, str] | None = None, cached: bool = False, fail_at: int = 0,
-           **options: Any) -> list[Event]:
+           during: Any = None, **options: Any) -> list[Event]:
     """One build of ``ctx`` as its events would come, recorded in history (the engine's
     recording sink: its plan key, cache record and bases)."""
     plan = plan_of(engine, ctx, **options)
@@ -91,6 +91,8 @@ def record(engine: Engine, ctx: Path, *, status: str = "succeeded", image: str =
             sink(CacheHit(stage=1, step=number, layer_id=layer))
         sink(StepDone(stage=1, step=number, layer_id=layer, duration_s=0.1,
                       cached=cached and bool(layer)))
+    if during is not None:
+        during()  # while the build runs
     images = bases if bases is not None else {BASE: BASE_ID}
     sink(BaseImages(images=tuple(ImageFact(ref, i, "sha256:" + "4" * 64)
                                  for ref, i in images.items())))
@@ -323,6 +325,19 @@ def test_a_store_that_moved_on_runs_the_build(engine: Engine, ctx: Path, store: 
     assert verify(plan, candidate_of()) is None
 
 
+def test_a_step_s_layer_gone_from_the_store_runs_the_build(engine: Engine, ctx: Path) -> None:
+    """Buildah would run that step again: replaying it as a cache hit would be false."""
+    record(engine, ctx)
+    found = candidate(engine, ctx)
+    assert found is not None
+    plan = plan_of(engine, ctx)
+    kept = [{"id": BASE_ID, "names": [BASE]}, {"id": IMAGE, "names": [plan.tag]}]
+    project_store(plan, [*kept, *layers(2, 3, 4, 5)])
+    assert verify(plan, found) is not None
+    project_store(plan, [*kept, *layers(2, 4, 5)])
+    assert verify(plan, found) is None
+
+
 def test_host_ro_finds_a_base_in_the_host_store_after_its_own(engine: Engine, ctx: Path,
                                                              host_store: Path) -> None:
     plan = plan_of(engine, ctx, profile="host-ro")
@@ -360,11 +375,17 @@ class NoContainers:
         raise AssertionError("an unchanged build made a container")
 
 
+def layers(*numbers: int) -> list[dict[str, Any]]:
+    """The intermediate images ``record``'s steps made (ids starting with their layer ids)."""
+    return [{"id": f"{n:011x}".ljust(64, "0")} for n in numbers]
+
+
 def test_the_runner_reports_the_earlier_image_and_starts_nothing(engine: Engine,
                                                                  ctx: Path) -> None:
     record(engine, ctx)
     plan = plan_of(engine, ctx)
-    project_store(plan, [{"id": BASE_ID, "names": [BASE]}, {"id": IMAGE, "names": [plan.tag]}])
+    project_store(plan, [{"id": BASE_ID, "names": [BASE]}, *layers(2, 3, 4, 5),
+                         {"id": IMAGE, "names": [plan.tag]}])
     client = NoContainers()
     events: list[Event] = []
     runner = BuildRunner(client, plan, engine.recording(plan, events.append))  # type: ignore[arg-type]
@@ -430,3 +451,146 @@ def test_replay_is_a_build_whose_every_step_came_from_the_cache(engine: Engine,
     done = [e for e in events if isinstance(e, StepDone)]
     assert [e.cached for e in done] == [False, True, True, True, True]
     assert all(e.duration_s == 0.0 for e in done)
+
+
+# -- what an attacker's read found (session 10): each a false "unchanged" before ------------
+
+def rebuild_after(engine: Engine, ctx: Path, text: str, change: Any, trusted: bool = True,
+                  **options: Any) -> None:
+    """Records a build of ``text`` (every step of it, as Buildah would print them), makes
+    ``change``, and asserts the next build is not taken as unchanged; ``trusted``: whether the
+    same build again, before the change, is (the host's reading is exact)."""
+    (ctx / "Containerfile").write_text(text)
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("FROM"))
+    steps = [line for line in lines[first:] if line]  # an ARG before FROM is no step
+    plan = plan_of(engine, ctx, **options)
+    sink = engine.recording(plan, lambda event: None)
+    stage = 0
+    numbers: dict[int, int] = {}
+    for line in steps:
+        if line.startswith("FROM"):
+            stage += 1
+        numbers[stage] = numbers.get(stage, 0) + 1
+    stage, step = 0, 0
+    for line in steps:
+        if line.startswith("FROM"):
+            stage, step = stage + 1, 0
+        step += 1
+        sink(StepStarted(stage=stage, stages=max(numbers), step=step, steps=numbers[stage],
+                         instruction=line))
+        sink(StepDone(stage=stage, step=step, duration_s=0.1,
+                      layer_id="" if line.startswith("FROM") else f"{stage}{step:010x}"))
+    sink(BaseImages(images=(ImageFact(BASE, BASE_ID, ""),)))
+    sink(Done(status="succeeded", image_id=IMAGE))
+    assert (candidate(engine, ctx, **options) is not None) is trusted, \
+        "the same build again is unchanged when the reading is exact"
+    change()
+    assert candidate(engine, ctx, **options) is None
+
+
+def test_a_bracket_glob_is_read_as_go_reads_it_or_not_trusted(engine: Engine, ctx: Path
+                                                               ) -> None:
+    """Go's ``[^a]`` is a negated class; Python's fnmatch takes ``^`` as a character."""
+    (ctx / "fa").write_text("a")
+    (ctx / "fb").write_text("b")
+    text = f"FROM {BASE}\nCOPY f[^a] /d/\n"
+    (ctx / "Containerfile").write_text(text)
+    plan = plan_of(engine, ctx)
+    explainer = engine.explainer(plan)
+    assert explainer is not None and explainer.inputs.step(1, 2).inexact
+    assert engine.unchanged_check(plan, explainer)() is None
+
+
+def test_an_ignore_file_that_takes_paths_back_in_is_not_trusted(engine: Engine, ctx: Path
+                                                                ) -> None:
+    (ctx / "src" / "dir").mkdir()
+    (ctx / "src" / "dir" / "keep").write_text("k")
+    (ctx / ".dockerignore").write_text("src/dir\n!src/dir/keep\n")
+    rebuild_after(engine, ctx, CONTAINERFILE,
+                  lambda: (ctx / "src" / "dir" / "keep").write_text("changed"), trusted=False)
+
+
+def test_an_ignore_file_beside_the_containerfile_is_not_followed(engine: Engine, ctx: Path
+                                                                 ) -> None:
+    (ctx / ".dockerignore").write_text("src/b.txt\n")
+    (ctx / "src" / "b.txt").write_text("b")
+    (ctx / "Containerfile.dockerignore").write_text("zzz\n")  # Buildah reads this one
+    record(engine, ctx)
+    (ctx / "src" / "b.txt").write_text("changed")
+    assert candidate(engine, ctx) is None
+    plan = plan_of(engine, ctx)
+    explainer = engine.explainer(plan)
+    assert explainer is not None
+    copy = explainer.inputs.step(1, 4)
+    assert copy.files is None and "Containerfile.dockerignore" in copy.files_note
+
+
+def test_a_source_named_by_a_variable_env_may_shadow_is_not_trusted(engine: Engine,
+                                                                   ctx: Path) -> None:
+    (ctx / "a").write_text("a")
+    (ctx / "b").write_text("b")
+    rebuild_after(engine, ctx, f"FROM {BASE}\nARG SRC=a\nENV SRC=b\nCOPY $SRC /x\n",
+                  lambda: (ctx / "b").write_text("changed"), trusted=False)
+
+
+@pytest.mark.parametrize("edit", ["global arg", "platform", "stage"])
+def test_the_containerfile_s_whole_text_counts(engine: Engine, ctx: Path, edit: str) -> None:
+    (ctx / "a").write_text("a")
+    if edit == "global arg":
+        text = f"ARG U=1000\nFROM {BASE}\nARG U\nCOPY --chown=$U a /a\n"
+        new = text.replace("U=1000", "U=2000")
+    elif edit == "platform":
+        text = f"FROM --platform=linux/amd64 {BASE}\nCOPY a /a\n"
+        new = text.replace("amd64", "arm64")
+    else:
+        text = (f"FROM {BASE} AS s1\nRUN echo 1\nFROM {BASE} AS s2\nRUN echo 2\n"
+                f"FROM s1\nCOPY --from=s2 /etc/hostname /h\n")
+        new = text.replace("FROM s1", "FROM s2").replace("--from=s2", "--from=s1")
+    rebuild_after(engine, ctx, text, lambda: (ctx / "Containerfile").write_text(new))
+
+
+def test_xattrs_count_as_buildah_copies_them(engine: Engine, ctx: Path) -> None:
+    target = ctx / "src" / "a.txt"
+    try:
+        os.setxattr(target, "user.tag", b"1")
+    except OSError:
+        pytest.skip("no user xattrs on this file system")
+    rebuild_after(engine, ctx, CONTAINERFILE, lambda: os.setxattr(target, "user.tag", b"2"))
+
+
+def test_a_special_file_s_type_counts(engine: Engine, ctx: Path) -> None:
+    import socket
+
+    node = ctx / "src" / "node"
+    os.mkfifo(node, 0o644)
+
+    def to_socket() -> None:
+        node.unlink()
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(node))
+        node.chmod(0o644)
+
+    rebuild_after(engine, ctx, CONTAINERFILE, to_socket)
+
+
+def test_a_broken_hard_link_counts(engine: Engine, ctx: Path) -> None:
+    os.link(ctx / "src" / "a.txt", ctx / "src" / "b.txt")
+
+    def unlink() -> None:
+        (ctx / "src" / "b.txt").unlink()
+        (ctx / "src" / "b.txt").write_text("a\n")  # the same content, its own inode
+
+    rebuild_after(engine, ctx, CONTAINERFILE, unlink)
+
+
+def test_a_file_changed_during_the_build_leaves_no_digest_to_trust(engine: Engine,
+                                                                   ctx: Path) -> None:
+    """Written while the build ran (Buildah may have copied that), restored after: the host's
+    reading before the build says nothing of what was copied."""
+    target = ctx / "src" / "a.txt"
+    record(engine, ctx, during=lambda: target.write_text("written meanwhile\n"))
+    target.write_text("a\n")
+    assert candidate(engine, ctx) is None
+    record(engine, ctx)  # a build that ran with nothing changing under it
+    assert candidate(engine, ctx) is not None

@@ -126,6 +126,9 @@ class StepInput:
     """Why a COPY/ADD's files were not checked."""
     copy_from: str = ""
     """A ``--from=`` value: a stage (name or index) or an image."""
+    inexact: str = ""
+    """Why the files listed may not be exactly those Buildah copies ("" when they are): good
+    enough to explain a miss, not to skip a build (tui.engine.unchanged)."""
 
     @property
     def copies_context(self) -> bool:
@@ -136,10 +139,20 @@ class StepInput:
         if self.files is None:
             return ""
         h = hashlib.sha256()
+        # Files that are one inode: Buildah copies them as hard links of each other (a new
+        # image id when the link is broken, measured). Each names the first path of its group.
+        first: dict[int, str] = {}
         for path in sorted(self.files):
             e = self.files[path]
-            h.update(f"{path}\0{e.kind}\0{stat.S_IMODE(e.mode)}\0{e.uid}\0{e.gid}\0{e.digest}\n"
-                     .encode("utf-8", "surrogateescape"))
+            if e.kind == "f" and e.ino:
+                first.setdefault(e.ino, path)
+        shared = {ino for ino, path in first.items()
+                  if sum(1 for e in self.files.values() if e.kind == "f" and e.ino == ino) > 1}
+        for path in sorted(self.files):
+            e = self.files[path]
+            link = f"\0={first[e.ino]}" if e.kind == "f" and e.ino in shared else ""
+            h.update(f"{path}\0{e.kind}\0{stat.S_IMODE(e.mode)}\0{e.uid}\0{e.gid}\0{e.digest}"
+                     f"{link}\n".encode("utf-8", "surrogateescape"))
         return h.hexdigest()
 
 
@@ -161,6 +174,23 @@ class BuildInputs:
     stages: list[StageInput] = field(default_factory=list)
     note: str = ""
     """Why nothing could be read (the Containerfile or the ignore file), or ""."""
+    context: Path | None = None
+    read_at: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    """Every context path listed, with its (size, mtime, ctime, inode) when it was read."""
+
+    def settled(self) -> bool:
+        """Whether every path listed is still as it was read (``lstat``): a file changed
+        during the build may have been copied in another state than the one read."""
+        if self.context is None:
+            return not self.read_at
+        for path, seen in self.read_at.items():
+            try:
+                info = os.lstat(self.context / path)
+            except OSError:
+                return False
+            if (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino) != seen:
+                return False
+        return True
 
     def step(self, stage: int, step: int) -> StepInput | None:
         if 1 <= stage <= len(self.stages):
@@ -192,7 +222,7 @@ def read_inputs(plan: BuildPlan, key: bytes, earlier: Mapping[str, FileEntry] | 
         return BuildInputs(note=f"the Containerfile could not be read: {exc}")
     try:
         matcher: IgnoreMatcher | None = read_ignore(plan.context)
-        ignore_note = ""
+        ignore_note = _beside_containerfile(plan)
     except IgnoreFileError as exc:
         matcher, ignore_note = None, f"the ignore file could not be read ({exc})"
     build_args = dict(plan.build_args)
@@ -203,7 +233,7 @@ def read_inputs(plan: BuildPlan, key: bytes, earlier: Mapping[str, FileEntry] | 
     reader = _ContextReader(plan.context, matcher, earlier or {},
                             owners=plan.context_snapshot is None,
                             now_ns=time.time_ns() if now_ns is None else now_ns)
-    inputs = BuildInputs()
+    inputs = BuildInputs(context=plan.context, read_at=reader.read_at)
     stage: StageInput | None = None
     scope: dict[str, str] = {}
     for command in commands:
@@ -226,6 +256,21 @@ def read_inputs(plan: BuildPlan, key: bytes, earlier: Mapping[str, FileEntry] | 
                      ignore_note if files else "not read for a fresh store")
         stage.steps.append(step)
     return inputs
+
+
+def _beside_containerfile(plan: BuildPlan) -> str:
+    """Buildah reads ``<Containerfile>.containerignore`` (or ``.dockerignore``) beside the
+    Containerfile before the context's own ignore file (measured here): buildcage does not
+    follow that one, so the files are not read when it exists."""
+    try:
+        plan.containerfile.relative_to(plan.context)
+    except ValueError:
+        return ""  # mounted alone in the builder: nothing is beside it there
+    for suffix in (".containerignore", ".dockerignore"):
+        beside = plan.containerfile.with_name(plan.containerfile.name + suffix)
+        if os.path.lexists(beside):
+            return f"Buildah reads {beside.name}, which buildcage does not follow"
+    return ""
 
 
 def _start_stage(inputs: BuildInputs, command: dockerfile.Command,
@@ -275,13 +320,23 @@ def _sources(step: StepInput, command: dockerfile.Command, scope: dict[str, str]
     if untracked:
         step.files_note = f"source {untracked[0]!r} uses a variable buildcage does not follow"
         return
-    if any("://" in s or s.startswith("git@") for s in sources):
+    resolved = [substitute(source, scope) for source in sources]
+    if any("://" in s or s.startswith("git@") for s in sources + resolved):
         step.files_note = "ADD from a URL: the content is not in the context"
         return
+    if any("$" in s for s in sources):
+        # Build arguments are followed, not ENV (the stage's or the base image's), which
+        # Buildah lets shadow them.
+        step.inexact = "a source names a variable"
+    elif any(c in s for s in sources for c in "[\\"):
+        step.inexact = "a source has a bracket or a backslash (Go's glob reads them otherwise)"
+    elif reader.matcher is not None and any(p.exclusion for p in reader.matcher.patterns):
+        # Buildah looks inside an excluded directory for what a ! pattern takes back in.
+        step.inexact = "the ignore file takes paths back in (!)"
     try:
         listing: Listing = {}
-        for source in sources:
-            reader.add(substitute(source, scope), listing)
+        for source in resolved:
+            reader.add(source, listing)
         step.files = listing
     except _NotChecked as exc:
         step.files_note = str(exc)
@@ -309,6 +364,8 @@ class _ContextReader:
         self.cache: dict[str, tuple[tuple[int, int, int], FileEntry]] = {}
         """Entries already read in this build (several steps copy the same files), by path,
         with the (mtime, ctime, inode) they were read at."""
+        self.read_at: dict[str, tuple[int, int, int, int]] = {}
+        """(size, mtime, ctime, inode) of every path listed, as read (``BuildInputs``)."""
 
     def excluded(self, rel: str) -> bool:
         return self.matcher is not None and self.matcher.excluded(rel)
@@ -427,6 +484,7 @@ class _ContextReader:
 
     def _entry(self, dir_fd: int, name: str, rel: str, info: os.stat_result) -> FileEntry:
         read_at = (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+        self.read_at[rel] = (info.st_size, *read_at)
         known = self.cache.get(rel)
         if known is not None and known[0] == read_at:
             return known[1]
@@ -434,11 +492,11 @@ class _ContextReader:
         if stat.S_ISREG(mode):
             kind, digest = "f", self._digest(dir_fd, name, rel, info)
         elif stat.S_ISDIR(mode):
-            kind, digest = "d", ""
+            kind, digest = "d", _xattrs(dir_fd, name)
         elif stat.S_ISLNK(mode):
             kind, digest = "l", os.readlink(name, dir_fd=dir_fd)
-        else:
-            kind, digest = "o", ""
+        else:  # its type and device: a FIFO and a socket of one mode are not one file
+            kind, digest = "o", f"{stat.S_IFMT(mode):o}:{info.st_rdev}"
         uid, gid = (info.st_uid, info.st_gid) if self.owners else (0, 0)
         racy = max(info.st_mtime_ns, info.st_ctime_ns) > self.racy_after
         entry = FileEntry(kind, mode, uid, gid, info.st_size, digest, info.st_mtime_ns,
@@ -462,6 +520,28 @@ class _ContextReader:
             h = hashlib.sha256()
             while chunk := os.read(fd, 1 << 20):
                 h.update(chunk)
-            return h.hexdigest()
+            return h.hexdigest() + _xattrs(fd)
         finally:
             os.close(fd)
+
+
+def _xattrs(where: int, name: str = "") -> str:
+    """The extended attributes of an open file (``where``), or of ``name`` in the directory
+    ``where`` (not followed), as one digest ("" when it has none): Buildah copies them, and a
+    changed one was a cache miss (measured). Setting one changes the ctime, so a reused digest
+    never hides it."""
+    path: int | str = where if not name else f"/proc/self/fd/{where}/{name}"
+    follow = isinstance(path, int)  # (an open file: nothing to follow)
+    try:
+        names = sorted(os.listxattr(path, follow_symlinks=follow))
+        if not names:
+            return ""
+        h = hashlib.sha256()
+        for attr in names:
+            h.update(attr.encode("utf-8", "surrogateescape") + b"\0")
+            h.update(os.getxattr(path, attr, follow_symlinks=follow) + b"\0")
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return ""  # a file system without them
+        return "|xattrs:unreadable"
+    return "|xattrs:" + h.hexdigest()

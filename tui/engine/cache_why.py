@@ -442,6 +442,10 @@ class CacheExplainer:
     # -- what history keeps ----------------------------------------------------------------------
     def record(self) -> tuple[list[CacheStep], list[CacheMissRecord], dict[str, Any] | None]:
         steps = []
+        # A file changed while the build ran may have been copied in another state than the
+        # one read: no digest is kept for what a step copied (an unchanged build, which trusts
+        # them, then runs; the next build's explanation says "not recorded").
+        settled = self.inputs.settled()
         for (stage, step), ran in sorted(self.ran.items()):
             current = self._input(ran)
             detail: dict[str, Any] = {}
@@ -452,7 +456,9 @@ class CacheExplainer:
                     detail["secret_args"] = sorted(current.secret_args)
                 if current.copy_from:
                     detail["copy_from"] = current.copy_from
-                if current.copies_context and current.files is not None:
+                if current.copies_context and current.files is not None and not settled:
+                    detail["files_note"] = "the context changed while the build ran"
+                elif current.copies_context and current.files is not None:
                     detail["files_digest"] = current.files_digest()
                     files = {p: e.to_list() for p, e in current.files.items()}
                 elif current.files_note:

@@ -316,6 +316,7 @@ class Engine:
 
             return KubeRunner(self.client(), plan, self.recording(plan, on_event))
         explainer = self.explainer(plan)
+        key = self.plan_key(plan)
         runner: BuildRunner | None = None
         if session:
             from tui.engine.session_plan import refusal
@@ -325,7 +326,8 @@ class Engine:
                 from tui.engine.session_runner import SessionRunner
 
                 session_runner = SessionRunner(self.client(), plan,
-                                               self._recording(plan, on_event, explainer),
+                                               self._recording(plan, on_event, explainer,
+                                                               key),
                                                idle_timeout=self.session_idle_timeout)
                 session_runner.used = lambda sid: self._sessions.add((plan.data_dir, sid))
                 runner = session_runner
@@ -333,25 +335,36 @@ class Engine:
                 on_event = noted(on_event, f"not in a session builder: {reason}; this build "
                                            "makes its own containers")
         if runner is None:
-            runner = BuildRunner(self.client(), plan, self._recording(plan, on_event, explainer))
+            runner = BuildRunner(self.client(), plan,
+                                 self._recording(plan, on_event, explainer, key))
         runner.loaded_before = self.loaded_before
-        runner.unchanged = self.unchanged_check(plan, explainer)
+        runner.unchanged = self.unchanged_check(plan, explainer, key)
         return runner
 
-    def unchanged_check(self, plan: BuildPlan, explainer: CacheExplainer | None
-                        ) -> Callable[[], Candidate | None] | None:
+    def plan_key(self, plan: BuildPlan) -> str:
+        """``unchanged.plan_key`` of the plan, read now (with the build's inputs); "" when
+        history's key cannot be read (then no build is taken as unchanged)."""
+        from tui.engine.unchanged import plan_key
+
+        try:
+            return plan_key(plan, self.history.secret_key())
+        except HistoryError:
+            return ""
+
+    def unchanged_check(self, plan: BuildPlan, explainer: CacheExplainer | None,
+                        key: str | None = None) -> Callable[[], Candidate | None] | None:
         """What the runner asks, under the store's lock, to know whether this build would
         repeat the last one in its store step for step (tui.engine.unchanged): the explainer's
-        reading of the Containerfile and the context against history's newest build there.
-        None where an unchanged build must run all the same (``unchanged.refusal``) or history
-        cannot be read."""
-        from tui.engine.unchanged import find, plan_key, refusal
+        reading of the Containerfile and the context, and the plan key read with it (``key``;
+        read now when None), against history's newest build there. None where an unchanged
+        build must run all the same (``unchanged.refusal``) or history cannot be read."""
+        from tui.engine.unchanged import find, refusal
 
-        if explainer is None or refusal(plan):
+        key = self.plan_key(plan) if key is None else key
+        if explainer is None or refusal(plan) or not key:
             return None
 
         def check() -> Candidate | None:
-            key = plan_key(plan, self.history.secret_key())
             earlier = explainer.lookup.previous(explainer.context, explainer.store)
             return find(plan, explainer.inputs, earlier, key)
 
@@ -375,11 +388,12 @@ class Engine:
         passing the Done on (and, for a build that failed in a step, what a debug shell
         needs). History that cannot be written, or an explanation that fails, is a warning:
         the build itself went as its Done says."""
-        return self._recording(plan, on_event, self.explainer(plan))
+        return self._recording(plan, on_event, self.explainer(plan), self.plan_key(plan))
 
     def _recording(self, plan: BuildPlan, on_event: EventSink,
-                   explainer: CacheExplainer | None) -> EventSink:
-        """``recording`` with the explainer made already (the runner asks it too)."""
+                   explainer: CacheExplainer | None, key: str) -> EventSink:
+        """``recording`` with the explainer and the plan key made already (the runner asks
+        them too)."""
         from tui.engine.debug_record import FailureLog
 
         steps = StepLog()
@@ -411,7 +425,7 @@ class Engine:
             for extra in explain(event):
                 on_event(extra)
             try:
-                self.record(plan, event, steps, None if broken else explainer)
+                self.record(plan, event, steps, None if broken else explainer, key)
             except HistoryError as exc:
                 on_event(BuildWarning(message=f"not recorded in history: {exc}",
                                       time=event.time))
@@ -515,9 +529,8 @@ class Engine:
                             on_event=on_event, on_note=on_note)
 
     def record(self, plan: BuildPlan, done: Done, steps: StepLog,
-               explainer: CacheExplainer | None = None) -> int:
-        from tui.engine.unchanged import plan_key
-
+               explainer: CacheExplainer | None = None, key: str = "") -> int:
+        """Adds the build to history; ``key``: its plan key, read before it ran."""
         cache, misses, bases = explainer.record() if explainer is not None else ([], [], None)
         return self.history.add(BuildRecord(
             started_at=time.time() - done.duration_s,
@@ -540,7 +553,7 @@ class Engine:
             steps=[steps.steps[k] for k in sorted(steps.steps)],
             store=explainer.store if explainer is not None else "",
             bases=bases,
-            plan_key=plan_key(plan, self.history.secret_key()),
+            plan_key=key,
         ), cache=cache, misses=misses)
 
 

@@ -24,9 +24,18 @@ explanations, so with the rules measured there:
   name to now (the writable store first, then the host's for host-ro, as c/storage looks) is
   the id the earlier build recorded.
 
-Then, under the store's lock and after ``store_heal`` (``verify``): the tag still names the
-earlier build's image in the store, with a readable manifest. The image's facts are read from
-the store as any build's read here are (``store_files``: hostile files).
+Then, under the store's lock and after ``store_heal`` (``verify``; ``host-rw`` has neither: the
+host's store is nobody's to lock, and it sees no other store): the tag still names the earlier
+build's image in the store, with a readable manifest, and every step's layer is still there.
+The image's facts are read from the store as any build's read here are (``store_files``:
+hostile files).
+
+A reading that is good enough to explain a miss but not to skip a build is never trusted
+(``StepInput.inexact``: a source naming a variable, one with a bracket or a backslash, an
+ignore file that takes paths back in; a source that is a link, an ignore file beside the
+Containerfile: not read at all), and a build whose context changed while it ran records no
+file digest (``BuildInputs.settled``). An attacker's read of this found each of these (and
+more, now part of what is compared: xattrs, special files' types, hard links).
 
 Never for a fresh store (it keeps nothing), ``--no-cache``, a push, ``--load``, a remote podman
 service, a Pod, a store with other additional stores, or a plan without ``--layers`` (Buildah
@@ -37,17 +46,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from tui.engine.cache_inputs import BuildInputs, StepInput
 from tui.engine.events import CacheHit, Event, ImageFact, StepDone, StepStarted
 from tui.engine.history import CacheStep
+from tui.engine.ignorefile import IGNORE_FILES
 from tui.engine.image_facts import ImageFacts
 from tui.engine.plan import BuildPlan
 from tui.engine.secret_args import withhold
 
+MAX_TEXT = 1 << 20
+"""Bytes of a Containerfile or an ignore file read for the plan key (as read_containerfile and
+ignorefile bound them)."""
 OUTCOMES = frozenset({"from", "cached", "built"})
 """What an earlier step must have come to: a step that failed or was canceled left no layer."""
 
@@ -97,8 +113,13 @@ def refusal(plan: BuildPlan) -> str:
 
 def plan_key(plan: BuildPlan, key: bytes) -> str:
     """One digest of what in the plan, beside each step's own inputs, makes the build: kept in
-    history with every build, compared by ``find``. Secret-looking build argument values go in
-    as history's HMAC of them (``secret_args.withhold``), never in clear."""
+    history with every build, compared by ``find``. Read when the build's inputs are read
+    (``Engine.runner``), before it runs. Secret-looking build argument values go in as
+    history's HMAC of them (``secret_args.withhold``), never in clear.
+
+    The Containerfile's whole text is in it (a FROM's flags and stage, the ARGs before the
+    first FROM, parser directives: nothing of it is left to the step comparison), and the
+    context's ignore files as they are (what a ``!`` took back in is not listed otherwise)."""
     what: dict[str, Any] = {
         "profile": asdict(plan.profile),
         "builder": plan.builder_image,
@@ -107,10 +128,29 @@ def plan_key(plan: BuildPlan, key: bytes) -> str:
         "args": withhold(dict(plan.build_args), key),
         "context": str(plan.context),
         "containerfile": str(plan.containerfile),
+        "text": _file_digest(plan.containerfile),
+        "ignore": [_file_digest(plan.context / name) for name in IGNORE_FILES],
         "project": plan.project,
     }
     text = json.dumps(what, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (not followed, at most 1 MiB), or why there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"none: {exc.errno}"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "not a file"
+        data = os.read(fd, MAX_TEXT + 1)
+    except OSError as exc:
+        return f"unreadable: {exc.errno}"
+    finally:
+        os.close(fd)
+    return hashlib.sha256(data).hexdigest() if len(data) <= MAX_TEXT else "too large"
 
 
 def find(plan: BuildPlan, inputs: BuildInputs, earlier: Any, key: str) -> Candidate | None:
@@ -157,7 +197,8 @@ def _same(before: CacheStep, step: StepInput, inputs: BuildInputs) -> bool:
     if step.command in ("COPY", "ADD"):
         if step.copy_from:
             return detail.get("copy_from") == step.copy_from
-        return step.files is not None and detail.get("files_digest") == step.files_digest()
+        return step.files is not None and not step.inexact and \
+            detail.get("files_digest") == step.files_digest()
     return True  # ENV, WORKDIR, LABEL...: their text as written
 
 
@@ -204,6 +245,14 @@ def verify(plan: BuildPlan, candidate: Candidate) -> ImageFacts | None:
                 host_bases[ref] = ImageFact(ref=ref, id=str(found["id"]),
                                             digest=manifest_digest(found))
         if found is None or found.get("id") != image_id:
+            return None
+    # Every step's layer is still there (an image per step, its id as Buildah printed it, in
+    # either store for host-ro): else Buildah would run that step, and the "cache hit"
+    # replayed for it would be false.
+    ids = {str(r.get("id", "")) for r in [*records, *host]}
+    for step in candidate.steps:
+        if step.outcome != "from" and not (step.layer_id and any(
+                i.startswith(step.layer_id) for i in ids)):
             return None
     facts = read_store_facts(plan, host_bases, str(root))
     return facts if facts.image_id == candidate.image_id else None
