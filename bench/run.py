@@ -56,7 +56,15 @@ from workloads import BASE, EXTRA, NAMES, edit, make
 
 from tui.engine.buildah_output import BuildahOutputParser
 from tui.engine.config import load_config
-from tui.engine.events import CacheExported, Done, Event, Failed, LogLine, PhaseDone
+from tui.engine.events import (
+    CacheExported,
+    Done,
+    Event,
+    Failed,
+    LogLine,
+    PhaseDone,
+    Unchanged,
+)
 from tui.engine.session import Engine
 from tui.engine.text import visible
 
@@ -69,7 +77,10 @@ NOCACHE = "isolated-nocache"
 ALWAYS = "isolated-always"
 """isolated with its registry cache even where the last full run says it does not pay
 (``registry_cache_always``; tui.engine.cache_worth), in a cache repository of its own."""
-KINDS = ("cold", "warm", "edit")
+KINDS = ("cold", "warm", "again", "edit")
+"""cold: ``--no-cache``; warm: the rebuild after it; again: that rebuild once more (after a
+build that used the cache: buildcage's kept stores then start no container, an unchanged
+build); edit: one copied file changed."""
 
 Key = tuple[str, str, str]
 """(workload, contestant, cold|warm|edit)."""
@@ -146,6 +157,9 @@ TRUSTED: dict[Key, list[float]] = defaultdict(list)
 PHASES: dict[Key, list[dict[str, float]]] = defaultdict(list)
 """Seconds of each phase per buildcage build."""
 HITS: dict[Key, list[int]] = defaultdict(list)
+UNCHANGED: dict[Key, list[bool]] = defaultdict(list)
+"""Per build: whether it was an unchanged build, which started no container
+(tui.engine.unchanged)."""
 CACHE: dict[Key, str] = {}
 """The registry cache's update of the last build (``images N, K pushed`` or its error)."""
 
@@ -174,10 +188,13 @@ def _buildcage(engine: Engine, context: Path, name: str, cold: bool, key: Key,
     cache: list[CacheExported] = []
     failed: list[str] = []
     tail: list[str] = []
+    unchanged: list[Unchanged] = []
 
     def keep(event: Event) -> None:
         if isinstance(event, Done):
             done.append(event)
+        elif isinstance(event, Unchanged):
+            unchanged.append(event)
         elif isinstance(event, PhaseDone):
             phases[event.phase] = event.duration_s
         elif isinstance(event, CacheExported):
@@ -202,6 +219,7 @@ def _buildcage(engine: Engine, context: Path, name: str, cold: bool, key: Key,
     TRUSTED[key].append(sum(v for k, v in phases.items() if k != "build"))
     PHASES[key].append(phases)
     HITS[key].append(done[-1].cache_hits)
+    UNCHANGED[key].append(bool(unchanged))
     if cache:
         c = cache[-1]
         CACHE[key] = c.error or f"{c.images} images, {c.pushed} pushed"
@@ -394,6 +412,9 @@ class Bench:
                  f"rest {rest:.2f} s"]
         if key in CACHE:
             parts.append(f"registry cache: {CACHE[key]}")
+        if any(UNCHANGED[key]):
+            parts.append(f"{sum(UNCHANGED[key])} of {len(UNCHANGED[key])} unchanged (no "
+                         "container)")
         nocache = (workload, NOCACHE, kind)
         if name == "isolated" and self.times.get(nocache):
             parts.append(f"without the cache ({NOCACHE}) {med(self.ratio_native[nocache]):.2f}x")
@@ -417,8 +438,11 @@ class Bench:
             f"({platform.machine()}, {_cpus()} CPUs). Wall seconds per build, including "
             "container start and clean-up; each cell: median seconds / ratio to native "
             "`podman build` in the same round / ratio to Docker+BuildKit (`BK`), medians over "
-            "rounds. cold = `--no-cache`; warm = unchanged rebuild; edit = one copied file "
-            "changed. One-shot builds, except the `+session` rows (a session builder). "
+            "rounds. cold = `--no-cache`; warm = unchanged rebuild (after the cold one: "
+            "Buildah picks which of the matching layers to reuse, so buildcage runs it); "
+            "again = the same rebuild once more (after a build that used the cache: where "
+            "buildcage keeps a store, nothing runs, an unchanged build); edit = one copied "
+            "file changed. One-shot builds, except the `+session` rows (a session builder). "
             "Native builds in a podman store of their own, new for this run, the base image "
             "pulled into it before any clock; the host's store (read by host-ro, built in by "
             f"host-rw) held {self.host_store} at the start.",
@@ -430,8 +454,8 @@ class Bench:
                 f"{p} {self.overlay[p]}" for p in self.profiles() if p in self.overlay)
                 + " (`kernel`: the kernel's overlay; `fuse`: fuse-overlayfs).", ""]
         for workload in o.workloads:
-            lines += [f"## {workload}", "", "| runner | cold | warm | edit |",
-                      "| --- | --- | --- | --- |"]
+            lines += [f"## {workload}", "", "| runner | " + " | ".join(KINDS) + " |",
+                      "| --- |" + " --- |" * len(KINDS)]
             for name in self.contestants():
                 lines.append(f"| {name} | " + " | ".join(
                     self.cell((workload, name, k)) for k in KINDS) + " |")
@@ -466,6 +490,10 @@ class Bench:
                        for p in sessions)
             lines.append(self.target("warm rebuild in a session vs native warm (worst)", warm,
                                      1.0, why=self.why_worst(sessions, "warm")))
+            again = max(med(self.ratio_native[(w, p, "again")]) for w in o.workloads
+                        for p in sessions)
+            lines.append(self.target("the same rebuild again in a session vs native (worst)",
+                                     again, 1.0, why=self.why_worst(sessions, "again")))
             edit_r = max(med(self.ratio_native[(w, p, "edit")]) for w in o.workloads
                          for p in sessions)
             lines.append(self.target("one-file edit in a session vs native edit (worst)",
@@ -474,6 +502,10 @@ class Bench:
             warm = max(med(self.ratio_native[(w, p, "warm")]) for w in o.workloads for p in kept)
             lines.append(self.target("warm rebuild vs native warm (worst cached profile, "
                                      "one-shot)", warm, 1.0, why=self.why_worst(kept, "warm")))
+            again = max(med(self.ratio_native[(w, p, "again")]) for w in o.workloads
+                        for p in kept)
+            lines.append(self.target("the same rebuild again vs native (worst cached profile, "
+                                     "one-shot)", again, 1.0, why=self.why_worst(kept, "again")))
             edit_r = max(med(self.ratio_native[(w, p, "edit")]) for w in o.workloads
                          for p in kept)
             lines.append(self.target("one-file edit vs native edit (worst cached profile, "
@@ -524,18 +556,23 @@ class Bench:
             return []
         lines = ["", "## One-shot against a session builder: where the time goes", "",
                  "Median seconds per build: each phase as PhaseDone measures it (its "
-                 "container's start to its exit), and the rest of the wall time.", "",
-                 "| workload | runner | kind | total | fetch | build | publish | rest |",
-                 "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+                 "container's start to its exit), and the rest of the wall time; *unchanged*: "
+                 "how many of the builds were unchanged builds, which start no container "
+                 "(tui/engine/unchanged.py).", "",
+                 "| workload | runner | kind | total | fetch | build | publish | rest "
+                 "| unchanged |",
+                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for workload in self.opts.workloads:
             for runner in runners:
                 for kind in KINDS:
                     key = (workload, runner, kind)
                     parts = phase_medians(key)
                     total = med(self.times[key])
+                    skipped = UNCHANGED[key]
                     lines.append(f"| {workload} | {runner} | {kind} | {total:.2f} | "
                                  + " | ".join(f"{v:.2f}" for v in parts)
-                                 + f" | {total - sum(parts):.2f} |")
+                                 + f" | {total - sum(parts):.2f} | "
+                                 f"{sum(skipped)}/{len(skipped)} |")
         return lines
 
     def cache_report(self) -> list[str]:

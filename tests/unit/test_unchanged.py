@@ -594,3 +594,13 @@ def test_a_file_changed_during_the_build_leaves_no_digest_to_trust(engine: Engin
     assert candidate(engine, ctx) is None
     record(engine, ctx)  # a build that ran with nothing changing under it
     assert candidate(engine, ctx) is not None
+
+
+def test_another_builder_image_under_the_same_name_changes_the_key(
+        engine: Engine, ctx: Path, host_store: Path) -> None:
+    plan = plan_of(engine, ctx)
+    key = engine.history.secret_key()
+    write_store(host_store, [{"id": BASE_ID, "names": [plan.builder_image]}])
+    before = plan_key(plan, key)
+    write_store(host_store, [{"id": OTHER_ID, "names": [plan.builder_image]}])
+    assert plan_key(plan, key) != before

@@ -342,10 +342,13 @@ class Engine:
         return runner
 
     def plan_key(self, plan: BuildPlan) -> str:
-        """``unchanged.plan_key`` of the plan, read now (with the build's inputs); "" when
-        history's key cannot be read (then no build is taken as unchanged)."""
-        from tui.engine.unchanged import plan_key
+        """``unchanged.plan_key`` of the plan, read now (with the build's inputs); "" for a
+        plan that is never taken as unchanged (``unchanged.refusal``), or when history's key
+        cannot be read."""
+        from tui.engine.unchanged import plan_key, refusal
 
+        if refusal(plan):
+            return ""
         try:
             return plan_key(plan, self.history.secret_key())
         except HistoryError:

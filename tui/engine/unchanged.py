@@ -123,6 +123,7 @@ def plan_key(plan: BuildPlan, key: bytes) -> str:
     what: dict[str, Any] = {
         "profile": asdict(plan.profile),
         "builder": plan.builder_image,
+        "builder_id": _host_image_id(plan.builder_image),
         "overlay": plan.overlay,
         "bud": plan.bud_argv(),
         "args": withhold(dict(plan.build_args), key),
@@ -134,6 +135,19 @@ def plan_key(plan: BuildPlan, key: bytes) -> str:
     }
     text = json.dumps(what, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _host_image_id(ref: str) -> str:
+    """The id the host's store gives ``ref`` (the builder image: another Buildah may key or
+    build otherwise), "" when its records do not say."""
+    from tui.engine.hostpaths import HOST_STORE
+    from tui.engine.store_files import StoreFileError, find_image, read_images
+
+    try:
+        found = find_image(read_images(HOST_STORE), ref)
+    except StoreFileError:
+        return ""
+    return str(found["id"]) if found is not None else ""
 
 
 def _file_digest(path: Path) -> str:
