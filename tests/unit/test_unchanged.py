@@ -46,11 +46,7 @@ RUN echo done
 """
 STEPS = [f"FROM {BASE}", "ARG A=1", 'RUN echo "$A"', "COPY src /src", "RUN echo done"]
 
-
-@pytest.fixture(autouse=True)
-def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    return tmp_path / "data"
+pytestmark = pytest.mark.usefixtures("data_home")
 
 
 @pytest.fixture
