@@ -170,6 +170,7 @@ async def test_an_unchanged_build_says_no_container_ran(history) -> None:
         table = screen.query_one(StepTable)
         assert [table.status_of(f"1:{i}") for i in range(1, 5)] == [
             "done", "cached", "cached", "cached"]
+        assert header(screen) == "Unchanged 0.0s (4/4 steps) · 3 cached · host-ro"
         text = screen.query_one(ResultPanel).render().plain
         assert "✓ Unchanged 6011cfd83b5d in 0.0s" in text
         assert "no container: nothing changed since build #7" in text

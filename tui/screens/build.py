@@ -221,6 +221,8 @@ class BuildScreen(BuildcageScreen[None]):
         state = self.state
         if state.done is not None:
             verb, elapsed = VERBS[state.done.status], state.done.duration_s
+            if state.unchanged is not None and state.done.status == "succeeded":
+                verb = "Unchanged"  # no container ran (tui.engine.unchanged)
         else:
             verb = "Canceling" if self.canceling else "Building"
             elapsed = self.services.clock() - self._started
