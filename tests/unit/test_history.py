@@ -98,6 +98,10 @@ def test_median_duration(history: History) -> None:
     assert history.median_duration("host-ro", "/nowhere") is None
     # Only the most recent builds count: the two newest for /src/app are 20 and 100.
     assert history.median_duration("host-ro", "/src/app", last=2) == 60.0
+    # An unchanged build ran nothing: it says nothing of what a build takes.
+    history.add(record(started_at=50.0, duration_s=0.01, unchanged=True))
+    assert history.median_duration("host-ro", "/src/app", last=2) == 60.0
+    assert history.recent(limit=1)[0].unchanged
 
 
 def test_bad_status_rejected(history: History) -> None:

@@ -41,6 +41,10 @@ def matcher(text: str) -> IgnoreMatcher:
     ("a/**/b", "a/b", True),
     ("a/**/b", "a/x/y/b", True),
     ("x\r", "x", True),  # CRLF files
+    ("*.log", "x.log\n", False),  # Go's $ is the very end, its . no newline (review, s10)
+    ("*", "a\nb", True),  # (a negated class takes a newline in both)
+    ("secret.txt\x1f", "secret.txt", False),  # Go's TrimSpace keeps \x1c-\x1f
+    ("secret.txt\xa0", "secret.txt", True),  # and trims what unicode.IsSpace says
 ])
 def test_patterns_match_as_buildah_does(patterns: str, path: str, excluded: bool) -> None:
     assert matcher(patterns).excluded(path) is excluded
@@ -77,3 +81,13 @@ def test_an_ignore_file_that_is_a_link_or_a_fifo_is_not_followed(tmp_path: Path)
     os.mkfifo(tmp_path / ".containerignore")
     # Opened non-blocking: reading an empty FIFO gives nothing instead of waiting forever.
     assert read_ignore(tmp_path).patterns == []
+
+
+@pytest.mark.parametrize(("patterns", "exact"), [
+    ("*.log\nbuild/**\n!keep.log\nfoo\\*\na?c", True),
+    ("[ab].txt", False), ("(a|b)", False), ("a+", False), ("x{2}", False),
+    ("secret.txt\x1f", False)])
+def test_patterns_go_reads_otherwise_are_told(patterns: str, exact: bool) -> None:
+    """What an unchanged build may trust (tui.engine.unchanged): only patterns that mean the
+    same to Python's regular expressions as to Go's."""
+    assert matcher(patterns).exact is exact

@@ -78,8 +78,9 @@ def record(engine: Engine, ctx: Path, *, status: str = "succeeded", image: str =
     plan = plan_of(engine, ctx, **options)
     events: list[Event] = []
     sink = engine.recording(plan, events.append)
-    for number, text in enumerate(STEPS, 1):
-        sink(StepStarted(stage=1, stages=1, step=number, steps=len(STEPS), instruction=text))
+    steps = [line for line in (ctx / "Containerfile").read_text().splitlines() if line]
+    for number, text in enumerate(steps, 1):
+        sink(StepStarted(stage=1, stages=1, step=number, steps=len(steps), instruction=text))
         if number == fail_at:
             break
         layer = "" if text.startswith("FROM") else f"{number:011x}"
@@ -600,3 +601,57 @@ def test_another_builder_image_under_the_same_name_changes_the_key(
     before = plan_key(plan, key)
     write_store(host_store, [{"id": OTHER_ID, "names": [plan.builder_image]}])
     assert plan_key(plan, key) != before
+
+
+
+# -- a second attacker's read (session 10) -------------------------------------------------
+
+@pytest.mark.parametrize("where", ["a copied directory", "the context (COPY .)"])
+def test_a_file_added_while_the_build_ran_leaves_no_digest_to_trust(
+        engine: Engine, ctx: Path, where: str) -> None:
+    """An editor's swap file made while Buildah copied, gone after: what was copied held it."""
+    if where != "a copied directory":
+        (ctx / "Containerfile").write_text(CONTAINERFILE.replace("COPY src /src", "COPY . /src"))
+    folder = ctx / "src" if where == "a copied directory" else ctx
+    swap = folder / ".a.txt.swp"
+    record(engine, ctx, during=lambda: swap.write_text("meanwhile"))
+    swap.unlink()
+    assert candidate(engine, ctx) is None
+
+
+def test_a_containerfile_edited_while_the_build_ran_keeps_no_key(engine: Engine,
+                                                                 ctx: Path) -> None:
+    """Buildah may have read it before or after the edit; undone since, it reads as before."""
+    cf = ctx / "Containerfile"
+    record(engine, ctx, during=lambda: cf.write_text(CONTAINERFILE + "LABEL x=1\n"))
+    cf.write_text(CONTAINERFILE)
+    assert engine.history.recent(limit=1)[0].plan_key == ""
+    assert candidate(engine, ctx) is None
+
+
+def test_a_snapshot_of_the_context_is_another_plan(engine: Engine, ctx: Path) -> None:
+    """A snapshot keeps no hard link, xattr or special file and gives every file root."""
+    plan = plan_of(engine, ctx)
+    key = engine.history.secret_key()
+    snap = dataclasses.replace(plan, context_snapshot=ctx.parent / "snapshot")
+    assert plan_key(snap, key) != plan_key(plan, key)
+
+
+def test_an_ignore_pattern_go_reads_otherwise_is_not_trusted(engine: Engine, ctx: Path) -> None:
+    (ctx / ".dockerignore").write_text("secret.txt\x1f\n")
+    (ctx / "src" / "secret.txt").write_text("s")
+    rebuild_after(engine, ctx, CONTAINERFILE,
+                  lambda: (ctx / "src" / "secret.txt").write_text("changed"), trusted=False)
+
+
+def test_hard_link_groups_are_counted_once_per_inode(engine: Engine, ctx: Path) -> None:
+    from tui.engine.cache_inputs import FileEntry, StepInput
+
+    def listing(groups: list[int]) -> StepInput:
+        files = {f"f{i}": FileEntry("f", 0o100644, 0, 0, 1, "d", ino=ino)
+                 for i, ino in enumerate(groups)}
+        return StepInput(1, 2, "COPY . /", "COPY", files=files)
+
+    assert listing([1, 2, 3]).files_digest() != listing([1, 1, 3]).files_digest()
+    assert listing([1, 1, 3]).files_digest() != listing([1, 3, 3]).files_digest()
+    assert listing([5, 5, 7]).files_digest() == listing([8, 8, 9]).files_digest()

@@ -31,6 +31,7 @@ import posixpath
 import re
 import stat
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,12 +143,13 @@ class StepInput:
         # Files that are one inode: Buildah copies them as hard links of each other (a new
         # image id when the link is broken, measured). Each names the first path of its group.
         first: dict[int, str] = {}
+        count: Counter[int] = Counter()
         for path in sorted(self.files):
             e = self.files[path]
             if e.kind == "f" and e.ino:
                 first.setdefault(e.ino, path)
-        shared = {ino for ino, path in first.items()
-                  if sum(1 for e in self.files.values() if e.kind == "f" and e.ino == ino) > 1}
+                count[e.ino] += 1
+        shared = {ino for ino, n in count.items() if n > 1}
         for path in sorted(self.files):
             e = self.files[path]
             link = f"\0={first[e.ino]}" if e.kind == "f" and e.ino in shared else ""
@@ -333,6 +335,8 @@ def _sources(step: StepInput, command: dockerfile.Command, scope: dict[str, str]
     elif reader.matcher is not None and any(p.exclusion for p in reader.matcher.patterns):
         # Buildah looks inside an excluded directory for what a ! pattern takes back in.
         step.inexact = "the ignore file takes paths back in (!)"
+    elif reader.matcher is not None and not reader.matcher.exact:
+        step.inexact = "the ignore file has a pattern Go's regular expressions may read otherwise"
     try:
         listing: Listing = {}
         for source in resolved:
@@ -401,10 +405,17 @@ class _ContextReader:
         if fd is None:
             return []
         try:
+            self._seen(rel, os.fstat(fd))  # a name added to it later is a change
             with os.scandir(fd) as entries:
                 return [e.name for e in entries]
         finally:
             os.close(fd)
+
+    def _seen(self, rel: str, info: os.stat_result) -> None:
+        """Keeps what ``BuildInputs.settled`` compares: also for the directories a source
+        names and the context itself, whose entries a build may copy."""
+        self.read_at.setdefault(rel, (info.st_size, info.st_mtime_ns, info.st_ctime_ns,
+                                      info.st_ino))
 
     def _open_dir(self, rel: str, missing_ok: bool = False) -> int | None:
         fd = os.open(self.context, _DIR_FLAGS)
@@ -444,6 +455,7 @@ class _ContextReader:
                 return
             if stat.S_ISDIR(info.st_mode):
                 # A copied directory's contents count, not the directory itself (measured).
+                self._seen(rel, info)
                 sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
                 try:
                     self._walk(sub, "" if rel == "." else rel, listing)

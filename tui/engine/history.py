@@ -31,7 +31,7 @@ CREATE TABLE builds (
     build_args TEXT NOT NULL, stage_target TEXT NOT NULL, no_cache INTEGER NOT NULL,
     warm INTEGER NOT NULL, loaded TEXT NOT NULL DEFAULT '',
     store TEXT NOT NULL DEFAULT '', bases TEXT NOT NULL DEFAULT '',
-    plan_key TEXT NOT NULL DEFAULT ''
+    plan_key TEXT NOT NULL DEFAULT '', unchanged INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX builds_by_time ON builds (started_at);
 CREATE INDEX builds_by_profile ON builds (profile, context, status, started_at);
@@ -68,13 +68,14 @@ _SCHEMA = _BASE_TABLES + _CACHE_TABLES
 #   2 (--load) : loaded;
 #   2 (why)    : store, bases and the cache tables (a development branch that also called
 #                its schema 2; told apart from --load's by its columns, not its number);
-#   3          : plan_key (unchanged builds).
+#   3          : plan_key and unchanged (unchanged builds).
 # So an upgrade adds what is missing, column by column, whichever file it is.
 _ADDED_COLUMNS = {
     "loaded": "TEXT NOT NULL DEFAULT ''",  # the host tag a build was loaded under (--load)
     "store": "TEXT NOT NULL DEFAULT ''",  # the image store it used: its cache
     "bases": "TEXT NOT NULL DEFAULT ''",  # the images it read from outside, JSON
     "plan_key": "TEXT NOT NULL DEFAULT ''",  # tui.engine.unchanged.plan_key
+    "unchanged": "INTEGER NOT NULL DEFAULT 0",  # an unchanged build: no container ran
 }
 KEEP_FILE_LISTS = 5
 """File lists (the largest part of a cache record) are kept for the newest builds of each
@@ -152,6 +153,8 @@ class BuildRecord:
     None when not recorded (the build ended before publishing)."""
     plan_key: str = ""
     """What in its plan made the build beside its steps' inputs (tui.engine.unchanged)."""
+    unchanged: bool = False
+    """An unchanged build: nothing ran (not counted in the median build time)."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,7 @@ class CacheMissRecord:
 
 # Scalar columns of ``builds``, in dataclass order; ``id`` is the key and steps have a table.
 _COLUMNS = tuple(f.name for f in fields(BuildRecord) if f.name not in ("id", "steps"))
-_BOOLS = ("no_cache", "warm")
+_BOOLS = ("no_cache", "warm", "unchanged")
 
 
 def _row_values(record: BuildRecord) -> tuple[Any, ...]:
@@ -457,8 +460,9 @@ class History:
     def median_duration(
         self, profile: str, context: str | None = None, status: str = "succeeded", last: int = 20
     ) -> float | None:
-        """Median duration of the ``last`` matching builds (recent ones predict best), or None."""
-        where, params = "profile = ? AND status = ?", [profile, status]
+        """Median duration of the ``last`` matching builds (recent ones predict best), or None.
+        Unchanged builds, which ran nothing, say nothing of what a build takes."""
+        where, params = "profile = ? AND status = ? AND NOT unchanged", [profile, status]
         if context is not None:
             where, params = where + " AND context = ?", [*params, context]
         query = f"SELECT duration_s FROM builds WHERE {where} ORDER BY started_at DESC LIMIT ?"

@@ -23,6 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IGNORE_FILES = (".containerignore", ".dockerignore")
+GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + \
+    "\u2028\u2029\u202f\u205f\u3000"
+"""What Go's ``strings.TrimSpace`` trims (``unicode.IsSpace``); Python's ``strip()`` also takes
+\\x1c-\\x1f, which Go keeps as part of the pattern."""
+_NOT_PLAIN = re.compile(r"[\[\](){}+|^\x00-\x1f\x7f]")
+"""Characters a pattern passes to Go's regular expressions as they are, where Python's may read
+them otherwise (a class, a group, an alternative), and control characters."""
 MAX_BYTES = 1 << 20
 
 
@@ -65,7 +72,9 @@ def _compile(pattern: str) -> re.Pattern[str]:
         else:
             out += ch
     try:
-        return re.compile(out + "$", re.DOTALL)
+        # Go's ``$`` matches at the very end only (Python's also before a final newline), and
+        # its ``.`` never matches a newline (no DOTALL): a name ending in one is no exception.
+        return re.compile(out + r"\Z")
     except re.error as exc:
         raise IgnoreFileError(f"pattern {pattern!r}: {exc}") from None
 
@@ -84,7 +93,7 @@ def parse_patterns(text: str) -> list[Pattern]:
     for raw in text.split("\n"):
         if not raw or raw[0] == "#":
             continue
-        line = raw.strip("/").strip()
+        line = raw.strip("/").strip(GO_SPACE)
         if not line:
             continue
         line = _go_clean(line)
@@ -104,6 +113,12 @@ class IgnoreMatcher:
         self.patterns = patterns
         self.source = source
         """The ignore file's name ("" when the context has none)."""
+
+    @property
+    def exact(self) -> bool:
+        """Whether every pattern means the same to Python's regular expressions as to Go's:
+        only ``*``, ``?``, ``**`` and plain characters (escaped ones too)."""
+        return not any(_NOT_PLAIN.search(p.text) for p in self.patterns)
 
     def excluded(self, path: str) -> bool:
         if not self.patterns or path in ("", "."):

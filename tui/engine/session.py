@@ -27,6 +27,7 @@ from tui.engine.events import (
     LogLine,
     StepDone,
     StepStarted,
+    Unchanged,
 )
 from tui.engine.history import BuildRecord, History, HistoryError, StepRecord
 from tui.engine.plan import BuildPlan
@@ -402,6 +403,7 @@ class Engine:
         steps = StepLog()
         failures = FailureLog()
         broken: list[str] = []
+        unchanged: list[Unchanged] = []
 
         def explain(event: Event) -> list[Event]:
             if explainer is None or broken:
@@ -420,6 +422,8 @@ class Engine:
                 return
             steps.feed(event)
             failures.feed(event)
+            if isinstance(event, Unchanged):
+                unchanged.append(event)
             if not isinstance(event, Done):
                 on_event(event)
                 for extra in explain(event):
@@ -427,8 +431,13 @@ class Engine:
                 return
             for extra in explain(event):
                 on_event(extra)
+            kept = key
+            if key and not unchanged and self.plan_key(plan) != key:
+                kept = ""  # the Containerfile or an ignore file was edited while it ran:
+                # Buildah may have read either, so the next build runs
             try:
-                self.record(plan, event, steps, None if broken else explainer, key)
+                self.record(plan, event, steps, None if broken else explainer, kept,
+                            unchanged=bool(unchanged))
             except HistoryError as exc:
                 on_event(BuildWarning(message=f"not recorded in history: {exc}",
                                       time=event.time))
@@ -532,8 +541,10 @@ class Engine:
                             on_event=on_event, on_note=on_note)
 
     def record(self, plan: BuildPlan, done: Done, steps: StepLog,
-               explainer: CacheExplainer | None = None, key: str = "") -> int:
-        """Adds the build to history; ``key``: its plan key, read before it ran."""
+               explainer: CacheExplainer | None = None, key: str = "",
+               unchanged: bool = False) -> int:
+        """Adds the build to history; ``key``: its plan key, read before it ran;
+        ``unchanged``: it was an unchanged build (nothing ran)."""
         cache, misses, bases = explainer.record() if explainer is not None else ([], [], None)
         return self.history.add(BuildRecord(
             started_at=time.time() - done.duration_s,
@@ -557,6 +568,7 @@ class Engine:
             store=explainer.store if explainer is not None else "",
             bases=bases,
             plan_key=key,
+            unchanged=unchanged,
         ), cache=cache, misses=misses)
 
 

@@ -132,6 +132,9 @@ def plan_key(plan: BuildPlan, key: bytes) -> str:
         "text": _file_digest(plan.containerfile),
         "ignore": [_file_digest(plan.context / name) for name in IGNORE_FILES],
         "project": plan.project,
+        # A snapshot (a private copy for a user-namespaced builder) keeps no hard link, xattr
+        # or special file, and gives every file root: what Buildah copies is another thing.
+        "snapshot": plan.context_snapshot is not None,
     }
     text = json.dumps(what, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
