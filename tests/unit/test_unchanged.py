@@ -655,3 +655,15 @@ def test_hard_link_groups_are_counted_once_per_inode(engine: Engine, ctx: Path) 
     assert listing([1, 2, 3]).files_digest() != listing([1, 1, 3]).files_digest()
     assert listing([1, 1, 3]).files_digest() != listing([1, 3, 3]).files_digest()
     assert listing([5, 5, 7]).files_digest() == listing([8, 8, 9]).files_digest()
+
+
+def test_a_file_changed_after_the_reading_and_before_the_check_runs_the_build(
+        engine: Engine, ctx: Path) -> None:
+    """The inputs are read when the runner is made; the check comes under the store's lock,
+    maybe after a wait for another build: what changed meanwhile is not taken as read."""
+    record(engine, ctx)
+    plan = plan_of(engine, ctx)
+    check = engine.unchanged_check(plan, engine.explainer(plan))
+    assert check is not None
+    (ctx / "src" / "a.txt").write_text("b\n")
+    assert check() is None

@@ -369,6 +369,8 @@ class Engine:
             return None
 
         def check() -> Candidate | None:
+            if not explainer.inputs.settled():
+                return None  # changed since it was read (a wait for the store's lock, say)
             earlier = explainer.lookup.previous(explainer.context, explainer.store)
             return find(plan, explainer.inputs, earlier, key)
 
