@@ -172,3 +172,21 @@ def test_owners_count_unless_the_builder_reads_a_snapshot(tmp_path: Path) -> Non
     assert read_inputs(direct, KEY).step(1, 2).files["f"].uid == 1234
     # A snapshot's copies belong to the builder's root whoever owns the originals.
     assert read_inputs(copied, KEY).step(1, 2).files["f"].uid == 0
+
+
+def test_a_directory_that_cannot_be_read_is_not_listed_as_empty(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root reads every directory here: the refusal a user without rights (or root-squashed
+    NFS) meets is given by a stand-in for ``os.open``."""
+    (tmp_path / "d" / "closed").mkdir(parents=True)
+    (tmp_path / "d" / "closed" / "f").write_text("x")
+    real_open = os.open
+
+    def refusing(path, flags, mode=0o777, *, dir_fd=None):
+        if path == "closed":
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", refusing)
+    step = inputs(tmp_path, "FROM scratch\nCOPY d /d\n").step(1, 2)
+    assert step.files is None and "cannot be read" in step.files_note

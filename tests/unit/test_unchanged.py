@@ -667,3 +667,44 @@ def test_a_file_changed_after_the_reading_and_before_the_check_runs_the_build(
     assert check is not None
     (ctx / "src" / "a.txt").write_text("b\n")
     assert check() is None
+
+
+
+# -- a third read (session 10) ------------------------------------------------------------
+
+@pytest.mark.parametrize("edit", ["Containerfile", "ignore file"])
+def test_an_edit_while_the_build_waits_for_the_store_runs_it(engine: Engine, ctx: Path,
+                                                            edit: str) -> None:
+    record(engine, ctx)
+    plan = plan_of(engine, ctx)
+    check = engine.unchanged_check(plan, engine.explainer(plan))
+    assert check is not None
+    if edit == "Containerfile":
+        (ctx / "Containerfile").write_text(CONTAINERFILE.replace("echo done", "echo TWO"))
+    else:
+        (ctx / ".containerignore").write_text("nothing\n")
+    assert check() is None
+
+
+def test_bases_history_did_not_write_are_not_recorded_ones(engine: Engine, ctx: Path) -> None:
+    record(engine, ctx)
+    plan = plan_of(engine, ctx)
+    explainer = engine.explainer(plan)
+    assert explainer is not None
+    earlier = explainer.lookup.previous(explainer.context, explainer.store)
+    key = plan_key(plan, engine.history.secret_key())
+    odd = dataclasses.replace(earlier, record=dataclasses.replace(earlier.record, bases=[]))
+    assert find(plan, explainer.inputs, odd, key) is None
+
+
+def test_a_file_list_history_did_not_write_is_no_listing(engine: Engine, ctx: Path) -> None:
+    """A cache record whose file list is not an object (no buildcage writes one) is read as
+    none kept: the build goes on, the files are read again (it ended in a traceback before)."""
+    from tui.engine.cache_why import Lookup, earlier_files
+    from tui.engine.history import BuildRecord, CacheStep
+
+    engine.history.add(BuildRecord(started_at=1.0, profile="project", context=str(ctx),
+                                   status="succeeded", store="project:project:p"),
+                       cache=[CacheStep(1, 2, "COPY src /src", "l", "built", {},
+                                        [1])])  # type: ignore[arg-type]
+    assert earlier_files(Lookup(engine.history), str(ctx), "project:project:p") == {}

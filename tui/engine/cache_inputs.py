@@ -488,8 +488,13 @@ class _ContextReader:
                     if stat.S_ISDIR(info.st_mode):
                         try:
                             sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                        except OSError:
-                            continue  # swapped for a link meanwhile: its entry says dir
+                        except OSError as exc:
+                            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                                continue  # swapped for a link meanwhile: its entry says dir
+                            # Not readable here (or gone): what it holds is not listed, and
+                            # Buildah may read it.
+                            raise _NotChecked(f"{path!r} cannot be read: {exc.strerror}") \
+                                from None
                         pending.append((sub, path, False))
             finally:
                 os.close(fd)

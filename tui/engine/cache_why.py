@@ -482,7 +482,9 @@ def earlier_files(lookup: Lookup, context: str, store: str) -> dict[str, FileEnt
     if previous is None:
         return listing
     for step in previous.steps.values():
-        for path, values in (step.files or {}).items():
+        if not isinstance(step.files, dict):
+            continue  # none kept (or a row no buildcage wrote)
+        for path, values in step.files.items():
             try:
                 listing[path] = FileEntry.from_list(values)
             except (TypeError, ValueError):

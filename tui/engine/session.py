@@ -369,8 +369,11 @@ class Engine:
             return None
 
         def check() -> Candidate | None:
-            if not explainer.inputs.settled():
-                return None  # changed since it was read (a wait for the store's lock, say)
+            # Read again: the Containerfile, an ignore file or the builder image may have
+            # changed since the runner was made (a wait for the store's lock, say), and so may
+            # the context (review 3: an edit during that wait was taken as unchanged).
+            if self.plan_key(plan) != key or not explainer.inputs.settled():
+                return None
             earlier = explainer.lookup.previous(explainer.context, explainer.store)
             return find(plan, explainer.inputs, earlier, key)
 

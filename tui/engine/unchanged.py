@@ -178,7 +178,7 @@ def find(plan: BuildPlan, inputs: BuildInputs, earlier: Any, key: str) -> Candid
         return None
     record = earlier.record
     if record.id is None or record.status != "succeeded" or record.plan_key != key \
-            or len(record.image_id) != 64 or record.bases is None or inputs.note:
+            or len(record.image_id) != 64 or not isinstance(record.bases, dict) or inputs.note:
         return None
     old = [earlier.steps[k] for k in sorted(earlier.steps)]
     now = [step for stage in inputs.stages for step in stage.steps]
