@@ -226,16 +226,21 @@ def test_a_plan_without_layers_is_never_skipped(engine: Engine, ctx: Path) -> No
     assert "layer" in refusal(plan)
 
 
+def what_find_reads(engine: Engine, ctx: Path) -> tuple[BuildPlan, Any, Any, str]:
+    """The plan, the explainer (the host's reading), history's last build there, the key."""
+    plan = plan_of(engine, ctx)
+    explainer = engine.explainer(plan)
+    assert explainer is not None
+    earlier = explainer.lookup.previous(explainer.context, explainer.store)
+    return plan, explainer, earlier, plan_key(plan, engine.history.secret_key())
+
+
 def test_a_step_list_that_differs_from_the_earlier_build_s_is_no_candidate(
         engine: Engine, ctx: Path) -> None:
     """The earlier build stopped short of the last step (a record that says succeeded: an
     older buildcage), or Buildah printed a step's text otherwise than the file has it."""
     record(engine, ctx)
-    plan = plan_of(engine, ctx)
-    explainer = engine.explainer(plan)
-    assert explainer is not None
-    earlier = explainer.lookup.previous(explainer.context, explainer.store)
-    key = plan_key(plan, engine.history.secret_key())
+    plan, explainer, earlier, key = what_find_reads(engine, ctx)
     assert find(plan, explainer.inputs, earlier, key) is not None
     short = dataclasses.replace(earlier, steps={k: v for k, v in earlier.steps.items()
                                                 if k != (1, 5)})
@@ -688,11 +693,7 @@ def test_an_edit_while_the_build_waits_for_the_store_runs_it(engine: Engine, ctx
 
 def test_bases_history_did_not_write_are_not_recorded_ones(engine: Engine, ctx: Path) -> None:
     record(engine, ctx)
-    plan = plan_of(engine, ctx)
-    explainer = engine.explainer(plan)
-    assert explainer is not None
-    earlier = explainer.lookup.previous(explainer.context, explainer.store)
-    key = plan_key(plan, engine.history.secret_key())
+    plan, explainer, earlier, key = what_find_reads(engine, ctx)
     odd = dataclasses.replace(earlier, record=dataclasses.replace(earlier.record, bases=[]))
     assert find(plan, explainer.inputs, odd, key) is None
 
