@@ -356,8 +356,9 @@ def cmd_history(engine, args: argparse.Namespace) -> int:
 
     for r in records:
         when = datetime.datetime.fromtimestamp(r.started_at).strftime("%Y-%m-%d %H:%M:%S")
+        how = "unchanged" if r.unchanged else "cached   "  # unchanged: no container ran
         print(visible(f"{r.id:4} {when} {r.profile:9} {r.status:9} {r.duration_s:7.1f}s "
-                      f"{r.cache_hits:2}/{r.steps_total:<2} cached  {r.context}"))
+                      f"{r.cache_hits:2}/{r.steps_total:<2} {how}  {r.context}"))
     return 0
 
 

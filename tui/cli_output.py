@@ -177,6 +177,9 @@ def print_why(report: WhyReport, out: TextIO | None = None) -> None:
              + (" · --no-cache" if b.no_cache else "")]
     if b.store:
         lines.append(f"  cache: {store_label(b.store)}")
+    if b.unchanged:
+        lines.append("  unchanged: nothing changed since the build before it in this store; "
+                     "no container ran")
     if not report.recorded:
         lines.append("  (recorded before buildcage explained cache misses: no reasons kept)")
     for step in report.steps:

@@ -100,3 +100,13 @@ async def test_a_build_with_a_secret_looking_argument_is_not_rebuilt_without_it(
         detail = describe(screen.records[0], screen.records[0].context)
         assert "TOKEN=(secret: not kept)" in detail and "GREETING=hi" in detail
         assert "hunter2" not in detail
+
+
+async def test_an_unchanged_build_is_listed_as_one(engine, history) -> None:
+    history.add(BuildRecord(started_at=1_764_600_000.0, profile="host-ro",
+                            context=str(EXAMPLES / "hello"), status="succeeded",
+                            duration_s=0.02, steps_total=4, cache_hits=3, unchanged=True))
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_history(pilot)
+        assert str(screen.query_one(DataTable).get_row_at(0)[4]) == "3/4 unchanged"

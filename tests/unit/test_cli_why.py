@@ -10,7 +10,7 @@ import pytest
 
 from tui.cli import main
 from tui.engine.config import Config
-from tui.engine.events import CacheHit, Done, Event, StepDone, StepStarted
+from tui.engine.events import CacheHit, Done, Event, StepDone, StepStarted, Unchanged
 from tui.engine.history import History
 from tui.engine.session import Engine
 
@@ -122,3 +122,21 @@ def test_why_of_a_fresh_store_profile_finds_its_builds_by_profile(tmp_path: Path
         sink(Done(status="succeeded"))
     assert main(["why", str(tmp_path), "--profile", "isolated", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["profile"] == "isolated"
+
+
+def test_an_unchanged_build_says_so_in_why_and_history(tmp_path: Path, capsys) -> None:
+    (tmp_path / "Containerfile").write_text("FROM scratch\n")
+    with History() as history:
+        engine = Engine(config=Config(), history=history)
+        plan = engine.plan(tmp_path, profile="project")
+        sink = engine.recording(plan, lambda event: None)
+        sink(Unchanged(build=1, image_id="a" * 64))
+        sink(StepStarted(stage=1, stages=1, step=1, steps=1, instruction="FROM scratch"))
+        sink(StepDone(stage=1, step=1, layer_id="", duration_s=0.0))
+        sink(Done(status="succeeded", image_id="a" * 64, steps_total=1))
+    assert main(["why", str(tmp_path)]) == 0
+    assert "unchanged: nothing changed since the build before it" in capsys.readouterr().out
+    assert main(["why", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unchanged"] is True
+    assert main(["history"]) == 0
+    assert " unchanged  " in capsys.readouterr().out

@@ -556,7 +556,7 @@ class WhyReport:
         return {"build": b.id, "context": b.context, "profile": b.profile, "status": b.status,
                 "started_at": b.started_at, "store": b.store, "store_label": store_label(b.store),
                 "steps_total": b.steps_total, "cache_hits": b.cache_hits,
-                "no_cache": b.no_cache, "recorded": self.recorded,
+                "no_cache": b.no_cache, "unchanged": b.unchanged, "recorded": self.recorded,
                 "steps": [step.to_dict() for step in self.steps]}
 
 

@@ -110,7 +110,7 @@ class HistoryScreen(BuildcageScreen[None]):
         table = self.query_one(DataTable)
         table.clear()
         for index, record in enumerate(self.records):
-            warm = "warm" if record.warm else "cold"
+            warm = "unchanged" if record.unchanged else "warm" if record.warm else "cold"
             # Text cells: a str cell is read as Rich markup, and these come from builds.
             table.add_row(*(show(cell) for cell in (
                 when(record.started_at), record.profile,
