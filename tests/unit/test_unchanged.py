@@ -709,3 +709,12 @@ def test_a_file_list_history_did_not_write_is_no_listing(engine: Engine, ctx: Pa
                        cache=[CacheStep(1, 2, "COPY src /src", "l", "built", {},
                                         [1])])  # type: ignore[arg-type]
     assert earlier_files(Lookup(engine.history), str(ctx), "project:project:p") == {}
+
+
+def test_a_containerfile_broken_after_its_check_costs_the_key_not_the_build_s_message(
+        engine: Engine, ctx: Path) -> None:
+    """Checked when the build was prepared, broken before it starts: no key (so nothing is
+    taken as unchanged), and the runner is still made (the build says what is wrong)."""
+    plan = plan_of(engine, ctx)
+    (ctx / "Containerfile").write_bytes(b"FROM \xff\n")
+    assert engine.plan_key(plan) == ""

@@ -344,15 +344,15 @@ class Engine:
 
     def plan_key(self, plan: BuildPlan) -> str:
         """``unchanged.plan_key`` of the plan, read now (with the build's inputs); "" for a
-        plan that is never taken as unchanged (``unchanged.refusal``), or when history's key
-        cannot be read."""
+        plan that is never taken as unchanged (``unchanged.refusal``), or when it cannot be
+        read: history's key, or a Containerfile that no longer parses (the build says why)."""
         from tui.engine.unchanged import plan_key, refusal
 
         if refusal(plan):
             return ""
         try:
             return plan_key(plan, self.history.secret_key())
-        except HistoryError:
+        except (HistoryError, ValueError, OSError):
             return ""
 
     def unchanged_check(self, plan: BuildPlan, explainer: CacheExplainer | None,
