@@ -1,7 +1,8 @@
 """Benchmark every profile against native `podman build` and Docker+BuildKit, side by side.
 
 Workloads (generated, see bench/workloads.py): tiny, data, steps and examples/multistage; each
-cold (no cache), warm (nothing changed) and after a one-file edit. Each round runs every
+cold (no cache), warm (nothing changed, after the cold build), again (the same rebuild once more:
+an unchanged build where buildcage keeps a store) and after a one-file edit. Each round runs every
 contestant on a workload in a rotated order, so that the machine's noise falls on all alike;
 ratios compare times of the same round (median over rounds). Then the event pipeline: parser
 throughput, a million-line build through the CLI per profile and through the TUI, first paint.
@@ -83,7 +84,7 @@ build that used the cache: buildcage's kept stores then start no container, an u
 build); edit: one copied file changed."""
 
 Key = tuple[str, str, str]
-"""(workload, contestant, cold|warm|edit)."""
+"""(workload, contestant, cold|warm|again|edit)."""
 
 
 NATIVE_PARENT = Path("/var/tmp")

@@ -86,7 +86,8 @@ def test_an_ignore_file_that_is_a_link_or_a_fifo_is_not_followed(tmp_path: Path)
 @pytest.mark.parametrize(("patterns", "exact"), [
     ("*.log\nbuild/**\n!keep.log\nfoo\\*\na?c", True),
     ("[ab].txt", False), ("(a|b)", False), ("a+", False), ("x{2}", False),
-    ("secret.txt\x1f", False)])
+    ("secret.txt\x1f", False),
+    ("d/secret\\w.txt", False), ("a\\s", False)])  # ASCII in Go, Unicode in Python
 def test_patterns_go_reads_otherwise_are_told(patterns: str, exact: bool) -> None:
     """What an unchanged build may trust (tui.engine.unchanged): only patterns that mean the
     same to Python's regular expressions as to Go's."""

@@ -36,7 +36,7 @@ from tui.engine.session import Engine
 from tui.engine.unchanged import Candidate, find, plan_key, refusal, replay, verify
 
 BASE = "127.0.0.1:5000/buildcage/busybox:latest"
-BASE_ID, OTHER_ID, IMAGE = "e" * 64, "f" * 64, "6" * 64
+BASE_ID, OTHER_ID, IMAGE, BUILDER_ID = "e" * 64, "f" * 64, "6" * 64, "b" * 64
 TAG = "localhost/buildcage/ctx:latest"
 CONTAINERFILE = f"""FROM {BASE}
 ARG A=1
@@ -281,10 +281,13 @@ def candidate_of(image: str = IMAGE, base: str = BASE_ID) -> Candidate:
     return Candidate(build=1, image_id=image, steps=(), stages=1, bases={BASE: base})
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def host_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The host's store, as every test here sees it: the base, and the builder image (whose id
+    is in the plan key). Not this machine's: the tests must not depend on what it holds."""
     root = tmp_path / "host-store"
-    write_store(root, [{"id": BASE_ID, "names": [BASE]}])
+    write_store(root, [{"id": BASE_ID, "names": [BASE]},
+                       {"id": BUILDER_ID, "names": [Config().builder_image]}])
     monkeypatch.setattr(hostpaths, "HOST_STORE", str(root))
     return root
 
@@ -718,3 +721,42 @@ def test_a_containerfile_broken_after_its_check_costs_the_key_not_the_build_s_me
     plan = plan_of(engine, ctx)
     (ctx / "Containerfile").write_bytes(b"FROM \xff\n")
     assert engine.plan_key(plan) == ""
+
+
+
+# -- a code reader's findings (session 10) ------------------------------------------------
+
+def test_a_containerfile_past_a_mebibyte_is_read_whole(engine: Engine, ctx: Path) -> None:
+    padding = "# " + "x" * 1_200_000 + "\n"
+    (ctx / "Containerfile").write_text(padding + f"FROM --platform=linux/amd64 {BASE}\n")
+    plan = plan_of(engine, ctx)
+    key = plan_key(plan, b"k")
+    (ctx / "Containerfile").write_text(padding + f"FROM --platform=linux/arm64 {BASE}\n")
+    assert plan_key(plan, b"k") != key
+
+
+def test_an_ignore_file_made_beside_the_containerfile_while_waiting_runs_the_build(
+        engine: Engine, ctx: Path) -> None:
+    record(engine, ctx)
+    plan = plan_of(engine, ctx)
+    check = engine.unchanged_check(plan, engine.explainer(plan))
+    assert check is not None
+    (ctx / "Containerfile.dockerignore").write_text("src/a.txt\n")
+    assert check() is None
+
+
+def test_a_builder_whose_id_cannot_be_read_gives_no_key(engine: Engine, ctx: Path,
+                                                        host_store: Path) -> None:
+    write_store(host_store, [{"id": BASE_ID, "names": [BASE]}])
+    plan = plan_of(engine, ctx)
+    assert plan_key(plan, b"k") == ""
+    assert engine.unchanged_check(plan, engine.explainer(plan)) is None
+
+
+def test_a_build_that_failed_after_its_unchanged_event_is_not_marked_unchanged(
+        engine: Engine, ctx: Path) -> None:
+    plan = plan_of(engine, ctx)
+    sink = engine.recording(plan, lambda event: None)
+    sink(Unchanged(build=1, image_id=IMAGE))
+    sink(Done(status="failed", image_id=IMAGE))
+    assert not engine.history.recent(limit=1)[0].unchanged

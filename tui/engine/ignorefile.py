@@ -27,9 +27,10 @@ GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0
     "\u2028\u2029\u202f\u205f\u3000"
 """What Go's ``strings.TrimSpace`` trims (``unicode.IsSpace``); Python's ``strip()`` also takes
 \\x1c-\\x1f, which Go keeps as part of the pattern."""
-_NOT_PLAIN = re.compile(r"[\[\](){}+|^\x00-\x1f\x7f]")
+_NOT_PLAIN = re.compile(r"[\[\](){}+|^\x00-\x1f\x7f]|\\[A-Za-z0-9]")
 """Characters a pattern passes to Go's regular expressions as they are, where Python's may read
-them otherwise (a class, a group, an alternative), and control characters."""
+them otherwise (a class, a group, an alternative), control characters, and a backslash before a
+letter or digit (``\\w``, ``\\s``, ``\\d``: ASCII in Go, Unicode in Python)."""
 MAX_BYTES = 1 << 20
 
 
@@ -117,7 +118,7 @@ class IgnoreMatcher:
     @property
     def exact(self) -> bool:
         """Whether every pattern means the same to Python's regular expressions as to Go's:
-        only ``*``, ``?``, ``**`` and plain characters (escaped ones too)."""
+        only ``*``, ``?``, ``**``, plain characters and escaped punctuation."""
         return not any(_NOT_PLAIN.search(p.text) for p in self.patterns)
 
     def excluded(self, path: str) -> bool:

@@ -442,7 +442,7 @@ class Engine:
                 # Buildah may have read either, so the next build runs
             try:
                 self.record(plan, event, steps, None if broken else explainer, kept,
-                            unchanged=bool(unchanged))
+                            unchanged=bool(unchanged) and event.status == "succeeded")
             except HistoryError as exc:
                 on_event(BuildWarning(message=f"not recorded in history: {exc}",
                                       time=event.time))

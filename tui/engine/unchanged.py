@@ -4,10 +4,10 @@ under the tag, that image is the result, as Buildah's run would have made it (ev
 hit, the tag on the same image id: measured here, three host-ro rebuilds of examples/hello gave
 one id).
 
-Why: a warm rebuild in a builder container costs a container start (0.10-0.14 s), Buildah's own
-warm run (0.30-0.35 s for a FROM + 2 RUN + COPY build) and the wait's answer after the exit
-(0.08-0.15 s), against native ``podman build``'s whole 0.32-0.40 s (bench/results.md). The check
-here reads history and a few store records: milliseconds.
+Why: a rebuild in a builder container costs the container's start (0.05 s here, traced),
+Buildah's own run (0.155 s for a FROM + 2 RUN + COPY build), the wait's answer after the exit
+(0.055 s) and the calls around them (0.05 s), against native ``podman build``'s whole 0.14-0.17 s
+(bench/results.md). The check here reads history and a few store records: 0.02-0.05 s a build.
 
 What is compared (``find``), each as ``tui.engine.cache_inputs`` reads it for the cache
 explanations, so with the rules measured there:
@@ -51,7 +51,7 @@ import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui.engine.cache_inputs import BuildInputs, StepInput
 from tui.engine.events import CacheHit, Event, ImageFact, StepDone, StepStarted
@@ -61,9 +61,9 @@ from tui.engine.image_facts import ImageFacts
 from tui.engine.plan import BuildPlan
 from tui.engine.secret_args import withhold
 
-MAX_TEXT = 1 << 20
-"""Bytes of a Containerfile or an ignore file read for the plan key (as read_containerfile and
-ignorefile bound them)."""
+if TYPE_CHECKING:
+    from tui.engine.cache_why import Earlier
+
 OUTCOMES = frozenset({"from", "cached", "built"})
 """What an earlier step must have come to: a step that failed or was canceled left no layer."""
 
@@ -113,24 +113,33 @@ def refusal(plan: BuildPlan) -> str:
 
 def plan_key(plan: BuildPlan, key: bytes) -> str:
     """One digest of what in the plan, beside each step's own inputs, makes the build: kept in
-    history with every build, compared by ``find``. Read when the build's inputs are read
+    history with every build, compared by ``find``; "" when the builder image's id cannot be
+    read (then nothing is taken as unchanged). Read when the build's inputs are read
     (``Engine.runner``), before it runs. Secret-looking build argument values go in as
     history's HMAC of them (``secret_args.withhold``), never in clear.
 
     The Containerfile's whole text is in it (a FROM's flags and stage, the ARGs before the
     first FROM, parser directives: nothing of it is left to the step comparison), and the
     context's ignore files as they are (what a ``!`` took back in is not listed otherwise)."""
+    builder_id = _host_image_id(plan.builder_image)
+    if not builder_id:
+        return ""  # which Buildah builds cannot be said: no build is taken as unchanged
+    beside = [plan.containerfile.with_name(plan.containerfile.name + suffix)
+              for suffix in (".containerignore", ".dockerignore")]
     what: dict[str, Any] = {
         "profile": asdict(plan.profile),
         "builder": plan.builder_image,
-        "builder_id": _host_image_id(plan.builder_image),
+        "builder_id": builder_id,
         "overlay": plan.overlay,
         "bud": plan.bud_argv(),
         "args": withhold(dict(plan.build_args), key),
         "context": str(plan.context),
         "containerfile": str(plan.containerfile),
         "text": _file_digest(plan.containerfile),
-        "ignore": [_file_digest(plan.context / name) for name in IGNORE_FILES],
+        # (and the ones Buildah reads beside the Containerfile first: made while the build
+        # waited for the store, one is not in what was read)
+        "ignore": [_file_digest(path) for path in
+                   [*(plan.context / name for name in IGNORE_FILES), *beside]],
         "project": plan.project,
         # A snapshot (a private copy for a user-namespaced builder) keeps no hard link, xattr
         # or special file, and gives every file root: what Buildah copies is another thing.
@@ -154,23 +163,26 @@ def _host_image_id(ref: str) -> str:
 
 
 def _file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes (not followed, at most 1 MiB), or why there is none."""
+    """SHA-256 of a file's bytes, all of them (not followed), or why there is none."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         return f"none: {exc.errno}"
+    h = hashlib.sha256()
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return "not a file"
-        data = os.read(fd, MAX_TEXT + 1)
+        while chunk := os.read(fd, 1 << 20):
+            h.update(chunk)
     except OSError as exc:
         return f"unreadable: {exc.errno}"
     finally:
         os.close(fd)
-    return hashlib.sha256(data).hexdigest() if len(data) <= MAX_TEXT else "too large"
+    return h.hexdigest()
 
 
-def find(plan: BuildPlan, inputs: BuildInputs, earlier: Any, key: str) -> Candidate | None:
+def find(plan: BuildPlan, inputs: BuildInputs, earlier: Earlier | None,
+         key: str) -> Candidate | None:
     """The earlier build (``tui.engine.cache_why.Earlier``: the last build of this context in
     this store, with its cache record) when this plan would repeat it step for step; None
     otherwise. ``key``: this plan's ``plan_key``. Reads nothing but its arguments."""
