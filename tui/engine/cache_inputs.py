@@ -45,7 +45,7 @@ from tui.engine.containerfile import (
     substitute,
 )
 from tui.engine.go_parser import dockerfile
-from tui.engine.ignorefile import IgnoreFileError, IgnoreMatcher, read_ignore
+from tui.engine.ignorefile import IGNORE_FILES, IgnoreFileError, IgnoreMatcher, read_ignore
 from tui.engine.plan import BuildPlan
 from tui.engine.planner import secret_looking_args
 from tui.engine.secret_args import secret_digest
@@ -260,16 +260,20 @@ def read_inputs(plan: BuildPlan, key: bytes, earlier: Mapping[str, FileEntry] | 
     return inputs
 
 
+def ignore_files_beside(containerfile: Path) -> tuple[Path, ...]:
+    """``<Containerfile>.containerignore`` and ``.dockerignore``: Buildah reads one beside the
+    Containerfile before the context's own ignore file (measured here)."""
+    return tuple(containerfile.with_name(containerfile.name + name) for name in IGNORE_FILES)
+
+
 def _beside_containerfile(plan: BuildPlan) -> str:
-    """Buildah reads ``<Containerfile>.containerignore`` (or ``.dockerignore``) beside the
-    Containerfile before the context's own ignore file (measured here): buildcage does not
-    follow that one, so the files are not read when it exists."""
+    """Why the files are not read: an ignore file beside the Containerfile
+    (``ignore_files_beside``), which buildcage does not follow; "" when there is none."""
     try:
         plan.containerfile.relative_to(plan.context)
     except ValueError:
         return ""  # mounted alone in the builder: nothing is beside it there
-    for suffix in (".containerignore", ".dockerignore"):
-        beside = plan.containerfile.with_name(plan.containerfile.name + suffix)
+    for beside in ignore_files_beside(plan.containerfile):
         if os.path.lexists(beside):
             return f"Buildah reads {beside.name}, which buildcage does not follow"
     return ""

@@ -361,11 +361,12 @@ class Engine:
         repeat the last one in its store step for step (tui.engine.unchanged): the explainer's
         reading of the Containerfile and the context, and the plan key read with it (``key``;
         read now when None), against history's newest build there. None where an unchanged
-        build must run all the same (``unchanged.refusal``) or history cannot be read."""
-        from tui.engine.unchanged import find, refusal
+        build must run all the same (``unchanged.refusal``: no key then) or history cannot be
+        read."""
+        from tui.engine.unchanged import find
 
         key = self.plan_key(plan) if key is None else key
-        if explainer is None or refusal(plan) or not key:
+        if explainer is None or not key:
             return None
 
         def check() -> Candidate | None:

@@ -53,7 +53,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui.engine.cache_inputs import BuildInputs, StepInput
+from tui.engine.cache_inputs import BuildInputs, StepInput, ignore_files_beside
 from tui.engine.events import CacheHit, Event, ImageFact, StepDone, StepStarted
 from tui.engine.history import CacheStep
 from tui.engine.ignorefile import IGNORE_FILES
@@ -124,8 +124,6 @@ def plan_key(plan: BuildPlan, key: bytes) -> str:
     builder_id = _host_image_id(plan.builder_image)
     if not builder_id:
         return ""  # which Buildah builds cannot be said: no build is taken as unchanged
-    beside = [plan.containerfile.with_name(plan.containerfile.name + suffix)
-              for suffix in (".containerignore", ".dockerignore")]
     what: dict[str, Any] = {
         "profile": asdict(plan.profile),
         "builder": plan.builder_image,
@@ -139,7 +137,8 @@ def plan_key(plan: BuildPlan, key: bytes) -> str:
         # (and the ones Buildah reads beside the Containerfile first: made while the build
         # waited for the store, one is not in what was read)
         "ignore": [_file_digest(path) for path in
-                   [*(plan.context / name for name in IGNORE_FILES), *beside]],
+                   [*(plan.context / name for name in IGNORE_FILES),
+                    *ignore_files_beside(plan.containerfile)]],
         "project": plan.project,
         # A snapshot (a private copy for a user-namespaced builder) keeps no hard link, xattr
         # or special file, and gives every file root: what Buildah copies is another thing.
