@@ -213,6 +213,8 @@ class SessionRunner(BuildRunner):
             return left
         try:
             for phase in PHASES:
+                if session.record.containers[phase] in self._exited:
+                    continue  # seen to exit: asking podman now would wait for its clean-up
                 container = session.container(phase)
                 if (container.attrs.get("State") or {}).get("Status") in ("running", "paused"):
                     stop_gracefully(container, self.stop_timeout)

@@ -1,0 +1,287 @@
+"""A phase's exit from conmon's exit file (tui.engine.exit_file), and only where it is plainly
+conmon's: a fake conmon here is a real process whose command line reads like conmon's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tui.engine.config import Config
+from tui.engine.exit_file import ExitFile, conmon_exit_dir, locate
+from tui.engine.planner import make_plan
+from tui.engine.runner import BuildRunner
+
+CID = "c" * 64
+STAMP = "2026-11-30T10:00:00.000000000+00:00"
+
+
+def fake_conmon(*args: str, name: str = "conmon") -> subprocess.Popen[bytes]:
+    """A process named ``name`` with ``args`` on its command line, alive until killed (Python
+    reading its program from a pipe that stays open)."""
+    proc = subprocess.Popen([name, "-", *args], executable=sys.executable,
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10  # until it has exec'd (before, it is a copy of pytest)
+    while not Path(f"/proc/{proc.pid}/cmdline").read_bytes().startswith(name.encode() + b"\0"):
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    return proc
+
+
+@pytest.fixture
+def exits(tmp_path: Path) -> Path:
+    folder = tmp_path / "exits"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def conmon(exits: Path) -> Iterator[subprocess.Popen[bytes]]:
+    proc = fake_conmon("--api-version", "1", "-c", CID, "-u", CID, "-r", "/usr/bin/runc",
+                       "--exit-dir", str(exits), "--exit-command", "/usr/bin/podman",
+                       "--exit-command-arg", "--exit-dir", "--exit-command-arg", "/elsewhere")
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def attrs(pid: int, mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"State": {"ConmonPid": pid, "Status": "running"}, "Mounts": mounts or []}
+
+
+def test_the_exit_directory_is_read_from_the_containers_own_conmon(
+        conmon: subprocess.Popen[bytes], exits: Path) -> None:
+    assert conmon_exit_dir(conmon.pid, CID) == exits
+    found = locate(attrs(conmon.pid), CID, 0)
+    assert found is not None and found.path == exits / CID
+
+
+def test_the_equals_form_of_the_options_too(exits: Path) -> None:
+    proc = fake_conmon(f"--cid={CID}", f"--exit-dir={exits}")
+    try:
+        assert conmon_exit_dir(proc.pid, CID) == exits
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("args, name", [
+    (("-c", "d" * 64, "--exit-dir", "/x"), "conmon"),          # another container's conmon
+    (("-c", CID, "--exit-dir", "/x"), "python3"),              # not conmon
+    (("-c", CID, "--exit-dir", "relative/exits"), "conmon"),   # not absolute
+    (("-c", CID), "conmon"),                                   # no exit directory
+])
+def test_no_exit_file_unless_plainly_this_containers_conmon(args: tuple[str, ...],
+                                                            name: str) -> None:
+    proc = fake_conmon(*args, name=name)
+    try:
+        assert conmon_exit_dir(proc.pid, CID) is None
+        assert locate(attrs(proc.pid), CID, 0) is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("pid", [0, -1, None, True, "123", 2**22 + 12345])
+def test_no_exit_file_without_a_live_conmon(pid: Any) -> None:
+    assert locate(attrs(pid), CID, 0) is None  # type: ignore[arg-type]
+
+
+def test_not_where_the_container_can_write(conmon: subprocess.Popen[bytes], exits: Path) -> None:
+    writable = [{"Type": "bind", "Source": str(exits.parent), "Destination": "/x", "RW": True}]
+    assert locate(attrs(conmon.pid, writable), CID, 0) is None
+    read_only = [{"Type": "bind", "Source": str(exits.parent), "Destination": "/x", "RW": False}]
+    assert locate(attrs(conmon.pid, read_only), CID, 0) is not None
+    elsewhere = [{"Type": "bind", "Source": str(exits.parent / "other"), "RW": True}]
+    assert locate(attrs(conmon.pid, elsewhere), CID, 0) is not None
+
+
+def test_the_code_once_written_for_this_run(exits: Path) -> None:
+    since = time.time_ns()
+    exit_file = ExitFile(exits / CID, since)
+    assert exit_file.code() is None  # running
+    (exits / CID).write_text("3")
+    assert exit_file.code() == 3
+
+
+def test_an_earlier_runs_file_is_not_this_runs(exits: Path) -> None:
+    (exits / CID).write_text("0")
+    old = time.time_ns() - 5_000_000_000
+    os.utime(exits / CID, ns=(old, old))
+    assert ExitFile(exits / CID, time.time_ns()).code() is None
+
+
+@pytest.mark.parametrize("text", ["-1", "256", "abc", "", "1 2", "0x1", "99999"])
+def test_no_code_from_what_is_not_a_plain_status(exits: Path, text: str) -> None:
+    (exits / CID).write_text(text)
+    assert ExitFile(exits / CID, 0).code() is None
+
+
+def test_a_link_is_not_followed(exits: Path, tmp_path: Path) -> None:
+    (tmp_path / "forged").write_text("0")
+    (exits / CID).symlink_to(tmp_path / "forged")
+    assert ExitFile(exits / CID, 0).code() is None
+
+
+def test_a_folder_is_no_exit_file(exits: Path) -> None:
+    (exits / CID).mkdir()
+    assert ExitFile(exits / CID, 0).code() is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file away")
+def test_another_users_file_is_not_taken(exits: Path) -> None:
+    (exits / CID).write_text("0")
+    os.chown(exits / CID, 65534, 65534)
+    assert ExitFile(exits / CID, 0).code() is None
+
+
+# -- the runner ---------------------------------------------------------------------------------
+class SlowWaitBuilder:
+    """A builder that exited (its log written, its exit file too) whose podman wait answers only
+    when the test lets it: podman's clean-up still holding the container's lock."""
+
+    def __init__(self, log: Path, conmon_pid: int) -> None:
+        self.id = CID
+        self.name = "b"
+        self.released = threading.Event()
+        self.attrs: dict[str, Any] = {}
+        self._log = log
+        self._pid = conmon_pid
+
+    def reload(self) -> None:
+        self.attrs = {"HostConfig": {"LogConfig": {"Type": "k8s-file", "Path": str(self._log)}},
+                      **attrs(self._pid)}
+
+    def start(self) -> None:
+        pass
+
+    def wait(self, **_: object) -> int:
+        self.released.wait(30)
+        return 0
+
+
+def test_a_phase_ends_at_the_exit_file_not_at_podmans_answer(
+        tmp_path: Path, exits: Path, conmon: subprocess.Popen[bytes],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text("FROM 127.0.0.1:5000/buildcage/busybox:latest\n")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    plan = make_plan(ctx, config=Config(), profile="project", project="p", confirmed=True)
+    log = tmp_path / "builder.log"
+    log.write_bytes(f"{STAMP} stdout F STEP 1/2: FROM busybox\n"
+                    f"{STAMP} stdout F STEP 2/2: RUN false\n"
+                    f"{STAMP} stdout F last line\n".encode())
+    builder = SlowWaitBuilder(log, conmon.pid)
+
+    class Client:
+        class containers:  # noqa: N801 - podman-py's attribute
+            @staticmethod
+            def create(**_: Any) -> SlowWaitBuilder:
+                return builder
+
+    lines: list[str] = []
+    runner = BuildRunner(Client, plan,  # type: ignore[arg-type]
+                         lambda e: lines.append(e.line) if hasattr(e, "line") else None)
+    [build] = [phase for phase in plan.phases() if phase.name == "build"]
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(runner._run_container(build)))  # noqa: SLF001
+    thread.start()
+    time.sleep(0.05)
+    (exits / CID).write_text("7")
+    thread.join(10)
+    try:
+        assert not thread.is_alive(), "the phase waited for podman's answer"
+        assert result == [7]
+        assert lines[-1] == "last line"  # the log read to its end after the exit
+        assert CID in runner._exited  # noqa: SLF001
+    finally:
+        builder.released.set()
+        thread.join()
+
+
+def test_without_the_file_podmans_answer_decides(tmp_path: Path, exits: Path,
+                                                 conmon: subprocess.Popen[bytes],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text("FROM 127.0.0.1:5000/buildcage/busybox:latest\n")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    plan = make_plan(ctx, config=Config(), profile="project", project="p", confirmed=True)
+    log = tmp_path / "builder.log"
+    log.write_bytes(b"")
+    builder = SlowWaitBuilder(log, conmon.pid)
+    builder.released.set()
+
+    class Client:
+        class containers:  # noqa: N801 - podman-py's attribute
+            @staticmethod
+            def create(**_: Any) -> SlowWaitBuilder:
+                return builder
+
+    runner = BuildRunner(Client, plan, lambda e: None)  # type: ignore[arg-type]
+    [build] = [phase for phase in plan.phases() if phase.name == "build"]
+    assert runner._run_container(build) == 0  # noqa: SLF001
+    assert CID in runner._exited  # noqa: SLF001
+
+
+class LostServiceBuilder(SlowWaitBuilder):
+    """Its first wait finds nobody on podman's socket; the next answers when let."""
+
+    def __init__(self, log: Path, conmon_pid: int) -> None:
+        super().__init__(log, conmon_pid)
+        self.waits = 0
+
+    def wait(self, **_: object) -> int:
+        self.waits += 1
+        if self.waits == 1:
+            raise ConnectionError("nobody on the socket")
+        self.released.wait(30)
+        return 0
+
+
+def test_with_the_service_away_the_phase_waits_for_it_back(
+        tmp_path: Path, exits: Path, conmon: subprocess.Popen[bytes],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What comes after a phase (the next phase, the clean-up) needs the service: an exit file
+    does not end the phase while the service is away (it did not, before exit files)."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text("FROM 127.0.0.1:5000/buildcage/busybox:latest\n")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setattr("tui.engine.runner.time.sleep", lambda s: None)  # the waiter's 1 s
+    plan = make_plan(ctx, config=Config(), profile="project", project="p", confirmed=True)
+    log = tmp_path / "builder.log"
+    log.write_bytes(b"")
+    builder = LostServiceBuilder(log, conmon.pid)
+
+    class Client:
+        class containers:  # noqa: N801 - podman-py's attribute
+            @staticmethod
+            def create(**_: Any) -> SlowWaitBuilder:
+                return builder
+
+    warnings: list[str] = []
+    runner = BuildRunner(Client, plan,  # type: ignore[arg-type]
+                         lambda e: warnings.append(e.message) if hasattr(e, "message") else None)
+    [build] = [phase for phase in plan.phases() if phase.name == "build"]
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(runner._run_container(build)))  # noqa: SLF001
+    thread.start()
+    time.sleep(0.05)
+    (exits / CID).write_text("0")
+    thread.join(0.5)
+    try:
+        assert thread.is_alive(), "the phase ended while the service was away"
+    finally:
+        builder.released.set()
+        thread.join(10)
+    assert result == [0]
+    assert any("answers again" in w for w in warnings), warnings
