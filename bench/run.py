@@ -271,6 +271,11 @@ class Bench:
     def run_one(self, workload: str, ctx: Path, name: str, kind: str, round_no: int) -> float:
         if kind == "edit":
             edit(ctx, round_no * 100 + hash(name) % 97)
+        # Untimed, before every contestant's build alike: a person's pause between builds. A
+        # build ends when its last container has exited (conmon's exit file); podman's own
+        # clean-up of that container goes on for about 50 ms (measured), and a build started
+        # at once pays the rest at its first request for that container.
+        time.sleep(self.opts.gap)
         cold = kind == "cold"
         if name == "native":
             return native(self.native, ctx, cold)
@@ -444,6 +449,9 @@ class Bench:
             "again = the same rebuild once more (after a build that used the cache: where "
             "buildcage keeps a store, nothing runs, an unchanged build); edit = one copied "
             "file changed. One-shot builds, except the `+session` rows (a session builder). "
+            f"Before each build, untimed and alike for all, a pause of {o.gap:g} s (a "
+            "person's between builds: podman's clean-up of a build's last container goes on "
+            "for about 50 ms after the build ended at its exit). "
             "Native builds in a podman store of their own, new for this run, the base image "
             "pulled into it before any clock; the host's store (read by host-ro, built in by "
             f"host-rw) held {self.host_store} at the start.",
@@ -543,7 +551,8 @@ class Bench:
                   f"Command: `.venv/bin/python bench/run.py --rounds {o.rounds} --workloads "
                   f"{','.join(o.workloads)}{only}{' --jobs' if o.jobs else ''}"
                   f"{'' if o.buildkit else ' --no-buildkit'}{'' if o.micro else ' --no-micro'}"
-                  f"{' --session' if o.session else ''}`",
+                  f"{' --session' if o.session else ''}"
+                  f"{f' --gap {o.gap:g}' if o.gap != 0.25 else ''}`",
                   ""]
         return "\n".join(lines)
 
@@ -628,6 +637,9 @@ def main() -> None:
     args.add_argument("--session", action="store_true",
                       help="also host-ro and project built in a session builder "
                            "(PROFILE+session)")
+    args.add_argument("--gap", type=float, default=0.25,
+                      help="seconds of pause (untimed) before each timed build, every "
+                           "contestant alike: a person's pause between builds (default 0.25)")
     args.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
     opts = args.parse_args()
     unknown = set(opts.workloads) - set(NAMES) - set(EXTRA)
