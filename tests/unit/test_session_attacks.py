@@ -259,3 +259,36 @@ def test_a_sweep_empties_the_inbox_of_a_session_nobody_builds_in(tmp_path):
         import shutil
 
         shutil.rmtree(inbox, ignore_errors=True)
+
+
+@pytest.mark.parametrize("exited, asked", [({"B"}, []), (set(), ["build"])])
+def test_the_end_of_a_build_asks_podman_only_about_what_it_started_and_did_not_see_exit(
+        context, monkeypatch, exited, asked):
+    """A container this build saw exit (conmon's exit file) is stopped; asking podman about it
+    at once waits for podman's clean-up of it (about 50 ms). One it did not start was stopped
+    when the build took the session, and nobody starts it without the session's lock. The
+    build's own container, not seen to exit, is still checked and stopped."""
+    from tui.engine import session_runner
+
+    plan = _plan(context)
+    sid = "s" + uuid.uuid4().hex[:11]
+    inbox = make_inbox(sid, PHASES)
+    runner, session = _runner_in_session(plan, inbox)
+    try:
+        session.record.containers.update(fetch="A", build="B", publish="C")
+        runner._containers = [type("Started", (), {"id": "B", "name": "b"})()]  # noqa: SLF001
+        runner._exited = set(exited)  # noqa: SLF001
+        looked: list[str] = []
+        stopped: list[str] = []
+
+        def container(phase: str) -> Any:
+            looked.append(phase)
+            return type("Running", (), {"attrs": {"State": {"Status": "running"}}, "id": phase})()
+
+        monkeypatch.setattr(session, "container", container)
+        monkeypatch.setattr(session_runner, "stop_gracefully",
+                            lambda c, timeout: stopped.append(c.id))
+        assert runner._cleanup(None) == []  # noqa: SLF001
+        assert looked == asked and stopped == asked
+    finally:
+        session.remove(stop_timeout=0.0)

@@ -167,8 +167,7 @@ class SessionRunner(BuildRunner):
         # podman mounts the inbox by path at the start: still the one filled (ours, 0700, on
         # the sticky /dev/shm, nobody else can rename or replace it; checked all the same).
         self.session.check_inbox()
-        container: Container = self.session.container(spec.name)
-        container.reload()
+        container: Container = self.session.container(spec.name)  # (an inspect: attrs of now)
         path = _log_path(container)
         self._log_starts[container.id] = 0
         if path is not None:
@@ -207,14 +206,20 @@ class SessionRunner(BuildRunner):
     def _cleanup(self, state) -> list[str]:
         """The build's own things go (pins, files, this build's inputs in the inboxes, the
         session's facts); the session's containers are checked stopped and stay."""
+        with self._lock:
+            started = {c.id for c in self._containers}  # (the list super() empties)
         left = super()._cleanup(state)
         session = self.session
         if session is None or session.removed:
             return left
         try:
             for phase in PHASES:
-                if session.record.containers[phase] in self._exited:
-                    continue  # seen to exit: asking podman now would wait for its clean-up
+                container_id = session.record.containers[phase]
+                # One this build did not start was stopped when the build took the session
+                # (_lock_store), and only a build holding its lock starts it. One seen to exit:
+                # asking podman now would wait for its clean-up (tui.engine.exit_file).
+                if container_id not in started or container_id in self._exited:
+                    continue
                 container = session.container(phase)
                 if (container.attrs.get("State") or {}).get("Status") in ("running", "paused"):
                     stop_gracefully(container, self.stop_timeout)
