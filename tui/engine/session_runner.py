@@ -9,10 +9,12 @@ before: the session's containers must all be stopped (one still running had its 
 killed before this lock was taken: stopped the careful way); the project store's lock; the
 context refilled into the session's snapshot; each phase's secrets and command into its inbox.
 each phase: the inbox checked again (podman mounts it by path), the container's k8s-file log
-emptied (it is stopped, the lock ours), ``container.start()``, its log read, ``wait``; cancel
+emptied (it is stopped, the lock ours), ``container.start()``, its log read, its exit
+(conmon's exit file, tui.engine.exit_file; else podman's ``wait``); cancel
 stops it as a one-shot cancel does (SIGTERM to Buildah, then the kill).
-after: every session container stopped (checked), inboxes and the session's facts emptied, pins
-released; the session stays for the next build (its idle clock reset only if a phase ran).
+after: every session container this build started and did not see exit stopped (checked),
+inboxes and the session's facts emptied, pins released; the session stays for the next build
+(its idle clock reset only if a phase ran).
 The session's facts directory is emptied before the build too: a killed build leaves its own.
 """
 
