@@ -23,13 +23,17 @@ CID = "c" * 64
 STAMP = "2026-11-30T10:00:00.000000000+00:00"
 
 
-def fake_conmon(*args: str, name: str = "conmon") -> subprocess.Popen[bytes]:
-    """A process named ``name`` with ``args`` on its command line, alive until killed (Python
-    reading its program from a pipe that stays open)."""
-    proc = subprocess.Popen([name, "-", *args], executable=sys.executable,
+def fake_conmon(folder: Path, *args: str, name: str = "conmon",
+                binary: str = sys.executable) -> subprocess.Popen[bytes]:
+    """A process whose command line reads ``FOLDER/NAME ARGS`` (Python reading its program
+    from a pipe that stays open), running ``binary``: FOLDER/NAME is a link to it."""
+    link = folder / name
+    if not link.exists():
+        link.symlink_to(binary)
+    proc = subprocess.Popen([str(link), "-", *args], executable=sys.executable,
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 10  # until it has exec'd (before, it is a copy of pytest)
-    while not Path(f"/proc/{proc.pid}/cmdline").read_bytes().startswith(name.encode() + b"\0"):
+    while not Path(f"/proc/{proc.pid}/cmdline").read_bytes().startswith(bytes(link) + b"\0"):
         assert time.monotonic() < deadline
         time.sleep(0.001)
     return proc
@@ -44,7 +48,8 @@ def exits(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def conmon(exits: Path) -> Iterator[subprocess.Popen[bytes]]:
-    proc = fake_conmon("--api-version", "1", "-c", CID, "-u", CID, "-r", "/usr/bin/runc",
+    proc = fake_conmon(exits.parent, "--api-version", "1", "-c", CID, "-u", CID,
+                       "-r", "/usr/bin/runc",
                        "--exit-dir", str(exits), "--exit-command", "/usr/bin/podman",
                        "--exit-command-arg", "--exit-dir", "--exit-command-arg", "/elsewhere")
     yield proc
@@ -64,7 +69,7 @@ def test_the_exit_directory_is_read_from_the_containers_own_conmon(
 
 
 def test_the_equals_form_of_the_options_too(exits: Path) -> None:
-    proc = fake_conmon(f"--cid={CID}", f"--exit-dir={exits}")
+    proc = fake_conmon(exits.parent, f"--cid={CID}", f"--exit-dir={exits}")
     try:
         assert conmon_exit_dir(proc.pid, CID) == exits
     finally:
@@ -79,10 +84,42 @@ def test_the_equals_form_of_the_options_too(exits: Path) -> None:
     (("-c", CID), "conmon"),                                   # no exit directory
 ])
 def test_no_exit_file_unless_plainly_this_containers_conmon(args: tuple[str, ...],
-                                                            name: str) -> None:
-    proc = fake_conmon(*args, name=name)
+                                                            name: str, tmp_path: Path) -> None:
+    proc = fake_conmon(tmp_path, *args, name=name)
     try:
         assert conmon_exit_dir(proc.pid, CID) is None
+        assert locate(attrs(proc.pid), CID, 0) is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_not_a_process_that_only_calls_itself_conmon(tmp_path: Path, exits: Path) -> None:
+    """A RUN step runs as root, as buildcage does under rootful podman: the owner of a process
+    does not tell conmon from it; the binary it runs does (and its PID namespace, which a
+    container's process never shares with buildcage)."""
+    proc = fake_conmon(tmp_path, "-c", CID, "--exit-dir", str(exits), binary="/bin/sh")
+    try:  # named /…/conmon, a link to /bin/sh, but running Python
+        assert conmon_exit_dir(proc.pid, CID) is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("mode", [0o775, 0o757])
+def test_not_a_folder_others_may_write_into(conmon: subprocess.Popen[bytes], exits: Path,
+                                            mode: int) -> None:
+    exits.chmod(mode)
+    assert locate(attrs(conmon.pid), CID, 0) is None
+
+
+def test_not_a_folder_named_through_a_link(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "via").symlink_to(real)
+    proc = fake_conmon(tmp_path, "-c", CID, "--exit-dir", str(tmp_path / "via"))
+    try:
+        assert conmon_exit_dir(proc.pid, CID) == tmp_path / "via"
         assert locate(attrs(proc.pid), CID, 0) is None
     finally:
         proc.kill()
@@ -285,3 +322,66 @@ def test_with_the_service_away_the_phase_waits_for_it_back(
         thread.join(10)
     assert result == [0]
     assert any("answers again" in w for w in warnings), warnings
+
+
+def test_without_podmans_log_file_no_exit_file_is_looked_for(
+        tmp_path: Path, exits: Path, conmon: subprocess.Popen[bytes],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exit file is looked for as often as the log file is read (every 10 ms); output read
+    through the API (another log driver) would be asked for as often: podman's wait decides."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text("FROM 127.0.0.1:5000/buildcage/busybox:latest\n")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    plan = make_plan(ctx, config=Config(), profile="project", project="p", confirmed=True)
+    asked: list[object] = []
+
+    class ApiLogged(SlowWaitBuilder):
+        def logs(self, **kwargs: object) -> list[bytes]:
+            asked.append(kwargs)
+            return []
+
+    builder = ApiLogged(tmp_path / "none.log", conmon.pid)
+
+    class Client:
+        class containers:  # noqa: N801 - podman-py's attribute
+            @staticmethod
+            def create(**_: Any) -> SlowWaitBuilder:
+                return builder
+
+    runner = BuildRunner(Client, plan, lambda e: None)  # type: ignore[arg-type]
+    runner.use_log_file = False
+    [build] = [phase for phase in plan.phases() if phase.name == "build"]
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(runner._run_container(build)))  # noqa: SLF001
+    thread.start()
+    time.sleep(0.05)
+    (exits / CID).write_text("7")
+    thread.join(0.5)
+    try:
+        assert thread.is_alive(), "the exit file was read beside an API log source"
+    finally:
+        builder.released.set()
+        thread.join(10)
+    assert result == [0]  # podman's answer
+    assert len(asked) < 20  # about every poll_interval (0.1 s), not every 10 ms
+
+
+def test_a_waiter_left_behind_gives_up_at_its_next_setback(context: Path) -> None:
+    """After a phase ended at its exit file, its waiter's answer is not needed: a service lost
+    later is not waited for (up to five minutes) by a thread nobody listens to."""
+    plan = make_plan(context, config=Config(), profile="project", project="p")
+    runner = BuildRunner(None, plan, lambda e: None)  # type: ignore[arg-type]
+
+    class Gone:
+        def wait(self, **_: object) -> int:
+            raise ConnectionError("nobody on the socket")
+
+    over = threading.Event()
+    over.set()
+    outcome: list[int | BaseException] = []
+    notes: list[str] = []
+    started = time.monotonic()
+    runner._wait(Gone(), outcome, notes, threading.Event(), over)  # noqa: SLF001
+    assert time.monotonic() - started < 0.5
+    assert len(outcome) == 1 and isinstance(outcome[0], ConnectionError) and notes == []

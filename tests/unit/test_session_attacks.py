@@ -292,3 +292,36 @@ def test_the_end_of_a_build_asks_podman_only_about_what_it_started_and_did_not_s
         assert looked == asked and stopped == asked
     finally:
         session.remove(stop_timeout=0.0)
+
+
+def test_a_build_does_not_take_a_session_whose_running_container_would_not_stop(
+        context, monkeypatch):
+    """An earlier build's container still running when a build takes the session (its build's
+    process was killed after the sweep looked) is stopped; the end of a build looks only at
+    what it started itself, so one that would not stop must not be left running beside it."""
+    from tui.engine import session_runner
+
+    plan = _plan(context)
+    sid = "s" + uuid.uuid4().hex[:11]
+    inbox = make_inbox(sid, PHASES)
+    runner, session = _runner_in_session(plan, inbox)
+    ended: list[str] = []
+    try:
+        class Stuck:
+            id = "stuck"
+            attrs: dict[str, Any] = {"State": {"Status": "running"}}
+
+            def reload(self) -> None:
+                pass
+
+        monkeypatch.setattr(session_runner, "acquire", lambda *a, **k: session)
+        monkeypatch.setattr(session_runner, "drift", lambda *a: "")
+        monkeypatch.setattr(session_runner, "_stale_image", lambda *a: "")
+        monkeypatch.setattr(session_runner, "stop_gracefully", lambda c, timeout: None)
+        monkeypatch.setattr(session, "container", lambda phase: Stuck())
+        monkeypatch.setattr(session, "remove", lambda timeout: ended.append("removed"))
+        with pytest.raises(session_runner.SessionError, match="could not be stopped"):
+            runner._lock_store()  # noqa: SLF001
+        assert ended == ["removed"]  # ended as broken: a new session next time
+    finally:
+        Session.remove(session, stop_timeout=0.0)

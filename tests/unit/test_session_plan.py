@@ -112,6 +112,11 @@ class _Container:
                                                   "buildcage.session-inbox": inbox}}
         self.removed = False
 
+    def reload(self) -> None:  # inspect's state is an object (a list's, a word)
+        state = self.attrs["State"]
+        self.attrs = {**self.attrs, "State": state if isinstance(state, dict)
+                      else {"Status": state}}
+
     def remove(self, force: bool = False) -> None:
         self.removed = True
 
@@ -179,3 +184,22 @@ def test_a_sweep_takes_idle_and_abandoned_sessions_never_one_a_build_holds(tmp_p
             f"session {fresh} (asked)"]
     assert sweep(client, data, everything=True, stop_timeout=0.0)[0] == [
         f"session {held} (asked)"]
+
+
+def test_a_container_listed_as_running_but_exited_is_no_killed_build(tmp_path):
+    """A build ends at its container's exit file, before podman's clean-up; a list of
+    containers may still say "running" then (podman 5's does not sync the state; 4's does). A
+    sweep by another process in that moment would take the session for one whose build's
+    process was killed, and remove it: it looks again (an inspect syncs the state)."""
+    data = tmp_path / "data"
+    sid = "s" + "7" * 11
+    _session(data, sid, idle_timeout=600, used_ago=1)
+    listed = _Container(sid, data, "running", sid + "-b")
+
+    def inspect_says_exited() -> None:
+        listed.attrs = {**listed.attrs, "State": {"Status": "exited"}}
+
+    listed.reload = inspect_says_exited  # type: ignore[method-assign]
+    client = _Client([listed])
+    assert sweep(client, data, stop_timeout=0.0) == ([], [])
+    assert not listed.removed and (data / "sessions" / sid).exists()

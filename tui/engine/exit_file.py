@@ -15,13 +15,16 @@ request for that container (a start, a remove) waits for under the same lock.
 Trusted as podman trusts it: the file is conmon's, in podman's own run directory, which no
 builder mounts. Where that cannot be seen to hold, the phase waits for podman, as before:
 - the exit directory is read from the command line of the container's own conmon
-  (``State.ConmonPid``: owned by this user, named conmon, ``-c`` this container's id), not
-  guessed from a default;
-- it must be absolute and not inside anything the container mounts writable;
+  (``State.ConmonPid``: owned by this user, in this PID namespace, running the conmon binary
+  its command line names, ``-c`` this container's id), not guessed from a default;
+- it must be absolute, named with no link, a folder of this user that nobody else may write
+  into, and not inside anything the container mounts writable;
 - the file must be a regular file of this user, not a link, written after this start (podman
   removes the last run's file when it starts a container again; the time is checked all the
   same), holding a plain exit status (0-255: conmon writes -1 for a timeout, left to podman).
-A remote service's files are on another machine: never looked for.
+A remote service's files are on another machine: never looked for. Nor where the output is
+read through the API (another log driver): the file is looked for as often as podman's log
+file is read (``EXIT_POLL_S``).
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class ExitFile:
         """The exit status once conmon wrote it for this run; None before, or when the file is
         not plainly conmon's (the phase then takes podman's answer)."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+                         | os.O_CLOEXEC)
         except OSError:
             return None
         try:
@@ -80,9 +84,16 @@ def conmon_exit_dir(pid: int, container_id: str) -> Path | None:
         if proc.stat().st_uid != os.geteuid():
             return None
         argv = (proc / "cmdline").read_bytes().split(b"\0")
+        # A process of this user could name itself conmon: a RUN step is root, as buildcage
+        # is under rootful podman. It runs in its container's PID namespace and from the
+        # container's files, conmon in this one and from the host's binary it names.
+        if os.stat(proc / "ns" / "pid") != os.stat("/proc/self/ns/pid"):
+            return None
+        if not argv or not argv[0].startswith(b"/") \
+                or os.path.basename(argv[0]) != b"conmon" \
+                or not _same_file(os.stat(proc / "exe"), os.stat(argv[0])):
+            return None
     except OSError:
-        return None
-    if not argv or os.path.basename(argv[0]) != b"conmon":
         return None
     # The first of each (podman puts them before its --exit-command-arg list).
     cid: bytes | None = None
@@ -103,6 +114,26 @@ def conmon_exit_dir(pid: int, container_id: str) -> Path | None:
     return Path(os.fsdecode(exit_dir))
 
 
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _plain_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder of this user that nobody else may write into, named with
+    no link anywhere (so what the mount check compares is where conmon writes)."""
+    if os.path.realpath(path) != str(path):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return info.st_uid == os.geteuid() and not info.st_mode & 0o022
+
+
 def _inside(path: Path, folder: str) -> bool:
     try:
         return path.resolve().is_relative_to(Path(folder).resolve())
@@ -118,7 +149,7 @@ def locate(attrs: dict[str, Any], container_id: str, since_ns: int) -> ExitFile 
     if not isinstance(pid, int) or isinstance(pid, bool):
         return None
     exit_dir = conmon_exit_dir(pid, container_id)
-    if exit_dir is None:
+    if exit_dir is None or not _plain_folder(exit_dir):
         return None
     for mount in attrs.get("Mounts") or []:
         source = mount.get("Source") if isinstance(mount, dict) else None

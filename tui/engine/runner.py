@@ -562,13 +562,17 @@ class BuildRunner:
         source = self._log_source(container)
         # conmon's exit file says the exit before podman's wait can (tui.engine.exit_file);
         # the wait goes on beside it, for a file that never comes and for a lost service.
+        # (Only beside podman's log file, read as often: an API log source would be asked for
+        # the output 100 times a second.)
         exit_file = None if self.plan.remote or not self.use_exit_file \
+            or not isinstance(source, LogFileTail) \
             else locate(getattr(container, "attrs", {}), container.id, since)
         outcome: list[int | BaseException] = []
         notes: list[str] = []
         lost = threading.Event()
-        waiter = threading.Thread(target=self._wait, args=(container, outcome, notes, lost),
-                                  daemon=True)
+        over = threading.Event()
+        waiter = threading.Thread(target=self._wait,
+                                  args=(container, outcome, notes, lost, over), daemon=True)
         waiter.start()
         early: int | None = None
         while waiter.is_alive():
@@ -580,6 +584,7 @@ class BuildRunner:
             if exit_file is not None and not lost.is_set() \
                     and (early := exit_file.code()) is not None:
                 self._exited.add(container.id)
+                over.set()  # the waiter gives up at its next setback (its answer is not needed)
                 break
             if not lines:
                 waiter.join(EXIT_POLL_S if exit_file is not None else self.poll_interval)
@@ -650,17 +655,19 @@ class BuildRunner:
             raise
 
     def _wait(self, container, outcome: list[int | BaseException], notes: list[str],
-              lost: threading.Event | None = None) -> None:
+              lost: threading.Event | None = None, over: threading.Event | None = None) -> None:
         """Waits for the builder to exit. The builder runs on without the API service
         (conmon keeps its output), so a lost service is waited for, not a failed build
-        (``lost`` is set meanwhile: what comes after the phase needs the service)."""
+        (``lost`` is set meanwhile: what comes after the phase needs the service). ``over``:
+        the phase ended otherwise (its exit file): no service is waited for any more."""
         lost = lost or threading.Event()
+        over = over or threading.Event()
         lost_at: float | None = None
         while True:
             try:
                 code = wait_exit(container)
             except Exception as exc:  # noqa: BLE001 - handed to the runner thread, which raises it
-                if not service_gone(exc):
+                if not service_gone(exc) or over.is_set():
                     outcome.append(exc)
                     return
                 if lost_at is None:

@@ -329,7 +329,7 @@ def sweep(client: Any, data: Path, *, everything: bool = False, stop_timeout: fl
         try:
             record = Record.load(folder / "record.json")
             containers = by_session.get(sid, [])
-            running = [c for c in containers if c.attrs.get("State") in ("running", "paused")]
+            running = [c for c in containers if _running(c)]
             idle = time.time() - _mtime(folder / "used")
             why = ("asked" if everything else
                    "its build's process is gone" if running else
@@ -356,12 +356,28 @@ def sweep(client: Any, data: Path, *, everything: bool = False, stop_timeout: fl
     return removed, left
 
 
+def _running(container: Any) -> bool:
+    """Whether a listed container runs. A build ends at its container's exit file, before podman's
+    clean-up; a list may say "running" meanwhile (podman 4's syncs the state first, podman 5's
+    does not): one listed so is looked at again (an inspect syncs it)."""
+    if container.attrs.get("State") not in ("running", "paused"):
+        return False
+    try:
+        container.reload()
+    except NotFound:
+        return False  # gone meanwhile
+    except Exception:  # noqa: BLE001 - podman trouble: as the list said
+        return True
+    state = container.attrs.get("State")  # (inspect's: an object; a list's: a word)
+    return (state.get("Status") if isinstance(state, dict) else state) in ("running", "paused")
+
+
 def _remove_lost(client: Any, sid: str, containers: list[Any]) -> tuple[list[str], list[str]]:
     """A session whose data directory this process cannot see: gone, or only not visible here
     (another mount namespace, another user's private directory), where a build may run in it
     under its lock. So its running containers are left alone (never stopped: that could be
     another process's build); its stopped ones, and then its inbox, are removed."""
-    running = [c for c in containers if c.attrs.get("State") in ("running", "paused")]
+    running = [c for c in containers if _running(c)]
     if running:
         return [], []
     left = _remove_containers(client, [c.id for c in containers], 0.0, stop_running=False)

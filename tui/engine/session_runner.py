@@ -115,6 +115,12 @@ class SessionRunner(BuildRunner):
                 if (container.attrs.get("State") or {}).get("Status") in ("running", "paused"):
                     # Its build's process was killed after the sweep looked: this lock is ours.
                     stop_gracefully(container, self.stop_timeout)
+                    container.reload()
+                    if (container.attrs.get("State") or {}).get("Status") in ("running",
+                                                                               "paused"):
+                        # (the end of this build looks only at what it started itself)
+                        raise SessionError(f"{session.record.describe()}: a container of an "
+                                           f"earlier build could not be stopped")
             store = super()._lock_store()
         except BaseException:
             self._end_broken()
