@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +184,9 @@ class SlowWaitBuilder:
     """A builder that exited (its log written, its exit file too) whose podman wait answers only
     when the test lets it: podman's clean-up still holding the container's lock."""
 
+    log_file = True
+    """Whether podman keeps its output in a log file here (else it is read through the API)."""
+
     def __init__(self, log: Path, conmon_pid: int) -> None:
         self.id = CID
         self.name = "b"
@@ -204,19 +207,13 @@ class SlowWaitBuilder:
         return 0
 
 
-def test_a_phase_ends_at_the_exit_file_not_at_podmans_answer(
-        tmp_path: Path, exits: Path, conmon: subprocess.Popen[bytes],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def phase_runner(tmp_path: Path, builder: SlowWaitBuilder, on_event: Any = lambda event: None
+                 ) -> tuple[BuildRunner, Callable[[], int]]:
+    """A runner of a project build on ``builder``, and its build phase to run."""
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Containerfile").write_text("FROM 127.0.0.1:5000/buildcage/busybox:latest\n")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     plan = make_plan(ctx, config=Config(), profile="project", project="p", confirmed=True)
-    log = tmp_path / "builder.log"
-    log.write_bytes(f"{STAMP} stdout F STEP 1/2: FROM busybox\n"
-                    f"{STAMP} stdout F STEP 2/2: RUN false\n"
-                    f"{STAMP} stdout F last line\n".encode())
-    builder = SlowWaitBuilder(log, conmon.pid)
 
     class Client:
         class containers:  # noqa: N801 - podman-py's attribute
@@ -224,15 +221,38 @@ def test_a_phase_ends_at_the_exit_file_not_at_podmans_answer(
             def create(**_: Any) -> SlowWaitBuilder:
                 return builder
 
-    lines: list[str] = []
-    runner = BuildRunner(Client, plan,  # type: ignore[arg-type]
-                         lambda e: lines.append(e.line) if hasattr(e, "line") else None)
+    runner = BuildRunner(Client, plan, on_event)  # type: ignore[arg-type]
+    runner.use_log_file = builder.log_file
     [build] = [phase for phase in plan.phases() if phase.name == "build"]
+    return runner, lambda: runner._run_container(build)  # noqa: SLF001
+
+
+def started(run: Callable[[], int], exits: Path, code: str) -> tuple[threading.Thread, list[int]]:
+    """``run`` in a thread; ``code`` written as the exit file once the phase has started."""
     result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(runner._run_container(build)))  # noqa: SLF001
+    thread = threading.Thread(target=lambda: result.append(run()))
     thread.start()
     time.sleep(0.05)
-    (exits / CID).write_text("7")
+    (exits / CID).write_text(code)
+    return thread, result
+
+
+@pytest.fixture(autouse=True)
+def _data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+
+
+def test_a_phase_ends_at_the_exit_file_not_at_podmans_answer(
+        tmp_path: Path, exits: Path, conmon: subprocess.Popen[bytes]) -> None:
+    log = tmp_path / "builder.log"
+    log.write_bytes(f"{STAMP} stdout F STEP 1/2: FROM busybox\n"
+                    f"{STAMP} stdout F STEP 2/2: RUN false\n"
+                    f"{STAMP} stdout F last line\n".encode())
+    builder = SlowWaitBuilder(log, conmon.pid)
+    lines: list[str] = []
+    runner, run = phase_runner(tmp_path, builder,
+                               lambda e: lines.append(e.line) if hasattr(e, "line") else None)
+    thread, result = started(run, exits, "7")
     thread.join(10)
     try:
         assert not thread.is_alive(), "the phase waited for podman's answer"
@@ -244,28 +264,14 @@ def test_a_phase_ends_at_the_exit_file_not_at_podmans_answer(
         thread.join()
 
 
-def test_without_the_file_podmans_answer_decides(tmp_path: Path, exits: Path,
-                                                 conmon: subprocess.Popen[bytes],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Containerfile").write_text("FROM 127.0.0.1:5000/buildcage/busybox:latest\n")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    plan = make_plan(ctx, config=Config(), profile="project", project="p", confirmed=True)
+def test_without_the_file_podmans_answer_decides(tmp_path: Path,
+                                                 conmon: subprocess.Popen[bytes]) -> None:
     log = tmp_path / "builder.log"
     log.write_bytes(b"")
     builder = SlowWaitBuilder(log, conmon.pid)
     builder.released.set()
-
-    class Client:
-        class containers:  # noqa: N801 - podman-py's attribute
-            @staticmethod
-            def create(**_: Any) -> SlowWaitBuilder:
-                return builder
-
-    runner = BuildRunner(Client, plan, lambda e: None)  # type: ignore[arg-type]
-    [build] = [phase for phase in plan.phases() if phase.name == "build"]
-    assert runner._run_container(build) == 0  # noqa: SLF001
+    runner, run = phase_runner(tmp_path, builder)
+    assert run() == 0
     assert CID in runner._exited  # noqa: SLF001
 
 
@@ -289,31 +295,14 @@ def test_with_the_service_away_the_phase_waits_for_it_back(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """What comes after a phase (the next phase, the clean-up) needs the service: an exit file
     does not end the phase while the service is away (it did not, before exit files)."""
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Containerfile").write_text("FROM 127.0.0.1:5000/buildcage/busybox:latest\n")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setattr("tui.engine.runner.time.sleep", lambda s: None)  # the waiter's 1 s
-    plan = make_plan(ctx, config=Config(), profile="project", project="p", confirmed=True)
     log = tmp_path / "builder.log"
     log.write_bytes(b"")
     builder = LostServiceBuilder(log, conmon.pid)
-
-    class Client:
-        class containers:  # noqa: N801 - podman-py's attribute
-            @staticmethod
-            def create(**_: Any) -> SlowWaitBuilder:
-                return builder
-
     warnings: list[str] = []
-    runner = BuildRunner(Client, plan,  # type: ignore[arg-type]
-                         lambda e: warnings.append(e.message) if hasattr(e, "message") else None)
-    [build] = [phase for phase in plan.phases() if phase.name == "build"]
-    result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(runner._run_container(build)))  # noqa: SLF001
-    thread.start()
-    time.sleep(0.05)
-    (exits / CID).write_text("0")
+    _, run = phase_runner(tmp_path, builder,
+                          lambda e: warnings.append(e.message) if hasattr(e, "message") else None)
+    thread, result = started(run, exits, "0")
     thread.join(0.5)
     try:
         assert thread.is_alive(), "the phase ended while the service was away"
@@ -325,38 +314,20 @@ def test_with_the_service_away_the_phase_waits_for_it_back(
 
 
 def test_without_podmans_log_file_no_exit_file_is_looked_for(
-        tmp_path: Path, exits: Path, conmon: subprocess.Popen[bytes],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, exits: Path, conmon: subprocess.Popen[bytes]) -> None:
     """The exit file is looked for as often as the log file is read (every 10 ms); output read
     through the API (another log driver) would be asked for as often: podman's wait decides."""
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Containerfile").write_text("FROM 127.0.0.1:5000/buildcage/busybox:latest\n")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    plan = make_plan(ctx, config=Config(), profile="project", project="p", confirmed=True)
     asked: list[object] = []
 
     class ApiLogged(SlowWaitBuilder):
+        log_file = False
+
         def logs(self, **kwargs: object) -> list[bytes]:
             asked.append(kwargs)
             return []
 
     builder = ApiLogged(tmp_path / "none.log", conmon.pid)
-
-    class Client:
-        class containers:  # noqa: N801 - podman-py's attribute
-            @staticmethod
-            def create(**_: Any) -> SlowWaitBuilder:
-                return builder
-
-    runner = BuildRunner(Client, plan, lambda e: None)  # type: ignore[arg-type]
-    runner.use_log_file = False
-    [build] = [phase for phase in plan.phases() if phase.name == "build"]
-    result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(runner._run_container(build)))  # noqa: SLF001
-    thread.start()
-    time.sleep(0.05)
-    (exits / CID).write_text("7")
+    thread, result = started(phase_runner(tmp_path, builder)[1], exits, "7")
     thread.join(0.5)
     try:
         assert thread.is_alive(), "the exit file was read beside an API log source"
