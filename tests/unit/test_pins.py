@@ -80,3 +80,46 @@ def test_any_other_refusal_is_the_builds_failure(context: Path) -> None:
     with pytest.raises(APIError, match="name is in use"):
         pin_images(client(Containers(refuse="name is in use"), Images(has=True)), plan(context),
                    HostState())
+
+
+class MadeButNotRead(Containers):
+    """podman-py's create is a POST, then a GET of what it made: here the GET fails (``error``),
+    and the pin exists, with the labels it was made with (or ``labels`` instead)."""
+
+    def __init__(self, error: Exception, labels: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.error = error
+        self.labels = labels
+        self.existing: dict[str, Any] = {}
+
+    def create(self, **kwargs: Any) -> Any:
+        pin = super().create(**kwargs)
+        pin.attrs = {**pin.attrs, "Config": {"Labels": self.labels or kwargs["labels"]}}
+        self.existing[kwargs["name"]] = pin
+        raise self.error
+
+    def get(self, name: str) -> Any:
+        if name not in self.existing:
+            raise NotFound(f"no container with name or ID {name} found")
+        return self.existing[name]
+
+
+@pytest.mark.parametrize("error", [APIError("500 Server Error"), NotFound("gone"),
+                                   ConnectionError("the service went away")])
+def test_a_pin_made_whose_reading_failed_is_the_builds_all_the_same(
+        context: Path, error: Exception) -> None:
+    """Not recorded, it stayed after the build (until a gc), keeping the host from removing
+    the image; found by its name and labels, it is released with the others."""
+    containers, state = MadeButNotRead(error), HostState()
+    p = plan(context)
+    pin_images(client(containers, Images(has=True)), p, state)
+    assert state.pins == [f"pin-buildcage-pin-{p.build_id}-0"]
+    assert state.pinned_images == list(p.fetch_refs)
+
+
+def test_a_container_of_that_name_made_by_another_is_not_taken_for_the_pin(
+        context: Path) -> None:
+    containers = MadeButNotRead(APIError("500 Server Error (name is in use)"),
+                                labels={"someone": "else"})
+    with pytest.raises(APIError, match="name is in use"):
+        pin_images(client(containers, Images(has=True)), plan(context), HostState())

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from podman import PodmanClient
+from podman.domain.containers import Container
 from podman.errors import APIError, NotFound
 
 from tui.engine import build_dirs, secret_owners
@@ -186,25 +187,51 @@ def pin_images(client: PodmanClient, plan: BuildPlan, state: HostState) -> None:
     for i, ref in enumerate(plan.fetch_refs):
         # Made from the reference, the image's id read from the pin: one call (an image inspect
         # first was 25-33 ms of every host-ro build here), and the id is the one it holds.
+        name = f"buildcage-pin-{plan.build_id}-{i}"
         try:
             container = client.containers.create(
-                image=ref, command=["true"], name=f"buildcage-pin-{plan.build_id}-{i}",
+                image=ref, command=["true"], name=name,
                 labels={PIN_LABEL: plan.build_id, **plan.labels()}, network_mode="none",
             )
-        except (NotFound, APIError):
-            # Refused: as the look-up that came first did, a reference the host store lacks,
-            # or cannot read, is the fetch phase's to pull (or to say why it cannot); asked
-            # only now, so a pin made costs one call.
-            try:
-                client.images.get(ref)
-            except (NotFound, APIError):
+        except Exception as exc:
+            # podman-py's create is a POST, then a GET of what it made: when the GET fails the
+            # pin exists. Found by its name, it is this build's pin (released with the others).
+            made = _made(client, name, plan)
+            if made is None and isinstance(exc, (NotFound, APIError)):
+                _refused(client, ref, exc)
                 continue
-            raise
+            if made is None:
+                raise
+            container = made
         state.pins.append(container.id)
         state.pinned_images.append(ref)
         pinned[ref] = str(container.attrs.get("Image") or "").removeprefix("sha256:")
     if pinned and plan.facts_read_here:  # else the publish phase inspects the bases itself
         state.pinned_facts = _pinned_facts(pinned)
+
+
+def _made(client: PodmanClient, name: str, plan: BuildPlan) -> Container | None:
+    """This build's pin called ``name``, or None (none, not this build's, or podman cannot
+    say)."""
+    try:
+        container = client.containers.get(name)
+    except Exception:  # noqa: BLE001 - none was made, or the service is gone: as if none
+        return None
+    labels = (container.attrs.get("Config") or {}).get("Labels") or {}
+    ours = {PIN_LABEL: plan.build_id, **plan.labels()}
+    return container if all(labels.get(k) == v for k, v in ours.items()) else None
+
+
+def _refused(client: PodmanClient, ref: str, refusal: Exception) -> None:
+    """A pin podman refused to make. As the look-up that came first did: a reference the host
+    store lacks, or cannot read, is the fetch phase's to pull (or to say why it cannot), asked
+    only now, so a pin made costs one call; one it holds raises ``refusal`` (the build's
+    failure)."""
+    try:
+        client.images.get(ref)
+    except (NotFound, APIError):
+        return
+    raise refusal
 
 
 def _pinned_facts(pinned: dict[str, str]) -> dict[str, ImageFact]:
