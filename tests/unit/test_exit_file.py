@@ -191,6 +191,7 @@ class SlowWaitBuilder:
         self.id = CID
         self.name = "b"
         self.released = threading.Event()
+        self.started = threading.Event()
         self.attrs: dict[str, Any] = {}
         self._log = log
         self._pid = conmon_pid
@@ -200,7 +201,7 @@ class SlowWaitBuilder:
                       **attrs(self._pid)}
 
     def start(self) -> None:
-        pass
+        self.started.set()
 
     def wait(self, **_: object) -> int:
         self.released.wait(30)
@@ -227,13 +228,20 @@ def phase_runner(tmp_path: Path, builder: SlowWaitBuilder, on_event: Any = lambd
     return runner, lambda: runner._run_container(build)  # noqa: SLF001
 
 
-def started(run: Callable[[], int], exits: Path, code: str) -> tuple[threading.Thread, list[int]]:
-    """``run`` in a thread; ``code`` written as the exit file once the phase has started."""
+def started(run: Callable[[], int], builder: SlowWaitBuilder, exits: Path, code: str
+            ) -> tuple[threading.Thread, list[int]]:
+    """``run`` in a thread; ``code`` written as the exit file once the builder has started,
+    dated a second ahead (a file system's coarse clock may stamp a file written at once a few
+    ms before the start's fine one: taken for an earlier run's, it would prove nothing)."""
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(run()))
     thread.start()
-    time.sleep(0.05)
-    (exits / CID).write_text(code)
+    assert builder.started.wait(10)
+    path = exits / CID
+    path.write_text(code)
+    ahead = time.time_ns() + 1_000_000_000
+    os.utime(path, ns=(ahead, ahead))
+    assert ExitFile(path, time.time_ns()).code() == int(code)  # a file the runner may take
     return thread, result
 
 
@@ -252,7 +260,7 @@ def test_a_phase_ends_at_the_exit_file_not_at_podmans_answer(
     lines: list[str] = []
     runner, run = phase_runner(tmp_path, builder,
                                lambda e: lines.append(e.line) if hasattr(e, "line") else None)
-    thread, result = started(run, exits, "7")
+    thread, result = started(run, builder, exits, "7")
     thread.join(10)
     try:
         assert not thread.is_alive(), "the phase waited for podman's answer"
@@ -295,14 +303,13 @@ def test_with_the_service_away_the_phase_waits_for_it_back(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """What comes after a phase (the next phase, the clean-up) needs the service: an exit file
     does not end the phase while the service is away (it did not, before exit files)."""
-    monkeypatch.setattr("tui.engine.runner.time.sleep", lambda s: None)  # the waiter's 1 s
     log = tmp_path / "builder.log"
     log.write_bytes(b"")
     builder = LostServiceBuilder(log, conmon.pid)
     warnings: list[str] = []
     _, run = phase_runner(tmp_path, builder,
                           lambda e: warnings.append(e.message) if hasattr(e, "message") else None)
-    thread, result = started(run, exits, "0")
+    thread, result = started(run, builder, exits, "0")
     thread.join(0.5)
     try:
         assert thread.is_alive(), "the phase ended while the service was away"
@@ -327,7 +334,7 @@ def test_without_podmans_log_file_no_exit_file_is_looked_for(
             return []
 
     builder = ApiLogged(tmp_path / "none.log", conmon.pid)
-    thread, result = started(phase_runner(tmp_path, builder)[1], exits, "7")
+    thread, result = started(phase_runner(tmp_path, builder)[1], builder, exits, "7")
     thread.join(0.5)
     try:
         assert thread.is_alive(), "the exit file was read beside an API log source"

@@ -203,3 +203,20 @@ def test_a_container_listed_as_running_but_exited_is_no_killed_build(tmp_path):
     client = _Client([listed])
     assert sweep(client, data, stop_timeout=0.0) == ([], [])
     assert not listed.removed and (data / "sessions" / sid).exists()
+
+
+def test_looking_again_leaves_the_list_s_view_of_the_container_to_the_rest_of_the_sweep(
+        tmp_path):
+    """The sweep reads a listed container's labels where a list puts them (``Labels``), to
+    find a lost session's inbox; an inspect puts them elsewhere (``Config.Labels``)."""
+    from tui.engine.session_builder import _running
+
+    listed = _Container("s" + "8" * 11, tmp_path, "running", "c8", inbox="/dev/shm/x")
+    before = dict(listed.attrs)
+
+    def inspect() -> None:
+        listed.attrs = {"State": {"Status": "exited"}, "Config": {"Labels": {}}}
+
+    listed.reload = inspect  # type: ignore[method-assign]
+    assert _running(listed) is False
+    assert listed.attrs == before

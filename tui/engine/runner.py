@@ -119,6 +119,8 @@ class BuildRunner:
         self.use_exit_file = True
         """Take a phase's exit from conmon's exit file when podman is local (tui.engine.exit_file:
         about 50 ms sooner than podman's wait)."""
+        self._collected: Callable[[], None] = lambda: None
+        """Waits for the orphan collection started with the build (``_collect_beside``)."""
         self._exited: set[str] = set()
         """Ids of the containers whose exit this build saw (their phase is over)."""
         self.service_grace = 300.0
@@ -178,13 +180,13 @@ class BuildRunner:
         error: Failed | None = None
         exit_code = -1
         store_lock = None
-        collected = self._collect_beside()  # what dead buildcage processes left
+        self._collected = self._collect_beside()  # what dead buildcage processes left
         try:
             self._sweep_sessions()
             store_lock = self._lock_store()
             if store_lock is not None and not self.canceled:
                 self._heal_store()
-            collected()
+            self._collected()
             if self._unchanged_build():
                 exit_code = 0
             else:
@@ -197,7 +199,7 @@ class BuildRunner:
         except Exception as exc:  # noqa: BLE001 - podman gone mid-build, API errors: report, then clean up
             error = Failed(message=f"{type(exc).__name__}: {exc}")
         finally:
-            collected()
+            self._collected()
             self._take_ahead(None)  # a container made ahead is in the list clean-up removes
             # Sweep before clean-up: the sweeper needs the per-build files still in place.
             left = self._safe_sweep() if exit_code != 0 and self._container_started else []
@@ -239,9 +241,11 @@ class BuildRunner:
         return done
 
     def _collect_beside(self) -> Callable[[], None]:
-        """``collect_on_start`` in a thread beside the store's lock (its five list calls were
-        7.5 ms of an unchanged build's 19 here); the function returned waits for it and says
-        what it said, once, on this thread (events stay in order)."""
+        """``collect_on_start`` in a thread beside the sweep of sessions and a session's
+        checks (its five list calls were 7.5 ms of an unchanged build's 19 here); waited for
+        before the store's flock (``_lock_store``: an orphan on this very store is collected
+        under that flock, which the collection takes itself). The function returned waits for
+        it and says what it said, once, on this thread (events stay in order)."""
         said: list[str] = []
         thread = threading.Thread(target=collect_on_start, args=(self.client, said.append),
                                   daemon=True)
@@ -256,8 +260,8 @@ class BuildRunner:
             nonlocal done
             if done:
                 return
-            done = True
             thread.join()
+            done = True
             for message in said:
                 self._warn(message)
 
@@ -734,6 +738,7 @@ class BuildRunner:
     def _lock_store(self):
         """One build at a time per persistent buildcage store: the sweep after a cancel must
         not take another build's working container for a stray one."""
+        self._collected()  # (an orphan on this store is collected under this flock)
         if self.plan.store_dir is None:
             return None
         self.plan.store_dir.mkdir(parents=True, exist_ok=True)

@@ -360,7 +360,8 @@ def _running(container: Any) -> bool:
     """Whether a listed container runs. A build ends at its container's exit file, before podman's
     clean-up; a list may say "running" meanwhile (podman 4's syncs the state first, podman 5's
     does not): one listed so is looked at again (an inspect syncs it)."""
-    if container.attrs.get("State") not in ("running", "paused"):
+    listed = container.attrs
+    if listed.get("State") not in ("running", "paused"):
         return False
     try:
         container.reload()
@@ -368,7 +369,9 @@ def _running(container: Any) -> bool:
         return False  # gone meanwhile
     except Exception:  # noqa: BLE001 - podman trouble: as the list said
         return True
-    state = container.attrs.get("State")  # (inspect's: an object; a list's: a word)
+    finally:  # the rest of the sweep reads the list's shape (its "Labels")
+        inspected, container.attrs = container.attrs, listed
+    state = inspected.get("State")  # (inspect's: an object; a list's: a word)
     return (state.get("Status") if isinstance(state, dict) else state) in ("running", "paused")
 
 

@@ -115,9 +115,12 @@ class SessionRunner(BuildRunner):
                 if (container.attrs.get("State") or {}).get("Status") in ("running", "paused"):
                     # Its build's process was killed after the sweep looked: this lock is ours.
                     stop_gracefully(container, self.stop_timeout)
-                    container.reload()
-                    if (container.attrs.get("State") or {}).get("Status") in ("running",
-                                                                               "paused"):
+                    try:
+                        container.reload()
+                    except NotFound:
+                        continue  # gone: nothing of it runs
+                    if (container.attrs.get("State") or {}).get("Status") in (
+                            "running", "paused", "stopping"):
                         # (the end of this build looks only at what it started itself)
                         raise SessionError(f"{session.record.describe()}: a container of an "
                                            f"earlier build could not be stopped")

@@ -35,6 +35,7 @@ import json
 import os
 import re
 import stat
+import threading
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
@@ -186,8 +187,10 @@ def one_key_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 _PARSED: dict[str, tuple[bytes, list[Mapping[str, Any]]]] = {}
-"""The last image list parsed per store: its bytes and its records (a few stores at most)."""
+"""The last image list parsed per store: its bytes and its records (a few stores at most;
+shared, so read only: ``Mapping``)."""
 _PARSED_STORES = 4
+_PARSED_LOCK = threading.Lock()
 
 
 def read_images(root: str) -> list[Mapping[str, Any]]:
@@ -197,16 +200,18 @@ def read_images(root: str) -> list[Mapping[str, Any]]:
     builder id, the check and the end of an unchanged build, host-ro's bases), 3.2 ms a parse
     of 468 images here, 0.03 ms a read and a comparison."""
     raw = read_file(root, "overlay-images/images.json")
-    known = _PARSED.get(root)
+    with _PARSED_LOCK:  # (builds in other threads read stores too)
+        known = _PARSED.get(root)
     if known is not None and known[0] == raw:
         return list(known[1])
     records = parse_json(raw, "overlay-images/images.json")
     if not isinstance(records, list):
         raise StoreFileError("overlay-images/images.json is not a list")
     found: list[Mapping[str, Any]] = [r for r in records if isinstance(r, dict)]
-    if root not in _PARSED and len(_PARSED) >= _PARSED_STORES:
-        _PARSED.pop(next(iter(_PARSED)), None)
-    _PARSED[root] = (raw, found)
+    with _PARSED_LOCK:
+        if root not in _PARSED and len(_PARSED) >= _PARSED_STORES:
+            _PARSED.pop(next(iter(_PARSED)), None)
+        _PARSED[root] = (raw, found)
     return list(found)
 
 
