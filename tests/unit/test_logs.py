@@ -22,6 +22,18 @@ def test_file_tail_joins_partial_records_and_waits_for_whole_lines(tmp_path):
     assert tail.finish() == ["no newline at the end"]
 
 
+def test_a_partial_line_is_completed_by_its_own_stream_only(tmp_path):
+    """conmon reads a container's stdout and stderr apart: a stdout line still partial when a
+    whole stderr line comes (``cat TOKEN; echo`` beside a shell's error) was glued to it, one
+    line "TOKEN/bin/sh: ..." (seen in a real session build) and an empty one."""
+    log = tmp_path / "ctr.log"
+    log.write_bytes(f"{T1} stdout P TOKEN-1\n{T1} stderr F /bin/sh: can't create /x\n"
+                    f"{T1} stdout F \n{T1} stderr P half\n{T1} stdout P out\n".encode())
+    tail = LogFileTail(log)
+    assert tail.read_new() == ["/bin/sh: can't create /x", "TOKEN-1"]
+    assert tail.finish() == ["half", "out"]
+
+
 def test_frames_split_at_64k_are_joined_once():
     frames = [b"2026-11-29T06:30:13Z 1040\n", b"2026-11-29T06:30:13Z 104",
               b"2026-11-29T06:30:14Z 1\n", b"2026-11-29T06:30:14Z a\nb\n"]

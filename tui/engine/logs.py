@@ -34,7 +34,9 @@ class LogFileTail:
         self.path = path
         self.offset = 0
         """Where the next read starts: after the last whole record read."""
-        self._partial: list[bytes] = []
+        self._partial: dict[bytes, list[bytes]] = {}
+        """The pieces of a line not yet whole, per stream: conmon reads stdout and stderr
+        apart, so a whole stderr line can come between a stdout line's pieces."""
 
     def read_new(self) -> list[str]:
         """Whole lines written since the last call, about ``read_size`` bytes of them at most
@@ -46,7 +48,7 @@ class LogFileTail:
                 # start; what was written just before is lost to this tail (output only: no
                 # fact is read from the log).
                 self.offset = 0
-                self._partial = []
+                self._partial = {}
             while not lines:  # records of a partial line only: read on to a whole line
                 f.seek(self.offset)
                 data = f.read(self.read_size)
@@ -69,10 +71,10 @@ class LogFileTail:
             parts = record.split(b" ", 3)
             if len(parts) < 3:
                 continue  # not a log record; k8s-file writes none, but never crash on one
-            self._partial.append(parts[3] if len(parts) == 4 else b"")
+            pieces = self._partial.setdefault(parts[1], [])
+            pieces.append(parts[3] if len(parts) == 4 else b"")
             if parts[2] == b"F":
-                lines.append(b"".join(self._partial).decode("utf-8", "replace"))
-                self._partial = []
+                lines.append(b"".join(self._partial.pop(parts[1])).decode("utf-8", "replace"))
         return lines
 
     def finish(self) -> list[str]:
@@ -80,8 +82,9 @@ class LogFileTail:
         until it returns nothing. A last line without newline counts too."""
         lines = self.read_new()
         if not lines and self._partial:
-            lines.append(b"".join(self._partial).decode("utf-8", "replace"))
-            self._partial = []
+            lines = [b"".join(pieces).decode("utf-8", "replace")
+                     for pieces in self._partial.values()]
+            self._partial = {}
         return lines
 
 
