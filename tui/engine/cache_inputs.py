@@ -190,7 +190,7 @@ class BuildInputs:
                 info = os.lstat(self.context / path)
             except OSError:
                 return False
-            if (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino) != seen:
+            if stamp(info) != seen:
                 return False
         return True
 
@@ -418,8 +418,7 @@ class _ContextReader:
     def _seen(self, rel: str, info: os.stat_result) -> None:
         """Keeps what ``BuildInputs.settled`` compares: also for the directories a source
         names and the context itself, whose entries a build may copy."""
-        self.read_at.setdefault(rel, (info.st_size, info.st_mtime_ns, info.st_ctime_ns,
-                                      info.st_ino))
+        self.read_at.setdefault(rel, stamp(info))
 
     def _open_dir(self, rel: str, missing_ok: bool = False) -> int | None:
         fd = os.open(self.context, _DIR_FLAGS)
@@ -504,8 +503,8 @@ class _ContextReader:
                 os.close(fd)
 
     def _entry(self, dir_fd: int, name: str, rel: str, info: os.stat_result) -> FileEntry:
-        read_at = (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
-        self.read_at[rel] = (info.st_size, *read_at)
+        self.read_at[rel] = stamp(info)
+        read_at = self.read_at[rel][1:]  # (mtime, ctime, inode)
         known = self.cache.get(rel)
         if known is not None and known[0] == read_at:
             return known[1]
@@ -528,8 +527,7 @@ class _ContextReader:
     def _digest(self, dir_fd: int, name: str, rel: str, info: os.stat_result) -> str:
         before = self.earlier.get(rel)
         if (before is not None and before.kind == "f" and before.digest
-                and (before.size, before.mtime_ns, before.ctime_ns, before.ino)
-                == (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)):
+                and (before.size, before.mtime_ns, before.ctime_ns, before.ino) == stamp(info)):
             return before.digest
         try:
             fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
@@ -538,12 +536,22 @@ class _ContextReader:
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return ""
-            h = hashlib.sha256()
-            while chunk := os.read(fd, 1 << 20):
-                h.update(chunk)
-            return h.hexdigest() + _xattrs(fd)
+            return sha256_of(fd) + _xattrs(fd)
         finally:
             os.close(fd)
+
+
+def stamp(info: os.stat_result) -> tuple[int, int, int, int]:
+    """What says a path is as it was read: (size, mtime, ctime, inode)."""
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+
+
+def sha256_of(fd: int) -> str:
+    """SHA-256 of what is left to read of an open file, 1 MiB at a time."""
+    h = hashlib.sha256()
+    while chunk := os.read(fd, 1 << 20):
+        h.update(chunk)
+    return h.hexdigest()
 
 
 def _xattrs(where: int, name: str = "") -> str:

@@ -28,6 +28,18 @@ every build waits once: about 0.13 s a phase. The compat (Docker) wait busy-poll
 CPU over a 5 s wait, so never that one."""
 
 
+def made_by_name(client: Any, name: str) -> Any:
+    """The container called ``name``, after a create that failed: podman-py's create is a POST,
+    then a GET of what it made, and when the GET fails the container exists. None when there
+    is none (or no name), or podman cannot say."""
+    if not name:
+        return None
+    try:
+        return client.containers.get(name)
+    except Exception:  # noqa: BLE001 - none was made, or the service is gone: as if none
+        return None
+
+
 def wait_exit(container: Any) -> int:
     """``container.wait()`` polled every WAIT_POLL: the exit code. podman answers a number, or
     an object with ``StatusCode`` (-1 when it has none)."""

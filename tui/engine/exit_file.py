@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tui.engine.paths import within
+
 EXIT_POLL_S = 0.01
 """How often a running phase looks for its exit file (a stat and a read of its log each time:
 about 0.1 ms of CPU here); the answer comes at most this much after the exit."""
@@ -87,11 +89,11 @@ def conmon_exit_dir(pid: int, container_id: str) -> Path | None:
         # A process of this user could name itself conmon: a RUN step is root, as buildcage
         # is under rootful podman. It runs in its container's PID namespace and from the
         # container's files, conmon in this one and from the host's binary it names.
-        if os.stat(proc / "ns" / "pid") != os.stat("/proc/self/ns/pid"):
+        if not os.path.samefile(proc / "ns" / "pid", "/proc/self/ns/pid"):
             return None
         if not argv or not argv[0].startswith(b"/") \
                 or os.path.basename(argv[0]) != b"conmon" \
-                or not _same_file(os.stat(proc / "exe"), os.stat(argv[0])):
+                or not os.path.samefile(proc / "exe", os.fsdecode(argv[0])):
             return None
     except OSError:
         return None
@@ -114,10 +116,6 @@ def conmon_exit_dir(pid: int, container_id: str) -> Path | None:
     return Path(os.fsdecode(exit_dir))
 
 
-def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
 def _plain_folder(path: Path) -> bool:
     """Whether ``path`` is a folder of this user that nobody else may write into, named with
     no link anywhere (so what the mount check compares is where conmon writes)."""
@@ -135,9 +133,10 @@ def _plain_folder(path: Path) -> bool:
 
 
 def _inside(path: Path, folder: str) -> bool:
+    """``path`` (named with no link: ``_plain_folder``) is ``folder`` or below it, resolved."""
     try:
-        return path.resolve().is_relative_to(Path(folder).resolve())
-    except (OSError, RuntimeError, ValueError):
+        return within(path, Path(os.path.realpath(folder)))
+    except ValueError:  # (a NUL in the name)
         return True  # cannot tell: as if inside
 
 

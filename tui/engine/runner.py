@@ -22,7 +22,13 @@ from podman.errors import ImageNotFound
 
 from tui.engine.buildah_output import BuildahOutputParser
 from tui.engine.cache_left import CacheLeft, cache_left
-from tui.engine.containers import remove_container, run_once, stop_gracefully, wait_exit
+from tui.engine.containers import (
+    made_by_name,
+    remove_container,
+    run_once,
+    stop_gracefully,
+    wait_exit,
+)
 from tui.engine.events import (
     BaseImages,
     BuildStarted,
@@ -518,10 +524,7 @@ class BuildRunner:
             raise
 
     def _adopt(self, name: str) -> None:
-        try:
-            container = self.client.containers.get(name) if name else None
-        except Exception:  # noqa: BLE001 - the service is gone: gc finds it by its owner label
-            return
+        container = made_by_name(self.client, name)  # (else gc finds it by its owner label)
         if container is not None:
             with self._lock:
                 if all(c.id != container.id for c in self._containers):
@@ -614,7 +617,6 @@ class BuildRunner:
             # (not while the service is away: the rest of the build needs it back first)
             if exit_file is not None and not lost.is_set() \
                     and (early := exit_file.code()) is not None:
-                self._exited.add(container.id)
                 over.set()  # the waiter gives up at its next setback (its answer is not needed)
                 break
             if not lines:
@@ -624,7 +626,7 @@ class BuildRunner:
         for note in notes:
             self._emit(BuildWarning(message=note))
         result = early if early is not None else outcome[0] if outcome else -1
-        if isinstance(result, int) and early is None:
+        if isinstance(result, int):
             self._exited.add(container.id)
         if isinstance(result, BaseException):
             raise result  # the podman service stayed away, or another API error

@@ -23,6 +23,7 @@ from podman.errors import APIError, NotFound
 
 from tui.engine import build_dirs, secret_owners
 from tui.engine.config import private_dir
+from tui.engine.containers import made_by_name
 from tui.engine.context import make_snapshot, remove_snapshot
 from tui.engine.events import ImageFact
 from tui.engine.paths import check_own_path
@@ -194,8 +195,8 @@ def pin_images(client: PodmanClient, plan: BuildPlan, state: HostState) -> None:
                 labels={PIN_LABEL: plan.build_id, **plan.labels()}, network_mode="none",
             )
         except Exception as exc:
-            # podman-py's create is a POST, then a GET of what it made: when the GET fails the
-            # pin exists. Found by its name, it is this build's pin (released with the others).
+            # The pin may exist all the same (``made_by_name``): this build's is released with
+            # the others.
             made = _made(client, name, plan)
             if made is None and isinstance(exc, (NotFound, APIError)):
                 _refused(client, ref, exc)
@@ -213,9 +214,8 @@ def pin_images(client: PodmanClient, plan: BuildPlan, state: HostState) -> None:
 def _made(client: PodmanClient, name: str, plan: BuildPlan) -> Container | None:
     """This build's pin called ``name``, or None (none, not this build's, or podman cannot
     say)."""
-    try:
-        container = client.containers.get(name)
-    except Exception:  # noqa: BLE001 - none was made, or the service is gone: as if none
+    container = made_by_name(client, name)
+    if container is None:
         return None
     labels = (container.attrs.get("Config") or {}).get("Labels") or {}
     ours = {PIN_LABEL: plan.build_id, **plan.labels()}

@@ -53,7 +53,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui.engine.cache_inputs import BuildInputs, StepInput, ignore_files_beside
+from tui.engine.cache_inputs import BuildInputs, StepInput, ignore_files_beside, sha256_of
 from tui.engine.events import CacheHit, Event, ImageFact, StepDone, StepStarted
 from tui.engine.history import CacheStep
 from tui.engine.ignorefile import IGNORE_FILES
@@ -167,17 +167,14 @@ def _file_digest(path: Path) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         return f"none: {exc.errno}"
-    h = hashlib.sha256()
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return "not a file"
-        while chunk := os.read(fd, 1 << 20):
-            h.update(chunk)
+        return sha256_of(fd)
     except OSError as exc:
         return f"unreadable: {exc.errno}"
     finally:
         os.close(fd)
-    return h.hexdigest()
 
 
 def find(plan: BuildPlan, inputs: BuildInputs, earlier: Earlier | None,
