@@ -619,6 +619,17 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def _pause(text: str) -> float:
+    """``--gap``: seconds, 0 or more."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= seconds <= 60:
+        raise argparse.ArgumentTypeError(f"a pause of 0 to 60 seconds, not {text}")
+    return seconds
+
+
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     args.add_argument("--rounds", type=int, default=3)
@@ -637,7 +648,7 @@ def main() -> None:
     args.add_argument("--session", action="store_true",
                       help="also host-ro and project built in a session builder "
                            "(PROFILE+session)")
-    args.add_argument("--gap", type=float, default=0.25,
+    args.add_argument("--gap", type=_pause, default=0.25,
                       help="seconds of pause (untimed) before each timed build, every "
                            "contestant alike: a person's pause between builds (default 0.25)")
     args.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
